@@ -1,0 +1,109 @@
+//! Stream definitions: what the catalog column family stores.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Internal, never reused identity of a stream. Keys use it rather than the
+/// name, so dropping a stream and creating another of the same name cannot
+/// mix their records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StreamId(pub u64);
+
+/// The value types a column can hold. Each maps to one Arrow type in the
+/// query layer and one Postgres type on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColumnType {
+    Boolean,
+    SmallInt,
+    Integer,
+    BigInt,
+    Real,
+    Double,
+    Text,
+    Bytea,
+    /// Microseconds since the Unix epoch, without time zone.
+    Timestamp,
+    /// Microseconds since the Unix epoch, UTC.
+    TimestampTz,
+    /// Days since the Unix epoch.
+    Date,
+}
+
+impl ColumnType {
+    /// The SQL spelling used in `\d` output and error messages.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "boolean",
+            ColumnType::SmallInt => "smallint",
+            ColumnType::Integer => "integer",
+            ColumnType::BigInt => "bigint",
+            ColumnType::Real => "real",
+            ColumnType::Double => "double precision",
+            ColumnType::Text => "text",
+            ColumnType::Bytea => "bytea",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::TimestampTz => "timestamptz",
+            ColumnType::Date => "date",
+        }
+    }
+}
+
+/// One user column of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub ty: ColumnType,
+    pub nullable: bool,
+}
+
+/// A stream as the catalog stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamDef {
+    pub id: StreamId,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    /// Number of partitions, fixed at creation (1..=MAX_PARTITIONS).
+    pub partitions: u32,
+    /// Index into `columns` of the key column, if the stream is keyed.
+    pub key_column: Option<usize>,
+    /// Records older than this many microseconds may be deleted.
+    pub retention_micros: Option<i64>,
+    /// Creation time, microseconds since the Unix epoch.
+    pub created_at_micros: i64,
+}
+
+/// Upper bound on partitions per stream; keeps a typo from creating millions.
+pub const MAX_PARTITIONS: u32 = 1024;
+
+impl StreamDef {
+    /// Checks the invariants a definition must hold before it is stored.
+    pub fn validate(&self) -> Result<()> {
+        if self.partitions == 0 || self.partitions > MAX_PARTITIONS {
+            return Err(Error::InvalidInput(format!(
+                "partitions must be between 1 and {MAX_PARTITIONS}, got {}",
+                self.partitions
+            )));
+        }
+        if self.columns.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "stream \"{}\" must have at least one column",
+                self.name
+            )));
+        }
+        if let Some(k) = self.key_column {
+            if k >= self.columns.len() {
+                return Err(Error::InvalidInput("key column out of range".into()));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("StreamDef serializes")
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<StreamDef> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("stream definition: {e}")))
+    }
+}

@@ -1,0 +1,35 @@
+//! The storage crate's error type.
+
+/// Everything that can go wrong below the query layer.
+///
+/// Variants are named by meaning, so the layers above can map each one to a
+/// client-facing code without inspecting messages.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller asked for something malformed (bad option, bad value).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A named object (stream, partition) does not exist.
+    #[error("{kind} \"{name}\" does not exist")]
+    NotFound { kind: &'static str, name: String },
+    /// A named object already exists.
+    #[error("{kind} \"{name}\" already exists")]
+    AlreadyExists { kind: &'static str, name: String },
+    /// The store is shutting down or has been closed; nothing was written.
+    #[error("the database is shutting down")]
+    Unavailable,
+    /// RocksDB reported an I/O or corruption error. A write that fails with
+    /// this error was not applied.
+    #[error("storage error: {0}")]
+    Storage(#[from] rocksdb::Error),
+    /// The group write this request was part of failed; nothing of it was
+    /// applied.
+    #[error("write failed: {0}")]
+    WriteFailed(String),
+    /// Bytes on disk do not decode: a bug or corruption, never user input.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for the storage crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,94 @@
+//! Key layout of every column family.
+//!
+//! All integers are big-endian so RocksDB's byte order is numeric order and a
+//! range scan over keys is a scan over offsets:
+//!
+//! ```text
+//!  cf "log"         stream_id u64 | partition u32 | offset u64      -> record
+//!  cf "time_index"  stream_id u64 | partition u32 | timestamp i64^  -> first offset u64
+//!  cf "catalog"     "stream/" name                                  -> StreamDef (JSON)
+//!                   "next_stream_id"                                -> u64
+//! ```
+//! (`i64^` is the timestamp with its sign bit flipped, so negative values sort
+//! first.)
+
+use crate::catalog::StreamId;
+
+/// Length of a key in the `log` column family.
+pub const LOG_KEY_LEN: usize = 20;
+
+/// The `log` key of one record.
+pub fn log_key(stream: StreamId, partition: u32, offset: u64) -> [u8; LOG_KEY_LEN] {
+    let mut key = [0u8; LOG_KEY_LEN];
+    key[0..8].copy_from_slice(&stream.0.to_be_bytes());
+    key[8..12].copy_from_slice(&partition.to_be_bytes());
+    key[12..20].copy_from_slice(&offset.to_be_bytes());
+    key
+}
+
+/// Splits a `log` key back into its parts.
+pub fn parse_log_key(key: &[u8]) -> Option<(StreamId, u32, u64)> {
+    if key.len() != LOG_KEY_LEN {
+        return None;
+    }
+    let stream = u64::from_be_bytes(key[0..8].try_into().ok()?);
+    let partition = u32::from_be_bytes(key[8..12].try_into().ok()?);
+    let offset = u64::from_be_bytes(key[12..20].try_into().ok()?);
+    Some((StreamId(stream), partition, offset))
+}
+
+/// The first key of a stream in `log` or `time_index`.
+pub fn stream_start(stream: StreamId) -> Vec<u8> {
+    stream.0.to_be_bytes().to_vec()
+}
+
+/// The first key after every key of a stream.
+pub fn stream_end(stream: StreamId) -> Vec<u8> {
+    (stream.0 + 1).to_be_bytes().to_vec()
+}
+
+/// The `time_index` key for the first record of a partition at `ts_micros`.
+pub fn time_key(stream: StreamId, partition: u32, ts_micros: i64) -> [u8; LOG_KEY_LEN] {
+    let mut key = [0u8; LOG_KEY_LEN];
+    key[0..8].copy_from_slice(&stream.0.to_be_bytes());
+    key[8..12].copy_from_slice(&partition.to_be_bytes());
+    key[12..20].copy_from_slice(&((ts_micros as u64) ^ (1 << 63)).to_be_bytes());
+    key
+}
+
+/// Catalog key of a stream definition.
+pub fn catalog_stream_key(name: &str) -> Vec<u8> {
+    let mut key = b"stream/".to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// Catalog key prefix of all stream definitions.
+pub const CATALOG_STREAM_PREFIX: &[u8] = b"stream/";
+/// Catalog key of the stream id allocator.
+pub const CATALOG_NEXT_STREAM_ID: &[u8] = b"next_stream_id";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_keys_sort_by_stream_partition_offset() {
+        let a = log_key(StreamId(1), 0, 255);
+        let b = log_key(StreamId(1), 0, 256);
+        let c = log_key(StreamId(1), 1, 0);
+        let d = log_key(StreamId(2), 0, 0);
+        assert!(a < b && b < c && c < d);
+        assert_eq!(parse_log_key(&b), Some((StreamId(1), 0, 256)));
+        assert!(stream_start(StreamId(1)).as_slice() < &a[..]);
+        assert!(&c[..] < stream_end(StreamId(1)).as_slice());
+    }
+
+    #[test]
+    fn time_keys_sort_numerically_across_sign() {
+        let neg = time_key(StreamId(1), 0, -5);
+        let zero = time_key(StreamId(1), 0, 0);
+        let pos = time_key(StreamId(1), 0, 1_700_000_000_000_000);
+        assert!(neg < zero && zero < pos);
+    }
+}

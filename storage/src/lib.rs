@@ -1,0 +1,51 @@
+//! # brikk-storage
+//!
+//! Brikk's bytes on disk: a RocksDB database holding a catalog of streams and
+//! a partitioned, append-only log. Nothing here knows SQL.
+//!
+//! ## The life of an append
+//!
+//! 1. The query layer encodes each row with [`codec::encode_row`] and picks
+//!    its partition with [`StreamHandle::choose_partition`] (murmur2 of the
+//!    key, as Kafka does, or round-robin for unkeyed rows).
+//! 2. A transaction collects its appends in a [`WriteSet`]; `COMMIT` calls
+//!    [`Store::commit`].
+//! 3. The committer thread ([`log::commit`]) drains every request queued so
+//!    far, assigns each append the next offset of its partition and the
+//!    commit timestamp, and writes the whole group as **one** `WriteBatch`
+//!    with `sync = true`.
+//! 4. Only after that write returns are the partition heads advanced
+//!    ([`StreamHandle::head`]) and the callers answered: an acknowledged
+//!    append is durable, and a reader never sees an offset that is not.
+//!
+//! ## Key layout
+//!
+//! ```text
+//!  log         [stream_id u64][partition u32][offset u64]  -> record (codec)
+//!  time_index  [stream_id u64][partition u32][ts i64^]     -> first offset
+//!  catalog     "stream/<name>"                            -> StreamDef (JSON)
+//! ```
+//! Big-endian integers make a RocksDB range scan an offset scan; see [`keys`].
+//!
+//! ## Promises
+//! - Offsets are dense per partition, start at 0 and never change.
+//! - Commit timestamps never decrease along a partition, so
+//!   [`Store::offset_for_timestamp`] is exact.
+//! - A crash at any moment loses nothing that was acknowledged; recovery is
+//!   RocksDB's WAL replay plus a seek to the end of each partition.
+
+pub mod catalog;
+pub mod codec;
+pub mod error;
+pub mod keys;
+pub mod log;
+pub mod store;
+
+pub use catalog::{ColumnDef, ColumnType, StreamDef, StreamId, MAX_PARTITIONS};
+pub use codec::{Record, Value};
+pub use error::{Error, Result};
+pub use log::{now_micros, Append, CommitReceipt, StreamHandle, WriteSet};
+pub use store::{Catalog, Store};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,330 @@
+//! Group commit: one thread turns many sessions' writes into one synced
+//! RocksDB write.
+//!
+//! ```text
+//!  session A ─┐                      ┌─ oneshot A: Ok(offsets)
+//!  session B ─┼─ channel ─ committer ┼─ oneshot B: Ok(offsets)
+//!  session C ─┘   (drain all queued)  └─ oneshot C: Err(NotFound)
+//!                     │
+//!            one WriteBatch, sync=true (WAL fsync)
+//! ```
+//!
+//! The committer is the only writer of the database, so it alone assigns
+//! offsets and commit timestamps, and they are assigned in commit order:
+//! offsets are dense, and timestamps never decrease within a partition.
+//! While it waits for one fsync, new requests queue up and go out together in
+//! the next write, so durability costs latency, not throughput.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, RwLock};
+
+use rocksdb::{WriteBatch, WriteOptions, DB};
+
+use crate::catalog::{StreamDef, StreamId};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::log::retention::Trim;
+use crate::log::stream::StreamHandle;
+use crate::store::{Catalog, CF_CATALOG, CF_LOG, CF_TIME_INDEX};
+
+/// Most requests folded into one write; bounds the latency of the group.
+const MAX_GROUP: usize = 4096;
+
+/// A record to append, already encoded by [`codec::encode_row`].
+#[derive(Debug, Clone)]
+pub struct Append {
+    pub stream: StreamId,
+    pub partition: u32,
+    pub record: Vec<u8>,
+}
+
+/// Everything one transaction writes. Committed atomically: all of it is
+/// durable and visible, or none of it is.
+#[derive(Debug, Default, Clone)]
+pub struct WriteSet {
+    pub appends: Vec<Append>,
+}
+
+impl WriteSet {
+    pub fn is_empty(&self) -> bool {
+        self.appends.is_empty()
+    }
+}
+
+/// Where each append of a committed [`WriteSet`] landed, in append order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitReceipt {
+    pub positions: Vec<(u32, u64)>,
+    pub timestamp_micros: i64,
+}
+
+pub(crate) enum Request {
+    Commit(WriteSet, tokio::sync::oneshot::Sender<Result<CommitReceipt>>),
+    CreateStream(StreamDef, bool, tokio::sync::oneshot::Sender<Result<Option<Arc<StreamHandle>>>>),
+    DropStream(String, bool, tokio::sync::oneshot::Sender<Result<bool>>),
+    Trim(Vec<Trim>, tokio::sync::oneshot::Sender<Result<()>>),
+}
+
+/// A reply that is sent only after the group's write has succeeded.
+enum Pending {
+    Commit(tokio::sync::oneshot::Sender<Result<CommitReceipt>>, CommitReceipt),
+    Create(tokio::sync::oneshot::Sender<Result<Option<Arc<StreamHandle>>>>, Option<Arc<StreamHandle>>),
+    Drop(tokio::sync::oneshot::Sender<Result<bool>>, bool),
+    Trim(tokio::sync::oneshot::Sender<Result<()>>),
+}
+
+impl Pending {
+    fn succeed(self) {
+        // A receiver that went away (client disconnected) still had its
+        // write committed; there is nobody left to tell.
+        let _ = match self {
+            Pending::Commit(tx, r) => tx.send(Ok(r)).map_err(drop),
+            Pending::Create(tx, r) => tx.send(Ok(r)).map_err(drop),
+            Pending::Drop(tx, r) => tx.send(Ok(r)).map_err(drop),
+            Pending::Trim(tx) => tx.send(Ok(())).map_err(drop),
+        };
+    }
+
+    fn fail(self, msg: &str) {
+        let err = || Error::WriteFailed(msg.to_string());
+        let _ = match self {
+            Pending::Commit(tx, _) => tx.send(Err(err())).map_err(drop),
+            Pending::Create(tx, _) => tx.send(Err(err())).map_err(drop),
+            Pending::Drop(tx, _) => tx.send(Err(err())).map_err(drop),
+            Pending::Trim(tx) => tx.send(Err(err())).map_err(drop),
+        };
+    }
+}
+
+/// The state one group stages on top of the published catalog and heads.
+struct Group<'a> {
+    catalog: &'a Catalog,
+    batch: WriteBatch,
+    /// Streams created or dropped in this group (None = dropped).
+    changed: HashMap<String, Option<Arc<StreamHandle>>>,
+    /// Staged (next offset, last timestamp) per touched partition.
+    heads: HashMap<(StreamId, u32), (u64, i64)>,
+    touched: HashMap<StreamId, Arc<StreamHandle>>,
+    dropped: Vec<Arc<StreamHandle>>,
+    trimmed: Vec<(Arc<StreamHandle>, u32, u64)>,
+    next_stream_id: u64,
+    now: i64,
+    replies: Vec<Pending>,
+}
+
+impl Group<'_> {
+    fn stream_by_id(&self, id: StreamId) -> Option<Arc<StreamHandle>> {
+        if let Some(h) = self.touched.get(&id) {
+            return Some(h.clone());
+        }
+        let created = self.changed.values().flatten().find(|h| h.def.id == id);
+        if let Some(h) = created {
+            return Some(h.clone());
+        }
+        let h = self.catalog.by_id(id)?;
+        match self.changed.get(&h.def.name) {
+            Some(_) => None, // dropped (or replaced) earlier in this group
+            None => Some(h),
+        }
+    }
+
+    fn stream_by_name(&self, name: &str) -> Option<Arc<StreamHandle>> {
+        match self.changed.get(name) {
+            Some(h) => h.clone(),
+            None => self.catalog.get(name),
+        }
+    }
+
+    fn commit(&mut self, mut ws: WriteSet) -> Result<CommitReceipt> {
+        // Validate everything before staging anything, so a refused request
+        // leaves no trace in the group's batch.
+        let mut handles = Vec::with_capacity(ws.appends.len());
+        for a in &ws.appends {
+            let h = self.stream_by_id(a.stream).ok_or_else(|| Error::NotFound {
+                kind: "stream",
+                name: format!("#{}", a.stream.0),
+            })?;
+            if a.partition >= h.def.partitions {
+                return Err(Error::InvalidInput(format!(
+                    "partition {} out of range for stream \"{}\"",
+                    a.partition, h.def.name
+                )));
+            }
+            handles.push(h);
+        }
+        let mut positions = Vec::with_capacity(ws.appends.len());
+        for (a, h) in ws.appends.iter_mut().zip(handles) {
+            let slot = (a.stream, a.partition);
+            let (next, last_ts) = *self
+                .heads
+                .entry(slot)
+                .or_insert_with(|| (h.head(a.partition), h.last_timestamp(a.partition)));
+            // Timestamps never decrease along a partition, even if the clock
+            // steps back; the time index relies on it.
+            let ts = self.now.max(last_ts);
+            if ts > last_ts || next == 0 {
+                let tk = keys::time_key(a.stream, a.partition, ts);
+                self.batch.put_cf(cf(self.catalog, CF_TIME_INDEX), tk, next.to_be_bytes());
+            }
+            codec::stamp(&mut a.record, ts);
+            let key = keys::log_key(a.stream, a.partition, next);
+            self.batch.put_cf(cf(self.catalog, CF_LOG), key, &a.record);
+            self.heads.insert(slot, (next + 1, ts));
+            self.touched.entry(a.stream).or_insert(h);
+            positions.push((a.partition, next));
+        }
+        Ok(CommitReceipt { positions, timestamp_micros: self.now })
+    }
+
+    fn create(&mut self, mut def: StreamDef, if_not_exists: bool) -> Result<Option<Arc<StreamHandle>>> {
+        if self.stream_by_name(&def.name).is_some() {
+            if if_not_exists {
+                return Ok(None);
+            }
+            return Err(Error::AlreadyExists { kind: "stream", name: def.name });
+        }
+        def.id = StreamId(self.next_stream_id);
+        def.validate()?;
+        self.next_stream_id += 1;
+        self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::CATALOG_NEXT_STREAM_ID, self.next_stream_id.to_be_bytes());
+        self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::catalog_stream_key(&def.name), def.to_bytes());
+        let n = def.partitions as usize;
+        let handle = Arc::new(StreamHandle::new(def, vec![0; n], vec![0; n], vec![i64::MIN; n]));
+        self.changed.insert(handle.def.name.clone(), Some(handle.clone()));
+        Ok(Some(handle))
+    }
+
+    fn drop_stream(&mut self, name: String, if_exists: bool) -> Result<bool> {
+        let Some(h) = self.stream_by_name(&name) else {
+            if if_exists {
+                return Ok(false);
+            }
+            return Err(Error::NotFound { kind: "stream", name });
+        };
+        let (start, end) = (keys::stream_start(h.def.id), keys::stream_end(h.def.id));
+        self.batch.delete_cf(cf(self.catalog, CF_CATALOG), keys::catalog_stream_key(&name));
+        self.batch.delete_range_cf(cf(self.catalog, CF_LOG), &start, &end);
+        self.batch.delete_range_cf(cf(self.catalog, CF_TIME_INDEX), &start, &end);
+        self.touched.remove(&h.def.id);
+        self.heads.retain(|(id, _), _| *id != h.def.id);
+        self.changed.insert(name, None);
+        self.dropped.push(h);
+        Ok(true)
+    }
+
+    fn trim(&mut self, trims: Vec<Trim>) {
+        for t in trims {
+            // A stream dropped meanwhile has nothing left to trim.
+            let Some(h) = self.stream_by_id(t.stream) else { continue };
+            if t.partition >= h.def.partitions {
+                continue;
+            }
+            let (s, p) = (t.stream, t.partition);
+            self.batch.delete_range_cf(cf(self.catalog, CF_LOG), keys::log_key(s, p, 0), keys::log_key(s, p, t.below));
+            self.batch.delete_range_cf(
+                cf(self.catalog, CF_TIME_INDEX),
+                keys::time_key(s, p, i64::MIN),
+                keys::time_key(s, p, t.ts_below),
+            );
+            self.trimmed.push((h, p, t.below));
+        }
+    }
+
+}
+
+fn cf<'a>(catalog: &'a Catalog, name: &str) -> &'a rocksdb::ColumnFamily {
+    catalog.db.cf_handle(name).expect("column family opened at startup")
+}
+
+/// The committer thread's main loop. Returns when every sender is gone,
+/// after answering every request it received.
+pub(crate) fn run(db: Arc<DB>, catalog: Arc<RwLock<Arc<Catalog>>>, next_stream_id: u64, rx: Receiver<Request>) {
+    let mut next_stream_id = next_stream_id;
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    while let Ok(first) = rx.recv() {
+        let mut requests = vec![first];
+        while requests.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(r) => requests.push(r),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let snapshot = catalog.read().expect("catalog lock").clone();
+        let mut group = Group {
+            catalog: &snapshot,
+            batch: WriteBatch::default(),
+            changed: HashMap::new(),
+            heads: HashMap::new(),
+            touched: HashMap::new(),
+            dropped: Vec::new(),
+            trimmed: Vec::new(),
+            next_stream_id,
+            now: now_micros(),
+            replies: Vec::with_capacity(requests.len()),
+        };
+        for request in requests {
+            match request {
+                Request::Commit(ws, tx) => match group.commit(ws) {
+                    Ok(r) => group.replies.push(Pending::Commit(tx, r)),
+                    Err(e) => drop(tx.send(Err(e))),
+                },
+                Request::CreateStream(def, ine, tx) => match group.create(def, ine) {
+                    Ok(r) => group.replies.push(Pending::Create(tx, r)),
+                    Err(e) => drop(tx.send(Err(e))),
+                },
+                Request::DropStream(name, ie, tx) => match group.drop_stream(name, ie) {
+                    Ok(r) => group.replies.push(Pending::Drop(tx, r)),
+                    Err(e) => drop(tx.send(Err(e))),
+                },
+                Request::Trim(trims, tx) => {
+                    group.trim(trims);
+                    group.replies.push(Pending::Trim(tx));
+                }
+            }
+        }
+        let Group { batch, changed, heads, touched, dropped, trimmed, replies, next_stream_id: next_id, .. } = group;
+        if batch.is_empty() {
+            replies.into_iter().for_each(Pending::succeed);
+            continue;
+        }
+        if let Err(e) = db.write_opt(batch, &sync) {
+            tracing::error!(error = %e, "group commit failed; {} requests refused", replies.len());
+            let msg = e.to_string();
+            replies.into_iter().for_each(|r| r.fail(&msg));
+            continue;
+        }
+        next_stream_id = next_id;
+        // Publish: first the new catalog (so new streams are findable), then
+        // heads (so readers see the records), then wake waiters.
+        if !changed.is_empty() {
+            let mut cat = catalog.write().expect("catalog lock");
+            *cat = Arc::new(cat.with_changes(changed));
+        }
+        for h in &dropped {
+            h.mark_dropped();
+        }
+        for (h, p, low) in trimmed {
+            h.set_low(p, low);
+        }
+        for ((id, p), (next, ts)) in heads {
+            if let Some(h) = touched.get(&id) {
+                h.publish(p, next, ts);
+            }
+        }
+        for h in touched.values() {
+            h.appended().notify_waiters();
+        }
+        replies.into_iter().for_each(Pending::succeed);
+    }
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,306 @@
+//! Opening the database, recovery, and the handle every layer above uses.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::thread::JoinHandle;
+
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
+
+use crate::catalog::{StreamDef, StreamId};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::log::commit::{self, CommitReceipt, Request, WriteSet};
+use crate::log::stream::StreamHandle;
+
+pub(crate) const CF_CATALOG: &str = "catalog";
+pub(crate) const CF_LOG: &str = "log";
+pub(crate) const CF_TIME_INDEX: &str = "time_index";
+const COLUMN_FAMILIES: [&str; 3] = [CF_CATALOG, CF_LOG, CF_TIME_INDEX];
+
+/// An immutable snapshot of the streams that exist. Replaced as a whole by
+/// the committer after a CREATE or DROP has become durable.
+#[derive(Debug)]
+pub struct Catalog {
+    pub(crate) db: Arc<DB>,
+    streams: BTreeMap<String, Arc<StreamHandle>>,
+    ids: HashMap<StreamId, Arc<StreamHandle>>,
+}
+
+impl Catalog {
+    fn new(db: Arc<DB>, streams: BTreeMap<String, Arc<StreamHandle>>) -> Catalog {
+        let ids = streams.values().map(|h| (h.def.id, h.clone())).collect();
+        Catalog { db, streams, ids }
+    }
+
+    /// The stream called `name`, if it exists.
+    pub fn get(&self, name: &str) -> Option<Arc<StreamHandle>> {
+        self.streams.get(name).cloned()
+    }
+
+    pub(crate) fn by_id(&self, id: StreamId) -> Option<Arc<StreamHandle>> {
+        self.ids.get(&id).cloned()
+    }
+
+    /// All streams, ordered by name.
+    pub fn streams(&self) -> impl Iterator<Item = &Arc<StreamHandle>> {
+        self.streams.values()
+    }
+
+    pub(crate) fn with_changes(&self, changes: HashMap<String, Option<Arc<StreamHandle>>>) -> Catalog {
+        let mut streams = self.streams.clone();
+        for (name, handle) in changes {
+            match handle {
+                Some(h) => streams.insert(name, h),
+                None => streams.remove(&name),
+            };
+        }
+        Catalog::new(self.db.clone(), streams)
+    }
+}
+
+/// The storage engine: a RocksDB database holding the catalog and the log.
+///
+/// Cloning is cheap; all clones share one database and one committer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<DB>,
+    path: PathBuf,
+    catalog: Arc<RwLock<Arc<Catalog>>>,
+    sender: Mutex<Option<Sender<Request>>>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    retention: Mutex<Option<JoinHandle<()>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in directory `path` and
+    /// recovers the catalog and each partition's head from what is on disk.
+    ///
+    /// Recovery is RocksDB's own WAL replay; every write acknowledged before a
+    /// crash is there afterwards. Fails with `Unavailable`-style storage error
+    /// if another process has the directory open.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path)
+            .map_err(|e| Error::InvalidInput(format!("cannot create data directory {}: {e}", path.display())))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.increase_parallelism(2);
+        opts.set_max_background_jobs(2);
+        let cfs = COLUMN_FAMILIES.iter().map(|name| {
+            let mut cf_opts = Options::default();
+            if *name == CF_LOG {
+                cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            }
+            ColumnFamilyDescriptor::new(*name, cf_opts)
+        });
+        let db = Arc::new(DB::open_cf_descriptors(&opts, &path, cfs)?);
+        let (streams, next_stream_id) = recover(&db)?;
+        let catalog = Arc::new(RwLock::new(Arc::new(Catalog::new(db.clone(), streams))));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let committer = {
+            let (db, catalog) = (db.clone(), catalog.clone());
+            std::thread::Builder::new()
+                .name("brikk-committer".into())
+                .spawn(move || commit::run(db, catalog, next_stream_id, rx))
+                .map_err(|e| Error::InvalidInput(format!("cannot start committer thread: {e}")))?
+        };
+        tracing::info!(path = %path.display(), "opened database");
+        let stop = Arc::new(AtomicBool::new(false));
+        let inner = Arc::new(Inner {
+            db,
+            path,
+            catalog,
+            sender: Mutex::new(Some(tx)),
+            committer: Mutex::new(Some(committer)),
+            retention: Mutex::new(None),
+            stop: stop.clone(),
+        });
+        // The retention thread holds only a weak reference, so dropping the
+        // last Store still closes the database.
+        let weak = Arc::downgrade(&inner);
+        let retention = std::thread::Builder::new()
+            .name("brikk-retention".into())
+            .spawn(move || retention_loop(weak, stop))
+            .map_err(|e| Error::InvalidInput(format!("cannot start retention thread: {e}")))?;
+        *inner.retention.lock().expect("retention lock") = Some(retention);
+        Ok(Store { inner })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The current catalog snapshot.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.read().expect("catalog lock").clone()
+    }
+
+    /// The stream called `name`, if it exists now.
+    pub fn stream(&self, name: &str) -> Option<Arc<StreamHandle>> {
+        self.catalog().get(name)
+    }
+
+    /// Commits a write set atomically.
+    ///
+    /// Returns only after the write is durable (the WAL is synced); on `Ok`
+    /// every append is readable at the returned position, on `Err` nothing
+    /// of the set was written. Concurrent callers share one sync. Not
+    /// cancel-safe in the sense of undoing: dropping the future does not
+    /// withdraw a request that has been queued.
+    pub async fn commit(&self, writes: WriteSet) -> Result<CommitReceipt> {
+        if writes.is_empty() {
+            return Ok(CommitReceipt { positions: Vec::new(), timestamp_micros: commit::now_micros() });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::Commit(writes, tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Creates a stream durably. With `if_not_exists`, an existing stream of
+    /// that name is left alone and `None` is returned.
+    pub async fn create_stream(&self, def: StreamDef, if_not_exists: bool) -> Result<Option<Arc<StreamHandle>>> {
+        def.validate()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::CreateStream(def, if_not_exists, tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Drops a stream and deletes its records in one durable write. Returns
+    /// whether a stream was dropped.
+    pub async fn drop_stream(&self, name: &str, if_exists: bool) -> Result<bool> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::DropStream(name.to_string(), if_exists, tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
+    fn send(&self, request: Request) -> Result<()> {
+        let sender = self.inner.sender.lock().expect("sender lock");
+        sender.as_ref().ok_or(Error::Unavailable)?.send(request).map_err(|_| Error::Unavailable)
+    }
+
+    /// Deletes records below the given offsets (see [`crate::log::retention`]).
+    pub(crate) async fn trim(&self, trims: Vec<crate::log::retention::Trim>) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::Trim(trims, tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
+    pub(crate) fn trimmed_below(&self, stream: StreamId, partition: u32) -> u64 {
+        self.catalog().by_id(stream).map(|h| h.low(partition)).unwrap_or(0)
+    }
+
+    /// Stops accepting writes, lets the committer finish what is queued, and
+    /// flushes memtables. Idempotent. Later writes fail with `Unavailable`.
+    pub fn close(&self) {
+        self.inner.stop.store(true, Ordering::Release);
+        if let Some(handle) = self.inner.retention.lock().expect("retention lock").take() {
+            handle.thread().unpark();
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+        drop(self.inner.sender.lock().expect("sender lock").take());
+        if let Some(handle) = self.inner.committer.lock().expect("committer lock").take() {
+            let _ = handle.join();
+            if let Err(e) = self.inner.db.flush() {
+                tracing::warn!(error = %e, "flush on close failed; the WAL still has every write");
+            }
+        }
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.inner.db
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.inner.db.cf_handle(name).expect("column family opened at startup")
+    }
+}
+
+fn retention_loop(store: Weak<Inner>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(crate::log::retention::RETENTION_INTERVAL);
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let Some(inner) = store.upgrade() else { break };
+        crate::log::retention::pass(&Store { inner });
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Ok(slot) = self.retention.get_mut() {
+            if let Some(handle) = slot.take() {
+                // Never join here: the last reference may be dropped on the
+                // retention thread itself.
+                handle.thread().unpark();
+            }
+        }
+        drop(self.sender.get_mut().map(Option::take));
+        if let Ok(slot) = self.committer.get_mut() {
+            if let Some(handle) = slot.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// Loads stream definitions and finds each partition's head (last offset + 1)
+/// and newest timestamp by seeking to the end of its key range.
+fn recover(db: &DB) -> Result<(BTreeMap<String, Arc<StreamHandle>>, u64)> {
+    let cat = db.cf_handle(CF_CATALOG).expect("catalog cf");
+    let log = db.cf_handle(CF_LOG).expect("log cf");
+    let mut streams = BTreeMap::new();
+    let iter = db.iterator_cf(cat, IteratorMode::From(keys::CATALOG_STREAM_PREFIX, Direction::Forward));
+    for item in iter {
+        let (key, value) = item?;
+        if !key.starts_with(keys::CATALOG_STREAM_PREFIX) {
+            break;
+        }
+        let def = StreamDef::from_bytes(&value)?;
+        let mut heads = Vec::with_capacity(def.partitions as usize);
+        let mut last_ts = Vec::with_capacity(def.partitions as usize);
+        let mut lows = Vec::with_capacity(def.partitions as usize);
+        for p in 0..def.partitions {
+            let mut first = db.raw_iterator_cf(log);
+            first.seek(keys::log_key(def.id, p, 0));
+            lows.push(match first.key().and_then(keys::parse_log_key) {
+                Some((id, part, offset)) if id == def.id && part == p => offset,
+                _ => 0,
+            });
+            let mut it = db.raw_iterator_cf(log);
+            it.seek_for_prev(keys::log_key(def.id, p, u64::MAX));
+            match it.key().and_then(keys::parse_log_key) {
+                Some((id, part, offset)) if id == def.id && part == p => {
+                    heads.push(offset + 1);
+                    last_ts.push(codec::timestamp_of(it.value().unwrap_or_default())?);
+                }
+                _ => {
+                    it.status()?;
+                    heads.push(0);
+                    last_ts.push(i64::MIN);
+                }
+            }
+        }
+        tracing::debug!(stream = %def.name, ?heads, "recovered stream");
+        streams.insert(def.name.clone(), Arc::new(StreamHandle::new(def, heads, lows, last_ts)));
+    }
+    let next_id = match db.get_cf(cat, keys::CATALOG_NEXT_STREAM_ID)? {
+        Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Corrupt("next_stream_id".into()))?),
+        None => 1,
+    };
+    Ok((streams, next_id))
+}

@@ -1,0 +1,184 @@
+//! Store-level tests: durability across reopen, dense offsets under
+//! concurrency, drop, and the time index.
+
+use std::sync::Arc;
+
+use crate::catalog::{ColumnDef, ColumnType, StreamDef, StreamId};
+use crate::codec::{encode_row, Value};
+use crate::log::{Append, WriteSet};
+use crate::store::Store;
+
+fn def(name: &str, partitions: u32) -> StreamDef {
+    StreamDef {
+        id: StreamId(0),
+        name: name.into(),
+        columns: vec![ColumnDef { name: "v".into(), ty: ColumnType::BigInt, nullable: true }],
+        partitions,
+        key_column: None,
+        retention_micros: None,
+        created_at_micros: 0,
+    }
+}
+
+fn append(stream: StreamId, partition: u32, v: i64) -> Append {
+    Append { stream, partition, record: encode_row(&[ColumnType::BigInt], None, &[Value::Int(v)]).unwrap() }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap()
+}
+
+#[test]
+fn appends_survive_reopen_with_dense_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.create_stream(def("s", 2), false).await.unwrap().unwrap();
+        let r = store
+            .commit(WriteSet { appends: vec![append(s.def.id, 0, 1), append(s.def.id, 0, 2), append(s.def.id, 1, 3)] })
+            .await
+            .unwrap();
+        assert_eq!(r.positions, vec![(0, 0), (0, 1), (1, 0)]);
+        store.close();
+    });
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.stream("s").unwrap();
+        assert_eq!(s.heads(), vec![2, 1]);
+        let recs = store.read(&s, 0, 0, u64::MAX, 100).unwrap();
+        assert_eq!(recs.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(recs[1].values, vec![Value::Int(2)]);
+        let r = store.commit(WriteSet { appends: vec![append(s.def.id, 0, 4)] }).await.unwrap();
+        assert_eq!(r.positions, vec![(0, 2)]);
+    });
+}
+
+#[test]
+fn concurrent_commits_get_dense_distinct_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.create_stream(def("s", 3), false).await.unwrap().unwrap();
+        let mut tasks = Vec::new();
+        for w in 0..16i64 {
+            let (store, s) = (store.clone(), s.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                for i in 0..50 {
+                    let p = ((w + i) % 3) as u32;
+                    let r = store.commit(WriteSet { appends: vec![append(s.def.id, p, w * 1000 + i)] }).await.unwrap();
+                    got.extend(r.positions);
+                }
+                got
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort();
+        for p in 0..3u32 {
+            let offsets: Vec<u64> = all.iter().filter(|(q, _)| *q == p).map(|(_, o)| *o).collect();
+            assert_eq!(offsets, (0..offsets.len() as u64).collect::<Vec<_>>());
+            assert_eq!(s.head(p), offsets.len() as u64);
+        }
+    });
+}
+
+#[test]
+fn refused_request_does_not_poison_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
+        let bad = store.commit(WriteSet { appends: vec![append(s.def.id, 0, 1), append(StreamId(999), 0, 2)] });
+        let good = store.commit(WriteSet { appends: vec![append(s.def.id, 0, 3)] });
+        let (bad, good) = tokio::join!(bad, good);
+        assert!(bad.is_err());
+        assert_eq!(good.unwrap().positions, vec![(0, 0)]);
+        let recs = store.read(&s, 0, 0, 10, 10).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].values, vec![Value::Int(3)]);
+    });
+}
+
+#[test]
+fn drop_and_recreate_starts_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
+        store.commit(WriteSet { appends: vec![append(s.def.id, 0, 1)] }).await.unwrap();
+        assert!(store.create_stream(def("s", 1), false).await.is_err());
+        assert!(store.create_stream(def("s", 1), true).await.unwrap().is_none());
+        assert!(store.drop_stream("s", false).await.unwrap());
+        assert!(s.is_dropped());
+        assert!(!store.drop_stream("s", true).await.unwrap());
+        assert!(store.drop_stream("s", false).await.is_err());
+        assert!(store.commit(WriteSet { appends: vec![append(s.def.id, 0, 1)] }).await.is_err());
+        let s2 = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
+        assert_ne!(s2.def.id, s.def.id);
+        assert_eq!(s2.head(0), 0);
+        store.close();
+    });
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.catalog().streams().count(), 1);
+    assert_eq!(store.stream("s").unwrap().head(0), 0);
+}
+
+#[test]
+fn time_index_finds_first_offset_at_or_after() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s: Arc<_> = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
+        let mut stamps = Vec::new();
+        for i in 0..5 {
+            let r = store.commit(WriteSet { appends: vec![append(s.def.id, 0, i), append(s.def.id, 0, i)] }).await.unwrap();
+            stamps.push(r.timestamp_micros);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let recs = store.read(&s, 0, 0, 100, 100).unwrap();
+        assert!(recs.windows(2).all(|w| w[0].timestamp_micros <= w[1].timestamp_micros));
+        for (i, ts) in stamps.iter().enumerate() {
+            assert_eq!(store.offset_for_timestamp(&s, 0, *ts).unwrap(), 2 * i as u64);
+            assert_eq!(store.offset_for_timestamp(&s, 0, ts - 1).unwrap(), 2 * i as u64);
+        }
+        assert_eq!(store.offset_for_timestamp(&s, 0, i64::MIN).unwrap(), 0);
+        assert_eq!(store.offset_for_timestamp(&s, 0, stamps[4] + 1).unwrap(), 10);
+    });
+}
+
+#[test]
+fn retention_deletes_old_records_but_keeps_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let mut d = def("s", 1);
+        d.retention_micros = Some(50_000);
+        let s = store.create_stream(d, false).await.unwrap().unwrap();
+        let five = (0..5).map(|i| append(s.def.id, 0, i)).collect();
+        store.commit(WriteSet { appends: five }).await.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        store.commit(WriteSet { appends: vec![append(s.def.id, 0, 5), append(s.def.id, 0, 6)] }).await.unwrap();
+        // Nothing is old enough yet among the last two; the first five are.
+        assert_eq!(store.enforce_retention().await.unwrap(), 1);
+        assert_eq!(s.low(0), 5);
+        assert_eq!(s.head(0), 7);
+        let recs = store.read(&s, 0, 0, 100, 100).unwrap();
+        assert_eq!(recs.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![5, 6]);
+        assert_eq!(store.offset_for_timestamp(&s, 0, i64::MIN).unwrap(), 5);
+        // Once everything is old, the newest record stays as the anchor.
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        store.enforce_retention().await.unwrap();
+        assert_eq!(s.low(0), 6);
+        store.close();
+    });
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.stream("s").unwrap();
+        assert_eq!((s.low(0), s.head(0)), (6, 7));
+        let r = store.commit(WriteSet { appends: vec![append(s.def.id, 0, 7)] }).await.unwrap();
+        assert_eq!(r.positions, vec![(0, 7)]);
+    });
+}
