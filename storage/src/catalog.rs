@@ -86,10 +86,7 @@ impl StreamDef {
             )));
         }
         if self.columns.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "stream \"{}\" must have at least one column",
-                self.name
-            )));
+            return Err(Error::InvalidInput(format!("stream \"{}\" must have at least one column", self.name)));
         }
         if let Some(k) = self.key_column {
             if k >= self.columns.len() {

@@ -70,12 +70,8 @@ pub fn encode_row(types: &[ColumnType], key: Option<&[u8]>, values: &[Value]) ->
         match (ty, value) {
             (_, Value::Null) => out[bitmap_at + i / 8] |= 1 << (i % 8),
             (ColumnType::Boolean, Value::Boolean(b)) => out.push(*b as u8),
-            (ColumnType::SmallInt, Value::Int(v)) => {
-                out.extend_from_slice(&(narrow::<i16>(*v, *ty)?).to_le_bytes())
-            }
-            (ColumnType::Integer, Value::Int(v)) => {
-                out.extend_from_slice(&(narrow::<i32>(*v, *ty)?).to_le_bytes())
-            }
+            (ColumnType::SmallInt, Value::Int(v)) => out.extend_from_slice(&(narrow::<i16>(*v, *ty)?).to_le_bytes()),
+            (ColumnType::Integer, Value::Int(v)) => out.extend_from_slice(&(narrow::<i32>(*v, *ty)?).to_le_bytes()),
             (ColumnType::BigInt, Value::Int(v)) => out.extend_from_slice(&v.to_le_bytes()),
             (ColumnType::Real, Value::Float(v)) => out.extend_from_slice(&(*v as f32).to_le_bytes()),
             (ColumnType::Double, Value::Float(v)) => out.extend_from_slice(&v.to_le_bytes()),
@@ -86,10 +82,7 @@ pub fn encode_row(types: &[ColumnType], key: Option<&[u8]>, values: &[Value]) ->
             }
             (ColumnType::Date, Value::Date(d)) => out.extend_from_slice(&d.to_le_bytes()),
             (ty, v) => {
-                return Err(Error::InvalidInput(format!(
-                    "value {v:?} does not fit column type {}",
-                    ty.sql_name()
-                )))
+                return Err(Error::InvalidInput(format!("value {v:?} does not fit column type {}", ty.sql_name())))
             }
         }
     }
@@ -168,9 +161,7 @@ pub fn decode_record(types: &[ColumnType], offset: u64, buf: &[u8]) -> Result<Re
             ColumnType::Double => Value::Float(f64::from_le_bytes(r.array()?)),
             ColumnType::Text => {
                 let b = r.bytes()?.ok_or_else(|| Error::Corrupt("null text length".into()))?;
-                Value::Text(
-                    String::from_utf8(b.to_vec()).map_err(|_| Error::Corrupt("text is not UTF-8".into()))?,
-                )
+                Value::Text(String::from_utf8(b.to_vec()).map_err(|_| Error::Corrupt("text is not UTF-8".into()))?)
             }
             ColumnType::Bytea => {
                 Value::Bytes(r.bytes()?.ok_or_else(|| Error::Corrupt("null bytea length".into()))?.to_vec())

@@ -45,7 +45,7 @@ pub use catalog::{ColumnDef, ColumnType, StreamDef, StreamId, MAX_PARTITIONS};
 pub use codec::{Record, Value};
 pub use error::{Error, Result};
 pub use log::{now_micros, Append, CommitReceipt, StreamHandle, WriteSet};
-pub use store::{Catalog, Store};
+pub use store::{Catalog, Store, WeakStore};
 
 #[cfg(test)]
 mod tests;

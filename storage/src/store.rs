@@ -80,6 +80,33 @@ struct Inner {
     stop: Arc<AtomicBool>,
 }
 
+/// A reference to a [`Store`] that does not keep it open: long-lived
+/// structures that point back at the store (the SQL catalog) hold this, so
+/// dropping the last `Store` closes the database.
+#[derive(Clone)]
+pub struct WeakStore {
+    inner: Weak<Inner>,
+}
+
+impl WeakStore {
+    /// The store, if it is still open.
+    pub fn upgrade(&self) -> Option<Store> {
+        self.inner.upgrade().map(|inner| Store { inner })
+    }
+}
+
+impl std::fmt::Debug for WeakStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakStore")
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish()
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database in directory `path` and
     /// recovers the catalog and each partition's head from what is on disk.
@@ -134,6 +161,11 @@ impl Store {
             .map_err(|e| Error::InvalidInput(format!("cannot start retention thread: {e}")))?;
         *inner.retention.lock().expect("retention lock") = Some(retention);
         Ok(Store { inner })
+    }
+
+    /// A reference that does not keep the store open.
+    pub fn downgrade(&self) -> WeakStore {
+        WeakStore { inner: Arc::downgrade(&self.inner) }
     }
 
     /// The data directory.

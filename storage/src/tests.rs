@@ -134,7 +134,8 @@ fn time_index_finds_first_offset_at_or_after() {
         let s: Arc<_> = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
         let mut stamps = Vec::new();
         for i in 0..5 {
-            let r = store.commit(WriteSet { appends: vec![append(s.def.id, 0, i), append(s.def.id, 0, i)] }).await.unwrap();
+            let r =
+                store.commit(WriteSet { appends: vec![append(s.def.id, 0, i), append(s.def.id, 0, i)] }).await.unwrap();
             stamps.push(r.timestamp_micros);
             std::thread::sleep(std::time::Duration::from_millis(2));
         }

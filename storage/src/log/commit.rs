@@ -142,10 +142,9 @@ impl Group<'_> {
         // leaves no trace in the group's batch.
         let mut handles = Vec::with_capacity(ws.appends.len());
         for a in &ws.appends {
-            let h = self.stream_by_id(a.stream).ok_or_else(|| Error::NotFound {
-                kind: "stream",
-                name: format!("#{}", a.stream.0),
-            })?;
+            let h = self
+                .stream_by_id(a.stream)
+                .ok_or_else(|| Error::NotFound { kind: "stream", name: format!("#{}", a.stream.0) })?;
             if a.partition >= h.def.partitions {
                 return Err(Error::InvalidInput(format!(
                     "partition {} out of range for stream \"{}\"",
@@ -157,10 +156,8 @@ impl Group<'_> {
         let mut positions = Vec::with_capacity(ws.appends.len());
         for (a, h) in ws.appends.iter_mut().zip(handles) {
             let slot = (a.stream, a.partition);
-            let (next, last_ts) = *self
-                .heads
-                .entry(slot)
-                .or_insert_with(|| (h.head(a.partition), h.last_timestamp(a.partition)));
+            let (next, last_ts) =
+                *self.heads.entry(slot).or_insert_with(|| (h.head(a.partition), h.last_timestamp(a.partition)));
             // Timestamps never decrease along a partition, even if the clock
             // steps back; the time index relies on it.
             let ts = self.now.max(last_ts);
@@ -188,7 +185,11 @@ impl Group<'_> {
         def.id = StreamId(self.next_stream_id);
         def.validate()?;
         self.next_stream_id += 1;
-        self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::CATALOG_NEXT_STREAM_ID, self.next_stream_id.to_be_bytes());
+        self.batch.put_cf(
+            cf(self.catalog, CF_CATALOG),
+            keys::CATALOG_NEXT_STREAM_ID,
+            self.next_stream_id.to_be_bytes(),
+        );
         self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::catalog_stream_key(&def.name), def.to_bytes());
         let n = def.partitions as usize;
         let handle = Arc::new(StreamHandle::new(def, vec![0; n], vec![0; n], vec![i64::MIN; n]));
@@ -231,7 +232,6 @@ impl Group<'_> {
             self.trimmed.push((h, p, t.below));
         }
     }
-
 }
 
 fn cf<'a>(catalog: &'a Catalog, name: &str) -> &'a rocksdb::ColumnFamily {
@@ -323,8 +323,5 @@ pub(crate) fn run(db: Arc<DB>, catalog: Arc<RwLock<Arc<Catalog>>>, next_stream_i
 
 /// Microseconds since the Unix epoch.
 pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }

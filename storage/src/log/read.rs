@@ -28,8 +28,7 @@ impl Store {
         let mut out = Vec::with_capacity(limit.min((to - from) as usize));
         for item in iter.take(limit) {
             let (key, value) = item?;
-            let (_, _, offset) =
-                keys::parse_log_key(&key).ok_or_else(|| Error::Corrupt("malformed log key".into()))?;
+            let (_, _, offset) = keys::parse_log_key(&key).ok_or_else(|| Error::Corrupt("malformed log key".into()))?;
             out.push(codec::decode_record(stream.types(), offset, &value)?);
         }
         Ok(out)

@@ -1,0 +1,36 @@
+# The two commands of README.md:
+#   make serve   build and start Brikk on 127.0.0.1:5487 (data in ./brikk-data)
+#   make test    build and run every test
+# Both install missing system packages first (scripts/install-deps.sh).
+
+CARGO_TARGET_DIR ?= $(HOME)/.cache/brikk-target
+export CARGO_TARGET_DIR
+BIN := $(CARGO_TARGET_DIR)/debug/brikk
+ARGS ?=
+
+.PHONY: serve test deps build check bench fmt
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	cargo build --workspace --all-targets
+
+serve: deps
+	cargo build --bin brikk
+	$(BIN) serve $(ARGS)
+
+test: build
+	BRIKK_BIN=$(BIN) cargo test --workspace
+
+check: build
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	BRIKK_BIN=$(BIN) cargo test --workspace
+
+bench: deps
+	cargo build --release --bin brikk --bin bench
+	BRIKK_BIN=$(CARGO_TARGET_DIR)/release/brikk $(CARGO_TARGET_DIR)/release/bench $(ARGS)
+
+fmt:
+	cargo fmt --all

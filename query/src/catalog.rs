@@ -1,0 +1,13 @@
+//! How Brikk's objects appear to DataFusion: a schema provider that reads
+//! the storage catalog on every lookup, a `TableProvider` per stream with
+//! system columns, the scan that turns filters into RocksDB range reads, and
+//! system tables.
+
+pub mod scan;
+pub mod schema;
+pub mod stream_table;
+pub mod system;
+
+pub use scan::StreamScanExec;
+pub use schema::BrikkSchema;
+pub use stream_table::{StreamTable, SYSTEM_COLUMNS};

@@ -1,0 +1,414 @@
+//! Scanning a stream: filters on system columns become key ranges, and each
+//! selected partition is read as one DataFusion partition.
+//!
+//! ```text
+//!  WHERE _partition IN (1,3) AND _offset >= 100 AND _timestamp < t
+//!    -> partition 1: log keys [s|1|100, s|1|off(t))   (off(t) from time_index)
+//!       partition 3: log keys [s|3|100, s|3|off(t))
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use brikk_storage::{Record, Store, StreamHandle, Value};
+use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    ReplaceChildrenOptions,
+};
+use datafusion::scalar::ScalarValue;
+
+use crate::types::{build_array, UTC};
+
+/// Records read per RocksDB pass; one Arrow batch each.
+const CHUNK: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SysCol {
+    Partition,
+    Offset,
+    Timestamp,
+}
+
+fn sys_col(e: &Expr) -> Option<SysCol> {
+    match e {
+        Expr::Column(c) => match c.name.as_str() {
+            "_partition" => Some(SysCol::Partition),
+            "_offset" => Some(SysCol::Offset),
+            "_timestamp" => Some(SysCol::Timestamp),
+            _ => None,
+        },
+        Expr::Cast(c) => sys_col(&c.expr),
+        Expr::TryCast(c) => sys_col(&c.expr),
+        _ => None,
+    }
+}
+
+/// An integer or timestamp literal as a number: offsets and partitions as
+/// themselves, timestamps in microseconds (rounded down).
+fn literal(e: &Expr) -> Option<i128> {
+    let Expr::Literal(v, _) = e else { return None };
+    Some(match v {
+        ScalarValue::Int8(Some(x)) => *x as i128,
+        ScalarValue::Int16(Some(x)) => *x as i128,
+        ScalarValue::Int32(Some(x)) => *x as i128,
+        ScalarValue::Int64(Some(x)) => *x as i128,
+        ScalarValue::UInt8(Some(x)) => *x as i128,
+        ScalarValue::UInt16(Some(x)) => *x as i128,
+        ScalarValue::UInt32(Some(x)) => *x as i128,
+        ScalarValue::UInt64(Some(x)) => *x as i128,
+        ScalarValue::TimestampSecond(Some(x), _) => *x as i128 * 1_000_000,
+        ScalarValue::TimestampMillisecond(Some(x), _) => *x as i128 * 1_000,
+        ScalarValue::TimestampMicrosecond(Some(x), _) => *x as i128,
+        ScalarValue::TimestampNanosecond(Some(x), _) => (*x as i128).div_euclid(1_000),
+        _ => return None,
+    })
+}
+
+fn flip(op: Operator) -> Option<Operator> {
+    Some(match op {
+        Operator::Eq => Operator::Eq,
+        Operator::Lt => Operator::Gt,
+        Operator::LtEq => Operator::GtEq,
+        Operator::Gt => Operator::Lt,
+        Operator::GtEq => Operator::LtEq,
+        _ => return None,
+    })
+}
+
+/// The partitions an OR of `_partition` equalities and IN lists allows
+/// (DataFusion rewrites short IN lists to ORs).
+fn partition_set(e: &Expr) -> Option<BTreeSet<i128>> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+            let mut l = partition_set(left)?;
+            l.extend(partition_set(right)?);
+            Some(l)
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
+            match (sys_col(left), literal(right), literal(left), sys_col(right)) {
+                (Some(SysCol::Partition), Some(v), _, _) | (_, _, Some(v), Some(SysCol::Partition)) => {
+                    Some(BTreeSet::from([v]))
+                }
+                _ => None,
+            }
+        }
+        Expr::InList(list) if !list.negated && sys_col(&list.expr) == Some(SysCol::Partition) => {
+            list.list.iter().map(literal).collect()
+        }
+        _ => None,
+    }
+}
+
+/// Whether the scan can narrow its key ranges with `e`.
+pub fn understood(e: &Expr) -> bool {
+    ScanBounds::new(1).constrain(e)
+}
+
+/// What the filters of a query allow the scan to skip.
+#[derive(Debug, Clone)]
+pub struct ScanBounds {
+    partitions: BTreeSet<u32>,
+    offset_lo: i128,
+    offset_hi: i128,
+    ts_lo: i128,
+    ts_hi: i128,
+}
+
+impl ScanBounds {
+    pub fn new(partitions: u32) -> ScanBounds {
+        ScanBounds {
+            partitions: (0..partitions).collect(),
+            offset_lo: 0,
+            offset_hi: u64::MAX as i128,
+            ts_lo: i64::MIN as i128,
+            ts_hi: i64::MAX as i128,
+        }
+    }
+
+    /// Narrows the bounds with `e` if it is understood; ignores it otherwise.
+    pub fn apply(&mut self, e: &Expr) {
+        let mut tmp = self.clone();
+        if tmp.constrain(e) {
+            *self = tmp;
+        }
+    }
+
+    fn constrain(&mut self, e: &Expr) -> bool {
+        match e {
+            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
+                // Each side narrows independently; an unknown side is fine
+                // only if the other is applied, which `apply` handles.
+                let l = self.constrain(left);
+                let r = self.constrain(right);
+                l && r
+            }
+            Expr::BinaryExpr(BinaryExpr { op: Operator::Or, .. }) => match partition_set(e) {
+                Some(set) => {
+                    self.partitions.retain(|p| set.contains(&(*p as i128)));
+                    true
+                }
+                None => false,
+            },
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                if let (Some(c), Some(v)) = (sys_col(left), literal(right)) {
+                    self.compare(c, *op, v)
+                } else if let (Some(v), Some(c)) = (literal(left), sys_col(right)) {
+                    flip(*op).is_some_and(|op| self.compare(c, op, v))
+                } else {
+                    false
+                }
+            }
+            Expr::Between(Between { expr, negated: false, low, high }) => {
+                match (sys_col(expr), literal(low), literal(high)) {
+                    (Some(c), Some(lo), Some(hi)) => {
+                        self.compare(c, Operator::GtEq, lo) && self.compare(c, Operator::LtEq, hi)
+                    }
+                    _ => false,
+                }
+            }
+            Expr::InList(list) if !list.negated && sys_col(&list.expr) == Some(SysCol::Partition) => {
+                let values: Option<BTreeSet<i128>> = list.list.iter().map(literal).collect();
+                match values {
+                    Some(vs) => {
+                        self.partitions.retain(|p| vs.contains(&(*p as i128)));
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    fn compare(&mut self, c: SysCol, op: Operator, v: i128) -> bool {
+        // [lo, hi) for this comparison.
+        let (lo, hi) = match op {
+            Operator::Eq => (v, v + 1),
+            Operator::Gt => (v + 1, i128::MAX),
+            Operator::GtEq => (v, i128::MAX),
+            Operator::Lt => (i128::MIN, v),
+            Operator::LtEq => (i128::MIN, v + 1),
+            _ => return false,
+        };
+        match c {
+            SysCol::Partition => self.partitions.retain(|p| (*p as i128) >= lo && (*p as i128) < hi),
+            SysCol::Offset => {
+                self.offset_lo = self.offset_lo.max(lo);
+                self.offset_hi = self.offset_hi.min(hi);
+            }
+            SysCol::Timestamp => {
+                self.ts_lo = self.ts_lo.max(lo);
+                self.ts_hi = self.ts_hi.min(hi);
+            }
+        }
+        true
+    }
+
+    /// Turns the bounds into one offset range per partition, reading the time
+    /// index for timestamp bounds and capping each range at the partition's
+    /// committed head now, so the whole query sees one snapshot.
+    pub fn resolve(&self, store: &Store, stream: &StreamHandle) -> Result<Vec<PartitionRange>> {
+        let clamp = |x: i128| x.clamp(0, u64::MAX as i128) as u64;
+        let mut out = Vec::new();
+        for &p in &self.partitions {
+            let head = stream.head(p);
+            let mut from = clamp(self.offset_lo);
+            let mut to = clamp(self.offset_hi).min(head);
+            if self.ts_lo > i64::MIN as i128 {
+                let ts = self.ts_lo.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+                from = from.max(store.offset_for_timestamp(stream, p, ts).map_err(ext)?);
+            }
+            if self.ts_hi < i64::MAX as i128 {
+                let ts = self.ts_hi.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+                to = to.min(store.offset_for_timestamp(stream, p, ts).map_err(ext)?);
+            }
+            out.push(PartitionRange { partition: p, from, to: to.max(from) });
+        }
+        Ok(out)
+    }
+}
+
+fn ext(e: brikk_storage::Error) -> DataFusionError {
+    DataFusionError::External(Box::new(crate::error::Error::from(e)))
+}
+
+/// The offsets `[from, to)` of one partition that a scan reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartitionRange {
+    pub partition: u32,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// Reads offset ranges of a stream's partitions from RocksDB, one output
+/// partition per stream partition, each in offset order.
+#[derive(Debug)]
+pub struct StreamScanExec {
+    store: Store,
+    stream: Arc<StreamHandle>,
+    table_schema: SchemaRef,
+    projection: Vec<usize>,
+    ranges: Vec<PartitionRange>,
+    limit: Option<usize>,
+    properties: Arc<PlanProperties>,
+}
+
+impl StreamScanExec {
+    pub fn new(
+        store: Store,
+        stream: Arc<StreamHandle>,
+        table_schema: SchemaRef,
+        projection: Vec<usize>,
+        ranges: Vec<PartitionRange>,
+        limit: Option<usize>,
+    ) -> Result<StreamScanExec> {
+        let schema = Arc::new(table_schema.project(&projection)?);
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(ranges.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(StreamScanExec { store, stream, table_schema, projection, ranges, limit, properties })
+    }
+
+    /// The ranges this scan reads, for tests and EXPLAIN.
+    pub fn ranges(&self) -> &[PartitionRange] {
+        &self.ranges
+    }
+}
+
+impl DisplayAs for StreamScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let ranges: Vec<String> =
+            self.ranges.iter().map(|r| format!("p{}:{}..{}", r.partition, r.from, r.to)).collect();
+        write!(f, "StreamScanExec: stream={}, ranges=[{}]", self.stream.def.name, ranges.join(", "))?;
+        if let Some(l) = self.limit {
+            write!(f, ", limit={l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for StreamScanExec {
+    fn name(&self) -> &'static str {
+        "StreamScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        _: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !children.is_empty() {
+            return Err(DataFusionError::Internal("StreamScanExec has no children".into()));
+        }
+        Ok(self)
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    }
+
+    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let schema = self.schema();
+        let Some(range) = self.ranges.get(partition).copied() else {
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::empty())));
+        };
+        let reader = ChunkReader {
+            store: self.store.clone(),
+            stream: self.stream.clone(),
+            schema: schema.clone(),
+            projection: self.projection.clone(),
+            next: range.from,
+            range,
+            remaining: self.limit.unwrap_or(usize::MAX),
+        };
+        let batches = futures::stream::try_unfold(reader, |mut r| async move {
+            if r.next >= r.range.to || r.remaining == 0 || r.stream.is_dropped() {
+                return Ok(None);
+            }
+            let (store, stream, range, from) = (r.store.clone(), r.stream.clone(), r.range, r.next);
+            let n = CHUNK.min(r.remaining);
+            let records = tokio::task::spawn_blocking(move || store.read(&stream, range.partition, from, range.to, n))
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+                .map_err(ext)?;
+            let Some(last) = records.last() else { return Ok(None) };
+            r.next = last.offset + 1;
+            r.remaining = r.remaining.saturating_sub(records.len());
+            let batch = to_batch(&r.schema, &r.projection, range.partition, &r.stream, records)?;
+            Ok(Some((batch, r)))
+        });
+        let _ = &self.table_schema;
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}
+
+struct ChunkReader {
+    store: Store,
+    stream: Arc<StreamHandle>,
+    schema: SchemaRef,
+    projection: Vec<usize>,
+    range: PartitionRange,
+    next: u64,
+    remaining: usize,
+}
+
+/// Builds the projected batch for records of one partition.
+fn to_batch(
+    schema: &SchemaRef,
+    projection: &[usize],
+    partition: u32,
+    stream: &StreamHandle,
+    mut records: Vec<Record>,
+) -> Result<RecordBatch> {
+    let n = records.len();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(projection.len());
+    for &i in projection {
+        let col: ArrayRef = match i {
+            0 => Arc::new(Int32Array::from(vec![partition as i32; n])),
+            1 => Arc::new(Int64Array::from_iter_values(records.iter().map(|r| r.offset as i64))),
+            2 => Arc::new(
+                TimestampMicrosecondArray::from_iter_values(records.iter().map(|r| r.timestamp_micros))
+                    .with_timezone(UTC),
+            ),
+            3 => Arc::new(StringArray::from_iter(
+                records.iter().map(|r| r.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned())),
+            )),
+            j => {
+                let c = j - 4;
+                let ty = stream.types()[c];
+                build_array(ty, records.iter_mut().map(|r| std::mem::replace(&mut r.values[c], Value::Null)), n)
+            }
+        };
+        columns.push(col);
+    }
+    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(n)))?)
+}

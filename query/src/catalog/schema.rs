@@ -1,0 +1,55 @@
+//! The `public` schema: every stream of the storage catalog, plus the
+//! `brikk_*` system tables.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use brikk_storage::{Store, WeakStore};
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::error::Result;
+
+use crate::catalog::stream_table::StreamTable;
+use crate::catalog::system;
+
+/// A schema provider that reflects the storage catalog live: a stream
+/// created by any session is visible to the next statement of every other.
+///
+/// It holds the store weakly: DataFusion's catalog list and pg_catalog refer
+/// to each other, so whatever the catalog holds lives as long as the
+/// context, and the database must close when [`crate::Brikk`] is dropped.
+#[derive(Debug)]
+pub struct BrikkSchema {
+    store: WeakStore,
+}
+
+impl BrikkSchema {
+    pub fn new(store: &Store) -> BrikkSchema {
+        BrikkSchema { store: store.downgrade() }
+    }
+
+    fn store(&self) -> Option<Store> {
+        self.store.upgrade()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for BrikkSchema {
+    fn table_names(&self) -> Vec<String> {
+        let Some(store) = self.store() else { return Vec::new() };
+        let mut names: Vec<String> = store.catalog().streams().map(|s| s.def.name.clone()).collect();
+        names.extend(system::NAMES.iter().map(|s| s.to_string()));
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(store) = self.store() else { return Ok(None) };
+        if let Some(stream) = store.stream(name) {
+            return Ok(Some(Arc::new(StreamTable::new(store, stream))));
+        }
+        system::table(&store, name)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.store().is_some_and(|s| s.stream(name).is_some()) || system::NAMES.contains(&name)
+    }
+}

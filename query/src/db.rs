@@ -1,0 +1,106 @@
+//! The embedded database handle.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use brikk_storage::Store;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use futures::TryStreamExt;
+
+use crate::catalog::BrikkSchema;
+use crate::error::{Error, Result};
+use crate::session::{Output, Session};
+
+/// The name of Brikk's one database (DataFusion catalog).
+pub const DATABASE: &str = "brikk";
+
+/// An open Brikk database. Cheap to clone; all clones share the storage,
+/// the committer and the DataFusion context.
+///
+/// ```no_run
+/// # async fn demo() -> brikk_query::Result<()> {
+/// let db = brikk_query::Brikk::open("./brikk-data")?;
+/// db.execute("CREATE STREAM IF NOT EXISTS events (kind TEXT, n BIGINT)").await?;
+/// db.execute("INSERT INTO events VALUES ('start', 1)").await?;
+/// let batches = db.execute("SELECT _offset, * FROM events").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Brikk {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    pub(crate) ctx: SessionContext,
+    pub(crate) compat: PostgresCompatibilityParser,
+}
+
+impl Brikk {
+    /// Opens (creating if needed) the database in directory `path`.
+    ///
+    /// The same directory can be served by `brikk serve` — but not by two
+    /// processes at once: a second open fails while another holds it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Brikk> {
+        let store = Store::open(path)?;
+        Brikk::with_store(store)
+    }
+
+    /// Wraps an already open store.
+    pub fn with_store(store: Store) -> Result<Brikk> {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(DATABASE, "public")
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+        let ctx = SessionContext::new_with_config(config);
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        catalog.register_schema("public", Arc::new(BrikkSchema::new(&store)))?;
+        ctx.register_catalog(DATABASE, catalog);
+        datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+            .map_err(|e| Error::from_datafusion(*e))?;
+        Ok(Brikk { shared: Arc::new(Shared { store, ctx, compat: PostgresCompatibilityParser::new() }) })
+    }
+
+    /// A new session: its own transaction and parameters.
+    pub fn session(&self) -> Session {
+        Session::new(self.clone())
+    }
+
+    /// Runs `sql` (one or more statements) in a fresh session and returns
+    /// the rows of the last statement that returns rows. Errors stop the
+    /// run; with several statements nothing they appended is committed.
+    pub async fn execute(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let mut session = self.session();
+        let mut last = Vec::new();
+        for result in session.execute(sql).await {
+            if let Output::Rows(stream) = result? {
+                last = stream.try_collect().await?;
+            }
+        }
+        Ok(last)
+    }
+
+    /// The storage engine underneath.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// The DataFusion context sessions plan with.
+    pub fn context(&self) -> &SessionContext {
+        &self.shared.ctx
+    }
+
+    /// Finishes queued commits and closes the storage; later writes fail.
+    pub fn close(&self) {
+        self.shared.store.close();
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}

@@ -1,0 +1,241 @@
+//! The query crate's error type, and how DataFusion and storage errors are
+//! classified into it.
+//!
+//! Variants are named by meaning; the server maps each to a SQLSTATE in one
+//! table (`server/src/sqlstate.rs`). Classification of foreign errors happens
+//! here, once, in [`Error::from_datafusion`] and `From<brikk_storage::Error>`.
+
+use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
+
+/// What kind of object a `NotFound`/`AlreadyExists` error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// A stream or any other relation (table, view, system table).
+    Relation,
+    Column,
+    Function,
+    /// A configuration parameter (`SHOW x`, `SET x`).
+    Parameter,
+    /// A prepared statement or portal.
+    Statement,
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ObjectKind::Relation => "relation",
+            ObjectKind::Column => "column",
+            ObjectKind::Function => "function",
+            ObjectKind::Parameter => "configuration parameter",
+            ObjectKind::Statement => "prepared statement",
+        })
+    }
+}
+
+/// Everything a statement can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The text is not valid SQL.
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    /// A named object does not exist.
+    #[error("{kind} \"{name}\" does not exist")]
+    NotFound { kind: ObjectKind, name: String },
+    /// A named object already exists.
+    #[error("{kind} \"{name}\" already exists")]
+    AlreadyExists { kind: ObjectKind, name: String },
+    /// An expression's type cannot be used where it appears.
+    #[error("{0}")]
+    TypeMismatch(String),
+    /// A value's text cannot be read as the required type.
+    #[error("{0}")]
+    InvalidText(String),
+    /// A number does not fit its type.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// NULL given for a NOT NULL column.
+    #[error("null value in column \"{column}\" of relation \"{relation}\" violates not-null constraint")]
+    NotNull { relation: String, column: String },
+    /// A system column (`_offset`, ...) was the target of a write.
+    #[error("column \"{0}\" is assigned by Brikk and cannot be written")]
+    GeneratedColumn(String),
+    /// A name is reserved for Brikk's own use.
+    #[error("{0}")]
+    ReservedName(String),
+    /// A statement option or argument has a bad value.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// Division by zero during evaluation.
+    #[error("division by zero")]
+    DivisionByZero,
+    /// Valid SQL that Brikk does not implement.
+    #[error("{0} is not supported")]
+    Unsupported(String),
+    /// The statement is not allowed in a transaction block.
+    #[error("{0} cannot run inside a transaction block")]
+    ActiveTransaction(String),
+    /// A previous statement of this transaction failed.
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    InFailedTransaction,
+    /// Another planning error (ambiguous name, wrong argument count, ...).
+    #[error("{0}")]
+    Plan(String),
+    /// The statement was canceled.
+    #[error("canceling statement due to user request")]
+    Canceled,
+    /// The database is shutting down; nothing was written.
+    #[error("the database is shutting down")]
+    ShuttingDown,
+    /// The storage engine failed; the statement's writes were not applied.
+    #[error("{0}")]
+    Storage(brikk_storage::Error),
+    /// A bug: an invariant did not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result alias for the query crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<brikk_storage::Error> for Error {
+    fn from(e: brikk_storage::Error) -> Error {
+        use brikk_storage::Error as S;
+        match e {
+            S::InvalidInput(m) => Error::InvalidParameter(m),
+            S::NotFound { name, .. } => Error::NotFound { kind: ObjectKind::Relation, name },
+            S::AlreadyExists { name, .. } => Error::AlreadyExists { kind: ObjectKind::Relation, name },
+            S::Unavailable => Error::ShuttingDown,
+            other => Error::Storage(other),
+        }
+    }
+}
+
+impl From<ParserError> for Error {
+    fn from(e: ParserError) -> Error {
+        match e {
+            ParserError::TokenizerError(m) | ParserError::ParserError(m) => Error::Syntax(m),
+            ParserError::RecursionLimitExceeded => Error::Syntax("statement is nested too deeply".into()),
+        }
+    }
+}
+
+impl From<datafusion::sql::sqlparser::tokenizer::TokenizerError> for Error {
+    fn from(e: datafusion::sql::sqlparser::tokenizer::TokenizerError) -> Error {
+        Error::Syntax(e.to_string())
+    }
+}
+
+impl From<DataFusionError> for Error {
+    fn from(e: DataFusionError) -> Error {
+        Error::from_datafusion(e)
+    }
+}
+
+impl Error {
+    /// Classifies a DataFusion error by its variant and, where DataFusion
+    /// gives no finer structure, by its message.
+    pub fn from_datafusion(e: DataFusionError) -> Error {
+        use datafusion::common::SchemaError;
+        match e {
+            DataFusionError::Context(_, inner) => Error::from_datafusion(*inner),
+            DataFusionError::Diagnostic(_, inner) => Error::from_datafusion(*inner),
+            DataFusionError::Shared(inner) => Error::from_datafusion_message(inner.to_string()),
+            DataFusionError::External(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => match other.downcast::<DataFusionError>() {
+                    Ok(df) => Error::from_datafusion(*df),
+                    Err(other) => Error::from_datafusion_message(other.to_string()),
+                },
+            },
+            DataFusionError::SQL(p, _) => Error::from(*p),
+            DataFusionError::SchemaError(s, _) => match *s {
+                SchemaError::FieldNotFound { field, .. } => {
+                    Error::NotFound { kind: ObjectKind::Column, name: field.name().to_string() }
+                }
+                SchemaError::AmbiguousReference { field } => {
+                    Error::Plan(format!("column reference \"{}\" is ambiguous", field.name()))
+                }
+                SchemaError::DuplicateQualifiedField { name, .. } | SchemaError::DuplicateUnqualifiedField { name } => {
+                    Error::AlreadyExists { kind: ObjectKind::Column, name }
+                }
+            },
+            DataFusionError::NotImplemented(m) => Error::Unsupported(m),
+            DataFusionError::ArrowError(a, _) => Error::from_arrow(*a),
+            DataFusionError::ResourcesExhausted(m) => Error::Internal(format!("resources exhausted: {m}")),
+            DataFusionError::Internal(m) => Error::Internal(m),
+            other => Error::from_datafusion_message(other.to_string()),
+        }
+    }
+
+    fn from_arrow(e: datafusion::arrow::error::ArrowError) -> Error {
+        use datafusion::arrow::error::ArrowError as A;
+        match e {
+            A::DivideByZero => Error::DivisionByZero,
+            A::CastError(m) | A::ParseError(m) => {
+                if m.contains("overflow") || m.contains("out of range") || m.contains("Overflow") {
+                    Error::OutOfRange(m)
+                } else {
+                    Error::InvalidText(m)
+                }
+            }
+            A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => Error::OutOfRange(m),
+            A::ExternalError(inner) => match inner.downcast::<DataFusionError>() {
+                Ok(df) => Error::from_datafusion(*df),
+                Err(other) => Error::Internal(other.to_string()),
+            },
+            other => Error::Plan(other.to_string()),
+        }
+    }
+
+    /// Last resort for errors DataFusion only describes in prose. Each
+    /// pattern below is a message DataFusion 55 produces.
+    fn from_datafusion_message(msg: String) -> Error {
+        let m = msg.strip_prefix("Error during planning: ").unwrap_or(&msg).to_string();
+        let m = m.strip_prefix("Execution error: ").unwrap_or(&m).to_string();
+        if let Some(rest) = m.strip_prefix("table '").and_then(|r| r.strip_suffix("' not found")) {
+            let name = rest.rsplit('.').next().unwrap_or(rest).to_string();
+            return Error::NotFound { kind: ObjectKind::Relation, name };
+        }
+        if m.starts_with("Invalid function") || m.contains("function") && m.contains("not found") {
+            return Error::NotFound { kind: ObjectKind::Function, name: m };
+        }
+        if m.contains("Divide by zero") || m.contains("division by zero") {
+            return Error::DivisionByZero;
+        }
+        if m.contains("Cannot infer common")
+            || m.contains("Cannot coerce")
+            || m.contains("No function matches")
+            || m.contains("does not support")
+            || m.contains("Failed to coerce")
+            || m.contains("type_coercion")
+            || m.contains("Cannot automatically convert")
+        {
+            return Error::TypeMismatch(m);
+        }
+        if m.contains("Cannot cast string") || m.contains("Cannot cast to") {
+            return Error::InvalidText(m);
+        }
+        if m.contains("Unsupported") || m.contains("not supported") || m.contains("Not implemented") {
+            return Error::Unsupported(m);
+        }
+        Error::Plan(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_table_not_found() {
+        let e = Error::from_datafusion(DataFusionError::Plan("table 'brikk.public.nope' not found".into()));
+        assert!(matches!(e, Error::NotFound { kind: ObjectKind::Relation, ref name } if name == "nope"), "{e:?}");
+    }
+
+    #[test]
+    fn classifies_coercion_as_type_mismatch() {
+        let e = Error::from_datafusion(DataFusionError::Plan("Cannot infer common argument type".into()));
+        assert!(matches!(e, Error::TypeMismatch(_)), "{e:?}");
+    }
+}

@@ -1,0 +1,233 @@
+//! INSERT into a stream.
+//!
+//! `INSERT … VALUES` whose values are literals or parameters is planned once
+//! into an [`InsertPlan`] of operands and executed without DataFusion: bind
+//! parameters, coerce each value to its column ([`crate::types::assign`]),
+//! encode, pick the partition, append. This is what a prepared INSERT runs
+//! on every Execute. Any other source (`VALUES` with expressions,
+//! `INSERT … SELECT`) is planned by DataFusion and its rows coerced the same
+//! way.
+
+use std::sync::Arc;
+
+use brikk_storage::codec::encode_row;
+use brikk_storage::{Append, StreamHandle, Value, WriteSet};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::{self, Expr, SetExpr, TableObject, UnaryOperator};
+use futures::TryStreamExt;
+
+use crate::catalog::SYSTEM_COLUMNS;
+use crate::error::{Error, ObjectKind, Result};
+use crate::sql::parser::normalize;
+use crate::types::{arrow_type, assign, key_text};
+
+/// A planned INSERT into a stream.
+#[derive(Debug, Clone)]
+pub struct InsertPlan {
+    pub stream: Arc<StreamHandle>,
+    /// For each source column, the stream column it fills.
+    targets: Vec<usize>,
+    source: Source,
+    /// Parameter types, `$1` first, as the client should send them.
+    pub param_types: Vec<DataType>,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Values(Vec<Vec<Operand>>),
+    Query(Box<LogicalPlan>),
+}
+
+#[derive(Debug, Clone)]
+enum Operand {
+    Const(ScalarValue),
+    Param(usize),
+}
+
+impl InsertPlan {
+    /// Plans `insert` against the current catalog. `plan_query` plans a
+    /// general source query with DataFusion.
+    pub async fn new(
+        insert: &ast::Insert,
+        store: &brikk_storage::Store,
+        ctx: &SessionContext,
+        declared: &[Option<DataType>],
+    ) -> Result<InsertPlan> {
+        let TableObject::TableName(name) = &insert.table else {
+            return Err(Error::Unsupported("INSERT INTO a table function".into()));
+        };
+        let relation = name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
+        let stream = store.stream(&relation).ok_or_else(|| {
+            if crate::catalog::system::NAMES.contains(&relation.as_str()) {
+                Error::Unsupported(format!("INSERT into system table \"{relation}\""))
+            } else {
+                Error::NotFound { kind: ObjectKind::Relation, name: relation.clone() }
+            }
+        })?;
+        if insert.on.is_some() {
+            return Err(Error::Unsupported("ON CONFLICT on a stream (streams have no keys to conflict on)".into()));
+        }
+        if insert.returning.is_some() {
+            return Err(Error::Unsupported("INSERT … RETURNING on a stream".into()));
+        }
+        let targets = target_columns(&stream, &insert.columns)?;
+        let Some(source) = &insert.source else {
+            return Err(Error::Unsupported("INSERT … DEFAULT VALUES".into()));
+        };
+        if let SetExpr::Values(values) = source.body.as_ref() {
+            if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() {
+                if let Some(rows) = simple_rows(&values.rows) {
+                    check_width(rows.iter().map(Vec::len), targets.len())?;
+                    let mut param_types: Vec<Option<DataType>> = declared.to_vec();
+                    for row in &rows {
+                        for (op, &col) in row.iter().zip(&targets) {
+                            if let Operand::Param(i) = op {
+                                if param_types.len() <= *i {
+                                    param_types.resize(i + 1, None);
+                                }
+                                param_types[*i].get_or_insert_with(|| arrow_type(stream.def.columns[col].ty));
+                            }
+                        }
+                    }
+                    let param_types = param_types.into_iter().map(|t| t.unwrap_or(DataType::Utf8)).collect();
+                    return Ok(InsertPlan { stream, targets, source: Source::Values(rows), param_types });
+                }
+            }
+        }
+        let mut stmt = ast::Statement::Query(source.clone());
+        crate::sql::rewrite::hide_system_columns(&mut stmt, &|n| store.stream(n).is_some());
+        let plan = ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
+        check_width(std::iter::once(plan.schema().fields().len()), targets.len())?;
+        let param_types = crate::session::prepared::param_types(&plan, declared)?;
+        Ok(InsertPlan { stream, targets, source: Source::Query(Box::new(plan)), param_types })
+    }
+
+    /// Builds the appends of this INSERT with `params` bound. Nothing is
+    /// written; the caller commits the returned set or adds it to its
+    /// transaction.
+    pub async fn execute(&self, ctx: &SessionContext, params: &[ScalarValue]) -> Result<WriteSet> {
+        let mut writes = WriteSet::default();
+        match &self.source {
+            Source::Values(rows) => {
+                writes.appends.reserve(rows.len());
+                for row in rows {
+                    let values = row.iter().map(|op| match op {
+                        Operand::Const(v) => Ok(v.clone()),
+                        Operand::Param(i) => params
+                            .get(*i)
+                            .cloned()
+                            .ok_or_else(|| Error::InvalidParameter(format!("there is no parameter ${}", i + 1))),
+                    });
+                    writes.appends.push(self.append(values)?);
+                }
+            }
+            Source::Query(plan) => {
+                let plan = if params.is_empty() {
+                    (**plan).clone()
+                } else {
+                    (**plan).clone().with_param_values(params.to_vec())?
+                };
+                let df = ctx.execute_logical_plan(plan).await?;
+                let mut stream = df.execute_stream().await?;
+                while let Some(batch) = stream.try_next().await? {
+                    for row in 0..batch.num_rows() {
+                        let values = batch.columns().iter().map(|c| Ok(ScalarValue::try_from_array(c, row)?));
+                        writes.appends.push(self.append(values)?);
+                    }
+                }
+            }
+        }
+        Ok(writes)
+    }
+
+    fn append(&self, source: impl Iterator<Item = Result<ScalarValue>>) -> Result<Append> {
+        let def = &self.stream.def;
+        let mut values = vec![Value::Null; def.columns.len()];
+        for (v, &col) in source.zip(&self.targets) {
+            values[col] = assign(v?, def.columns[col].ty, &def.columns[col].name)?;
+        }
+        for (c, v) in def.columns.iter().zip(&values) {
+            if !c.nullable && *v == Value::Null {
+                return Err(Error::NotNull { relation: def.name.clone(), column: c.name.clone() });
+            }
+        }
+        let key = def.key_column.and_then(|k| key_text(&values[k]));
+        let record = encode_row(self.stream.types(), key.as_deref().map(str::as_bytes), &values)?;
+        let partition = self.stream.choose_partition(key.as_deref().map(str::as_bytes));
+        Ok(Append { stream: def.id, partition, record })
+    }
+}
+
+fn target_columns(stream: &StreamHandle, columns: &[ast::ObjectName]) -> Result<Vec<usize>> {
+    if columns.is_empty() {
+        return Ok((0..stream.def.columns.len()).collect());
+    }
+    let mut out = Vec::with_capacity(columns.len());
+    for column in columns {
+        let name = column.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
+        if SYSTEM_COLUMNS.contains(&name.as_str()) {
+            return Err(Error::GeneratedColumn(name));
+        }
+        let idx = stream.def.columns.iter().position(|c| c.name == name).ok_or_else(|| Error::NotFound {
+            kind: ObjectKind::Column,
+            name: format!("{name}\" of relation \"{}", stream.def.name),
+        })?;
+        if out.contains(&idx) {
+            return Err(Error::Syntax(format!("column \"{name}\" specified more than once")));
+        }
+        out.push(idx);
+    }
+    Ok(out)
+}
+
+fn check_width(widths: impl Iterator<Item = usize>, targets: usize) -> Result<()> {
+    for w in widths {
+        if w > targets {
+            return Err(Error::Syntax("INSERT has more expressions than target columns".into()));
+        }
+        if w < targets {
+            return Err(Error::Syntax("INSERT has more target columns than expressions".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The rows as operands, if every value is a literal or a parameter.
+fn simple_rows(rows: &[ast::Parens<Vec<Expr>>]) -> Option<Vec<Vec<Operand>>> {
+    rows.iter().map(|row| row.content.iter().map(operand).collect()).collect()
+}
+
+fn operand(e: &Expr) -> Option<Operand> {
+    use ast::Value as V;
+    match e {
+        Expr::Value(v) => Some(match &v.value {
+            V::Placeholder(p) => Operand::Param(p.strip_prefix('$')?.parse::<usize>().ok()?.checked_sub(1)?),
+            V::Number(n, _) => Operand::Const(number(n, false)?),
+            V::SingleQuotedString(s) | V::EscapedStringLiteral(s) => Operand::Const(ScalarValue::Utf8(Some(s.clone()))),
+            V::DollarQuotedString(d) => Operand::Const(ScalarValue::Utf8(Some(d.value.clone()))),
+            V::Boolean(b) => Operand::Const(ScalarValue::Boolean(Some(*b))),
+            V::Null => Operand::Const(ScalarValue::Null),
+            _ => return None,
+        }),
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                V::Number(n, _) => Some(Operand::Const(number(n, true)?)),
+                _ => None,
+            },
+            _ => None,
+        },
+        Expr::Nested(inner) => operand(inner),
+        _ => None,
+    }
+}
+
+fn number(text: &str, negative: bool) -> Option<ScalarValue> {
+    let signed = if negative { format!("-{text}") } else { text.to_string() };
+    if let Ok(i) = signed.parse::<i64>() {
+        return Some(ScalarValue::Int64(Some(i)));
+    }
+    signed.parse::<f64>().ok().map(|f| ScalarValue::Float64(Some(f)))
+}

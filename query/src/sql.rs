@@ -1,0 +1,10 @@
+//! Brikk's SQL: splitting a query string into statements, the statements
+//! DataFusion does not know (`CREATE STREAM`, `DROP STREAM`, `SHOW STREAMS`),
+//! and the rewrites that make Postgres client SQL plan in DataFusion.
+
+pub mod duration;
+pub mod parser;
+pub mod rewrite;
+
+pub use duration::{format_duration, parse_duration};
+pub use parser::{parse, CreateStream, Statement};

@@ -1,0 +1,316 @@
+//! Splitting a query string and parsing Brikk's own statements.
+//!
+//! A query string is tokenized once and cut at top-level semicolons (a
+//! semicolon inside a string or comment is part of its token). Each piece is
+//! then either one of Brikk's statements, parsed here with sqlparser's
+//! building blocks, or handed whole to `datafusion-pg-catalog`'s
+//! Postgres-compatibility parser, which also rewrites the catalog queries
+//! psql and drivers send.
+
+use brikk_storage::{ColumnDef, MAX_PARTITIONS};
+use datafusion::sql::sqlparser::ast::{self, ColumnOption, Expr, SqlOption, Value};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+use crate::catalog::SYSTEM_COLUMNS;
+use crate::error::{Error, Result};
+use crate::sql::duration::parse_duration;
+use crate::types::column_type;
+
+/// One statement of a query string.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    CreateStream(CreateStream),
+    DropStream {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    ShowStreams,
+    /// Anything else: standard SQL for DataFusion or the session.
+    Sql(Box<ast::Statement>),
+}
+
+/// `CREATE STREAM name (cols) WITH (partitions = n, key = 'col', retention = '7 days')`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateStream {
+    pub name: String,
+    pub if_not_exists: bool,
+    pub columns: Vec<ColumnDef>,
+    pub partitions: u32,
+    pub key: Option<String>,
+    pub retention_micros: Option<i64>,
+}
+
+/// Default partition count of `CREATE STREAM` without `partitions`.
+pub const DEFAULT_PARTITIONS: u32 = 1;
+
+/// Parses a query string into statements. An empty string (or only
+/// semicolons and comments) gives no statements.
+pub fn parse(sql: &str, compat: &PostgresCompatibilityParser) -> Result<Vec<Statement>> {
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql).tokenize_with_location()?;
+    let lines = LineIndex::new(sql);
+    let mut out = Vec::new();
+    let mut start = 0usize; // byte offset of the current piece
+    let mut piece: Vec<TokenWithSpan> = Vec::new();
+    for tok in tokens.into_iter().chain(std::iter::once(TokenWithSpan::wrap(Token::SemiColon))) {
+        if tok.token == Token::SemiColon {
+            let end = if tok.span.start.line == 0 { sql.len() } else { lines.byte_offset(tok.span.start) };
+            let text = &sql[start..end.max(start)];
+            if let Some(stmt) = parse_piece(text, std::mem::take(&mut piece), compat)? {
+                out.push(stmt);
+            }
+            start = (end + 1).min(sql.len());
+        } else {
+            piece.push(tok);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_piece(
+    text: &str,
+    tokens: Vec<TokenWithSpan>,
+    compat: &PostgresCompatibilityParser,
+) -> Result<Option<Statement>> {
+    let words: Vec<String> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .take(3)
+        .map(|t| match &t.token {
+            Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+            other => other.to_string(),
+        })
+        .collect();
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut parser = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens);
+    let stmt = match w.as_slice() {
+        ["CREATE", "STREAM", ..] => Statement::CreateStream(parse_create_stream(&mut parser)?),
+        ["DROP", "STREAM", ..] => parse_drop_stream(&mut parser)?,
+        ["SHOW", "STREAMS", ..] => {
+            parser.next_token();
+            parser.next_token();
+            expect_end(&mut parser)?;
+            Statement::ShowStreams
+        }
+        _ => {
+            let mut stmts = compat.parse(text)?;
+            match stmts.len() {
+                0 => return Ok(None),
+                1 => Statement::Sql(Box::new(stmts.remove(0))),
+                _ => return Err(Error::Syntax("expected one statement".into())),
+            }
+        }
+    };
+    Ok(Some(stmt))
+}
+
+fn expect_end(parser: &mut Parser) -> Result<()> {
+    let t = parser.next_token();
+    if t.token != Token::EOF {
+        return Err(Error::Syntax(format!("unexpected {} at end of statement", t.token)));
+    }
+    Ok(())
+}
+
+fn expect_word(parser: &mut Parser, word: &str) -> Result<()> {
+    let t = parser.next_token();
+    match &t.token {
+        Token::Word(w) if w.value.eq_ignore_ascii_case(word) => Ok(()),
+        other => Err(Error::Syntax(format!("expected {word}, found {other}"))),
+    }
+}
+
+/// Lowercases unquoted identifiers, as Postgres does.
+pub fn normalize(ident: &ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_ascii_lowercase(),
+    }
+}
+
+fn object_name(name: &ast::ObjectName) -> Result<String> {
+    let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident().map(normalize)).collect();
+    match parts.as_slice() {
+        [n] => Ok(n.clone()),
+        [schema, n] if schema == "public" => Ok(n.clone()),
+        [catalog, schema, n] if catalog == "brikk" && schema == "public" => Ok(n.clone()),
+        _ => Err(Error::Unsupported(format!("stream name \"{name}\" (streams live in schema public)"))),
+    }
+}
+
+fn parse_create_stream(parser: &mut Parser) -> Result<CreateStream> {
+    expect_word(parser, "CREATE")?;
+    expect_word(parser, "STREAM")?;
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = object_name(&parser.parse_object_name(false)?)?;
+    parser.expect_token(&Token::LParen)?;
+    let defs = parser.parse_comma_separated(Parser::parse_column_def)?;
+    parser.expect_token(&Token::RParen)?;
+    let mut columns: Vec<ColumnDef> = Vec::with_capacity(defs.len());
+    for def in defs {
+        let name = normalize(&def.name);
+        if SYSTEM_COLUMNS.contains(&name.as_str()) {
+            return Err(Error::ReservedName(format!("column name \"{name}\" is reserved for a system column")));
+        }
+        if columns.iter().any(|c| c.name == name) {
+            return Err(Error::AlreadyExists { kind: crate::error::ObjectKind::Column, name });
+        }
+        let mut nullable = true;
+        for opt in &def.options {
+            match &opt.option {
+                ColumnOption::NotNull => nullable = false,
+                ColumnOption::Null => nullable = true,
+                other => return Err(Error::Unsupported(format!("column option {other} on a stream"))),
+            }
+        }
+        columns.push(ColumnDef { name, ty: column_type(&def.data_type)?, nullable });
+    }
+    let mut stmt = CreateStream {
+        name,
+        if_not_exists,
+        columns,
+        partitions: DEFAULT_PARTITIONS,
+        key: None,
+        retention_micros: None,
+    };
+    if parser.peek_token().token != Token::EOF {
+        for opt in parser.parse_options(Keyword::WITH)? {
+            apply_option(&mut stmt, opt)?;
+        }
+    }
+    expect_end(parser)?;
+    if let Some(key) = &stmt.key {
+        if !stmt.columns.iter().any(|c| &c.name == key) {
+            return Err(Error::NotFound { kind: crate::error::ObjectKind::Column, name: key.clone() });
+        }
+    }
+    Ok(stmt)
+}
+
+fn apply_option(stmt: &mut CreateStream, opt: SqlOption) -> Result<()> {
+    let SqlOption::KeyValue { key, value } = opt else {
+        return Err(Error::Syntax(format!("expected option = value, found {opt}")));
+    };
+    let name = normalize(&key);
+    let text = match &value {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.clone(),
+            Value::SingleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(i) => normalize(i),
+        other => return Err(Error::InvalidParameter(format!("invalid value for option \"{name}\": {other}"))),
+    };
+    match name.as_str() {
+        "partitions" => {
+            stmt.partitions =
+                text.parse::<u32>().ok().filter(|p| (1..=MAX_PARTITIONS).contains(p)).ok_or_else(|| {
+                    Error::InvalidParameter(format!(
+                        "partitions must be an integer from 1 to {MAX_PARTITIONS}, got {text}"
+                    ))
+                })?;
+        }
+        "key" => {
+            stmt.key = Some(match &value {
+                Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => text.to_ascii_lowercase(),
+                _ => text,
+            })
+        }
+        "retention" => stmt.retention_micros = Some(parse_duration(&text)?).filter(|m| *m > 0),
+        other => {
+            return Err(Error::InvalidParameter(format!(
+                "unknown stream option \"{other}\" (expected partitions, key or retention)"
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn parse_drop_stream(parser: &mut Parser) -> Result<Statement> {
+    expect_word(parser, "DROP")?;
+    expect_word(parser, "STREAM")?;
+    let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let names = parser
+        .parse_comma_separated(|p| p.parse_object_name(false))?
+        .iter()
+        .map(object_name)
+        .collect::<Result<Vec<_>>>()?;
+    expect_end(parser)?;
+    Ok(Statement::DropStream { names, if_exists })
+}
+
+/// Maps sqlparser's (line, column) locations back to byte offsets.
+struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> LineIndex<'a> {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { text, starts }
+    }
+
+    fn byte_offset(&self, loc: Location) -> usize {
+        let Some(&line_start) = self.starts.get(loc.line.saturating_sub(1) as usize) else {
+            return self.text.len();
+        };
+        let col = loc.column.saturating_sub(1) as usize;
+        self.text[line_start..].char_indices().nth(col).map(|(i, _)| line_start + i).unwrap_or(self.text.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brikk_storage::ColumnType;
+
+    fn p(sql: &str) -> Result<Vec<Statement>> {
+        parse(sql, &PostgresCompatibilityParser::new())
+    }
+
+    #[test]
+    fn splits_on_top_level_semicolons_only() {
+        let stmts = p("select 'a;b'; -- c;\n select 2;;").unwrap();
+        assert_eq!(stmts.len(), 2);
+        assert!(p("").unwrap().is_empty());
+        assert!(p(" ; ;").unwrap().is_empty());
+    }
+
+    #[test]
+    fn parses_create_stream_with_options() {
+        let stmts = p("CREATE STREAM IF NOT EXISTS Tasks (task_id TEXT NOT NULL, n BIGINT) WITH (partitions = 8, key = 'task_id', retention = '7 days')").unwrap();
+        let Statement::CreateStream(cs) = &stmts[0] else { panic!("{stmts:?}") };
+        assert_eq!(cs.name, "tasks");
+        assert!(cs.if_not_exists);
+        assert_eq!(cs.partitions, 8);
+        assert_eq!(cs.key.as_deref(), Some("task_id"));
+        assert_eq!(cs.retention_micros, Some(7 * 86_400_000_000));
+        assert_eq!(cs.columns[0], ColumnDef { name: "task_id".into(), ty: ColumnType::Text, nullable: false });
+    }
+
+    #[test]
+    fn rejects_bad_create_stream() {
+        assert!(matches!(p("CREATE STREAM s (a TEXT) WITH (partitions = 0)"), Err(Error::InvalidParameter(_))));
+        assert!(matches!(p("CREATE STREAM s (a TEXT) WITH (key = 'b')"), Err(Error::NotFound { .. })));
+        assert!(matches!(p("CREATE STREAM s (_offset BIGINT)"), Err(Error::ReservedName(_))));
+        assert!(matches!(p("CREATE STREAM s (a TEXT, a INT)"), Err(Error::AlreadyExists { .. })));
+        assert!(matches!(p("CREATE STREAM s (a TEXT) WITH (color = 'red')"), Err(Error::InvalidParameter(_))));
+        assert!(matches!(p("CREATE STREAM s (a TEXT"), Err(Error::Syntax(_))));
+    }
+
+    #[test]
+    fn parses_drop_and_show() {
+        let stmts = p("DROP STREAM IF EXISTS a, public.b; SHOW STREAMS").unwrap();
+        assert!(matches!(&stmts[0], Statement::DropStream { names, if_exists: true } if names == &["a", "b"]));
+        assert!(matches!(stmts[1], Statement::ShowStreams));
+    }
+}

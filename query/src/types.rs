@@ -1,0 +1,310 @@
+//! Types: SQL type names ↔ storage column types ↔ Arrow, and the assignment
+//! rules that turn a value into a column's value (as Postgres does for
+//! INSERT: numbers widen or round, anything becomes text, text is parsed).
+
+use std::sync::Arc;
+
+use brikk_storage::{ColumnType, Value};
+use datafusion::arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder,
+    Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::{self, TimezoneInfo};
+
+use crate::error::{Error, Result};
+
+/// The time zone Brikk attaches to `timestamptz` values and `_timestamp`.
+pub const UTC: &str = "+00:00";
+
+/// Arrow type of a column type.
+pub fn arrow_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::SmallInt => DataType::Int16,
+        ColumnType::Integer => DataType::Int32,
+        ColumnType::BigInt => DataType::Int64,
+        ColumnType::Real => DataType::Float32,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Text => DataType::Utf8,
+        ColumnType::Bytea => DataType::Binary,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ColumnType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
+        ColumnType::Date => DataType::Date32,
+    }
+}
+
+/// The column type named by a SQL type in `CREATE STREAM`.
+pub fn column_type(dt: &ast::DataType) -> Result<ColumnType> {
+    use ast::DataType as D;
+    Ok(match dt {
+        D::Boolean | D::Bool => ColumnType::Boolean,
+        D::SmallInt(_) | D::Int2(_) => ColumnType::SmallInt,
+        D::Int(_) | D::Integer(_) | D::Int4(_) => ColumnType::Integer,
+        D::BigInt(_) | D::Int8(_) => ColumnType::BigInt,
+        D::Real | D::Float4 => ColumnType::Real,
+        D::Double(_) | D::DoublePrecision | D::Float8 | D::Float(_) => ColumnType::Double,
+        D::Text | D::Varchar(_) | D::CharacterVarying(_) | D::String(_) | D::Char(_) | D::Character(_) => {
+            ColumnType::Text
+        }
+        D::Bytea => ColumnType::Bytea,
+        D::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => ColumnType::Timestamp,
+        D::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => ColumnType::TimestampTz,
+        D::Date => ColumnType::Date,
+        D::Custom(name, _) if name.to_string().eq_ignore_ascii_case("timestamptz") => ColumnType::TimestampTz,
+        other => return Err(Error::Unsupported(format!("column type {other}"))),
+    })
+}
+
+/// Coerces `value` for assignment to a column of type `ty`, following
+/// Postgres' assignment rules closely enough that agents see the errors they
+/// expect: 42804 for a type that cannot be assigned, 22P02 for unreadable
+/// text, 22003 for numbers that do not fit.
+pub fn assign(value: ScalarValue, ty: ColumnType, column: &str) -> Result<Value> {
+    if value.is_null() {
+        return Ok(Value::Null);
+    }
+    let mismatch = |v: &ScalarValue| {
+        Error::TypeMismatch(format!(
+            "column \"{column}\" is of type {} but expression is of type {}",
+            ty.sql_name(),
+            pg_name_of(&v.data_type())
+        ))
+    };
+    let source = value.data_type();
+    match ty {
+        ColumnType::Text => Ok(Value::Text(match value {
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s,
+            ScalarValue::Boolean(Some(b)) => b.to_string(),
+            ScalarValue::Binary(_) | ScalarValue::LargeBinary(_) => return Err(mismatch(&value)),
+            other => other.to_string(),
+        })),
+        ColumnType::Bytea => match value {
+            ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) | ScalarValue::BinaryView(Some(b)) => {
+                Ok(Value::Bytes(b))
+            }
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+                parse_bytea(&s).map(Value::Bytes)
+            }
+            other => Err(mismatch(&other)),
+        },
+        ColumnType::Boolean => match value {
+            ScalarValue::Boolean(Some(b)) => Ok(Value::Boolean(b)),
+            v if is_text(&source) => parse_bool(&text_of(v)).map(Value::Boolean),
+            other => Err(mismatch(&other)),
+        },
+        ColumnType::SmallInt | ColumnType::Integer | ColumnType::BigInt => {
+            let (lo, hi) = match ty {
+                ColumnType::SmallInt => (i16::MIN as i64, i16::MAX as i64),
+                ColumnType::Integer => (i32::MIN as i64, i32::MAX as i64),
+                _ => (i64::MIN, i64::MAX),
+            };
+            let out_of_range = || Error::OutOfRange(format!("{} out of range", ty.sql_name()));
+            let v: i64 = if source.is_integer() {
+                match value.cast_to(&DataType::Int64) {
+                    Ok(ScalarValue::Int64(Some(v))) => v,
+                    _ => return Err(out_of_range()),
+                }
+            } else if source.is_floating() || matches!(source, DataType::Decimal128(..) | DataType::Decimal256(..)) {
+                let f = match value.cast_to(&DataType::Float64) {
+                    Ok(ScalarValue::Float64(Some(f))) => f.round_ties_even(),
+                    _ => return Err(out_of_range()),
+                };
+                if !f.is_finite() || f < i64::MIN as f64 || f >= i64::MAX as f64 {
+                    return Err(out_of_range());
+                }
+                f as i64
+            } else if is_text(&source) {
+                let s = text_of(value);
+                s.trim().parse::<i64>().map_err(|_| {
+                    if s.trim().parse::<i128>().is_ok() {
+                        out_of_range()
+                    } else {
+                        Error::InvalidText(format!("invalid input syntax for type {}: \"{s}\"", ty.sql_name()))
+                    }
+                })?
+            } else {
+                return Err(mismatch(&value));
+            };
+            if v < lo || v > hi {
+                return Err(out_of_range());
+            }
+            Ok(Value::Int(v))
+        }
+        ColumnType::Real | ColumnType::Double => {
+            if source.is_numeric() {
+                match value.cast_to(&DataType::Float64) {
+                    Ok(ScalarValue::Float64(Some(f))) => Ok(Value::Float(f)),
+                    _ => Err(Error::OutOfRange(format!("value out of range for type {}", ty.sql_name()))),
+                }
+            } else if is_text(&source) {
+                let s = text_of(value);
+                let t = s.trim();
+                let parsed = match t.to_ascii_lowercase().as_str() {
+                    "nan" => Ok(f64::NAN),
+                    "infinity" | "+infinity" | "inf" => Ok(f64::INFINITY),
+                    "-infinity" | "-inf" => Ok(f64::NEG_INFINITY),
+                    _ => t.parse::<f64>(),
+                };
+                parsed.map(Value::Float).map_err(|_| {
+                    Error::InvalidText(format!("invalid input syntax for type {}: \"{s}\"", ty.sql_name()))
+                })
+            } else {
+                Err(mismatch(&value))
+            }
+        }
+        ColumnType::Timestamp | ColumnType::TimestampTz | ColumnType::Date => {
+            let target = arrow_type(ty);
+            let temporal = matches!(source, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64);
+            if !temporal && !is_text(&source) {
+                return Err(mismatch(&value));
+            }
+            let shown = if is_text(&source) { Some(value.to_string()) } else { None };
+            let cast = value.cast_to(&target).map_err(|_| match &shown {
+                Some(s) => Error::InvalidText(format!("invalid input syntax for type {}: \"{s}\"", ty.sql_name())),
+                None => mismatch(&ScalarValue::try_from(&source).unwrap_or(ScalarValue::Null)),
+            })?;
+            match cast {
+                ScalarValue::TimestampMicrosecond(Some(v), _) => Ok(Value::Timestamp(v)),
+                ScalarValue::Date32(Some(d)) => Ok(Value::Date(d)),
+                other => Err(Error::Internal(format!("cast produced {other:?}"))),
+            }
+        }
+    }
+}
+
+fn is_text(dt: &DataType) -> bool {
+    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+fn text_of(v: ScalarValue) -> String {
+    match v {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s,
+        other => other.to_string(),
+    }
+}
+
+fn parse_bool(s: &str) -> Result<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "t" | "true" | "y" | "yes" | "on" | "1" => Ok(true),
+        "f" | "false" | "n" | "no" | "off" | "0" => Ok(false),
+        _ => Err(Error::InvalidText(format!("invalid input syntax for type boolean: \"{s}\""))),
+    }
+}
+
+/// Postgres' hex bytea input (`\x0aff`); other text is taken as its bytes.
+fn parse_bytea(s: &str) -> Result<Vec<u8>> {
+    let Some(hex) = s.strip_prefix("\\x") else {
+        return Ok(s.as_bytes().to_vec());
+    };
+    let bad = || Error::InvalidText(format!("invalid hexadecimal data in bytea: \"{s}\""));
+    if hex.len() % 2 != 0 {
+        return Err(bad());
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
+        .collect()
+}
+
+/// The Postgres name of an Arrow type, for error messages.
+pub fn pg_name_of(dt: &DataType) -> &'static str {
+    match dt {
+        DataType::Boolean => "boolean",
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint",
+        DataType::Int32 | DataType::UInt16 => "integer",
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "bigint",
+        DataType::Float16 | DataType::Float32 => "real",
+        DataType::Float64 => "double precision",
+        DataType::Decimal128(..) | DataType::Decimal256(..) => "numeric",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea",
+        DataType::Timestamp(_, None) => "timestamp without time zone",
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
+        DataType::Date32 | DataType::Date64 => "date",
+        DataType::Interval(_) => "interval",
+        DataType::Null => "unknown",
+        _ => "an unsupported type",
+    }
+}
+
+/// The text form of a key value; its UTF-8 bytes are what is hashed.
+pub fn key_text(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Boolean(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Text(s) => s.clone(),
+        Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Value::Timestamp(t) => t.to_string(),
+        Value::Date(d) => d.to_string(),
+    })
+}
+
+/// Builds one Arrow column from storage values of column type `ty`.
+pub fn build_array(ty: ColumnType, values: impl Iterator<Item = Value>, len: usize) -> ArrayRef {
+    macro_rules! build {
+        ($builder:expr, $pat:pat => $val:expr) => {{
+            let mut b = $builder;
+            for v in values {
+                match v {
+                    $pat => b.append_value($val),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }};
+    }
+    match ty {
+        ColumnType::Boolean => build!(BooleanBuilder::with_capacity(len), Value::Boolean(x) => x),
+        ColumnType::SmallInt => build!(Int16Builder::with_capacity(len), Value::Int(x) => x as i16),
+        ColumnType::Integer => build!(Int32Builder::with_capacity(len), Value::Int(x) => x as i32),
+        ColumnType::BigInt => build!(Int64Builder::with_capacity(len), Value::Int(x) => x),
+        ColumnType::Real => build!(Float32Builder::with_capacity(len), Value::Float(x) => x as f32),
+        ColumnType::Double => build!(Float64Builder::with_capacity(len), Value::Float(x) => x),
+        ColumnType::Text => build!(StringBuilder::with_capacity(len, len * 16), Value::Text(x) => x),
+        ColumnType::Bytea => build!(BinaryBuilder::with_capacity(len, len * 16), Value::Bytes(x) => x),
+        ColumnType::Timestamp => build!(TimestampMicrosecondBuilder::with_capacity(len), Value::Timestamp(x) => x),
+        ColumnType::TimestampTz => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(len).with_timezone(UTC);
+            for v in values {
+                match v {
+                    Value::Timestamp(x) => b.append_value(x),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ColumnType::Date => build!(Date32Builder::with_capacity(len), Value::Date(x) => x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignment_follows_postgres() {
+        let int = |s: &str| ScalarValue::Utf8(Some(s.into()));
+        assert_eq!(assign(ScalarValue::Int64(Some(5)), ColumnType::SmallInt, "c").unwrap(), Value::Int(5));
+        assert!(matches!(
+            assign(ScalarValue::Int64(Some(70000)), ColumnType::SmallInt, "c"),
+            Err(Error::OutOfRange(_))
+        ));
+        assert!(matches!(assign(int("abc"), ColumnType::Integer, "c"), Err(Error::InvalidText(_))));
+        assert_eq!(assign(int(" 42 "), ColumnType::Integer, "c").unwrap(), Value::Int(42));
+        assert_eq!(assign(ScalarValue::Float64(Some(2.5)), ColumnType::BigInt, "c").unwrap(), Value::Int(2));
+        assert!(matches!(
+            assign(ScalarValue::Boolean(Some(true)), ColumnType::Integer, "c"),
+            Err(Error::TypeMismatch(_))
+        ));
+        assert_eq!(assign(ScalarValue::Int64(Some(7)), ColumnType::Text, "c").unwrap(), Value::Text("7".into()));
+        assert_eq!(assign(int("yes"), ColumnType::Boolean, "c").unwrap(), Value::Boolean(true));
+        assert_eq!(assign(int("\\x0aff"), ColumnType::Bytea, "c").unwrap(), Value::Bytes(vec![10, 255]));
+        assert!(matches!(assign(int("2026-01-02 03:04:05"), ColumnType::Timestamp, "c").unwrap(), Value::Timestamp(_)));
+        assert!(matches!(assign(int("not a date"), ColumnType::Date, "c"), Err(Error::InvalidText(_))));
+        assert_eq!(assign(ScalarValue::Utf8(None), ColumnType::Integer, "c").unwrap(), Value::Null);
+    }
+}

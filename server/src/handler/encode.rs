@@ -1,0 +1,56 @@
+//! Statement outputs and errors as pgwire responses (Arrow → Postgres
+//! encoding by `arrow-pg`).
+
+use std::sync::Arc;
+
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use brikk_query::{Error, Output};
+use futures::{stream, StreamExt};
+use pgwire::api::portal::Format;
+use pgwire::api::results::{QueryResponse, Response, Tag};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::types::format::FormatOptions;
+
+use crate::sqlstate::sqlstate;
+
+/// An error as the client sees it: severity ERROR, its SQLSTATE, message.
+pub fn to_pg_error(e: &Error) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(e)))
+}
+
+pub(crate) fn error_info(e: &Error) -> ErrorInfo {
+    ErrorInfo::new("ERROR".to_owned(), sqlstate(e).to_owned(), e.to_string())
+}
+
+/// Turns one statement's output into a response; rows stream lazily.
+pub(crate) fn response(output: Output, format: &Format, options: Arc<FormatOptions>) -> PgWireResult<Response> {
+    Ok(match output {
+        Output::Rows(batches) => {
+            let fields = Arc::new(arrow_schema_to_pg_fields(&batches.schema(), format, Some(options))?);
+            let row_fields = fields.clone();
+            let rows = batches
+                .map(move |batch| {
+                    let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match batch {
+                        Ok(b) => encode_recordbatch(row_fields.clone(), b),
+                        Err(e) => Box::new(std::iter::once(Err(to_pg_error(&Error::from_datafusion(e))))),
+                    };
+                    stream::iter(rows)
+                })
+                .flatten();
+            Response::Query(QueryResponse::new(fields, rows))
+        }
+        Output::Command { tag, rows } => {
+            let mut t = Tag::new(&tag);
+            if tag == "INSERT" {
+                t = t.with_oid(0);
+            }
+            if let Some(n) = rows {
+                t = t.with_rows(n);
+            }
+            Response::Execution(t)
+        }
+        Output::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+        Output::End { tag } => Response::TransactionEnd(Tag::new(&tag)),
+        Output::Empty => Response::EmptyQuery,
+    })
+}

@@ -1,0 +1,135 @@
+//! The extended query protocol: Parse plans once, Execute binds.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
+use async_trait::async_trait;
+use brikk_query::{Brikk, Prepared, Session};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::ParamValues;
+use datafusion::scalar::ScalarValue;
+use futures::Sink;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::ExtendedQueryHandler;
+use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::types::format::FormatOptions;
+
+use super::encode::{response, to_pg_error};
+use super::Connection;
+
+/// Plans statements at Parse time.
+pub struct StatementParser {
+    db: Brikk,
+    /// The connection's session: a failed Parse aborts its transaction.
+    session: Arc<tokio::sync::Mutex<Session>>,
+}
+
+impl StatementParser {
+    pub fn new(db: Brikk, session: Arc<tokio::sync::Mutex<Session>>) -> StatementParser {
+        StatementParser { db, session }
+    }
+}
+
+/// The Arrow type a client's declared parameter type asks for, if Brikk
+/// knows it; unknown types are left for the planner to infer.
+fn declared_type(t: &Type) -> Option<DataType> {
+    Some(match *t {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
+        Type::BYTEA => DataType::Binary,
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        Type::DATE => DataType::Date32,
+        _ => return None,
+    })
+}
+
+#[async_trait]
+impl QueryParser for StatementParser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let declared: Vec<Option<DataType>> = types.iter().map(|t| t.as_ref().and_then(declared_type)).collect();
+        let prepared = match self.db.prepare(sql, &declared).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.session.lock().await.fail();
+                return Err(to_pg_error(&e));
+            }
+        };
+        Ok((!prepared.is_empty()).then(|| Arc::new(prepared)))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        stmt.param_types().iter().map(into_pg_type).collect()
+    }
+
+    fn get_result_schema(&self, stmt: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match stmt.result_schema() {
+            Some(schema) => arrow_schema_to_pg_fields(&schema, format.unwrap_or(&Format::UnifiedBinary), None),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Decodes the portal's parameters with the types the statement described.
+fn bind(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<ScalarValue>> {
+    let prepared = &portal.statement.statement;
+    let inferred: Vec<Option<&DataType>> = prepared.param_types().iter().map(Some).collect();
+    let server: Vec<Type> = prepared.param_types().iter().map(into_pg_type).collect::<PgWireResult<_>>()?;
+    let server_refs: Vec<Option<&Type>> = server.iter().map(Some).collect();
+    match deserialize_parameters_with_server_types(portal, &inferred, &server_refs)? {
+        ParamValues::List(values) => Ok(values.into_iter().map(|v| v.value).collect()),
+        ParamValues::Map(_) => Err(to_pg_error(&brikk_query::Error::Unsupported("named parameters".into()))),
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = Arc<Prepared>;
+    type QueryParser = StatementParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let params = bind(portal)?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let mut session = self.session.lock().await;
+        let output =
+            session.execute_prepared(&portal.statement.statement, &params).await.map_err(|e| to_pg_error(&e))?;
+        response(output, &portal.result_column_format, options)
+    }
+}

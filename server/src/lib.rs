@@ -1,0 +1,21 @@
+//! # brikk-server
+//!
+//! The Postgres wire protocol in front of [`brikk_query::Brikk`]: psql and
+//! any Postgres driver talk to Brikk through this crate. It holds no
+//! storage logic: each connection gets a [`brikk_query::Session`], each
+//! message becomes a call on it, and each error leaves through the one
+//! SQLSTATE table in [`sqlstate`].
+//!
+//! ```text
+//!  TCP ─ listener::serve ─ pgwire::process_socket ─ handler::Connection ─ Session
+//!         (accept, SIGTERM)   (framing, protocol)     (simple / extended)
+//! ```
+
+pub mod handler;
+pub mod listener;
+pub mod sqlstate;
+
+/// The port `brikk serve` listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 5487;
+/// The data directory `brikk serve` uses unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = "brikk-data";

@@ -1,0 +1,122 @@
+//! The one table from errors to SQLSTATE codes.
+//!
+//! Every error a client sees passes through [`sqlstate`]; no other place
+//! names a code. The match is exhaustive, so a new error variant does not
+//! compile until it has a code here.
+
+use brikk_query::{Error, ObjectKind};
+
+/// SQLSTATE codes Brikk reports (Postgres appendix A names).
+pub mod code {
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const UNDEFINED_PSTATEMENT: &str = "26000";
+    pub const DUPLICATE_TABLE: &str = "42P07";
+    pub const DUPLICATE_COLUMN: &str = "42701";
+    pub const DUPLICATE_OBJECT: &str = "42710";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+    pub const NOT_NULL_VIOLATION: &str = "23502";
+    pub const GENERATED_ALWAYS: &str = "428C9";
+    pub const RESERVED_NAME: &str = "42939";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+    pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+    pub const SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION: &str = "42000";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
+    pub const IO_ERROR: &str = "58030";
+    pub const DATA_CORRUPTED: &str = "XX001";
+    pub const INTERNAL_ERROR: &str = "XX000";
+    pub const INVALID_AUTHORIZATION: &str = "28000";
+    pub const INVALID_CATALOG_NAME: &str = "3D000";
+}
+
+/// The SQLSTATE of an error.
+pub fn sqlstate(e: &Error) -> &'static str {
+    use code::*;
+    match e {
+        Error::Syntax(_) => SYNTAX_ERROR,
+        Error::NotFound { kind, .. } => match kind {
+            ObjectKind::Relation => UNDEFINED_TABLE,
+            ObjectKind::Column => UNDEFINED_COLUMN,
+            ObjectKind::Function => UNDEFINED_FUNCTION,
+            ObjectKind::Parameter => UNDEFINED_OBJECT,
+            ObjectKind::Statement => UNDEFINED_PSTATEMENT,
+        },
+        Error::AlreadyExists { kind, .. } => match kind {
+            ObjectKind::Relation => DUPLICATE_TABLE,
+            ObjectKind::Column => DUPLICATE_COLUMN,
+            ObjectKind::Function | ObjectKind::Parameter | ObjectKind::Statement => DUPLICATE_OBJECT,
+        },
+        Error::TypeMismatch(_) => DATATYPE_MISMATCH,
+        Error::InvalidText(_) => INVALID_TEXT_REPRESENTATION,
+        Error::OutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
+        Error::NotNull { .. } => NOT_NULL_VIOLATION,
+        Error::GeneratedColumn(_) => GENERATED_ALWAYS,
+        Error::ReservedName(_) => RESERVED_NAME,
+        Error::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
+        Error::DivisionByZero => DIVISION_BY_ZERO,
+        Error::Unsupported(_) => FEATURE_NOT_SUPPORTED,
+        Error::ActiveTransaction(_) => ACTIVE_SQL_TRANSACTION,
+        Error::InFailedTransaction => IN_FAILED_SQL_TRANSACTION,
+        Error::Plan(_) => SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+        Error::Canceled => QUERY_CANCELED,
+        Error::ShuttingDown => ADMIN_SHUTDOWN,
+        Error::Storage(s) => match s {
+            brikk_storage::Error::Corrupt(_) => DATA_CORRUPTED,
+            _ => IO_ERROR,
+        },
+        Error::Internal(_) => INTERNAL_ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nf(kind: ObjectKind) -> Error {
+        Error::NotFound { kind, name: "x".into() }
+    }
+
+    #[test]
+    fn every_row_of_the_table() {
+        let rows: Vec<(Error, &str)> = vec![
+            (Error::Syntax("x".into()), "42601"),
+            (nf(ObjectKind::Relation), "42P01"),
+            (nf(ObjectKind::Column), "42703"),
+            (nf(ObjectKind::Function), "42883"),
+            (nf(ObjectKind::Parameter), "42704"),
+            (nf(ObjectKind::Statement), "26000"),
+            (Error::AlreadyExists { kind: ObjectKind::Relation, name: "x".into() }, "42P07"),
+            (Error::AlreadyExists { kind: ObjectKind::Column, name: "x".into() }, "42701"),
+            (Error::AlreadyExists { kind: ObjectKind::Function, name: "x".into() }, "42710"),
+            (Error::TypeMismatch("x".into()), "42804"),
+            (Error::InvalidText("x".into()), "22P02"),
+            (Error::OutOfRange("x".into()), "22003"),
+            (Error::NotNull { relation: "r".into(), column: "c".into() }, "23502"),
+            (Error::GeneratedColumn("x".into()), "428C9"),
+            (Error::ReservedName("x".into()), "42939"),
+            (Error::InvalidParameter("x".into()), "22023"),
+            (Error::DivisionByZero, "22012"),
+            (Error::Unsupported("x".into()), "0A000"),
+            (Error::ActiveTransaction("x".into()), "25001"),
+            (Error::InFailedTransaction, "25P02"),
+            (Error::Plan("x".into()), "42000"),
+            (Error::Canceled, "57014"),
+            (Error::ShuttingDown, "57P01"),
+            (Error::Storage(brikk_storage::Error::Corrupt("x".into())), "XX001"),
+            (Error::Storage(brikk_storage::Error::Unavailable), "58030"),
+            (Error::Internal("x".into()), "XX000"),
+        ];
+        for (e, want) in rows {
+            assert_eq!(sqlstate(&e), want, "{e:?}");
+        }
+    }
+}

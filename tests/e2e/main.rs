@@ -1,0 +1,18 @@
+//! End-to-end tests: the real `brikk` binary, over the wire.
+//!
+//! Each test starts its own server on a free port in its own temp dir.
+
+mod crash;
+mod embedded;
+mod psql;
+mod slt;
+mod wire;
+
+use brikk_tests::Server;
+
+/// A server over a fresh temp dir; the dir lives as long as the returned guard.
+pub fn fresh() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path()).expect("start brikk");
+    (dir, server)
+}

@@ -1,0 +1,441 @@
+//! Streams over the wire with tokio-postgres: appends, offsets, key
+//! hashing, transactions, prepared statements, errors, restart, shutdown.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use brikk_storage::log::partition_for_key;
+use brikk_tests::{sqlstate, Server};
+use tokio_postgres::types::Type;
+
+use super::fresh;
+
+const TASKS: &str =
+    "CREATE STREAM tasks (task_id TEXT, kind TEXT, payload TEXT) WITH (partitions = 8, key = 'task_id')";
+
+#[tokio::test]
+async fn append_and_read_with_dense_offsets_and_key_hashing() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute(TASKS).await.unwrap();
+    let n = c
+        .execute(
+            "INSERT INTO tasks VALUES ('t1', 'summarize', '{\"doc\": 17}'), ('t2', 'plan', NULL), ('t3', 'plan', 'x')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 3, "command tag row count");
+    for i in 4..100 {
+        c.execute("INSERT INTO tasks (task_id, kind) VALUES ($1, $2)", &[&format!("t{i}"), &"k"]).await.unwrap();
+    }
+    let rows = c
+        .query("SELECT _partition, _offset, _key, task_id, kind FROM tasks ORDER BY _partition, _offset", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 99);
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    for r in &rows {
+        let (p, off, key, id): (i32, i64, Option<String>, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        assert_eq!(key.as_deref(), Some(id.as_str()), "_key is the key column's text");
+        assert_eq!(p as u32, partition_for_key(id.as_bytes(), 8), "partition of {id} follows murmur2");
+        let want = next.entry(p).or_insert(0);
+        assert_eq!(off, *want, "offsets dense from 0 in partition {p}");
+        *want += 1;
+    }
+    assert!(next.len() > 4, "keys spread over partitions: {next:?}");
+
+    // SELECT * leaves the system columns out.
+    let star = c.query("SELECT * FROM tasks WHERE task_id = 't1'", &[]).await.unwrap();
+    assert_eq!(star[0].columns().iter().map(|c| c.name()).collect::<Vec<_>>(), ["task_id", "kind", "payload"]);
+    assert_eq!(star[0].get::<_, Option<String>>(2).as_deref(), Some("{\"doc\": 17}"));
+
+    // Full SQL: aggregates, window functions, joins.
+    let agg = c
+        .query_one("SELECT kind, count(*) FROM tasks GROUP BY kind ORDER BY count(*) DESC LIMIT 1", &[])
+        .await
+        .unwrap();
+    assert_eq!((agg.get::<_, String>(0), agg.get::<_, i64>(1)), ("k".to_string(), 96));
+    let w = c
+        .query("SELECT task_id, row_number() OVER (PARTITION BY _partition ORDER BY _offset) FROM tasks", &[])
+        .await
+        .unwrap();
+    assert_eq!(w.len(), 99);
+    let j = c.query_one("SELECT count(*) FROM tasks a JOIN tasks b ON a.task_id = b.task_id", &[]).await.unwrap();
+    assert_eq!(j.get::<_, i64>(0), 99);
+}
+
+#[tokio::test]
+async fn unkeyed_streams_spread_evenly() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute("CREATE STREAM ev (n BIGINT) WITH (partitions = 4)").await.unwrap();
+    for i in 0..40i64 {
+        c.execute("INSERT INTO ev VALUES ($1)", &[&i]).await.unwrap();
+    }
+    let rows = c.query("SELECT _partition, count(*) FROM ev GROUP BY 1 ORDER BY 1", &[]).await.unwrap();
+    let counts: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+    assert_eq!(counts, vec![10, 10, 10, 10]);
+    let keys = c.query_one("SELECT count(*) FROM ev WHERE _key IS NULL", &[]).await.unwrap();
+    assert_eq!(keys.get::<_, i64>(0), 40);
+}
+
+#[tokio::test]
+async fn insert_select_and_filter_pushdown_in_explain() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute(TASKS).await.unwrap();
+    c.batch_execute("CREATE STREAM archive (task_id TEXT, kind TEXT, payload TEXT) WITH (partitions = 2)")
+        .await
+        .unwrap();
+    c.batch_execute("INSERT INTO tasks VALUES ('a', 'x', '1'), ('b', 'y', '2'), ('c', 'x', '3')").await.unwrap();
+    let n = c.execute("INSERT INTO archive SELECT * FROM tasks WHERE kind = 'x'", &[]).await.unwrap();
+    assert_eq!(n, 2);
+    let got: Vec<String> =
+        c.query("SELECT task_id FROM archive ORDER BY task_id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(got, ["a", "c"]);
+
+    let plan = explain(&c, "SELECT * FROM tasks WHERE _partition = 3 AND _offset >= 5 AND _offset < 9").await;
+    assert!(plan.contains("StreamScanExec: stream=tasks, ranges=[p3:5..5]"), "{plan}");
+    let plan = explain(&c, "SELECT * FROM tasks WHERE _partition IN (1, 2)").await;
+    assert!(plan.contains("ranges=[p1:"), "{plan}");
+    assert!(!plan.contains("p0:"), "{plan}");
+    let plan = explain(&c, "SELECT * FROM tasks WHERE _timestamp > now() + interval '1 hour'").await;
+    let line = plan.lines().find(|l| l.contains("StreamScanExec")).unwrap();
+    let ranges = line.split("ranges=[").nth(1).unwrap().trim_end_matches(']');
+    for r in ranges.split(", ") {
+        let (from, to) = r.split(':').nth(1).unwrap().split_once("..").unwrap();
+        assert_eq!(from, to, "a future timestamp bound empties every range: {plan}");
+    }
+}
+
+async fn explain(c: &tokio_postgres::Client, sql: &str) -> String {
+    let rows = c.query(&format!("EXPLAIN {sql}"), &[]).await.unwrap();
+    rows.iter().map(|r| format!("{}\n", r.get::<_, String>(1))).collect()
+}
+
+#[tokio::test]
+async fn timestamp_filters_use_the_time_index_and_return_the_right_rows() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute("CREATE STREAM s (n BIGINT)").await.unwrap();
+    c.batch_execute("INSERT INTO s VALUES (1), (2)").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mid: std::time::SystemTime = std::time::SystemTime::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    c.batch_execute("INSERT INTO s VALUES (3), (4), (5)").await.unwrap();
+    let rows = c.query("SELECT n FROM s WHERE _timestamp >= $1 ORDER BY n", &[&mid]).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<Vec<_>>(), vec![3, 4, 5]);
+    let rows = c.query("SELECT n FROM s WHERE _timestamp < $1 ORDER BY n", &[&mid]).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    let plan = explain(
+        &c,
+        &format!(
+            "SELECT n FROM s WHERE _timestamp >= to_timestamp_micros({})",
+            mid.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros()
+        ),
+    )
+    .await;
+    assert!(plan.contains("ranges=[p0:2..5]"), "{plan}");
+}
+
+#[tokio::test]
+async fn transactions_are_atomic_and_invisible_until_commit() {
+    let (_dir, server) = fresh();
+    let a = server.client().await.unwrap();
+    let b = server.client().await.unwrap();
+    a.batch_execute(TASKS).await.unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    a.execute("INSERT INTO tasks VALUES ('t1', 'k', 'p')", &[]).await.unwrap();
+    a.execute("INSERT INTO tasks VALUES ('t2', 'k', 'p'), ('t3', 'k', 'p')", &[]).await.unwrap();
+    let seen = b.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap();
+    assert_eq!(seen.get::<_, i64>(0), 0, "nothing visible before COMMIT");
+    a.batch_execute("COMMIT").await.unwrap();
+    let seen = b.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap();
+    assert_eq!(seen.get::<_, i64>(0), 3);
+
+    a.batch_execute("BEGIN; INSERT INTO tasks VALUES ('t4', 'k', 'p'); ROLLBACK").await.unwrap();
+    let seen = b.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap();
+    assert_eq!(seen.get::<_, i64>(0), 3, "ROLLBACK discards");
+
+    // An error aborts the transaction until ROLLBACK; nothing of it lands.
+    a.batch_execute("BEGIN").await.unwrap();
+    a.execute("INSERT INTO tasks VALUES ('t5', 'k', 'p')", &[]).await.unwrap();
+    let e = a.execute("INSERT INTO nope VALUES (1)", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("42P01"));
+    let e = a.execute("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("25P02"));
+    a.batch_execute("COMMIT").await.unwrap(); // acts as ROLLBACK
+    let seen = b.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap();
+    assert_eq!(seen.get::<_, i64>(0), 3);
+
+    // A multi-statement string is one implicit transaction.
+    let e = a
+        .batch_execute("INSERT INTO tasks VALUES ('t6', 'k', 'p'); INSERT INTO tasks VALUES (1, 2, 3, 4)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("42601"));
+    let seen = b.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap();
+    assert_eq!(seen.get::<_, i64>(0), 3, "first INSERT of the failed string is not committed");
+
+    // DDL inside an explicit transaction is refused.
+    a.batch_execute("BEGIN").await.unwrap();
+    let e = a.batch_execute("CREATE STREAM x (a TEXT)").await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("25001"));
+    a.batch_execute("ROLLBACK").await.unwrap();
+    a.query_one("SELECT 1", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn prepared_statements_text_and_binary_formats() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute(
+        "CREATE STREAM m (b BOOLEAN, s SMALLINT, i INTEGER, l BIGINT, r REAL, d DOUBLE PRECISION, t TEXT, \
+         y BYTEA, ts TIMESTAMP, tz TIMESTAMPTZ, dt DATE)",
+    )
+    .await
+    .unwrap();
+    let ins = c.prepare("INSERT INTO m VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)").await.unwrap();
+    assert_eq!(
+        ins.params(),
+        &[
+            Type::BOOL,
+            Type::INT2,
+            Type::INT4,
+            Type::INT8,
+            Type::FLOAT4,
+            Type::FLOAT8,
+            Type::TEXT,
+            Type::BYTEA,
+            Type::TIMESTAMP,
+            Type::TIMESTAMPTZ,
+            Type::DATE
+        ]
+    );
+    let ts = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap().and_hms_micro_opt(1, 2, 3, 456).unwrap();
+    let tz = chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(ts, chrono::Utc);
+    let dt = chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+    c.execute(
+        &ins,
+        &[&true, &7i16, &-8i32, &(1i64 << 40), &1.5f32, &2.25f64, &"héllo", &vec![0u8, 255], &ts, &tz, &dt],
+    )
+    .await
+    .unwrap();
+    // Binary results (prepared statement) ...
+    let r = c.query_one("SELECT b, s, i, l, r, d, t, y, ts, tz, dt FROM m WHERE i = $1", &[&-8i32]).await.unwrap();
+    assert!(r.get::<_, bool>(0));
+    assert_eq!(r.get::<_, i16>(1), 7);
+    assert_eq!(r.get::<_, i64>(3), 1 << 40);
+    assert_eq!(r.get::<_, f32>(4), 1.5);
+    assert_eq!(r.get::<_, String>(6), "héllo");
+    assert_eq!(r.get::<_, Vec<u8>>(7), vec![0, 255]);
+    assert_eq!(r.get::<_, chrono::NaiveDateTime>(8), ts);
+    assert_eq!(r.get::<_, chrono::DateTime<chrono::Utc>>(9), tz);
+    assert_eq!(r.get::<_, chrono::NaiveDate>(10), dt);
+    // ... and text results (simple query).
+    let msgs = c.simple_query("SELECT b, s, t, ts, dt FROM m").await.unwrap();
+    let row = msgs
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(row.get(0), Some("t"));
+    assert_eq!(row.get(1), Some("7"));
+    assert_eq!(row.get(2), Some("héllo"));
+    assert_eq!(row.get(3), Some("2026-11-25 01:02:03.000456"));
+    assert_eq!(row.get(4), Some("2026-01-02"));
+    // A prepared statement runs many times without re-planning.
+    let q = c.prepare("SELECT count(*) FROM m WHERE l > $1").await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(c.query_one(&q, &[&0i64]).await.unwrap().get::<_, i64>(0), 1);
+    }
+}
+
+#[tokio::test]
+async fn many_concurrent_connections_append_without_gaps() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute("CREATE STREAM s (w INTEGER, i INTEGER) WITH (partitions = 3)").await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..16i32 {
+        let conn = server.conn_str();
+        tasks.push(tokio::spawn(async move {
+            let c = brikk_tests::connect(&conn).await.unwrap();
+            let st = c.prepare("INSERT INTO s VALUES ($1, $2)").await.unwrap();
+            for i in 0..50i32 {
+                c.execute(&st, &[&w, &i]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = c.query("SELECT _partition, count(*), min(_offset), max(_offset) FROM s GROUP BY 1", &[]).await.unwrap();
+    let mut total = 0;
+    for r in rows {
+        let (n, lo, hi): (i64, i64, i64) = (r.get(1), r.get(2), r.get(3));
+        assert_eq!((lo, hi), (0, n - 1), "dense offsets");
+        total += n;
+    }
+    assert_eq!(total, 800);
+    // Per writer, its rows appear in the order it wrote them within a partition.
+    let r = c.query_one("SELECT count(DISTINCT (w, i)) FROM s", &[]).await.unwrap();
+    assert_eq!(r.get::<_, i64>(0), 800);
+}
+
+#[tokio::test]
+async fn errors_carry_sqlstate_and_leave_the_session_usable() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute(TASKS).await.unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("SELEC 1", "42601"),
+        ("SELECT * FROM missing", "42P01"),
+        ("SELECT nope FROM tasks", "42703"),
+        ("INSERT INTO tasks (nope) VALUES ('x')", "42703"),
+        (TASKS, "42P07"),
+        ("CREATE STREAM bad (n INTEGER) WITH (partitions = 0)", "22023"),
+        ("CREATE STREAM bad (n INTEGER) WITH (key = 'zzz')", "42703"),
+        ("CREATE STREAM bad (n JSONB)", "0A000"),
+        ("UPDATE tasks SET kind = 'x'", "0A000"),
+        ("DELETE FROM tasks", "0A000"),
+        ("CREATE TABLE t (a INT)", "0A000"),
+        ("DROP STREAM missing", "42P01"),
+        ("INSERT INTO tasks VALUES ('a', 'b')", "42601"),
+        ("INSERT INTO tasks (_offset) VALUES (1)", "428C9"),
+    ];
+    for (sql, code) in cases {
+        let e = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e).as_deref(), Some(*code), "{sql}: {e:?}");
+        c.query_one("SELECT 1", &[]).await.expect("session still usable");
+    }
+    c.batch_execute("CREATE STREAM n (i INTEGER NOT NULL, s SMALLINT, b BOOLEAN)").await.unwrap();
+    let typed: &[(&str, &str)] = &[
+        ("INSERT INTO n VALUES ('abc', 1, true)", "22P02"),
+        ("INSERT INTO n VALUES (1, 70000, true)", "22003"),
+        ("INSERT INTO n VALUES (1, 1, 5)", "42804"),
+        ("INSERT INTO n VALUES (true, 1, true)", "42804"),
+        ("INSERT INTO n VALUES (NULL, 1, true)", "23502"),
+    ];
+    for (sql, code) in typed {
+        let e = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e).as_deref(), Some(*code), "{sql}: {e:?}");
+    }
+    // A bad row in a multi-row INSERT writes none of the rows.
+    let e = c.batch_execute("INSERT INTO n VALUES (1, 1, true), (2, 99999, true)").await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("22003"));
+    assert_eq!(c.query_one("SELECT count(*) FROM n", &[]).await.unwrap().get::<_, i64>(0), 0);
+    // Prepared statements with wrong parameter values.
+    let st = c.prepare("INSERT INTO n (i) VALUES ($1)").await.unwrap();
+    assert_eq!(st.params(), &[Type::INT4]);
+    c.execute(&st, &[&5i32]).await.unwrap();
+    assert_eq!(c.query_one("SELECT count(*) FROM n", &[]).await.unwrap().get::<_, i64>(0), 1);
+}
+
+#[tokio::test]
+async fn catalog_and_data_survive_restart_and_sigterm_is_graceful() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut server = Server::start(dir.path()).unwrap();
+        let c = server.client().await.unwrap();
+        c.batch_execute(TASKS).await.unwrap();
+        c.batch_execute("CREATE STREAM gone (a TEXT)").await.unwrap();
+        c.batch_execute("INSERT INTO tasks VALUES ('t1', 'k', 'p'), ('t2', 'k', 'p')").await.unwrap();
+        c.batch_execute("DROP STREAM gone").await.unwrap();
+        let status = server.terminate().unwrap();
+        assert!(status.success(), "clean exit on SIGTERM: {status:?}\n{}", server.log());
+    }
+    let server = Server::start(dir.path()).unwrap();
+    let c = server.client().await.unwrap();
+    let streams: Vec<String> =
+        c.query("SELECT name FROM brikk_streams", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(streams, ["tasks"]);
+    let rows = c.query("SELECT task_id, _offset FROM tasks ORDER BY task_id", &[]).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    c.batch_execute("INSERT INTO tasks VALUES ('t1', 'k', 'again')").await.unwrap();
+    let r = c.query_one("SELECT _offset FROM tasks WHERE payload = 'again'", &[]).await.unwrap();
+    let first = rows.iter().find(|r| r.get::<_, String>(0) == "t1").unwrap().get::<_, i64>(1);
+    assert_eq!(r.get::<_, i64>(0), first + 1, "offsets continue after restart");
+}
+
+#[tokio::test]
+async fn wrong_user_or_database_is_refused() {
+    let (_dir, server) = fresh();
+    let conn = format!("host=127.0.0.1 port={} user=alice dbname=brikk", server.addr.port());
+    let e = brikk_tests::connect(&conn).await.unwrap_err();
+    let e = e.downcast::<tokio_postgres::Error>().unwrap();
+    assert_eq!(sqlstate(&e).as_deref(), Some("28000"));
+    let conn = format!("host=127.0.0.1 port={} user=brikk dbname=other", server.addr.port());
+    let e = brikk_tests::connect(&conn).await.unwrap_err().downcast::<tokio_postgres::Error>().unwrap();
+    assert_eq!(sqlstate(&e).as_deref(), Some("3D000"));
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_messages_close_only_that_connection() {
+    let (_dir, mut server) = fresh();
+    let good = server.client().await.unwrap();
+    // Garbage instead of a startup packet.
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(&[0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    // A startup packet that claims to be 1 GiB long.
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(&0x4000_0000u32.to_be_bytes()).unwrap();
+    s.write_all(&[0, 3, 0, 0]).unwrap();
+    let _ = s.read_to_end(&mut buf);
+    // A query message with a huge declared length after a good startup.
+    let raw = brikk_tests::connect(&server.conn_str()).await.unwrap();
+    drop(raw);
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut startup = Vec::new();
+    startup.extend_from_slice(&196608u32.to_be_bytes());
+    for kv in ["user", "brikk", "database", "brikk"] {
+        startup.extend_from_slice(kv.as_bytes());
+        startup.push(0);
+    }
+    startup.push(0);
+    let mut pkt = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    pkt.extend(startup);
+    s.write_all(&pkt).unwrap();
+    s.write_all(b"Q").unwrap();
+    s.write_all(&0x7fff_fff0u32.to_be_bytes()).unwrap();
+    s.write_all(b"SELECT 1").unwrap();
+    let _ = s.read_to_end(&mut buf);
+
+    assert!(server.is_running(), "server survived: {}", server.log());
+    good.query_one("SELECT 1", &[]).await.expect("other connections unaffected");
+    server.client().await.unwrap().query_one("SELECT 1", &[]).await.expect("new connections accepted");
+}
+
+#[tokio::test]
+async fn retention_deletes_old_records_and_keeps_offsets() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute("CREATE STREAM r (n BIGINT) WITH (retention = '1s')").await.unwrap();
+    c.batch_execute("INSERT INTO r VALUES (1), (2), (3)").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    c.batch_execute("INSERT INTO r VALUES (4)").await.unwrap();
+    // Within a few retention passes the three old records are gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let rows = c.query("SELECT _offset, n FROM r ORDER BY _offset", &[]).await.unwrap();
+        let got: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        if got == vec![(3, 4)] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "old records still there: {got:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let p = c.query_one("SELECT start_offset, end_offset FROM brikk_partitions WHERE stream = 'r'", &[]).await.unwrap();
+    assert_eq!((p.get::<_, i64>(0), p.get::<_, i64>(1)), (3, 4));
+    c.batch_execute("INSERT INTO r VALUES (5)").await.unwrap();
+    let r = c.query_one("SELECT _offset FROM r WHERE n = 5", &[]).await.unwrap();
+    assert_eq!(r.get::<_, i64>(0), 4, "offsets continue");
+}

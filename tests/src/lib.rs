@@ -1,0 +1,173 @@
+//! Test and benchmark harness: the real `brikk` binary on a free port in a
+//! temp dir, real clients (tokio-postgres, psql), and a sqllogictest driver
+//! that speaks the wire protocol.
+
+pub mod pg;
+pub mod slt;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Path of the `brikk` binary: `$BRIKK_BIN`, or next to the running test
+/// executable's directory (`target/<profile>/brikk`).
+pub fn brikk_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("BRIKK_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("brikk")
+}
+
+/// A running `brikk serve` process. Killed (SIGKILL) when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `brikk serve` on 127.0.0.1:0 over `data_dir` and waits until
+    /// it is listening.
+    pub fn start(data_dir: &Path) -> Result<Server> {
+        let bin = brikk_bin();
+        if !bin.exists() {
+            bail!("{} not found: build it first (cargo build --bin brikk) or set BRIKK_BIN", bin.display());
+        }
+        let mut child = Command::new(&bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("BRIKK_LOG", std::env::var("BRIKK_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))?;
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                    if let Some(addr) = line.strip_prefix("brikk listening on ") {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
+                    log.lock().expect("log").push(line);
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().context("parsing listen address")?,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("brikk did not start; its log:\n{}", log.lock().expect("log").join("\n"));
+            }
+        };
+        Ok(Server { child: Some(child), addr, data_dir: data_dir.to_path_buf(), log })
+    }
+
+    /// A connection string for this server.
+    pub fn conn_str(&self) -> String {
+        format!("host={} port={} user=brikk dbname=brikk", self.addr.ip(), self.addr.port())
+    }
+
+    /// A new tokio-postgres client; its connection task runs on the
+    /// current runtime.
+    pub async fn client(&self) -> Result<tokio_postgres::Client> {
+        connect(&self.conn_str()).await
+    }
+
+    /// Kills the server with SIGKILL and waits for it to die.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits (up to 30 s) for a clean exit.
+    pub fn terminate(&mut self) -> Result<ExitStatus> {
+        let mut c = self.child.take().ok_or_else(|| anyhow!("server already stopped"))?;
+        let status = Command::new("kill").args(["-TERM", &c.id().to_string()]).status()?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = c.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                bail!("brikk did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    /// Runs `psql` against this server with `args`, returning stdout;
+    /// fails with stderr if psql exits non-zero.
+    pub fn psql(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-h",
+                &self.addr.ip().to_string(),
+                "-p",
+                &self.addr.port().to_string(),
+                "-U",
+                "brikk",
+                "-d",
+                "brikk",
+            ])
+            .args(args)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .context("running psql (is postgresql-client installed?)")?;
+        if !out.status.success() {
+            bail!("psql {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Connects with tokio-postgres and drives the connection on a task.
+pub async fn connect(conn_str: &str) -> Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(conn_str, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// The SQLSTATE of a tokio-postgres error, if the server sent one.
+pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
+    e.code().map(|c| c.code().to_string())
+}
