@@ -186,7 +186,7 @@ impl Brikk {
 
 impl Session {
     /// Executes a prepared statement with `params` bound (`$1` first).
-    pub async fn execute_prepared(&mut self, prepared: &Prepared, params: &[ScalarValue]) -> Result<Output> {
+    pub async fn execute_prepared(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
         let r = self.run_prepared(prepared, params).await;
         if r.is_err() {
             self.fail();
@@ -194,7 +194,7 @@ impl Session {
         r
     }
 
-    async fn run_prepared(&mut self, prepared: &Prepared, params: &[ScalarValue]) -> Result<Output> {
+    async fn run_prepared(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
         if !params.is_empty() && params.len() != prepared.param_types().len() {
             return Err(Error::InvalidParameter(format!(
                 "statement has {} parameters, {} given",
@@ -204,7 +204,7 @@ impl Session {
         }
         match &prepared.kind {
             PreparedKind::Empty => Ok(Output::Empty),
-            PreparedKind::Other(stmt, _) => self.run((**stmt).clone(), params).await,
+            PreparedKind::Other(stmt, _) => self.run((**stmt).clone(), &params).await,
             PreparedKind::Insert(plan) => {
                 self.check_not_failed()?;
                 if plan.stream.is_dropped() {
@@ -214,11 +214,8 @@ impl Session {
             }
             PreparedKind::Query(plan) => {
                 self.check_not_failed()?;
-                let plan = if params.is_empty() {
-                    (**plan).clone()
-                } else {
-                    (**plan).clone().with_param_values(params.to_vec())?
-                };
+                let plan =
+                    if params.is_empty() { (**plan).clone() } else { (**plan).clone().with_param_values(params)? };
                 self.run_plan(plan).await
             }
         }
@@ -326,7 +323,7 @@ impl Session {
             S::Insert(insert) => {
                 let shared = self.db.shared();
                 let plan = InsertPlan::new(&insert, &shared.store, &shared.ctx, &[]).await?;
-                self.insert(&plan, params).await
+                self.insert(&plan, params.to_vec()).await
             }
             S::Update(u) => {
                 Err(Error::Unsupported(format!("UPDATE of {} (streams are append-only; tables arrive later)", u.table)))
@@ -373,7 +370,7 @@ impl Session {
         }
     }
 
-    async fn insert(&mut self, plan: &InsertPlan, params: &[ScalarValue]) -> Result<Output> {
+    async fn insert(&mut self, plan: &InsertPlan, params: Vec<ScalarValue>) -> Result<Output> {
         let writes = plan.execute(&self.db.shared().ctx, params).await?;
         let n = writes.appends.len();
         match &mut self.txn {

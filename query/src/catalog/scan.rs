@@ -257,7 +257,6 @@ pub struct PartitionRange {
 pub struct StreamScanExec {
     store: Store,
     stream: Arc<StreamHandle>,
-    table_schema: SchemaRef,
     projection: Vec<usize>,
     ranges: Vec<PartitionRange>,
     limit: Option<usize>,
@@ -280,7 +279,7 @@ impl StreamScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(StreamScanExec { store, stream, table_schema, projection, ranges, limit, properties })
+        Ok(StreamScanExec { store, stream, projection, ranges, limit, properties })
     }
 
     /// The ranges this scan reads, for tests and EXPLAIN.
@@ -366,7 +365,6 @@ impl ExecutionPlan for StreamScanExec {
             let batch = to_batch(&r.schema, &r.projection, range.partition, &r.stream, records)?;
             Ok(Some((batch, r)))
         });
-        let _ = &self.table_schema;
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }
 }

@@ -33,6 +33,9 @@ pub struct InsertPlan {
     source: Source,
     /// Parameter types, `$1` first, as the client should send them.
     pub param_types: Vec<DataType>,
+    /// How many times each parameter appears in VALUES: a parameter used
+    /// once is moved into its row instead of copied.
+    param_uses: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,8 +95,15 @@ impl InsertPlan {
                             }
                         }
                     }
-                    let param_types = param_types.into_iter().map(|t| t.unwrap_or(DataType::Utf8)).collect();
-                    return Ok(InsertPlan { stream, targets, source: Source::Values(rows), param_types });
+                    let param_types: Vec<DataType> =
+                        param_types.into_iter().map(|t| t.unwrap_or(DataType::Utf8)).collect();
+                    let mut param_uses = vec![0; param_types.len()];
+                    for op in rows.iter().flatten() {
+                        if let Operand::Param(i) = op {
+                            param_uses[*i] += 1;
+                        }
+                    }
+                    return Ok(InsertPlan { stream, targets, source: Source::Values(rows), param_types, param_uses });
                 }
             }
         }
@@ -102,34 +112,35 @@ impl InsertPlan {
         let plan = ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
         check_width(std::iter::once(plan.schema().fields().len()), targets.len())?;
         let param_types = crate::session::prepared::param_types(&plan, declared)?;
-        Ok(InsertPlan { stream, targets, source: Source::Query(Box::new(plan)), param_types })
+        Ok(InsertPlan { stream, targets, source: Source::Query(Box::new(plan)), param_types, param_uses: Vec::new() })
     }
 
     /// Builds the appends of this INSERT with `params` bound. Nothing is
     /// written; the caller commits the returned set or adds it to its
     /// transaction.
-    pub async fn execute(&self, ctx: &SessionContext, params: &[ScalarValue]) -> Result<WriteSet> {
+    pub async fn execute(&self, ctx: &SessionContext, mut params: Vec<ScalarValue>) -> Result<WriteSet> {
         let mut writes = WriteSet::default();
         match &self.source {
             Source::Values(rows) => {
                 writes.appends.reserve(rows.len());
                 for row in rows {
-                    let values = row.iter().map(|op| match op {
-                        Operand::Const(v) => Ok(v.clone()),
-                        Operand::Param(i) => params
-                            .get(*i)
-                            .cloned()
-                            .ok_or_else(|| Error::InvalidParameter(format!("there is no parameter ${}", i + 1))),
-                    });
-                    writes.appends.push(self.append(values)?);
+                    let values: Vec<Result<ScalarValue>> = row
+                        .iter()
+                        .map(|op| match op {
+                            Operand::Const(v) => Ok(v.clone()),
+                            Operand::Param(i) => match params.get_mut(*i) {
+                                Some(v) if self.param_uses[*i] == 1 => Ok(std::mem::replace(v, ScalarValue::Null)),
+                                Some(v) => Ok(v.clone()),
+                                None => Err(Error::InvalidParameter(format!("there is no parameter ${}", i + 1))),
+                            },
+                        })
+                        .collect();
+                    writes.appends.push(self.append(values.into_iter())?);
                 }
             }
             Source::Query(plan) => {
-                let plan = if params.is_empty() {
-                    (**plan).clone()
-                } else {
-                    (**plan).clone().with_param_values(params.to_vec())?
-                };
+                let plan =
+                    if params.is_empty() { (**plan).clone() } else { (**plan).clone().with_param_values(params)? };
                 let df = ctx.execute_logical_plan(plan).await?;
                 let mut stream = df.execute_stream().await?;
                 while let Some(batch) = stream.try_next().await? {

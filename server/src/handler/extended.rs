@@ -129,7 +129,7 @@ impl ExtendedQueryHandler for Connection {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let mut session = self.session.lock().await;
         let output =
-            session.execute_prepared(&portal.statement.statement, &params).await.map_err(|e| to_pg_error(&e))?;
+            session.execute_prepared(&portal.statement.statement, params).await.map_err(|e| to_pg_error(&e))?;
         response(output, &portal.result_column_format, options)
     }
 }
