@@ -10,6 +10,15 @@
 //! ```
 //! The timestamp is written by the committer, not by the session, so it is
 //! the commit time and never decreases along a partition.
+//!
+//! Records are stored in **chunks**: all records one commit group appends to
+//! one partition share a single RocksDB key (the offset of the first) and
+//! value, so the cost of a key (memtable insert, index entry) is paid once
+//! per group and partition, not once per record:
+//!
+//! ```text
+//!  chunk:  version u8 (=2) | count u32 LE | count × (u32 LE len + record)
+//! ```
 
 use crate::catalog::ColumnType;
 use crate::error::{Error, Result};
@@ -43,6 +52,60 @@ pub struct Record {
     pub timestamp_micros: i64,
     pub key: Option<Vec<u8>>,
     pub values: Vec<Value>,
+}
+
+const CHUNK_VERSION: u8 = 2;
+const CHUNK_HEADER: usize = 5;
+
+/// A chunk being built by the committer.
+#[derive(Debug)]
+pub(crate) struct ChunkBuilder {
+    pub(crate) first: u64,
+    count: u32,
+    bytes: Vec<u8>,
+}
+
+impl ChunkBuilder {
+    pub(crate) fn new(first: u64) -> ChunkBuilder {
+        let mut bytes = Vec::with_capacity(256);
+        bytes.push(CHUNK_VERSION);
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        ChunkBuilder { first, count: 0, bytes }
+    }
+
+    pub(crate) fn push(&mut self, record: &[u8]) {
+        put_bytes(&mut self.bytes, record);
+        self.count += 1;
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.bytes[1..CHUNK_HEADER].copy_from_slice(&self.count.to_le_bytes());
+        self.bytes
+    }
+}
+
+/// The records of a chunk whose first offset is `first`, as
+/// `(offset, record bytes)`.
+pub(crate) fn chunk_records(first: u64, chunk: &[u8]) -> Result<Vec<(u64, &[u8])>> {
+    let mut r = Reader { buf: chunk, pos: 0 };
+    if r.array::<1>()?[0] != CHUNK_VERSION {
+        return Err(Error::Corrupt("unknown chunk format".into()));
+    }
+    let count = u32::from_le_bytes(r.array()?);
+    let mut out = Vec::with_capacity(count as usize);
+    for i in 0..count as u64 {
+        let rec = r.bytes()?.ok_or_else(|| Error::Corrupt("null record in chunk".into()))?;
+        out.push((first + i, rec));
+    }
+    Ok(out)
+}
+
+/// The number of records in a chunk.
+pub(crate) fn chunk_len(chunk: &[u8]) -> Result<u64> {
+    chunk
+        .get(1..CHUNK_HEADER)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as u64)
+        .ok_or_else(|| Error::Corrupt("chunk too short".into()))
 }
 
 /// Encodes a row (without its timestamp, which the committer adds).
@@ -219,6 +282,21 @@ mod tests {
         assert!(encode_row(&[ColumnType::SmallInt], None, &[Value::Int(70_000)]).is_err());
         assert!(encode_row(&[ColumnType::Text], None, &[Value::Int(1)]).is_err());
         assert!(encode_row(&[ColumnType::Text], None, &[]).is_err());
+    }
+
+    #[test]
+    fn chunks_round_trip() {
+        let mut c = ChunkBuilder::new(40);
+        c.push(b"abc");
+        c.push(b"");
+        c.push(b"z");
+        let bytes = c.finish();
+        assert_eq!(chunk_len(&bytes).unwrap(), 3);
+        let recs = chunk_records(40, &bytes).unwrap();
+        assert_eq!(recs, vec![(40, &b"abc"[..]), (41, &b""[..]), (42, &b"z"[..])]);
+        for n in 0..bytes.len() {
+            assert!(chunk_records(40, &bytes[..n]).is_err());
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! range scan over keys is a scan over offsets:
 //!
 //! ```text
-//!  cf "log"         stream_id u64 | partition u32 | offset u64      -> record
+//!  cf "log"         stream_id u64 | partition u32 | offset u64      -> chunk of records
+//!                   (offset = the chunk's first record; see codec)
 //!  cf "time_index"  stream_id u64 | partition u32 | timestamp i64^  -> first offset u64
 //!  cf "catalog"     "stream/" name                                  -> StreamDef (JSON)
 //!                   "next_stream_id"                                -> u64
@@ -17,7 +18,7 @@ use crate::catalog::StreamId;
 /// Length of a key in the `log` column family.
 pub const LOG_KEY_LEN: usize = 20;
 
-/// The `log` key of one record.
+/// The `log` key of the chunk whose first record has `offset`.
 pub fn log_key(stream: StreamId, partition: u32, offset: u64) -> [u8; LOG_KEY_LEN] {
     let mut key = [0u8; LOG_KEY_LEN];
     key[0..8].copy_from_slice(&stream.0.to_be_bytes());

@@ -12,8 +12,8 @@
 //!    [`Store::commit`].
 //! 3. The committer thread ([`log::commit`]) drains every request queued so
 //!    far, assigns each append the next offset of its partition and the
-//!    commit timestamp, and writes the whole group as **one** `WriteBatch`
-//!    with `sync = true`.
+//!    commit timestamp, packs each partition's new records into one chunk,
+//!    and writes the whole group as **one** `WriteBatch` with `sync = true`.
 //! 4. Only after that write returns are the partition heads advanced
 //!    ([`StreamHandle::head`]) and the callers answered: an acknowledged
 //!    append is durable, and a reader never sees an offset that is not.
@@ -21,7 +21,8 @@
 //! ## Key layout
 //!
 //! ```text
-//!  log         [stream_id u64][partition u32][offset u64]  -> record (codec)
+//!  log         [stream_id u64][partition u32][offset u64]  -> chunk of records
+//!                                       (offset of its first record; codec)
 //!  time_index  [stream_id u64][partition u32][ts i64^]     -> first offset
 //!  catalog     "stream/<name>"                            -> StreamDef (JSON)
 //! ```

@@ -315,10 +315,12 @@ fn recover(db: &DB) -> Result<(BTreeMap<String, Arc<StreamHandle>>, u64)> {
             });
             let mut it = db.raw_iterator_cf(log);
             it.seek_for_prev(keys::log_key(def.id, p, u64::MAX));
-            match it.key().and_then(keys::parse_log_key) {
-                Some((id, part, offset)) if id == def.id && part == p => {
-                    heads.push(offset + 1);
-                    last_ts.push(codec::timestamp_of(it.value().unwrap_or_default())?);
+            match (it.key().and_then(keys::parse_log_key), it.value()) {
+                (Some((id, part, first)), Some(chunk)) if id == def.id && part == p => {
+                    let records = codec::chunk_records(first, chunk)?;
+                    let (last, rec) = records.last().ok_or_else(|| Error::Corrupt("empty chunk".into()))?;
+                    heads.push(last + 1);
+                    last_ts.push(codec::timestamp_of(rec)?);
                 }
                 _ => {
                     it.status()?;

@@ -12,6 +12,8 @@
 //! The committer is the only writer of the database, so it alone assigns
 //! offsets and commit timestamps, and they are assigned in commit order:
 //! offsets are dense, and timestamps never decrease within a partition.
+//! All records a group appends to one partition become one chunk under one
+//! key (see [`crate::codec`]).
 //! While it waits for one fsync, new requests queue up and go out together in
 //! the next write, so durability costs latency, not throughput.
 
@@ -106,6 +108,8 @@ struct Group<'a> {
     changed: HashMap<String, Option<Arc<StreamHandle>>>,
     /// Staged (next offset, last timestamp) per touched partition.
     heads: HashMap<(StreamId, u32), (u64, i64)>,
+    /// The one chunk per touched partition that this group writes.
+    chunks: HashMap<(StreamId, u32), codec::ChunkBuilder>,
     touched: HashMap<StreamId, Arc<StreamHandle>>,
     dropped: Vec<Arc<StreamHandle>>,
     trimmed: Vec<(Arc<StreamHandle>, u32, u64)>,
@@ -166,8 +170,7 @@ impl Group<'_> {
                 self.batch.put_cf(cf(self.catalog, CF_TIME_INDEX), tk, next.to_be_bytes());
             }
             codec::stamp(&mut a.record, ts);
-            let key = keys::log_key(a.stream, a.partition, next);
-            self.batch.put_cf(cf(self.catalog, CF_LOG), key, &a.record);
+            self.chunks.entry(slot).or_insert_with(|| codec::ChunkBuilder::new(next)).push(&a.record);
             self.heads.insert(slot, (next + 1, ts));
             self.touched.entry(a.stream).or_insert(h);
             positions.push((a.partition, next));
@@ -210,6 +213,7 @@ impl Group<'_> {
         self.batch.delete_range_cf(cf(self.catalog, CF_TIME_INDEX), &start, &end);
         self.touched.remove(&h.def.id);
         self.heads.retain(|(id, _), _| *id != h.def.id);
+        self.chunks.retain(|(id, _), _| *id != h.def.id);
         self.changed.insert(name, None);
         self.dropped.push(h);
         Ok(true)
@@ -258,6 +262,7 @@ pub(crate) fn run(db: Arc<DB>, catalog: Arc<RwLock<Arc<Catalog>>>, next_stream_i
             batch: WriteBatch::default(),
             changed: HashMap::new(),
             heads: HashMap::new(),
+            chunks: HashMap::new(),
             touched: HashMap::new(),
             dropped: Vec::new(),
             trimmed: Vec::new(),
@@ -284,6 +289,11 @@ pub(crate) fn run(db: Arc<DB>, catalog: Arc<RwLock<Arc<Catalog>>>, next_stream_i
                     group.replies.push(Pending::Trim(tx));
                 }
             }
+        }
+        // Chunks go in last: every request of the group has been staged.
+        for ((id, p), chunk) in std::mem::take(&mut group.chunks) {
+            let key = keys::log_key(id, p, chunk.first);
+            group.batch.put_cf(cf(&snapshot, CF_LOG), key, chunk.finish());
         }
         let Group { batch, changed, heads, touched, dropped, trimmed, replies, next_stream_id: next_id, .. } = group;
         if batch.is_empty() {

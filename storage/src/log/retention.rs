@@ -4,9 +4,10 @@
 //! retention, which offsets of each partition are older than
 //! `now - retention` (one time-index seek per partition) and sends the
 //! committer a trim request; the committer deletes `[0, cut)` of the
-//! partition with a range tombstone in its next write. Offsets never change:
-//! the remaining records keep theirs, and the newest record of a partition
-//! is always kept so the next offset survives a restart.
+//! partition with a range tombstone in its next write. Records go a whole
+//! chunk at a time (the chunk holding the cut stays), offsets never change,
+//! and the newest chunk of a partition is always kept so the next offset
+//! survives a restart.
 
 use std::time::Duration;
 
@@ -52,11 +53,14 @@ impl Store {
             let cutoff = now.saturating_sub(retention);
             for p in 0..s.def.partitions {
                 let head = s.head(p);
-                if head <= 1 {
+                if head == 0 {
                     continue;
                 }
-                let at = self.offset_for_timestamp(s, p, cutoff)?;
-                let (below, ts_below) = if at >= head { (head - 1, s.last_timestamp(p)) } else { (at, cutoff) };
+                let at = self.offset_for_timestamp(s, p, cutoff)?.min(head - 1);
+                // Cut at the start of the chunk holding `at`: that chunk and
+                // everything after it stay.
+                let Some(chunk) = self.chunk_containing(s, p, at)? else { continue };
+                let (below, ts_below) = (chunk.first, chunk.timestamp);
                 if below > self.trimmed_below(s.def.id, p) {
                     out.push(Trim { stream: s.def.id, partition: p, below, ts_below });
                 }
