@@ -56,9 +56,16 @@ fn declared_type(t: &Type) -> Option<DataType> {
     })
 }
 
+/// A prepared statement with its parameter types in wire form, computed
+/// once at Parse rather than at every Bind.
+pub struct WireStatement {
+    prepared: Prepared,
+    param_types: Vec<Type>,
+}
+
 #[async_trait]
 impl QueryParser for StatementParser {
-    type Statement = Arc<Prepared>;
+    type Statement = Arc<WireStatement>;
 
     async fn parse_sql<C>(
         &self,
@@ -77,15 +84,19 @@ impl QueryParser for StatementParser {
                 return Err(to_pg_error(&e));
             }
         };
-        Ok((!prepared.is_empty()).then(|| Arc::new(prepared)))
+        if prepared.is_empty() {
+            return Ok(None);
+        }
+        let param_types = prepared.param_types().iter().map(into_pg_type).collect::<PgWireResult<_>>()?;
+        Ok(Some(Arc::new(WireStatement { prepared, param_types })))
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        stmt.param_types().iter().map(into_pg_type).collect()
+        Ok(stmt.param_types.clone())
     }
 
     fn get_result_schema(&self, stmt: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
-        match stmt.result_schema() {
+        match stmt.prepared.result_schema() {
             Some(schema) => arrow_schema_to_pg_fields(&schema, format.unwrap_or(&Format::UnifiedBinary), None),
             None => Ok(Vec::new()),
         }
@@ -93,11 +104,10 @@ impl QueryParser for StatementParser {
 }
 
 /// Decodes the portal's parameters with the types the statement described.
-fn bind(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<ScalarValue>> {
-    let prepared = &portal.statement.statement;
-    let inferred: Vec<Option<&DataType>> = prepared.param_types().iter().map(Some).collect();
-    let server: Vec<Type> = prepared.param_types().iter().map(into_pg_type).collect::<PgWireResult<_>>()?;
-    let server_refs: Vec<Option<&Type>> = server.iter().map(Some).collect();
+fn bind(portal: &Portal<Arc<WireStatement>>) -> PgWireResult<Vec<ScalarValue>> {
+    let stmt = &portal.statement.statement;
+    let inferred: Vec<Option<&DataType>> = stmt.prepared.param_types().iter().map(Some).collect();
+    let server_refs: Vec<Option<&Type>> = stmt.param_types.iter().map(Some).collect();
     match deserialize_parameters_with_server_types(portal, &inferred, &server_refs)? {
         ParamValues::List(values) => Ok(values.into_iter().map(|v| v.value).collect()),
         ParamValues::Map(_) => Err(to_pg_error(&brikk_query::Error::Unsupported("named parameters".into()))),
@@ -106,7 +116,7 @@ fn bind(portal: &Portal<Arc<Prepared>>) -> PgWireResult<Vec<ScalarValue>> {
 
 #[async_trait]
 impl ExtendedQueryHandler for Connection {
-    type Statement = Arc<Prepared>;
+    type Statement = Arc<WireStatement>;
     type QueryParser = StatementParser;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
@@ -129,7 +139,7 @@ impl ExtendedQueryHandler for Connection {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let mut session = self.session.lock().await;
         let output =
-            session.execute_prepared(&portal.statement.statement, params).await.map_err(|e| to_pg_error(&e))?;
+            session.execute_prepared(&portal.statement.statement.prepared, params).await.map_err(|e| to_pg_error(&e))?;
         response(output, &portal.result_column_format, options)
     }
 }
