@@ -439,3 +439,17 @@ async fn retention_deletes_old_records_and_keeps_offsets() {
     let r = c.query_one("SELECT _offset FROM r WHERE n = 5", &[]).await.unwrap();
     assert_eq!(r.get::<_, i64>(0), 4, "offsets continue");
 }
+
+#[test]
+fn non_loopback_listen_needs_an_explicit_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(brikk_tests::brikk_bin())
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to listen on 0.0.0.0:0"), "{err}");
+    assert!(err.contains("--allow-remote"), "{err}");
+}

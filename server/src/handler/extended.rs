@@ -138,8 +138,10 @@ impl ExtendedQueryHandler for Connection {
         let params = bind(portal)?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let mut session = self.session.lock().await;
-        let output =
-            session.execute_prepared(&portal.statement.statement.prepared, params).await.map_err(|e| to_pg_error(&e))?;
+        let output = session
+            .execute_prepared(&portal.statement.statement.prepared, params)
+            .await
+            .map_err(|e| to_pg_error(&e))?;
         response(output, &portal.result_column_format, options)
     }
 }
