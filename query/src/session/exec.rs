@@ -1,0 +1,414 @@
+//! Running statements: dispatch, transactions, `SET`/`SHOW`.
+
+use std::sync::Arc;
+
+use brikk_storage::{now_micros, StreamDef, StreamId, WriteSet};
+use datafusion::arrow::array::StringArray;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::{self, Set};
+
+use super::insert::InsertPlan;
+use super::output::{Output, TxnStatus};
+use super::prepared::{self, Prepared, PreparedKind};
+use super::vars::Vars;
+use crate::db::Brikk;
+use crate::error::{Error, ObjectKind, Result};
+use crate::sql::rewrite::hide_system_columns;
+use crate::sql::{self, Statement};
+
+enum Txn {
+    Idle,
+    Active { writes: WriteSet, implicit: bool },
+    Failed,
+}
+
+/// One client's view of the database. Not shared between tasks; open one
+/// per connection with [`Brikk::session`].
+pub struct Session {
+    db: Brikk,
+    txn: Txn,
+    vars: Vars,
+}
+
+impl Session {
+    pub(crate) fn new(db: Brikk) -> Session {
+        Session { db, txn: Txn::Idle, vars: Vars::default() }
+    }
+
+    /// The session's configuration parameters.
+    pub fn vars(&mut self) -> &mut Vars {
+        &mut self.vars
+    }
+
+    /// Transaction status, as Postgres reports it in ReadyForQuery.
+    pub fn status(&self) -> TxnStatus {
+        match self.txn {
+            Txn::Idle => TxnStatus::Idle,
+            Txn::Active { implicit: true, .. } => TxnStatus::Idle,
+            Txn::Active { .. } => TxnStatus::InTransaction,
+            Txn::Failed => TxnStatus::Failed,
+        }
+    }
+
+    /// Runs every statement in `sql`, in order, stopping at the first error.
+    ///
+    /// Returns one result per statement run; if the last is an `Err`, the
+    /// statements after it were not run. With more than one statement and no
+    /// open transaction, the statements form one implicit transaction: their
+    /// appends commit together at the end, or not at all.
+    pub async fn execute(&mut self, sql: &str) -> Vec<Result<Output>> {
+        let statements = match sql::parse(sql, &self.db.shared().compat) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail();
+                return vec![Err(e)];
+            }
+        };
+        if statements.is_empty() {
+            return vec![Ok(Output::Empty)];
+        }
+        if statements.len() > 1 && matches!(self.txn, Txn::Idle) {
+            self.txn = Txn::Active { writes: WriteSet::default(), implicit: true };
+        }
+        let mut results = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            let r = self.run(stmt, &[]).await;
+            let failed = r.is_err();
+            results.push(r);
+            if failed {
+                self.fail();
+                return results;
+            }
+        }
+        if let Txn::Active { implicit: true, .. } = self.txn {
+            if let Err(e) = self.commit().await {
+                results.push(Err(e));
+            }
+        }
+        results
+    }
+
+    /// Parses and plans one statement for repeated execution.
+    /// `declared` are the parameter types the client declared, if any.
+    pub async fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
+        self.db.prepare(sql, declared).await
+    }
+}
+
+impl Session {
+    /// Executes a prepared statement with `params` bound (`$1` first).
+    pub async fn execute_prepared(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
+        let r = self.run_prepared(prepared, params).await;
+        if r.is_err() {
+            self.fail();
+        }
+        r
+    }
+
+    async fn run_prepared(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
+        if !params.is_empty() && params.len() != prepared.param_types().len() {
+            return Err(Error::InvalidParameter(format!(
+                "statement has {} parameters, {} given",
+                prepared.param_types().len(),
+                params.len()
+            )));
+        }
+        match &prepared.kind {
+            PreparedKind::Empty => Ok(Output::Empty),
+            PreparedKind::Other(stmt, _) => self.run((**stmt).clone(), &params).await,
+            PreparedKind::Insert(plan) => {
+                self.check_not_failed()?;
+                if plan.stream.is_dropped() {
+                    return Err(Error::NotFound { kind: ObjectKind::Relation, name: plan.stream.def.name.clone() });
+                }
+                self.insert(plan, params).await
+            }
+            PreparedKind::Query(plan) => {
+                self.check_not_failed()?;
+                let plan =
+                    if params.is_empty() { (**plan).clone() } else { (**plan).clone().with_param_values(params)? };
+                self.run_plan(plan).await
+            }
+        }
+    }
+
+    fn check_not_failed(&self) -> Result<()> {
+        match self.txn {
+            Txn::Failed => Err(Error::InFailedTransaction),
+            _ => Ok(()),
+        }
+    }
+
+    /// Marks the transaction failed after an error: an explicit transaction
+    /// waits for ROLLBACK (`25P02` until then); an implicit one is
+    /// discarded. Called for errors that happen outside the session too,
+    /// such as a failed Parse in the extended protocol.
+    pub fn fail(&mut self) {
+        self.txn = match std::mem::replace(&mut self.txn, Txn::Idle) {
+            Txn::Active { implicit: false, .. } | Txn::Failed => Txn::Failed,
+            Txn::Active { implicit: true, .. } | Txn::Idle => Txn::Idle,
+        };
+    }
+
+    async fn run(&mut self, stmt: Statement, params: &[ScalarValue]) -> Result<Output> {
+        if let Txn::Failed = self.txn {
+            let ends = matches!(&stmt, Statement::Sql(s) if matches!(**s, ast::Statement::Commit { .. } | ast::Statement::Rollback { .. }));
+            if !ends {
+                return Err(Error::InFailedTransaction);
+            }
+        }
+        match stmt {
+            Statement::CreateStream(cs) => {
+                self.ddl_allowed("CREATE STREAM").await?;
+                let key_column = cs.key.as_ref().and_then(|k| cs.columns.iter().position(|c| &c.name == k));
+                let def = StreamDef {
+                    id: StreamId(0),
+                    name: cs.name,
+                    columns: cs.columns,
+                    partitions: cs.partitions,
+                    key_column,
+                    retention_micros: cs.retention_micros,
+                    created_at_micros: now_micros(),
+                };
+                self.db.shared().store.create_stream(def, cs.if_not_exists).await?;
+                Ok(command("CREATE STREAM", None))
+            }
+            Statement::DropStream { names, if_exists } => {
+                self.ddl_allowed("DROP STREAM").await?;
+                let store = &self.db.shared().store;
+                if !if_exists {
+                    if let Some(missing) = names.iter().find(|n| store.stream(n).is_none()) {
+                        return Err(Error::NotFound { kind: ObjectKind::Relation, name: missing.clone() });
+                    }
+                }
+                for name in &names {
+                    store.drop_stream(name, if_exists).await?;
+                }
+                Ok(command("DROP STREAM", None))
+            }
+            Statement::ShowStreams => {
+                let plan = self.plan_show_streams().await?;
+                self.run_plan(plan).await
+            }
+            Statement::Sql(stmt) => self.run_sql(*stmt, params).await,
+        }
+    }
+
+    async fn run_sql(&mut self, stmt: ast::Statement, params: &[ScalarValue]) -> Result<Output> {
+        use ast::Statement as S;
+        match stmt {
+            S::StartTransaction { .. } => {
+                match &mut self.txn {
+                    Txn::Idle => self.txn = Txn::Active { writes: WriteSet::default(), implicit: false },
+                    // BEGIN inside a multi-statement string makes the
+                    // implicit transaction explicit; a nested BEGIN is a
+                    // no-op, as Postgres warns and carries on.
+                    Txn::Active { implicit, .. } => *implicit = false,
+                    Txn::Failed => return Err(Error::InFailedTransaction),
+                }
+                Ok(Output::Begin)
+            }
+            S::Commit { chain: false, .. } => match std::mem::replace(&mut self.txn, Txn::Idle) {
+                Txn::Failed => Ok(Output::End { tag: "ROLLBACK".into() }),
+                Txn::Idle => Ok(Output::End { tag: "COMMIT".into() }),
+                active => {
+                    self.txn = active;
+                    self.commit().await?;
+                    Ok(Output::End { tag: "COMMIT".into() })
+                }
+            },
+            S::Rollback { chain: false, savepoint: None } => {
+                self.txn = Txn::Idle;
+                Ok(Output::End { tag: "ROLLBACK".into() })
+            }
+            S::Commit { .. } | S::Rollback { .. } => {
+                Err(Error::Unsupported("COMMIT/ROLLBACK AND CHAIN and savepoints".into()))
+            }
+            S::Savepoint { .. } | S::ReleaseSavepoint { .. } => Err(Error::Unsupported("savepoints".into())),
+            S::Set(set) => self.set(set),
+            S::ShowVariable { variable } => {
+                self.show(&variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" "))
+            }
+            S::Discard { .. } => Ok(command("DISCARD ALL", None)),
+            S::Deallocate { .. } => Ok(command("DEALLOCATE", None)),
+            S::Insert(insert) => {
+                let shared = self.db.shared();
+                let plan = InsertPlan::new(&insert, &shared.store, &shared.ctx, &[]).await?;
+                self.insert(&plan, params.to_vec()).await
+            }
+            S::Update(u) => {
+                Err(Error::Unsupported(format!("UPDATE of {} (streams are append-only; tables arrive later)", u.table)))
+            }
+            S::Delete(_) => Err(Error::Unsupported("DELETE (streams are append-only; use retention)".into())),
+            S::Truncate { .. } => Err(Error::Unsupported("TRUNCATE (use DROP STREAM, or retention)".into())),
+            S::CreateTable(_) => Err(Error::Unsupported("CREATE TABLE (use CREATE STREAM)".into())),
+            S::Drop { object_type, names, if_exists, .. } => {
+                if object_type == ast::ObjectType::Table {
+                    let store = &self.db.shared().store;
+                    let missing =
+                        names.iter().map(|n| n.to_string().to_ascii_lowercase()).find(|n| store.stream(n).is_none());
+                    return match (missing, if_exists) {
+                        (Some(name), false) => Err(Error::NotFound { kind: ObjectKind::Relation, name }),
+                        _ => Err(Error::Unsupported("DROP TABLE on a stream (use DROP STREAM)".into())),
+                    };
+                }
+                Err(Error::Unsupported(format!("DROP {object_type}")))
+            }
+            s if is_query(&s) => {
+                let plan = self.plan_query(s).await?;
+                let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
+                self.run_plan(plan).await
+            }
+            other => {
+                let text = other.to_string();
+                let verb: Vec<&str> = text.split_whitespace().take(2).collect();
+                Err(Error::Unsupported(verb.join(" ")))
+            }
+        }
+    }
+
+    /// DDL is not transactional: refuse it inside an explicit transaction,
+    /// and commit an implicit one's appends before it.
+    async fn ddl_allowed(&mut self, what: &str) -> Result<()> {
+        match &self.txn {
+            Txn::Active { implicit: false, .. } => Err(Error::ActiveTransaction(what.into())),
+            Txn::Active { implicit: true, .. } => {
+                self.commit().await?;
+                self.txn = Txn::Active { writes: WriteSet::default(), implicit: true };
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn insert(&mut self, plan: &InsertPlan, params: Vec<ScalarValue>) -> Result<Output> {
+        let writes = plan.execute(&self.db.shared().ctx, params).await?;
+        let n = writes.appends.len();
+        match &mut self.txn {
+            Txn::Active { writes: pending, .. } => pending.appends.extend(writes.appends),
+            _ => {
+                self.db.shared().store.commit(writes).await?;
+            }
+        }
+        Ok(command("INSERT", Some(n)))
+    }
+
+    /// Commits the open transaction's writes; the session is idle afterwards
+    /// whether or not the commit succeeded.
+    async fn commit(&mut self) -> Result<()> {
+        if let Txn::Active { writes, .. } = std::mem::replace(&mut self.txn, Txn::Idle) {
+            self.db.shared().store.commit(writes).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn plan_query(&self, mut stmt: ast::Statement) -> Result<LogicalPlan> {
+        let shared = self.db.shared();
+        let store = &shared.store;
+        hide_system_columns(&mut stmt, &|n| store.stream(n).is_some());
+        let plan =
+            shared.ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
+        match &plan {
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_) => {
+                Err(Error::Unsupported(format!("{} in this position", plan.display())))
+            }
+            _ => Ok(plan),
+        }
+    }
+
+    pub(super) async fn plan_show_streams(&self) -> Result<LogicalPlan> {
+        let sql = "SELECT name, partitions, key, retention, records, created_at FROM brikk_streams ORDER BY name";
+        let mut stmts = sql::parse(sql, &self.db.shared().compat)?;
+        match stmts.pop() {
+            Some(Statement::Sql(s)) => self.plan_query(*s).await,
+            _ => Err(Error::Internal("SHOW STREAMS query did not parse".into())),
+        }
+    }
+
+    async fn run_plan(&self, plan: LogicalPlan) -> Result<Output> {
+        let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
+        Ok(Output::Rows(df.execute_stream().await?))
+    }
+
+    fn set(&mut self, set: Set) -> Result<Output> {
+        match set {
+            Set::SingleAssignment { variable, values, .. } => {
+                let name = variable.to_string().to_ascii_lowercase();
+                let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
+                if value.eq_ignore_ascii_case("default") {
+                    self.vars.reset(&name);
+                } else {
+                    self.vars.set(&name, value);
+                }
+            }
+            Set::SetTimeZone { value, .. } => self.vars.set("timezone", value_text(&value)),
+            Set::SetNames { charset_name, .. } => self.vars.set("client_encoding", charset_name.to_string()),
+            // Brikk's isolation is fixed; accept the statements drivers send.
+            Set::SetTransaction { .. } | Set::SetSessionParam(_) => {}
+            other => return Err(Error::Unsupported(other.to_string())),
+        }
+        Ok(command("SET", None))
+    }
+
+    fn show(&self, name: &str) -> Result<Output> {
+        let name = name.to_ascii_lowercase();
+        let (schema, names, values): (SchemaRef, Vec<String>, Vec<String>) = if name == "all" {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("setting", DataType::Utf8, false),
+            ]));
+            let (n, v) = self.vars.all().map(|(k, v)| (k.clone(), v.clone())).unzip();
+            (schema, n, v)
+        } else {
+            let value =
+                self.vars.get(&name).ok_or(Error::NotFound { kind: ObjectKind::Parameter, name: name.clone() })?;
+            (prepared::show_schema(&name), vec![], vec![value])
+        };
+        let columns: Vec<Arc<dyn datafusion::arrow::array::Array>> = if name == "all" {
+            vec![Arc::new(StringArray::from(names)), Arc::new(StringArray::from(values))]
+        } else {
+            vec![Arc::new(StringArray::from(values))]
+        };
+        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Output::Rows(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(vec![Ok(batch)])))))
+    }
+}
+
+pub(super) fn result_schema_of(stmt: &ast::Statement) -> Option<SchemaRef> {
+    match stmt {
+        ast::Statement::ShowVariable { variable } => {
+            let name = variable.iter().map(|i| i.value.to_ascii_lowercase()).collect::<Vec<_>>().join(" ");
+            Some(prepared::show_schema(&name))
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn is_query(s: &ast::Statement) -> bool {
+    matches!(
+        s,
+        ast::Statement::Query(_)
+            | ast::Statement::Explain { .. }
+            | ast::Statement::ShowTables { .. }
+            | ast::Statement::ShowColumns { .. }
+    )
+}
+
+fn command(tag: &str, rows: Option<usize>) -> Output {
+    Output::Command { tag: tag.to_string(), rows }
+}
+
+fn value_text(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        ast::Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,38 @@
+//! What statements produce, and the transaction status clients see.
+
+use datafusion::execution::SendableRecordBatchStream;
+
+/// What one statement produced.
+pub enum Output {
+    /// Rows, streamed as Arrow batches.
+    Rows(SendableRecordBatchStream),
+    /// A command's completion tag (`INSERT 0 5`, `CREATE STREAM`), with the
+    /// affected row count where the command has one.
+    Command { tag: String, rows: Option<usize> },
+    /// `BEGIN` opened a transaction block.
+    Begin,
+    /// `COMMIT` or `ROLLBACK` (tag says which happened) closed one.
+    End { tag: String },
+    /// The statement text was empty.
+    Empty,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Rows(s) => write!(f, "Rows({:?})", s.schema()),
+            Output::Command { tag, rows } => write!(f, "Command({tag}, {rows:?})"),
+            Output::Begin => write!(f, "Begin"),
+            Output::End { tag } => write!(f, "End({tag})"),
+            Output::Empty => write!(f, "Empty"),
+        }
+    }
+}
+
+/// Where a session is with respect to transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStatus {
+    Idle,
+    InTransaction,
+    Failed,
+}
