@@ -11,6 +11,7 @@ mod extended;
 mod simple;
 mod startup;
 
+pub(crate) use connection::LogErrors;
 pub use connection::{Connection, Handlers};
 pub use encode::to_pg_error;
 pub use extended::{StatementParser, WireStatement};

@@ -7,12 +7,14 @@
 //! SQLSTATE table in [`sqlstate`].
 //!
 //! ```text
-//!  TCP ─ listener::serve ─ pgwire::process_socket ─ handler::Connection ─ Session
-//!         (accept, SIGTERM)   (framing, protocol)     (simple / extended)
+//!  TCP ─ listener::serve ─ protocol::serve_connection ─ handler::Connection ─ Session
+//!         (accept, SIGTERM)   (pgwire framing, coalesced   (simple / extended)
+//!                              writes)
 //! ```
 
 pub mod handler;
 pub mod listener;
+pub mod protocol;
 pub mod sqlstate;
 
 /// The port `brikk serve` listens on unless told otherwise.

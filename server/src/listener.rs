@@ -60,7 +60,7 @@ async fn connection(socket: tokio::net::TcpStream, peer: SocketAddr, handlers: A
     tracing::debug!(%peer, "connection opened");
     // A malformed or oversized message ends this connection with an error
     // and never reaches the other connections.
-    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+    if let Err(e) = crate::protocol::serve_connection(socket, peer, handlers).await {
         tracing::debug!(%peer, error = %e, "connection closed with error");
     }
     tracing::debug!(%peer, "connection closed");

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use brikk_query::{Brikk, Session};
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler, PgWireServerHandlers};
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler};
 use pgwire::error::PgWireError;
 
 use super::{Startup, StatementParser};
@@ -23,11 +22,11 @@ impl Connection {
     }
 }
 
-/// The handlers pgwire asks for, for one connection.
+/// The handlers the connection loop ([`crate::protocol`]) dispatches to.
 pub struct Handlers {
-    connection: Arc<Connection>,
-    startup: Arc<Startup>,
-    cancel: Arc<DefaultCancelHandler>,
+    pub(crate) connection: Arc<Connection>,
+    pub(crate) startup: Arc<Startup>,
+    pub(crate) cancel: Arc<DefaultCancelHandler>,
 }
 
 impl Handlers {
@@ -40,29 +39,7 @@ impl Handlers {
     }
 }
 
-impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.connection.clone()
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.connection.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        self.startup.clone()
-    }
-
-    fn error_handler(&self) -> Arc<impl ErrorHandler> {
-        Arc::new(LogErrors)
-    }
-
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        self.cancel.clone()
-    }
-}
-
-struct LogErrors;
+pub(crate) struct LogErrors;
 
 impl ErrorHandler for LogErrors {
     fn on_error<C: ClientInfo>(&self, client: &C, error: &mut PgWireError) {

@@ -1,0 +1,167 @@
+//! The per-connection message loop, and write coalescing.
+//!
+//! pgwire decodes and dispatches each message; this loop owns the socket so
+//! that responses are written the way Postgres writes them: buffered while
+//! the client still has messages in flight, and flushed once the server is
+//! about to wait for the client. pgwire flushes after BindComplete,
+//! CommandComplete and ReadyForQuery; written through, a prepared INSERT
+//! would cost three `write` calls (and three client wake-ups) instead of one.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use pgwire::api::{ClientInfo, NoopHandler, PgWireConnectionState};
+use pgwire::messages::PgWireFrontendMessage;
+use pgwire::tokio::server::{negotiate_tls, process_error, process_message, MaybeTls};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, FramedParts};
+
+use crate::handler::{Handlers, LogErrors, WireStatement};
+
+/// A client that has not finished start-up within this time is dropped.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Buffered output beyond this many bytes is written at once.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// Serves one client until it disconnects or sends something malformed.
+pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc<Handlers>) -> io::Result<()> {
+    let negotiated = tokio::time::timeout(STARTUP_TIMEOUT, negotiate_tls::<Arc<WireStatement>>(socket, None)).await;
+    // Ok(None): a direct-TLS hello, which Brikk does not speak; Err: I/O.
+    let Ok(Some(framed)) = negotiated.map_or(Ok(None), |r| r) else {
+        tracing::debug!(%peer, "no start-up, or TLS requested directly; closing");
+        return Ok(());
+    };
+    let old = framed.into_parts();
+    let mut parts = FramedParts::new(Coalesce::new(old.io), old.codec);
+    parts.read_buf = old.read_buf;
+    parts.write_buf = old.write_buf;
+    let mut socket = Framed::from_parts(parts);
+
+    let startup = handlers.startup.clone();
+    let simple = handlers.connection.clone();
+    let extended = handlers.connection.clone();
+    let copy = Arc::new(NoopHandler);
+    let cancel = handlers.cancel.clone();
+    let errors = LogErrors;
+    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        let starting = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup | PgWireConnectionState::AuthenticationInProgress
+        );
+        let msg = if starting {
+            match tokio::time::timeout_at(deadline, socket.next()).await {
+                Ok(m) => m,
+                Err(_) => break,
+            }
+        } else {
+            socket.next().await
+        };
+        let msg = match msg {
+            Some(Ok(PgWireFrontendMessage::Terminate(_))) | None => break,
+            Some(Ok(msg)) => msg,
+            Some(Err(e)) => {
+                // Malformed or oversized: end this connection only.
+                tracing::debug!(%peer, error = %e, "bad message; closing connection");
+                let _ = process_error(&mut socket, e, false).await;
+                break;
+            }
+        };
+        let extended_query = match socket.state() {
+            PgWireConnectionState::CopyInProgress(extended) => extended,
+            _ => msg.is_extended_query(),
+        };
+        if let Err(mut e) = process_message(
+            msg,
+            &mut socket,
+            startup.clone(),
+            simple.clone(),
+            extended.clone(),
+            copy.clone(),
+            cancel.clone(),
+        )
+        .await
+        {
+            pgwire::api::ErrorHandler::on_error(&errors, &socket, &mut e);
+            process_error(&mut socket, e, extended_query).await?;
+        }
+    }
+    socket.close().await
+}
+
+/// Buffers writes until the connection would wait to read (or the buffer
+/// is large); `flush` alone does not write. Shutdown writes everything.
+pub struct Coalesce<IO> {
+    io: IO,
+    buf: Vec<u8>,
+    written: usize,
+}
+
+impl<IO> Coalesce<IO> {
+    pub fn new(io: IO) -> Coalesce<IO> {
+        Coalesce { io, buf: Vec::with_capacity(4096), written: 0 }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> Coalesce<IO> {
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.buf.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.buf[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        self.buf.clear();
+        self.written = 0;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalesce<IO> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Pending => {
+                // About to wait for the client: what it is waiting for goes
+                // out now. The read waker is already registered.
+                match this.poll_drain(cx) {
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    _ => Poll::Pending,
+                }
+            }
+            ready => ready,
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Coalesce<IO> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.buf.len() + data.len() > COALESCE_LIMIT {
+            ready!(this.poll_drain(cx))?;
+        }
+        this.buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+/// The stream type the loop runs on.
+pub type Socket = Coalesce<MaybeTls>;
