@@ -28,7 +28,8 @@ check: build
 	cargo clippy --workspace --all-targets -- -D warnings
 	BRIKK_BIN=$(BIN) cargo test --workspace
 
-bench: deps
+bench:
+	@scripts/install-deps.sh --bench
 	cargo build --release --bin brikk --bin bench
 	BRIKK_BIN=$(CARGO_TARGET_DIR)/release/brikk $(CARGO_TARGET_DIR)/release/bench $(ARGS)
 

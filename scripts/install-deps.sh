@@ -3,6 +3,7 @@
 #   libclang-dev, clang  - bindgen for the rocksdb crate
 #   g++, make            - RocksDB's C++ sources
 #   postgresql-client    - psql, used by the tests
+# With --bench, also the PostgreSQL server the benchmark compares against.
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
@@ -12,6 +13,9 @@ for pkg in libclang-dev clang g++ make; do
     have_pkg "$pkg" || need+=("$pkg")
 done
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+if [ "${1:-}" = "--bench" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    need+=(postgresql)
+fi
 
 if ((${#need[@]})); then
     echo "installing system packages: ${need[*]}" >&2

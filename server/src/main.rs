@@ -29,6 +29,11 @@ enum Command {
         /// yet: anyone who can reach the port can read and write everything.
         #[arg(long)]
         allow_remote: bool,
+        /// Threads serving connections and running queries. The default,
+        /// one per core less one (at least one), leaves a core to the commit
+        /// thread that folds and syncs every write.
+        #[arg(long)]
+        worker_threads: Option<usize>,
     },
 }
 
@@ -39,14 +44,16 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { data_dir, listen, allow_remote } => {
+        Command::Serve { data_dir, listen, allow_remote, worker_threads } => {
             if !listen.ip().is_loopback() && !allow_remote {
                 bail!(
                     "refusing to listen on {listen}: Brikk has no authentication yet; \
                      use a loopback address, or pass --allow-remote if you accept that"
                 );
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let threads = worker_threads.unwrap_or(cores.saturating_sub(1)).max(1);
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
             runtime.block_on(serve(data_dir, listen))
         }
     }
