@@ -15,6 +15,19 @@ use crate::catalog::BrikkSchema;
 use crate::error::{Error, Result};
 use crate::session::{Output, Session};
 
+/// `version()`, as drivers and tools read it: Postgres-shaped, naming Brikk.
+fn version_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+    let text = format!("PostgreSQL {} on {}", crate::SERVER_VERSION, std::env::consts::ARCH);
+    create_udf(
+        "version",
+        vec![],
+        datafusion::arrow::datatypes::DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Utf8(Some(text.clone()))))),
+    )
+}
+
 /// The name of Brikk's one database (DataFusion catalog).
 pub const DATABASE: &str = "brikk";
 
@@ -63,6 +76,7 @@ impl Brikk {
         ctx.register_catalog(DATABASE, catalog);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
+        ctx.register_udf(version_udf());
         Ok(Brikk { shared: Arc::new(Shared { store, ctx, compat: PostgresCompatibilityParser::new() }) })
     }
 
