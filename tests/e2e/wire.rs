@@ -453,3 +453,21 @@ fn non_loopback_listen_needs_an_explicit_flag() {
     assert!(err.contains("refusing to listen on 0.0.0.0:0"), "{err}");
     assert!(err.contains("--allow-remote"), "{err}");
 }
+
+#[tokio::test]
+async fn cancel_request_stops_a_running_query() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    let token = c.cancel_token();
+    let running = tokio::spawn(async move {
+        let r = c.simple_query("SELECT count(*) FROM generate_series(1, 20000000000)").await;
+        (r.map(|_| ()), c)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let (result, c) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), running).await.expect("canceled in time").unwrap();
+    let e = result.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e:?}");
+    c.query_one("SELECT 1", &[]).await.expect("connection usable after cancel");
+}

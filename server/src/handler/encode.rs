@@ -5,10 +5,14 @@ use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use brikk_query::{Error, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{QueryResponse, Response, Tag};
+use pgwire::api::ConnectionHandle;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 
 use crate::sqlstate::sqlstate;
@@ -22,8 +26,41 @@ pub(crate) fn error_info(e: &Error) -> ErrorInfo {
     ErrorInfo::new("ERROR".to_owned(), sqlstate(e).to_owned(), e.to_string())
 }
 
-/// Turns one statement's output into a response; rows stream lazily.
-pub(crate) fn response(output: Output, format: &Format, options: Arc<FormatOptions>) -> PgWireResult<Response> {
+/// Ends `rows` with `57014 canceling statement` when a cancel request for
+/// this connection arrives while they stream. pgwire watches for cancels
+/// only while a statement is planned; rows are produced later, as they are
+/// sent, so the watch is re-armed when the first row is asked for.
+fn cancellable<S>(
+    rows: S,
+    handle: Option<Arc<ConnectionHandle>>,
+) -> futures::stream::BoxStream<'static, PgWireResult<DataRow>>
+where
+    S: futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static,
+{
+    let Some(handle) = handle else { return rows.boxed() };
+    let canceled = Arc::new(AtomicBool::new(false));
+    let flag = canceled.clone();
+    let cancel = async move {
+        // Ok: a cancel request; Err: the next statement replaced the watch.
+        if handle.start_query().await.await.is_ok() {
+            flag.store(true, Ordering::Release);
+        } else {
+            futures::future::pending::<()>().await;
+        }
+    };
+    let tail = stream::once(async move { canceled.load(Ordering::Acquire) })
+        .filter_map(|c| async move { c.then(|| Err(to_pg_error(&Error::Canceled))) });
+    rows.take_until(cancel).chain(tail).boxed()
+}
+
+/// Turns one statement's output into a response; rows stream lazily and
+/// stop at a cancel request (`handle` is the connection's cancel handle).
+pub(crate) fn response(
+    output: Output,
+    format: &Format,
+    options: Arc<FormatOptions>,
+    handle: Option<Arc<ConnectionHandle>>,
+) -> PgWireResult<Response> {
     Ok(match output {
         Output::Rows(batches) => {
             let fields = Arc::new(arrow_schema_to_pg_fields(&batches.schema(), format, Some(options))?);
@@ -37,7 +74,7 @@ pub(crate) fn response(output: Output, format: &Format, options: Arc<FormatOptio
                     stream::iter(rows)
                 })
                 .flatten();
-            Response::Query(QueryResponse::new(fields, rows))
+            Response::Query(QueryResponse::new(fields, cancellable(rows, handle)))
         }
         Output::Command { tag, rows } => {
             let mut t = Tag::new(&tag);

@@ -27,11 +27,12 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let handle = client.session_extensions().get::<Arc<pgwire::api::ConnectionHandle>>().map(|h| (*h).clone());
         let mut session = self.session.lock().await;
         let mut responses = Vec::new();
         for result in session.execute(query).await {
             match result {
-                Ok(output) => responses.push(response(output, &Format::UnifiedText, options.clone())?),
+                Ok(output) => responses.push(response(output, &Format::UnifiedText, options.clone(), handle.clone())?),
                 Err(e) => {
                     responses.push(Response::Error(Box::new(error_info(&e))));
                     break;
