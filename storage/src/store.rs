@@ -261,13 +261,20 @@ impl Store {
 }
 
 fn retention_loop(store: Weak<Inner>, stop: Arc<AtomicBool>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "retention disabled: cannot build its runtime");
+            return;
+        }
+    };
     while !stop.load(Ordering::Acquire) {
         std::thread::park_timeout(crate::log::retention::RETENTION_INTERVAL);
         if stop.load(Ordering::Acquire) {
             break;
         }
         let Some(inner) = store.upgrade() else { break };
-        crate::log::retention::pass(&Store { inner });
+        crate::log::retention::pass(&Store { inner }, &rt);
     }
 }
 

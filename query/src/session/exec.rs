@@ -191,7 +191,7 @@ impl Session {
                 Ok(command("DROP STREAM", None))
             }
             Statement::ShowStreams => {
-                let plan = self.plan_show_streams().await?;
+                let plan = self.db.plan_show_streams().await?;
                 self.run_plan(plan).await
             }
             Statement::Sql(stmt) => self.run_sql(*stmt, params).await,
@@ -259,7 +259,7 @@ impl Session {
                 Err(Error::Unsupported(format!("DROP {object_type}")))
             }
             s if is_query(&s) => {
-                let plan = self.plan_query(s).await?;
+                let plan = self.db.plan_query(s).await?;
                 let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
                 self.run_plan(plan).await
             }
@@ -304,29 +304,6 @@ impl Session {
             self.db.shared().store.commit(writes).await?;
         }
         Ok(())
-    }
-
-    pub(super) async fn plan_query(&self, mut stmt: ast::Statement) -> Result<LogicalPlan> {
-        let shared = self.db.shared();
-        let store = &shared.store;
-        hide_system_columns(&mut stmt, &|n| store.stream(n).is_some());
-        let plan =
-            shared.ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
-        match &plan {
-            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_) => {
-                Err(Error::Unsupported(format!("{} in this position", plan.display())))
-            }
-            _ => Ok(plan),
-        }
-    }
-
-    pub(super) async fn plan_show_streams(&self) -> Result<LogicalPlan> {
-        let sql = "SELECT name, partitions, key, retention, records, created_at FROM brikk_streams ORDER BY name";
-        let mut stmts = sql::parse(sql, &self.db.shared().compat)?;
-        match stmts.pop() {
-            Some(Statement::Sql(s)) => self.plan_query(*s).await,
-            _ => Err(Error::Internal("SHOW STREAMS query did not parse".into())),
-        }
     }
 
     async fn run_plan(&self, plan: LogicalPlan) -> Result<Output> {
@@ -410,5 +387,31 @@ fn value_text(e: &ast::Expr) -> String {
         },
         ast::Expr::Identifier(i) => i.value.clone(),
         other => other.to_string(),
+    }
+}
+
+/// Planning needs the catalog and the DataFusion context, not a session.
+impl Brikk {
+    pub(crate) async fn plan_query(&self, mut stmt: ast::Statement) -> Result<LogicalPlan> {
+        let shared = self.shared();
+        let store = &shared.store;
+        hide_system_columns(&mut stmt, &|n| store.stream(n).is_some());
+        let plan =
+            shared.ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
+        match &plan {
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_) => {
+                Err(Error::Unsupported(format!("{} in this position", plan.display())))
+            }
+            _ => Ok(plan),
+        }
+    }
+
+    pub(crate) async fn plan_show_streams(&self) -> Result<LogicalPlan> {
+        let sql = "SELECT name, partitions, key, retention, records, created_at FROM brikk_streams ORDER BY name";
+        let mut stmts = sql::parse(sql, &self.shared().compat)?;
+        match stmts.pop() {
+            Some(Statement::Sql(s)) => self.plan_query(*s).await,
+            _ => Err(Error::Internal("SHOW STREAMS query did not parse".into())),
+        }
     }
 }

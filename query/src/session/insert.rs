@@ -51,8 +51,8 @@ enum Operand {
 }
 
 impl InsertPlan {
-    /// Plans `insert` against the current catalog. `plan_query` plans a
-    /// general source query with DataFusion.
+    /// Plans `insert` against the current catalog; a source other than
+    /// literal VALUES is planned by DataFusion in `ctx`.
     pub async fn new(
         insert: &ast::Insert,
         store: &brikk_storage::Store,

@@ -13,7 +13,6 @@ use crate::db::Brikk;
 use crate::error::{Error, Result};
 use crate::session::exec::{is_query, result_schema_of};
 use crate::session::insert::InsertPlan;
-use crate::session::Session;
 use crate::sql;
 use crate::sql::Statement;
 
@@ -96,7 +95,6 @@ impl Brikk {
     /// Parses and plans one statement for repeated execution in any
     /// session. `declared` are the parameter types the client declared.
     pub async fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
-        let planner = Session::new(self.clone());
         let mut statements = sql::parse(sql, &self.shared().compat)?;
         if statements.len() > 1 {
             return Err(Error::Syntax("cannot insert multiple commands into a prepared statement".into()));
@@ -108,13 +106,13 @@ impl Brikk {
                     let plan = InsertPlan::new(&insert, &self.shared().store, &self.shared().ctx, declared).await?;
                     PreparedKind::Insert(Box::new(plan))
                 }
-                s if is_query(&s) => PreparedKind::Query(Box::new(planner.plan_query(s).await?)),
+                s if is_query(&s) => PreparedKind::Query(Box::new(self.plan_query(s).await?)),
                 s => {
                     let schema = result_schema_of(&s);
                     PreparedKind::Other(Box::new(Statement::Sql(Box::new(s))), schema)
                 }
             },
-            Some(Statement::ShowStreams) => PreparedKind::Query(Box::new(planner.plan_show_streams().await?)),
+            Some(Statement::ShowStreams) => PreparedKind::Query(Box::new(self.plan_show_streams().await?)),
             Some(other) => PreparedKind::Other(Box::new(other), None),
         };
         Prepared::new(sql.to_string(), kind)

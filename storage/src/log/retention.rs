@@ -70,15 +70,9 @@ impl Store {
     }
 }
 
-/// One retention pass, run by the store's retention thread.
-pub(crate) fn pass(store: &Store) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "retention pass skipped: cannot build its runtime");
-            return;
-        }
-    };
+/// One retention pass, run by the store's retention thread on its own
+/// runtime (built once, when the thread starts).
+pub(crate) fn pass(store: &Store, rt: &tokio::runtime::Runtime) {
     match rt.block_on(store.enforce_retention()) {
         Ok(0) | Err(crate::Error::Unavailable) => {}
         Ok(n) => tracing::debug!(partitions = n, "retention trimmed"),
