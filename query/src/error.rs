@@ -19,6 +19,8 @@ pub enum ObjectKind {
     Parameter,
     /// A prepared statement or portal.
     Statement,
+    /// A consumer group or work queue.
+    Group,
 }
 
 impl std::fmt::Display for ObjectKind {
@@ -29,6 +31,7 @@ impl std::fmt::Display for ObjectKind {
             ObjectKind::Function => "function",
             ObjectKind::Parameter => "configuration parameter",
             ObjectKind::Statement => "prepared statement",
+            ObjectKind::Group => "group",
         })
     }
 }
@@ -81,6 +84,14 @@ pub enum Error {
     /// Another planning error (ambiguous name, wrong argument count, ...).
     #[error("{0}")]
     Plan(String),
+    /// A concurrent change won: the group was rebalanced or reset, or the
+    /// member timed out. Retrying after fetching again can succeed.
+    #[error("{0}")]
+    Conflict(String),
+    /// The object is not in a state that allows the statement (not
+    /// subscribed, record not claimed by this consumer, wrong group mode).
+    #[error("{0}")]
+    WrongState(String),
     /// The statement was canceled.
     #[error("canceling statement due to user request")]
     Canceled,
@@ -103,8 +114,12 @@ impl From<brikk_storage::Error> for Error {
         use brikk_storage::Error as S;
         match e {
             S::InvalidInput(m) => Error::InvalidParameter(m),
+            S::NotFound { kind: "group", name } => Error::NotFound { kind: ObjectKind::Group, name },
             S::NotFound { name, .. } => Error::NotFound { kind: ObjectKind::Relation, name },
+            S::AlreadyExists { kind: "group", name } => Error::AlreadyExists { kind: ObjectKind::Group, name },
             S::AlreadyExists { name, .. } => Error::AlreadyExists { kind: ObjectKind::Relation, name },
+            S::Conflict(m) => Error::Conflict(m),
+            S::WrongState(m) => Error::WrongState(m),
             S::Unavailable => Error::ShuttingDown,
             other => Error::Storage(other),
         }

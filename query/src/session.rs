@@ -17,6 +17,7 @@
 //! transaction's own pending appends.
 
 mod exec;
+pub mod groups;
 pub mod insert;
 mod output;
 pub mod prepared;

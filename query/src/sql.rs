@@ -3,6 +3,7 @@
 //! and the rewrites that make Postgres client SQL plan in DataFusion.
 
 pub mod duration;
+pub mod groups;
 pub mod parser;
 pub mod rewrite;
 

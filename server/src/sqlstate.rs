@@ -29,6 +29,8 @@ pub mod code {
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
     pub const SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION: &str = "42000";
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     pub const QUERY_CANCELED: &str = "57014";
     pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const IO_ERROR: &str = "58030";
@@ -47,13 +49,15 @@ pub fn sqlstate(e: &Error) -> &'static str {
             ObjectKind::Relation => UNDEFINED_TABLE,
             ObjectKind::Column => UNDEFINED_COLUMN,
             ObjectKind::Function => UNDEFINED_FUNCTION,
-            ObjectKind::Parameter => UNDEFINED_OBJECT,
+            ObjectKind::Parameter | ObjectKind::Group => UNDEFINED_OBJECT,
             ObjectKind::Statement => UNDEFINED_PSTATEMENT,
         },
         Error::AlreadyExists { kind, .. } => match kind {
             ObjectKind::Relation => DUPLICATE_TABLE,
             ObjectKind::Column => DUPLICATE_COLUMN,
-            ObjectKind::Function | ObjectKind::Parameter | ObjectKind::Statement => DUPLICATE_OBJECT,
+            ObjectKind::Function | ObjectKind::Parameter | ObjectKind::Statement | ObjectKind::Group => {
+                DUPLICATE_OBJECT
+            }
         },
         Error::TypeMismatch(_) => DATATYPE_MISMATCH,
         Error::InvalidText(_) => INVALID_TEXT_REPRESENTATION,
@@ -67,6 +71,8 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::ActiveTransaction(_) => ACTIVE_SQL_TRANSACTION,
         Error::InFailedTransaction => IN_FAILED_SQL_TRANSACTION,
         Error::Plan(_) => SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+        Error::Conflict(_) => SERIALIZATION_FAILURE,
+        Error::WrongState(_) => OBJECT_NOT_IN_PREREQUISITE_STATE,
         Error::Canceled => QUERY_CANCELED,
         Error::ShuttingDown => ADMIN_SHUTDOWN,
         Error::Storage(s) => match s {
@@ -94,6 +100,10 @@ mod tests {
             (nf(ObjectKind::Function), "42883"),
             (nf(ObjectKind::Parameter), "42704"),
             (nf(ObjectKind::Statement), "26000"),
+            (nf(ObjectKind::Group), "42704"),
+            (Error::AlreadyExists { kind: ObjectKind::Group, name: "x".into() }, "42710"),
+            (Error::Conflict("x".into()), "40001"),
+            (Error::WrongState("x".into()), "55000"),
             (Error::AlreadyExists { kind: ObjectKind::Relation, name: "x".into() }, "42P07"),
             (Error::AlreadyExists { kind: ObjectKind::Column, name: "x".into() }, "42701"),
             (Error::AlreadyExists { kind: ObjectKind::Function, name: "x".into() }, "42710"),

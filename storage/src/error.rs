@@ -15,6 +15,14 @@ pub enum Error {
     /// A named object already exists.
     #[error("{kind} \"{name}\" already exists")]
     AlreadyExists { kind: &'static str, name: String },
+    /// The request lost a race it cannot win by retrying as is: a group
+    /// was rebalanced or reset under it. Fetch again and retry.
+    #[error("{0}")]
+    Conflict(String),
+    /// The object is not in a state that allows the request (not a member,
+    /// not the holder of a claim, wrong group mode).
+    #[error("{0}")]
+    WrongState(String),
     /// The store is shutting down or has been closed; nothing was written.
     #[error("the database is shutting down")]
     Unavailable,

@@ -9,6 +9,11 @@
 //!  cf "time_index"  stream_id u64 | partition u32 | timestamp i64^  -> first offset u64
 //!  cf "catalog"     "stream/" name                                  -> StreamDef (JSON)
 //!                   "next_stream_id"                                -> u64
+//!  cf "groups"      stream_id u64 | kind u8 | group name | 0x00 | ...
+//!                     kind 'd'                                      -> GroupDef (JSON)
+//!                     kind 'o' ... partition u32                    -> committed offset u64
+//!                     kind 'c' ... partition u32                    -> claim cursor u64
+//!                     kind 'l' ... partition u32 | offset u64       -> Claim
 //! ```
 //! (`i64^` is the timestamp with its sign bit flipped, so negative values sort
 //! first.)
@@ -69,6 +74,79 @@ pub const CATALOG_STREAM_PREFIX: &[u8] = b"stream/";
 /// Catalog key of the stream id allocator.
 pub const CATALOG_NEXT_STREAM_ID: &[u8] = b"next_stream_id";
 
+/// What a key of the `groups` column family holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKey {
+    /// The group's definition.
+    Def,
+    /// The committed offset of a partition.
+    Offset(u32),
+    /// The next never-claimed offset of a partition (work queues).
+    Cursor(u32),
+    /// A claimed, not yet acknowledged record (work queues).
+    Claim(u32, u64),
+}
+
+/// The `groups` key of `what` for group `name` of `stream`. Group names
+/// never contain NUL (see `GroupDef::validate`), so the terminator is
+/// unambiguous.
+pub fn group_key(stream: StreamId, name: &str, what: GroupKey) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + 1 + name.len() + 1 + 12);
+    key.extend_from_slice(&stream.0.to_be_bytes());
+    key.push(match what {
+        GroupKey::Def => b'd',
+        GroupKey::Offset(_) => b'o',
+        GroupKey::Cursor(_) => b'c',
+        GroupKey::Claim(..) => b'l',
+    });
+    key.extend_from_slice(name.as_bytes());
+    key.push(0);
+    match what {
+        GroupKey::Def => {}
+        GroupKey::Offset(p) | GroupKey::Cursor(p) => key.extend_from_slice(&p.to_be_bytes()),
+        GroupKey::Claim(p, o) => {
+            key.extend_from_slice(&p.to_be_bytes());
+            key.extend_from_slice(&o.to_be_bytes());
+        }
+    }
+    key
+}
+
+/// Splits a `groups` key into stream, group name and what it holds.
+pub fn parse_group_key(key: &[u8]) -> Option<(StreamId, String, GroupKey)> {
+    let stream = StreamId(u64::from_be_bytes(key.get(0..8)?.try_into().ok()?));
+    let kind = *key.get(8)?;
+    let rest = key.get(9..)?;
+    let nul = rest.iter().position(|b| *b == 0)?;
+    let name = std::str::from_utf8(&rest[..nul]).ok()?.to_string();
+    let tail = &rest[nul + 1..];
+    let u32_at = |i: usize| Some(u32::from_be_bytes(tail.get(i..i + 4)?.try_into().ok()?));
+    let what = match (kind, tail.len()) {
+        (b'd', 0) => GroupKey::Def,
+        (b'o', 4) => GroupKey::Offset(u32_at(0)?),
+        (b'c', 4) => GroupKey::Cursor(u32_at(0)?),
+        (b'l', 12) => GroupKey::Claim(u32_at(0)?, u64::from_be_bytes(tail[4..12].try_into().ok()?)),
+        _ => return None,
+    };
+    Some((stream, name, what))
+}
+
+/// The first and one-past-last `groups` keys of one group.
+pub fn group_range(stream: StreamId, name: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    [b'c', b'd', b'l', b'o']
+        .iter()
+        .map(|kind| {
+            let mut start = stream.0.to_be_bytes().to_vec();
+            start.push(*kind);
+            start.extend_from_slice(name.as_bytes());
+            start.push(0);
+            let mut end = start.clone();
+            *end.last_mut().expect("non-empty") = 1;
+            (start, end)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +161,23 @@ mod tests {
         assert_eq!(parse_log_key(&b), Some((StreamId(1), 0, 256)));
         assert!(stream_start(StreamId(1)).as_slice() < &a[..]);
         assert!(&c[..] < stream_end(StreamId(1)).as_slice());
+    }
+
+    #[test]
+    fn group_keys_round_trip() {
+        for what in [GroupKey::Def, GroupKey::Offset(7), GroupKey::Cursor(1), GroupKey::Claim(3, 1041)] {
+            let k = group_key(StreamId(9), "workers", what);
+            assert_eq!(parse_group_key(&k), Some((StreamId(9), "workers".to_string(), what)));
+            assert!(group_range(StreamId(9), "workers")
+                .iter()
+                .any(|(s, e)| s.as_slice() <= &k[..] && &k[..] < e.as_slice()));
+            assert!(!group_range(StreamId(9), "worker")
+                .iter()
+                .any(|(s, e)| s.as_slice() <= &k[..] && &k[..] < e.as_slice()));
+        }
+        assert!(
+            group_key(StreamId(9), "g", GroupKey::Claim(0, 255)) < group_key(StreamId(9), "g", GroupKey::Claim(0, 256))
+        );
     }
 
     #[test]

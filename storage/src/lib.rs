@@ -25,6 +25,7 @@
 //!                                       (offset of its first record; codec)
 //!  time_index  [stream_id u64][partition u32][ts i64^]     -> first offset
 //!  catalog     "stream/<name>"                            -> StreamDef (JSON)
+//!  groups      [stream_id u64][kind u8][group name]\0[...]  -> group state
 //! ```
 //! Big-endian integers make a RocksDB range scan an offset scan; see [`keys`].
 //!
@@ -38,6 +39,7 @@
 pub mod catalog;
 pub mod codec;
 pub mod error;
+pub mod groups;
 pub mod keys;
 pub mod log;
 pub mod store;
@@ -45,6 +47,7 @@ pub mod store;
 pub use catalog::{ColumnDef, ColumnType, StreamDef, StreamId, MAX_PARTITIONS};
 pub use codec::{Record, Value};
 pub use error::{Error, Result};
+pub use groups::{Group, GroupDef, GroupMode, GroupWrite, Groups, MemberId, StartAt};
 pub use log::{now_micros, Append, CommitReceipt, StreamHandle, WriteSet};
 pub use store::{Catalog, Store, WeakStore};
 

@@ -12,6 +12,7 @@ use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 use crate::catalog::{StreamDef, StreamId};
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::groups::Groups;
 use crate::keys;
 use crate::log::commit::{self, CommitReceipt, Request, WriteSet};
 use crate::log::stream::StreamHandle;
@@ -19,7 +20,11 @@ use crate::log::stream::StreamHandle;
 pub(crate) const CF_CATALOG: &str = "catalog";
 pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_TIME_INDEX: &str = "time_index";
-const COLUMN_FAMILIES: [&str; 3] = [CF_CATALOG, CF_LOG, CF_TIME_INDEX];
+pub(crate) const CF_GROUPS: &str = "groups";
+const COLUMN_FAMILIES: [&str; 4] = [CF_CATALOG, CF_LOG, CF_TIME_INDEX, CF_GROUPS];
+
+/// How often the housekeeping thread looks for silent group members.
+const MEMBER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// An immutable snapshot of the streams that exist. Replaced as a whole by
 /// the committer after a CREATE or DROP has become durable.
@@ -27,7 +32,7 @@ const COLUMN_FAMILIES: [&str; 3] = [CF_CATALOG, CF_LOG, CF_TIME_INDEX];
 pub struct Catalog {
     pub(crate) db: Arc<DB>,
     streams: BTreeMap<String, Arc<StreamHandle>>,
-    ids: HashMap<StreamId, Arc<StreamHandle>>,
+    pub(crate) ids: HashMap<StreamId, Arc<StreamHandle>>,
 }
 
 impl Catalog {
@@ -74,6 +79,7 @@ struct Inner {
     db: Arc<DB>,
     path: PathBuf,
     catalog: Arc<RwLock<Arc<Catalog>>>,
+    groups: Arc<Groups>,
     sender: Mutex<Option<Sender<Request>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
     retention: Mutex<Option<JoinHandle<()>>>,
@@ -132,13 +138,15 @@ impl Store {
         });
         let db = Arc::new(DB::open_cf_descriptors(&opts, &path, cfs)?);
         let (streams, next_stream_id) = recover(&db)?;
-        let catalog = Arc::new(RwLock::new(Arc::new(Catalog::new(db.clone(), streams))));
+        let catalog = Catalog::new(db.clone(), streams);
+        let groups = Arc::new(Groups::recover(&db, &catalog.ids)?);
+        let catalog = Arc::new(RwLock::new(Arc::new(catalog)));
         let (tx, rx) = std::sync::mpsc::channel();
         let committer = {
-            let (db, catalog) = (db.clone(), catalog.clone());
+            let (db, catalog, groups) = (db.clone(), catalog.clone(), groups.clone());
             std::thread::Builder::new()
                 .name("brikk-committer".into())
-                .spawn(move || commit::run(db, catalog, next_stream_id, rx))
+                .spawn(move || commit::run(db, catalog, groups, next_stream_id, rx))
                 .map_err(|e| Error::InvalidInput(format!("cannot start committer thread: {e}")))?
         };
         tracing::info!(path = %path.display(), "opened database");
@@ -147,6 +155,7 @@ impl Store {
             db,
             path,
             catalog,
+            groups,
             sender: Mutex::new(Some(tx)),
             committer: Mutex::new(Some(committer)),
             retention: Mutex::new(None),
@@ -156,9 +165,9 @@ impl Store {
         // last Store still closes the database.
         let weak = Arc::downgrade(&inner);
         let retention = std::thread::Builder::new()
-            .name("brikk-retention".into())
-            .spawn(move || retention_loop(weak, stop))
-            .map_err(|e| Error::InvalidInput(format!("cannot start retention thread: {e}")))?;
+            .name("brikk-housekeeping".into())
+            .spawn(move || housekeeping_loop(weak, stop))
+            .map_err(|e| Error::InvalidInput(format!("cannot start housekeeping thread: {e}")))?;
         *inner.retention.lock().expect("retention lock") = Some(retention);
         Ok(Store { inner })
     }
@@ -176,6 +185,11 @@ impl Store {
     /// The current catalog snapshot.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.inner.catalog.read().expect("catalog lock").clone()
+    }
+
+    /// Every consumer group and work queue.
+    pub fn groups(&self) -> &Arc<Groups> {
+        &self.inner.groups
     }
 
     /// The stream called `name`, if it exists now.
@@ -260,21 +274,29 @@ impl Store {
     }
 }
 
-fn retention_loop(store: Weak<Inner>, stop: Arc<AtomicBool>) {
+/// Removes silent group members every [`MEMBER_CHECK_INTERVAL`] and applies
+/// retention every [`crate::log::retention::RETENTION_INTERVAL`].
+fn housekeeping_loop(store: Weak<Inner>, stop: Arc<AtomicBool>) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!(error = %e, "retention disabled: cannot build its runtime");
+            tracing::error!(error = %e, "housekeeping disabled: cannot build its runtime");
             return;
         }
     };
+    let mut last_retention = std::time::Instant::now();
     while !stop.load(Ordering::Acquire) {
-        std::thread::park_timeout(crate::log::retention::RETENTION_INTERVAL);
+        std::thread::park_timeout(MEMBER_CHECK_INTERVAL);
         if stop.load(Ordering::Acquire) {
             break;
         }
         let Some(inner) = store.upgrade() else { break };
-        crate::log::retention::pass(&Store { inner }, &rt);
+        let store = Store { inner };
+        store.groups().expire_members(commit::now_micros());
+        if last_retention.elapsed() >= crate::log::retention::RETENTION_INTERVAL {
+            last_retention = std::time::Instant::now();
+            crate::log::retention::pass(&store, &rt);
+        }
     }
 }
 

@@ -35,7 +35,7 @@ fn appends_survive_reopen_with_dense_offsets() {
         let store = Store::open(dir.path()).unwrap();
         let s = store.create_stream(def("s", 2), false).await.unwrap().unwrap();
         let r = store
-            .commit(WriteSet { appends: vec![append(s.def.id, 0, 1), append(s.def.id, 0, 2), append(s.def.id, 1, 3)] })
+            .commit(WriteSet::of_appends(vec![append(s.def.id, 0, 1), append(s.def.id, 0, 2), append(s.def.id, 1, 3)]))
             .await
             .unwrap();
         assert_eq!(r.positions, vec![(0, 0), (0, 1), (1, 0)]);
@@ -48,7 +48,7 @@ fn appends_survive_reopen_with_dense_offsets() {
         let recs = store.read(&s, 0, 0, u64::MAX, 100).unwrap();
         assert_eq!(recs.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1]);
         assert_eq!(recs[1].values, vec![Value::Int(2)]);
-        let r = store.commit(WriteSet { appends: vec![append(s.def.id, 0, 4)] }).await.unwrap();
+        let r = store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 4)])).await.unwrap();
         assert_eq!(r.positions, vec![(0, 2)]);
         // Reads can start and stop inside a chunk.
         let mid = store.read(&s, 0, 1, 3, 100).unwrap();
@@ -72,7 +72,7 @@ fn concurrent_commits_get_dense_distinct_offsets() {
                 let mut got = Vec::new();
                 for i in 0..50 {
                     let p = ((w + i) % 3) as u32;
-                    let r = store.commit(WriteSet { appends: vec![append(s.def.id, p, w * 1000 + i)] }).await.unwrap();
+                    let r = store.commit(WriteSet::of_appends(vec![append(s.def.id, p, w * 1000 + i)])).await.unwrap();
                     got.extend(r.positions);
                 }
                 got
@@ -97,8 +97,8 @@ fn refused_request_does_not_poison_its_group() {
     rt().block_on(async {
         let store = Store::open(dir.path()).unwrap();
         let s = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
-        let bad = store.commit(WriteSet { appends: vec![append(s.def.id, 0, 1), append(StreamId(999), 0, 2)] });
-        let good = store.commit(WriteSet { appends: vec![append(s.def.id, 0, 3)] });
+        let bad = store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 1), append(StreamId(999), 0, 2)]));
+        let good = store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 3)]));
         let (bad, good) = tokio::join!(bad, good);
         assert!(bad.is_err());
         assert_eq!(good.unwrap().positions, vec![(0, 0)]);
@@ -114,14 +114,14 @@ fn drop_and_recreate_starts_fresh() {
     rt().block_on(async {
         let store = Store::open(dir.path()).unwrap();
         let s = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
-        store.commit(WriteSet { appends: vec![append(s.def.id, 0, 1)] }).await.unwrap();
+        store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 1)])).await.unwrap();
         assert!(store.create_stream(def("s", 1), false).await.is_err());
         assert!(store.create_stream(def("s", 1), true).await.unwrap().is_none());
         assert!(store.drop_stream("s", false).await.unwrap());
         assert!(s.is_dropped());
         assert!(!store.drop_stream("s", true).await.unwrap());
         assert!(store.drop_stream("s", false).await.is_err());
-        assert!(store.commit(WriteSet { appends: vec![append(s.def.id, 0, 1)] }).await.is_err());
+        assert!(store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 1)])).await.is_err());
         let s2 = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
         assert_ne!(s2.def.id, s.def.id);
         assert_eq!(s2.head(0), 0);
@@ -141,7 +141,7 @@ fn time_index_finds_first_offset_at_or_after() {
         let mut stamps = Vec::new();
         for i in 0..5 {
             let r =
-                store.commit(WriteSet { appends: vec![append(s.def.id, 0, i), append(s.def.id, 0, i)] }).await.unwrap();
+                store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, i), append(s.def.id, 0, i)])).await.unwrap();
             stamps.push(r.timestamp_micros);
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
@@ -165,9 +165,9 @@ fn retention_deletes_old_records_but_keeps_offsets() {
         d.retention_micros = Some(50_000);
         let s = store.create_stream(d, false).await.unwrap().unwrap();
         let five = (0..5).map(|i| append(s.def.id, 0, i)).collect();
-        store.commit(WriteSet { appends: five }).await.unwrap();
+        store.commit(WriteSet::of_appends(five)).await.unwrap();
         std::thread::sleep(std::time::Duration::from_millis(120));
-        store.commit(WriteSet { appends: vec![append(s.def.id, 0, 5), append(s.def.id, 0, 6)] }).await.unwrap();
+        store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 5), append(s.def.id, 0, 6)])).await.unwrap();
         // Nothing is old enough yet among the last two; the first five are.
         assert_eq!(store.enforce_retention().await.unwrap(), 1);
         assert_eq!(s.low(0), 5);
@@ -185,7 +185,7 @@ fn retention_deletes_old_records_but_keeps_offsets() {
         let store = Store::open(dir.path()).unwrap();
         let s = store.stream("s").unwrap();
         assert_eq!((s.low(0), s.head(0)), (5, 7));
-        let r = store.commit(WriteSet { appends: vec![append(s.def.id, 0, 7)] }).await.unwrap();
+        let r = store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 7)])).await.unwrap();
         assert_eq!(r.positions, vec![(0, 7)]);
     });
 }

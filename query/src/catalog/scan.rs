@@ -380,7 +380,7 @@ struct ChunkReader {
 }
 
 /// Builds the projected batch for records of one partition.
-fn to_batch(
+pub(crate) fn to_batch(
     schema: &SchemaRef,
     projection: &[usize],
     partition: u32,

@@ -5,6 +5,12 @@
 //! - `brikk_partitions`: one row per stream partition (start offset = the
 //!   oldest offset retention has kept, end offset = the next offset to be
 //!   written, last commit timestamp).
+//! - `brikk_groups`: one row per group and partition (owner, committed
+//!   offset, end offset, lag, generation).
+//! - `brikk_members`: one row per member of a consumer group (partitions it
+//!   owns, when it joined and was last heard from).
+//! - `brikk_claims`: one row per claimed, unacknowledged record of a work
+//!   queue (claimant, deliveries, lease).
 
 use std::sync::Arc;
 
@@ -19,7 +25,7 @@ use datafusion::error::Result;
 use crate::types::UTC;
 
 /// Names of the system tables, as they appear in `public`.
-pub const NAMES: [&str; 2] = ["brikk_streams", "brikk_partitions"];
+pub const NAMES: [&str; 5] = ["brikk_streams", "brikk_partitions", "brikk_groups", "brikk_members", "brikk_claims"];
 
 fn ts_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), nullable)
@@ -81,6 +87,124 @@ pub fn table(store: &Store, name: &str) -> Result<Option<Arc<dyn TableProvider>>
                 Arc::new(Int64Array::from(starts)),
                 Arc::new(Int64Array::from(ends)),
                 Arc::new(TimestampMicrosecondArray::from(stamps).with_timezone(UTC)),
+            ];
+            RecordBatch::try_new(schema, columns)?
+        }
+        "brikk_groups" => {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("stream", DataType::Utf8, false),
+                Field::new("group_name", DataType::Utf8, false),
+                Field::new("mode", DataType::Utf8, false),
+                Field::new("partition", DataType::Int32, false),
+                Field::new("owner", DataType::Utf8, true),
+                Field::new("committed_offset", DataType::Int64, true),
+                Field::new("end_offset", DataType::Int64, false),
+                Field::new("lag", DataType::Int64, false),
+                Field::new("generation", DataType::Int64, false),
+            ]));
+            let mut cols = (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+            for g in store.groups().all() {
+                let snap = g.snapshot();
+                for p in snap.partitions {
+                    cols.0.push(g.stream.def.name.clone());
+                    cols.1.push(g.def.name.clone());
+                    cols.2.push(g.def.mode.as_str());
+                    cols.3.push(p.partition as i32);
+                    cols.4.push(p.owner);
+                    cols.5.push(p.committed.map(|c| c as i64));
+                    cols.6.push(p.end as i64);
+                    cols.7.push(p.lag as i64);
+                    cols.8.push(snap.generation as i64);
+                }
+            }
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(cols.0)),
+                Arc::new(StringArray::from(cols.1)),
+                Arc::new(StringArray::from(cols.2)),
+                Arc::new(Int32Array::from(cols.3)),
+                Arc::new(StringArray::from(cols.4)),
+                Arc::new(Int64Array::from(cols.5)),
+                Arc::new(Int64Array::from(cols.6)),
+                Arc::new(Int64Array::from(cols.7)),
+                Arc::new(Int64Array::from(cols.8)),
+            ];
+            RecordBatch::try_new(schema, columns)?
+        }
+        "brikk_members" => {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("stream", DataType::Utf8, false),
+                Field::new("group_name", DataType::Utf8, false),
+                Field::new("member", DataType::Utf8, false),
+                Field::new("generation", DataType::Int64, false),
+                Field::new("partitions", DataType::Utf8, false),
+                ts_field("joined_at", false),
+                ts_field("last_seen", false),
+            ]));
+            let mut cols = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+            for g in store.groups().all() {
+                let snap = g.snapshot();
+                for m in snap.members {
+                    cols.0.push(g.stream.def.name.clone());
+                    cols.1.push(g.def.name.clone());
+                    cols.2.push(m.member);
+                    cols.3.push(snap.generation as i64);
+                    cols.4.push(m.partitions.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+                    cols.5.push(m.joined_at);
+                    cols.6.push(m.last_seen);
+                }
+            }
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(cols.0)),
+                Arc::new(StringArray::from(cols.1)),
+                Arc::new(StringArray::from(cols.2)),
+                Arc::new(Int64Array::from(cols.3)),
+                Arc::new(StringArray::from(cols.4)),
+                Arc::new(TimestampMicrosecondArray::from(cols.5).with_timezone(UTC)),
+                Arc::new(TimestampMicrosecondArray::from(cols.6).with_timezone(UTC)),
+            ];
+            RecordBatch::try_new(schema, columns)?
+        }
+        "brikk_claims" => {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("stream", DataType::Utf8, false),
+                Field::new("group_name", DataType::Utf8, false),
+                Field::new("partition", DataType::Int32, false),
+                Field::new("offset", DataType::Int64, false),
+                Field::new("claimant", DataType::Utf8, false),
+                Field::new("deliveries", DataType::Int32, false),
+                Field::new("state", DataType::Utf8, false),
+                ts_field("lease_until", true),
+                Field::new("reason", DataType::Utf8, true),
+            ]));
+            let now = brikk_storage::now_micros();
+            let mut cols = (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+            for g in store.groups().all() {
+                for (p, o, c) in g.snapshot().claims {
+                    cols.0.push(g.stream.def.name.clone());
+                    cols.1.push(g.def.name.clone());
+                    cols.2.push(p as i32);
+                    cols.3.push(o as i64);
+                    cols.4.push(c.claimant);
+                    cols.5.push(c.deliveries as i32);
+                    cols.6.push(match c.lease_until {
+                        0 => "nacked",
+                        t if t <= now => "expired",
+                        _ => "leased",
+                    });
+                    cols.7.push((c.lease_until != 0).then_some(c.lease_until));
+                    cols.8.push(c.reason);
+                }
+            }
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(cols.0)),
+                Arc::new(StringArray::from(cols.1)),
+                Arc::new(Int32Array::from(cols.2)),
+                Arc::new(Int64Array::from(cols.3)),
+                Arc::new(StringArray::from(cols.4)),
+                Arc::new(Int32Array::from(cols.5)),
+                Arc::new(StringArray::from(cols.6)),
+                Arc::new(TimestampMicrosecondArray::from(cols.7).with_timezone(UTC)),
+                Arc::new(StringArray::from(cols.8)),
             ];
             RecordBatch::try_new(schema, columns)?
         }

@@ -11,6 +11,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{self, Set};
 
+use super::groups::SessionGroups;
 use super::insert::InsertPlan;
 use super::output::{Output, TxnStatus};
 use super::prepared::{self, Prepared, PreparedKind};
@@ -29,14 +30,15 @@ enum Txn {
 /// One client's view of the database. Not shared between tasks; open one
 /// per connection with [`Brikk::session`].
 pub struct Session {
-    db: Brikk,
+    pub(crate) db: Brikk,
     txn: Txn,
     vars: Vars,
+    pub(crate) groups: SessionGroups,
 }
 
 impl Session {
     pub(crate) fn new(db: Brikk) -> Session {
-        Session { db, txn: Txn::Idle, vars: Vars::default() }
+        Session { db, txn: Txn::Idle, vars: Vars::default(), groups: SessionGroups::new() }
     }
 
     /// The session's configuration parameters.
@@ -149,8 +151,16 @@ impl Session {
     /// such as a failed Parse in the extended protocol.
     pub fn fail(&mut self) {
         self.txn = match std::mem::replace(&mut self.txn, Txn::Idle) {
-            Txn::Active { implicit: false, .. } | Txn::Failed => Txn::Failed,
-            Txn::Active { implicit: true, .. } | Txn::Idle => Txn::Idle,
+            Txn::Active { implicit: false, writes } => {
+                discard(writes);
+                Txn::Failed
+            }
+            Txn::Active { implicit: true, writes } => {
+                discard(writes);
+                Txn::Idle
+            }
+            Txn::Failed => Txn::Failed,
+            Txn::Idle => Txn::Idle,
         };
     }
 
@@ -194,6 +204,7 @@ impl Session {
                 let plan = self.db.plan_show_streams().await?;
                 self.run_plan(plan).await
             }
+            Statement::Group(g) => self.run_group(*g, params).await,
             Statement::Sql(stmt) => self.run_sql(*stmt, params).await,
         }
     }
@@ -222,7 +233,9 @@ impl Session {
                 }
             },
             S::Rollback { chain: false, savepoint: None } => {
-                self.txn = Txn::Idle;
+                if let Txn::Active { writes, .. } = std::mem::replace(&mut self.txn, Txn::Idle) {
+                    discard(writes);
+                }
                 Ok(Output::End { tag: "ROLLBACK".into() })
             }
             S::Commit { .. } | S::Rollback { .. } => {
@@ -288,20 +301,34 @@ impl Session {
     async fn insert(&mut self, plan: &InsertPlan, params: Vec<ScalarValue>) -> Result<Output> {
         let writes = plan.execute(&self.db.shared().ctx, params).await?;
         let n = writes.appends.len();
+        self.write(writes).await?;
+        Ok(command("INSERT", Some(n)))
+    }
+
+    /// Adds `writes` to the open transaction, or commits them now.
+    pub(crate) async fn write(&mut self, writes: WriteSet) -> Result<()> {
         match &mut self.txn {
-            Txn::Active { writes: pending, .. } => pending.appends.extend(writes.appends),
+            Txn::Active { writes: pending, .. } => pending.extend(writes),
             _ => {
-                self.db.shared().store.commit(writes).await?;
+                let undo = writes.groups.clone();
+                if let Err(e) = self.db.shared().store.commit(writes).await {
+                    discard(WriteSet { appends: vec![], groups: undo });
+                    return Err(e.into());
+                }
             }
         }
-        Ok(command("INSERT", Some(n)))
+        Ok(())
     }
 
     /// Commits the open transaction's writes; the session is idle afterwards
     /// whether or not the commit succeeded.
     async fn commit(&mut self) -> Result<()> {
         if let Txn::Active { writes, .. } = std::mem::replace(&mut self.txn, Txn::Idle) {
-            self.db.shared().store.commit(writes).await?;
+            let undo = writes.groups.clone();
+            if let Err(e) = self.db.shared().store.commit(writes).await {
+                discard(WriteSet { appends: vec![], groups: undo });
+                return Err(e.into());
+            }
         }
         Ok(())
     }
@@ -373,6 +400,17 @@ pub(super) fn is_query(s: &ast::Statement) -> bool {
             | ast::Statement::ShowTables { .. }
             | ast::Statement::ShowColumns { .. }
     )
+}
+
+/// Forgets writes that will not be committed. Members whose offset commits
+/// are discarded re-read from their committed offsets: the records they
+/// fetched in the transaction are delivered again.
+fn discard(writes: WriteSet) {
+    for w in writes.groups {
+        if let brikk_storage::GroupWrite::Offsets { group, member, .. } = w {
+            group.rewind(member);
+        }
+    }
 }
 
 fn command(tag: &str, rows: Option<usize>) -> Output {

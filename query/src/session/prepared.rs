@@ -38,7 +38,11 @@ impl Prepared {
         let param_types = match &kind {
             PreparedKind::Insert(p) => p.param_types.clone(),
             PreparedKind::Query(plan) => param_types(plan, &[])?,
-            PreparedKind::Empty | PreparedKind::Other(..) => Vec::new(),
+            PreparedKind::Other(stmt, _) => match stmt.as_ref() {
+                Statement::Group(g) => vec![DataType::Int64; g.param_count()],
+                _ => Vec::new(),
+            },
+            PreparedKind::Empty => Vec::new(),
         };
         Ok(Prepared { sql, kind, param_types })
     }
@@ -113,6 +117,10 @@ impl Brikk {
                 }
             },
             Some(Statement::ShowStreams) => PreparedKind::Query(Box::new(self.plan_show_streams().await?)),
+            Some(Statement::Group(g)) => {
+                let schema = crate::session::groups::result_schema(&self.shared().store, &g)?;
+                PreparedKind::Other(Box::new(Statement::Group(g)), schema)
+            }
             Some(other) => PreparedKind::Other(Box::new(other), None),
         };
         Prepared::new(sql.to_string(), kind)

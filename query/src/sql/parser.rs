@@ -29,6 +29,8 @@ pub enum Statement {
         if_exists: bool,
     },
     ShowStreams,
+    /// A consumer-group or work-queue statement (see [`crate::sql::groups`]).
+    Group(Box<crate::sql::groups::GroupStatement>),
     /// Anything else: standard SQL for DataFusion or the session.
     Sql(Box<ast::Statement>),
 }
@@ -90,6 +92,9 @@ fn parse_piece(
     }
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
     let mut parser = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens);
+    if let Some(stmt) = crate::sql::groups::parse(w.as_slice(), &mut parser)? {
+        return Ok(Some(stmt));
+    }
     let stmt = match w.as_slice() {
         ["CREATE", "STREAM", ..] => Statement::CreateStream(parse_create_stream(&mut parser)?),
         ["DROP", "STREAM", ..] => parse_drop_stream(&mut parser)?,
@@ -111,7 +116,7 @@ fn parse_piece(
     Ok(Some(stmt))
 }
 
-fn expect_end(parser: &mut Parser) -> Result<()> {
+pub(crate) fn expect_end(parser: &mut Parser) -> Result<()> {
     let t = parser.next_token();
     if t.token != Token::EOF {
         return Err(Error::Syntax(format!("unexpected {} at end of statement", t.token)));
@@ -119,7 +124,7 @@ fn expect_end(parser: &mut Parser) -> Result<()> {
     Ok(())
 }
 
-fn expect_word(parser: &mut Parser, word: &str) -> Result<()> {
+pub(crate) fn expect_word(parser: &mut Parser, word: &str) -> Result<()> {
     let t = parser.next_token();
     match &t.token {
         Token::Word(w) if w.value.eq_ignore_ascii_case(word) => Ok(()),
@@ -135,7 +140,7 @@ pub fn normalize(ident: &ast::Ident) -> String {
     }
 }
 
-fn object_name(name: &ast::ObjectName) -> Result<String> {
+pub(crate) fn object_name(name: &ast::ObjectName) -> Result<String> {
     let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident().map(normalize)).collect();
     match parts.as_slice() {
         [n] => Ok(n.clone()),

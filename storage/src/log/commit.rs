@@ -26,10 +26,11 @@ use rocksdb::{WriteBatch, WriteOptions, DB};
 use crate::catalog::{StreamDef, StreamId};
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::groups::{GroupWrite, Groups};
 use crate::keys;
 use crate::log::retention::Trim;
 use crate::log::stream::StreamHandle;
-use crate::store::{Catalog, CF_CATALOG, CF_LOG, CF_TIME_INDEX};
+use crate::store::{Catalog, CF_CATALOG, CF_GROUPS, CF_LOG, CF_TIME_INDEX};
 
 /// Most requests folded into one write; bounds the latency of the group.
 const MAX_GROUP: usize = 4096;
@@ -47,11 +48,25 @@ pub struct Append {
 #[derive(Debug, Default, Clone)]
 pub struct WriteSet {
     pub appends: Vec<Append>,
+    /// Consumer-group changes (offset commits, acks, ...) that land in the
+    /// same write as the appends: consume-transform-produce is atomic.
+    pub groups: Vec<GroupWrite>,
 }
 
 impl WriteSet {
+    /// A set of appends only.
+    pub fn of_appends(appends: Vec<Append>) -> WriteSet {
+        WriteSet { appends, groups: Vec::new() }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.appends.is_empty()
+        self.appends.is_empty() && self.groups.is_empty()
+    }
+
+    /// Adds everything of `other` after what this set holds.
+    pub fn extend(&mut self, other: WriteSet) {
+        self.appends.extend(other.appends);
+        self.groups.extend(other.groups);
     }
 }
 
@@ -103,7 +118,12 @@ impl Pending {
 /// The state one group stages on top of the published catalog and heads.
 struct Group<'a> {
     catalog: &'a Catalog,
+    groups: &'a Arc<Groups>,
     batch: WriteBatch,
+    /// How to take back the in-memory group changes if the write fails.
+    undo: Vec<crate::groups::Undo>,
+    /// Streams dropped in this group, whose consumer groups go with them.
+    dropped_ids: Vec<StreamId>,
     /// Streams created or dropped in this group (None = dropped).
     changed: HashMap<String, Option<Arc<StreamHandle>>>,
     /// Staged (next offset, last timestamp) per touched partition.
@@ -157,6 +177,21 @@ impl Group<'_> {
             }
             handles.push(h);
         }
+        // Group changes validate (and apply in memory) before anything of
+        // this request reaches the batch: a refusal leaves no trace.
+        let mut ops = crate::groups::BatchOps::default();
+        let mut undo = Vec::with_capacity(ws.groups.len());
+        for gw in &ws.groups {
+            match gw.stage(&mut ops, self.groups) {
+                Ok(u) => undo.push(u),
+                Err(e) => {
+                    undo.into_iter().rev().for_each(|u| u());
+                    return Err(e);
+                }
+            }
+        }
+        ops.apply(&mut self.batch, cf(self.catalog, CF_GROUPS));
+        self.undo.extend(undo);
         let mut positions = Vec::with_capacity(ws.appends.len());
         for (a, h) in ws.appends.iter_mut().zip(handles) {
             let slot = (a.stream, a.partition);
@@ -211,6 +246,8 @@ impl Group<'_> {
         self.batch.delete_cf(cf(self.catalog, CF_CATALOG), keys::catalog_stream_key(&name));
         self.batch.delete_range_cf(cf(self.catalog, CF_LOG), &start, &end);
         self.batch.delete_range_cf(cf(self.catalog, CF_TIME_INDEX), &start, &end);
+        self.batch.delete_range_cf(cf(self.catalog, CF_GROUPS), &start, &end);
+        self.dropped_ids.push(h.def.id);
         self.touched.remove(&h.def.id);
         self.heads.retain(|(id, _), _| *id != h.def.id);
         self.chunks.retain(|(id, _), _| *id != h.def.id);
@@ -244,7 +281,13 @@ fn cf<'a>(catalog: &'a Catalog, name: &str) -> &'a rocksdb::ColumnFamily {
 
 /// The committer thread's main loop. Returns when every sender is gone,
 /// after answering every request it received.
-pub(crate) fn run(db: Arc<DB>, catalog: Arc<RwLock<Arc<Catalog>>>, next_stream_id: u64, rx: Receiver<Request>) {
+pub(crate) fn run(
+    db: Arc<DB>,
+    catalog: Arc<RwLock<Arc<Catalog>>>,
+    groups: Arc<Groups>,
+    next_stream_id: u64,
+    rx: Receiver<Request>,
+) {
     let mut next_stream_id = next_stream_id;
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
@@ -259,7 +302,10 @@ pub(crate) fn run(db: Arc<DB>, catalog: Arc<RwLock<Arc<Catalog>>>, next_stream_i
         let snapshot = catalog.read().expect("catalog lock").clone();
         let mut group = Group {
             catalog: &snapshot,
+            groups: &groups,
             batch: WriteBatch::default(),
+            undo: Vec::new(),
+            dropped_ids: Vec::new(),
             changed: HashMap::new(),
             heads: HashMap::new(),
             chunks: HashMap::new(),
@@ -295,16 +341,34 @@ pub(crate) fn run(db: Arc<DB>, catalog: Arc<RwLock<Arc<Catalog>>>, next_stream_i
             let key = keys::log_key(id, p, chunk.first);
             group.batch.put_cf(cf(&snapshot, CF_LOG), key, chunk.finish());
         }
-        let Group { batch, changed, heads, touched, dropped, trimmed, replies, next_stream_id: next_id, .. } = group;
+        let Group {
+            batch,
+            changed,
+            heads,
+            touched,
+            dropped,
+            trimmed,
+            replies,
+            next_stream_id: next_id,
+            undo,
+            dropped_ids,
+            ..
+        } = group;
         if batch.is_empty() {
             replies.into_iter().for_each(Pending::succeed);
             continue;
         }
         if let Err(e) = db.write_opt(batch, &sync) {
             tracing::error!(error = %e, "group commit failed; {} requests refused", replies.len());
+            undo.into_iter().rev().for_each(|u| u());
             let msg = e.to_string();
             replies.into_iter().for_each(|r| r.fail(&msg));
             continue;
+        }
+        for id in dropped_ids {
+            for g in groups.remove_stream(id) {
+                g.notify();
+            }
         }
         next_stream_id = next_id;
         // Publish: first the new catalog (so new streams are findable), then
