@@ -4,6 +4,7 @@
 
 mod crash;
 mod embedded;
+mod groups;
 mod psql;
 mod slt;
 mod wire;

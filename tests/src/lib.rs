@@ -167,6 +167,16 @@ pub async fn connect(conn_str: &str) -> Result<tokio_postgres::Client> {
     Ok(client)
 }
 
+/// Connects like [`connect`], also returning the connection task: aborting
+/// it drops the socket without a goodbye, as a killed client would.
+pub async fn connect_killable(conn_str: &str) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
+    let (client, connection) = tokio_postgres::connect(conn_str, tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((client, task))
+}
+
 /// The SQLSTATE of a tokio-postgres error, if the server sent one.
 pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
     e.code().map(|c| c.code().to_string())

@@ -371,9 +371,12 @@ impl Group {
         }
     }
 
-    /// The offsets `member` would commit now: its position in every owned
-    /// partition it has fetched from since the last commit, as (partition,
-    /// next offset, epoch).
+    /// The offsets `member` would commit now, as (partition, next offset,
+    /// epoch): every position it has fetched to since the last commit,
+    /// including positions in partitions it has lost since. Those make the
+    /// commit fail with `Conflict` when it is staged, so records fetched
+    /// from a lost partition are never committed by the wrong member (their
+    /// results, in the same transaction, are discarded with them).
     pub fn positions(&self, member: MemberId) -> Result<Vec<(u32, u64, u64)>> {
         let st = self.lock();
         let m = st.members.get(&member).ok_or_else(|| self.expired())?;
@@ -382,7 +385,8 @@ impl Group {
             .iter()
             .filter(|(p, (pos, e))| {
                 let p = **p as usize;
-                st.owners[p] == Some(member) && st.epochs[p] == *e && st.committed[p] != Some(*pos)
+                let current = st.owners[p] == Some(member) && st.epochs[p] == *e;
+                !current || st.committed[p] != Some(*pos)
             })
             .map(|(p, (pos, e))| (*p, *pos, *e))
             .collect();
