@@ -4,6 +4,7 @@
 
 mod crash;
 mod embedded;
+mod examples;
 mod groups;
 mod psql;
 mod slt;

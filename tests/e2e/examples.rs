@@ -1,0 +1,49 @@
+//! Every script in `sql-examples/` runs with psql against a fresh server,
+//! stops at no error, and ends with the state the script promises.
+
+use std::path::PathBuf;
+
+use super::fresh;
+
+fn run(script: &str) -> String {
+    let (_dir, server) = fresh();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sql-examples").join(script);
+    let out = server
+        .psql(&["-v", "ON_ERROR_STOP=1", "-f", path.to_str().expect("utf-8 path")])
+        .unwrap_or_else(|e| panic!("{script} failed: {e}"));
+    // Collapse psql's table padding so checks read like the rows.
+    out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn orchestrator_worker() {
+    let out = run("orchestrator_worker.sql");
+    for row in [
+        "t1 | QUARTERLY REPORT",
+        "t2 | HELLO WORLD",
+        "t3 | MEETING NOTES",
+        "t4 | SUPPORT TICKET 81",
+        "(4 rows)",
+        "COMMIT OFFSETS 1",
+        "ACK 1",
+    ] {
+        assert!(out.contains(row), "missing {row:?} in:\n{out}");
+    }
+    assert!(!out.contains("never seen"), "a rolled-back result became visible:\n{out}");
+}
+
+#[test]
+fn hierarchical() {
+    let out = run("hierarchical.sql");
+    for row in [
+        "g1 | lead | lead-research | split into 2 steps",
+        "g1 | worker | researcher-1 | sources collected, features compared",
+        "g2 | lead | lead-writing | split into 3 steps",
+        "g2 | worker | writer-1 | outlined, drafted, edited",
+        "leads | 0",
+        "researchers | 0",
+        "writers | 0",
+    ] {
+        assert!(out.contains(row), "missing {row:?} in:\n{out}");
+    }
+}
