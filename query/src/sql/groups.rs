@@ -16,14 +16,13 @@
 //! Counts, partitions and offsets may be `$n` parameters.
 
 use brikk_storage::{GroupMode, StartAt};
-use datafusion::sql::sqlparser::ast::{Expr, SqlOption, Value};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::{Error, Result};
 use crate::sql::duration::parse_duration;
-use crate::sql::parser::{expect_end, expect_word, normalize, object_name, Statement};
+use crate::sql::parser::{expect_end, expect_word, normalize, object_name, option_parts, Statement};
 
 /// An integer argument: a literal or a `$n` parameter (1-based).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -372,19 +371,7 @@ fn options(parser: &mut Parser) -> Result<GroupOptions> {
         return Ok(out);
     }
     for opt in parser.parse_options(Keyword::WITH)? {
-        let SqlOption::KeyValue { key, value } = opt else {
-            return Err(Error::Syntax(format!("expected option = value, found {opt}")));
-        };
-        let name = normalize(&key);
-        let text = match &value {
-            Expr::Value(v) => match &v.value {
-                Value::Number(n, _) => n.clone(),
-                Value::SingleQuotedString(s) => s.clone(),
-                other => other.to_string(),
-            },
-            Expr::Identifier(i) => normalize(i),
-            other => return Err(Error::InvalidParameter(format!("invalid value for option \"{name}\": {other}"))),
-        };
+        let (name, text, _) = option_parts(opt)?;
         let lower = text.to_ascii_lowercase();
         match name.as_str() {
             "mode" => {

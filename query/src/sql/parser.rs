@@ -199,7 +199,10 @@ fn parse_create_stream(parser: &mut Parser) -> Result<CreateStream> {
     Ok(stmt)
 }
 
-fn apply_option(stmt: &mut CreateStream, opt: SqlOption) -> Result<()> {
+/// A `WITH (name = value)` option as (lowercased name, value text, value
+/// expression): numbers and quoted strings give their text, bare words
+/// their lowercased name.
+pub(crate) fn option_parts(opt: SqlOption) -> Result<(String, String, Expr)> {
     let SqlOption::KeyValue { key, value } = opt else {
         return Err(Error::Syntax(format!("expected option = value, found {opt}")));
     };
@@ -213,6 +216,11 @@ fn apply_option(stmt: &mut CreateStream, opt: SqlOption) -> Result<()> {
         Expr::Identifier(i) => normalize(i),
         other => return Err(Error::InvalidParameter(format!("invalid value for option \"{name}\": {other}"))),
     };
+    Ok((name, text, value))
+}
+
+fn apply_option(stmt: &mut CreateStream, opt: SqlOption) -> Result<()> {
+    let (name, text, value) = option_parts(opt)?;
     match name.as_str() {
         "partitions" => {
             stmt.partitions =
