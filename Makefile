@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/debug/brikk
 ARGS ?=
 
-.PHONY: serve test deps build check bench fmt
+.PHONY: serve test deps build check bench groups-bench fmt
 
 deps:
 	@scripts/install-deps.sh
@@ -32,6 +32,11 @@ bench:
 	@scripts/install-deps.sh --bench
 	cargo build --release --bin brikk --bin bench
 	BRIKK_BIN=$(CARGO_TARGET_DIR)/release/brikk $(CARGO_TARGET_DIR)/release/bench $(ARGS)
+
+groups-bench:
+	@scripts/install-deps.sh --bench
+	cargo build --release --bin brikk --bin groups-bench
+	BRIKK_BIN=$(CARGO_TARGET_DIR)/release/brikk $(CARGO_TARGET_DIR)/release/groups-bench $(ARGS)
 
 fmt:
 	cargo fmt --all
