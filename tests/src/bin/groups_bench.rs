@@ -46,7 +46,11 @@ const WARMUP: usize = 20;
 
 #[derive(Clone, Copy)]
 enum Target {
+    /// FETCH, then COMMIT OFFSETS: two round trips per batch.
     Brikk,
+    /// `COMMIT OFFSETS` of the previous batch and `FETCH` of the next in one
+    /// query string: one round trip per batch, like PostgreSQL's DELETE.
+    BrikkOneTrip,
     Postgres,
 }
 
@@ -58,7 +62,9 @@ enum Target {
 /// payload) in multi-row INSERTs of [`PRELOAD_BATCH`] rows.
 async fn preload(c: &Client, target: Target, n: u64) -> Result<()> {
     let ddl = match target {
-        Target::Brikk => "CREATE STREAM tasks (id TEXT, kind TEXT, payload TEXT) WITH (partitions = 8, key = 'id')",
+        Target::Brikk | Target::BrikkOneTrip => {
+            "CREATE STREAM tasks (id TEXT, kind TEXT, payload TEXT) WITH (partitions = 8, key = 'id')"
+        }
         Target::Postgres => "CREATE TABLE tasks (seq BIGSERIAL PRIMARY KEY, id TEXT, kind TEXT, payload TEXT)",
     };
     c.batch_execute(ddl).await.with_context(|| ddl.to_string())?;
@@ -81,7 +87,7 @@ async fn open_workers(conn_str: &str, target: Target) -> Result<Vec<Client>> {
     let mut clients = Vec::with_capacity(WORKERS);
     for w in 0..WORKERS {
         let c = connect(conn_str).await?;
-        if let Target::Brikk = target {
+        if let Target::Brikk | Target::BrikkOneTrip = target {
             let sql = format!("SUBSCRIBE tasks GROUP workers MEMBER 'w{w}'");
             c.batch_execute(&sql).await.with_context(|| sql.clone())?;
         }
@@ -104,6 +110,7 @@ async fn consume_batch(c: &Client, target: Target) -> Result<u64> {
             }
             Ok(rows.len() as u64)
         }
+        Target::BrikkOneTrip => unreachable!("one_trip_worker consumes for BrikkOneTrip"),
         Target::Postgres => {
             let delete = format!(
                 "DELETE FROM tasks WHERE seq IN \
@@ -132,6 +139,25 @@ async fn worker(c: Client, target: Target, done: Arc<AtomicU64>, n: u64) -> Resu
     Ok(last)
 }
 
+/// A worker that commits the previous batch and fetches the next in one
+/// round trip; a batch counts as consumed once its commit has returned.
+async fn one_trip_worker(c: Client, done: Arc<AtomicU64>, n: u64) -> Result<Option<Instant>> {
+    let mut last = None;
+    let mut pending = 0u64;
+    while done.load(Ordering::Relaxed) < n {
+        // With a batch to commit, don't wait for more: its commit is due.
+        let wait = if pending == 0 { " WAIT '200ms'" } else { "" };
+        let sql = format!("COMMIT OFFSETS FOR tasks GROUP workers; FETCH {BATCH} FROM tasks GROUP workers{wait}");
+        let messages = c.simple_query(&sql).await.with_context(|| sql.clone())?;
+        if pending > 0 {
+            done.fetch_add(pending, Ordering::Relaxed);
+            last = Some(Instant::now());
+        }
+        pending = messages.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count() as u64;
+    }
+    Ok(last)
+}
+
 /// Records/s of [`WORKERS`] workers consuming `n` preloaded records, from
 /// the workers' start to the last record durably consumed.
 async fn throughput(conn_str: &str, target: Target, n: u64) -> Result<f64> {
@@ -140,7 +166,13 @@ async fn throughput(conn_str: &str, target: Target, n: u64) -> Result<f64> {
     let clients = open_workers(conn_str, target).await?;
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let tasks: Vec<_> = clients.into_iter().map(|c| tokio::spawn(worker(c, target, done.clone(), n))).collect();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|c| match target {
+            Target::BrikkOneTrip => tokio::spawn(one_trip_worker(c, done.clone(), n)),
+            _ => tokio::spawn(worker(c, target, done.clone(), n)),
+        })
+        .collect();
     let mut end = start;
     for t in tasks {
         if let Some(last) = t.await?? {
@@ -238,7 +270,7 @@ async fn latency(conn_str: &str, target: Target, samples: usize) -> Result<Vec<f
     let (tx, mut rx) = mpsc::unbounded_channel();
     // `_listener` keeps the PostgreSQL LISTEN session open until the end.
     let (_listener, mut consumer) = match target {
-        Target::Brikk => {
+        Target::Brikk | Target::BrikkOneTrip => {
             producer.batch_execute("CREATE STREAM pings (sent_us BIGINT) WITH (partitions = 1)").await?;
             (None, brikk_consumer(conn_str, base, total, tx).await?)
         }
@@ -253,7 +285,7 @@ async fn latency(conn_str: &str, target: Target, samples: usize) -> Result<Vec<f
         tokio::time::sleep(jitter(i)).await;
         let sent = micros_since(base);
         let sql = match target {
-            Target::Brikk => format!("INSERT INTO pings (sent_us) VALUES ({sent})"),
+            Target::Brikk | Target::BrikkOneTrip => format!("INSERT INTO pings (sent_us) VALUES ({sent})"),
             Target::Postgres => {
                 format!("BEGIN; INSERT INTO pings (sent_us) VALUES ({sent}); NOTIFY pings, '{sent}'; COMMIT")
             }
@@ -304,6 +336,10 @@ async fn main() -> Result<()> {
     let pg = if args.no_postgres { None } else { Some(PgCluster::start()?) };
 
     let b_rate = throughput(&brikk.conn_str(), Target::Brikk, args.records).await?;
+    let dir2 = tempfile::tempdir()?;
+    let brikk2 = Server::start(dir2.path())?;
+    let b1_rate = throughput(&brikk2.conn_str(), Target::BrikkOneTrip, args.records).await?;
+    drop(brikk2);
     let p_rate = match &pg {
         Some(pg) => Some(throughput(&pg.conn_str(), Target::Postgres, args.records).await?),
         None => None,
@@ -320,11 +356,15 @@ async fn main() -> Result<()> {
     );
     println!("{:<30} {:>12} {:>12} {:>8}", "", "brikk", "postgres", "ratio");
     row("consume+commit records/s", b_rate, p_rate, 0, true, "(target >= 5x)");
+    row("  one round trip per batch", b1_rate, p_rate, 0, true, "");
     let p = |v: &Option<Vec<f64>>, q| v.as_ref().map(|v| percentile(v, q));
     row("wake-up latency p50 ms", percentile(&b_lat, 50.0), p(&p_lat, 50.0), 2, false, "");
     row("wake-up latency p99 ms", percentile(&b_lat, 99.0), p(&p_lat, 99.0), 2, false, "(target: brikk p99 < 5 ms)");
     println!();
-    println!("brikk:    FETCH n GROUP + COMMIT OFFSETS per batch; latency = INSERT sent -> FETCH ... WAIT returns;");
+    println!("brikk:    FETCH n GROUP + COMMIT OFFSETS per batch (one round trip: COMMIT OFFSETS of the previous");
+    println!(
+        "          batch + FETCH of the next in one query string); latency = INSERT sent -> FETCH ... WAIT returns;"
+    );
     println!("          the INSERT is durable (fsync) before it is visible, so the latency includes the fsync");
     println!("postgres: autocommit DELETE ... FOR UPDATE SKIP LOCKED LIMIT n RETURNING per batch;");
     println!("          latency = BEGIN; INSERT; NOTIFY; COMMIT sent -> notification received (LISTEN)");
