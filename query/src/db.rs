@@ -51,6 +51,7 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) ctx: SessionContext,
     pub(crate) compat: PostgresCompatibilityParser,
+    pub(crate) hub: crate::session::listen::Hub,
 }
 
 impl Brikk {
@@ -77,7 +78,14 @@ impl Brikk {
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
         ctx.register_udf(version_udf());
-        Ok(Brikk { shared: Arc::new(Shared { store, ctx, compat: PostgresCompatibilityParser::new() }) })
+        Ok(Brikk {
+            shared: Arc::new(Shared {
+                store,
+                ctx,
+                compat: PostgresCompatibilityParser::new(),
+                hub: Default::default(),
+            }),
+        })
     }
 
     /// A new session: its own transaction and parameters.

@@ -39,7 +39,7 @@ pub mod types;
 
 pub use db::{Brikk, DATABASE};
 pub use error::{Error, ObjectKind, Result};
-pub use session::{Output, Prepared, Session, TxnStatus};
+pub use session::{Notification, Output, Prepared, Session, TxnStatus};
 
 /// The version string reported as `server_version`: the Postgres protocol
 /// level Brikk speaks, and Brikk's own version.

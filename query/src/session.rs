@@ -19,12 +19,14 @@
 mod exec;
 pub mod groups;
 pub mod insert;
+pub mod listen;
 mod output;
 pub mod prepared;
 pub mod vars;
 
 pub use exec::Session;
 pub use insert::InsertPlan;
+pub use listen::Notification;
 pub use output::{Output, TxnStatus};
 pub use prepared::Prepared;
 pub use vars::Vars;

@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use brikk_query::Notification;
 use futures::{SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, NoopHandler, PgWireConnectionState};
-use pgwire::messages::PgWireFrontendMessage;
+use pgwire::messages::response::{NotificationResponse, TransactionStatus};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message, MaybeTls};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -51,6 +53,7 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
     let cancel = handlers.cancel.clone();
     let errors = LogErrors;
     let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    let mut notifications = handlers.connection.take_notifications();
     loop {
         let starting = matches!(
             socket.state(),
@@ -62,7 +65,20 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
                 Err(_) => break,
             }
         } else {
-            socket.next().await
+            // Between messages, outside a transaction block, notifications
+            // go out as they come: an idle client gets them too.
+            let idle = matches!(socket.state(), PgWireConnectionState::ReadyForQuery)
+                && matches!(socket.transaction_status(), TransactionStatus::Idle);
+            tokio::select! {
+                m = socket.next() => m,
+                Some(n) = recv(&mut notifications), if idle => {
+                    let n = NotificationResponse::new(n.pid, n.channel, n.payload);
+                    // Into the coalescing buffer; written when the loop next
+                    // waits to read, so a burst goes out in few writes.
+                    socket.send(PgWireBackendMessage::NotificationResponse(n)).await?;
+                    continue;
+                }
+            }
         };
         let msg = match msg {
             Some(Ok(PgWireFrontendMessage::Terminate(_))) | None => break,
@@ -94,6 +110,14 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
         }
     }
     socket.close().await
+}
+
+/// The next notification, or never if there is no receiver.
+async fn recv(rx: &mut Option<tokio::sync::mpsc::Receiver<Notification>>) -> Option<Notification> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Buffers writes until the connection would wait to read (or the buffer

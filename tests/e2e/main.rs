@@ -6,6 +6,7 @@ mod crash;
 mod embedded;
 mod examples;
 mod groups;
+mod listen;
 mod psql;
 mod slt;
 mod wire;

@@ -13,11 +13,13 @@ use datafusion::sql::sqlparser::ast::{self, Set};
 
 use super::groups::SessionGroups;
 use super::insert::InsertPlan;
+use super::listen::{Listening, Notification};
 use super::output::{Output, TxnStatus};
 use super::prepared::{self, Prepared, PreparedKind};
 use super::vars::Vars;
 use crate::db::Brikk;
 use crate::error::{Error, ObjectKind, Result};
+use crate::session::listen::MAX_PAYLOAD;
 use crate::sql::rewrite::hide_system_columns;
 use crate::sql::{self, Statement};
 
@@ -34,11 +36,25 @@ pub struct Session {
     txn: Txn,
     vars: Vars,
     pub(crate) groups: SessionGroups,
+    listening: Listening,
 }
 
 impl Session {
     pub(crate) fn new(db: Brikk) -> Session {
-        Session { db, txn: Txn::Idle, vars: Vars::default(), groups: SessionGroups::new() }
+        Session {
+            db,
+            txn: Txn::Idle,
+            vars: Vars::default(),
+            groups: SessionGroups::new(),
+            listening: Listening::default(),
+        }
+    }
+
+    /// Where this session's notifications go (`LISTEN`): take the
+    /// receiver once and read it while the session lives. A session whose
+    /// receiver was never taken accepts LISTEN and drops its notifications.
+    pub fn notifications(&mut self) -> tokio::sync::mpsc::Receiver<Notification> {
+        self.listening.receiver()
     }
 
     /// The session's configuration parameters.
@@ -150,6 +166,7 @@ impl Session {
     /// discarded. Called for errors that happen outside the session too,
     /// such as a failed Parse in the extended protocol.
     pub fn fail(&mut self) {
+        self.listening.pending.clear();
         self.txn = match std::mem::replace(&mut self.txn, Txn::Idle) {
             Txn::Active { implicit: false, writes } => {
                 discard(writes);
@@ -233,6 +250,7 @@ impl Session {
                 }
             },
             S::Rollback { chain: false, savepoint: None } => {
+                self.listening.pending.clear();
                 if let Txn::Active { writes, .. } = std::mem::replace(&mut self.txn, Txn::Idle) {
                     discard(writes);
                 }
@@ -246,7 +264,32 @@ impl Session {
             S::ShowVariable { variable } => {
                 self.show(&variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" "))
             }
-            S::Discard { .. } => Ok(command("DISCARD ALL", None)),
+            S::Discard { .. } => {
+                self.listening.unlisten(None);
+                Ok(command("DISCARD ALL", None))
+            }
+            S::LISTEN { channel } => {
+                let shared = self.db.shared();
+                self.listening.listen(&shared.hub, &shared.store, &crate::sql::parser::normalize(&channel));
+                Ok(command("LISTEN", None))
+            }
+            S::UNLISTEN { channel } => {
+                let name = crate::sql::parser::normalize(&channel);
+                self.listening.unlisten((name != "*").then_some(name.as_str()));
+                Ok(command("UNLISTEN", None))
+            }
+            S::NOTIFY { channel, payload } => {
+                let channel = crate::sql::parser::normalize(&channel);
+                let payload = payload.unwrap_or_default();
+                if payload.len() >= MAX_PAYLOAD {
+                    return Err(Error::InvalidParameter("payload string too long".into()));
+                }
+                match self.txn {
+                    Txn::Active { .. } => self.listening.pending.push((channel, payload)),
+                    _ => self.db.shared().hub.notify(&channel, &payload),
+                }
+                Ok(command("NOTIFY", None))
+            }
             S::Deallocate { .. } => Ok(command("DEALLOCATE", None)),
             S::Insert(insert) => {
                 let shared = self.db.shared();
@@ -323,12 +366,16 @@ impl Session {
     /// Commits the open transaction's writes; the session is idle afterwards
     /// whether or not the commit succeeded.
     async fn commit(&mut self) -> Result<()> {
+        let notifies = std::mem::take(&mut self.listening.pending);
         if let Txn::Active { writes, .. } = std::mem::replace(&mut self.txn, Txn::Idle) {
             let undo = writes.groups.clone();
             if let Err(e) = self.db.shared().store.commit(writes).await {
                 discard(WriteSet { appends: vec![], groups: undo });
                 return Err(e.into());
             }
+        }
+        for (channel, payload) in notifies {
+            self.db.shared().hub.notify(&channel, &payload);
         }
         Ok(())
     }

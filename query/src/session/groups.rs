@@ -568,20 +568,25 @@ fn dead_letter(
     reason: &str,
     record: &Record,
 ) -> Result<Append> {
-    let mut row = serde_json::Map::new();
-    for (col, v) in s.def.columns.iter().zip(&record.values) {
-        row.insert(col.name.clone(), json_value(v));
-    }
     let values = vec![
         Value::Text(g.def.name.clone()),
         Value::Int(p as i64),
         Value::Int(o as i64),
         Value::Int(c.deliveries as i64),
         Value::Text(reason.to_string()),
-        Value::Text(serde_json::Value::Object(row).to_string()),
+        Value::Text(row_json(&s.def, record).to_string()),
     ];
     let encoded = encode_row(dl.types(), record.key.as_deref(), &values)?;
     Ok(Append { stream: dl.def.id, partition: 0, record: encoded })
+}
+
+/// A record's row as a JSON object, column name to value.
+pub(crate) fn row_json(def: &StreamDef, record: &Record) -> serde_json::Value {
+    let mut row = serde_json::Map::new();
+    for (col, v) in def.columns.iter().zip(&record.values) {
+        row.insert(col.name.clone(), json_value(v));
+    }
+    serde_json::Value::Object(row)
 }
 
 fn json_value(v: &Value) -> serde_json::Value {

@@ -2,23 +2,32 @@
 
 use std::sync::Arc;
 
-use brikk_query::{Brikk, Session};
+use brikk_query::{Brikk, Notification, Session};
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler};
 use pgwire::error::PgWireError;
 
 use super::{Startup, StatementParser};
 
-/// Per-connection state: the session and its statement parser.
+/// Per-connection state: the session, its statement parser, and the
+/// receiving end of its notifications (taken by the connection loop).
 pub struct Connection {
     pub(super) session: Arc<tokio::sync::Mutex<Session>>,
     pub(super) parser: Arc<StatementParser>,
+    notifications: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Notification>>>,
 }
 
 impl Connection {
     pub fn new(db: &Brikk) -> Connection {
-        let session = Arc::new(tokio::sync::Mutex::new(db.session()));
-        Connection { parser: Arc::new(StatementParser::new(db.clone(), session.clone())), session }
+        let mut session = db.session();
+        let notifications = std::sync::Mutex::new(Some(session.notifications()));
+        let session = Arc::new(tokio::sync::Mutex::new(session));
+        Connection { parser: Arc::new(StatementParser::new(db.clone(), session.clone())), session, notifications }
+    }
+
+    /// The session's notifications; `None` after the first call.
+    pub(crate) fn take_notifications(&self) -> Option<tokio::sync::mpsc::Receiver<Notification>> {
+        self.notifications.lock().expect("notifications lock").take()
     }
 }
 
