@@ -28,6 +28,54 @@ fn version_udf() -> datafusion::logical_expr::ScalarUDF {
     )
 }
 
+/// `to_regtype(name)`: the OID of a built-in type by name (also its
+/// `pg_catalog.` or alias spelling), NULL for a type that does not exist —
+/// drivers probe for optional types (psycopg for `hstore`) this way.
+fn to_regtype_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::{Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{create_udf, ColumnarValue, Volatility};
+    fn oid(name: &str) -> Option<i64> {
+        let name = name.trim().trim_start_matches("pg_catalog.").to_ascii_lowercase();
+        Some(match name.as_str() {
+            "bool" | "boolean" => 16,
+            "bytea" => 17,
+            "int8" | "bigint" => 20,
+            "int2" | "smallint" => 21,
+            "int4" | "integer" | "int" => 23,
+            "text" => 25,
+            "oid" => 26,
+            "json" => 114,
+            "float4" | "real" => 700,
+            "float8" | "double precision" => 701,
+            "varchar" | "character varying" => 1043,
+            "date" => 1082,
+            "timestamp" | "timestamp without time zone" => 1114,
+            "timestamptz" | "timestamp with time zone" => 1184,
+            "numeric" => 1700,
+            "uuid" => 2950,
+            "jsonb" => 3802,
+            _ => return None,
+        })
+    }
+    create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let names = arrays[0]
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| datafusion::error::DataFusionError::Internal("to_regtype expects text".into()))?;
+            let oids: Int64Array =
+                (0..names.len()).map(|i| (!names.is_null(i)).then(|| oid(names.value(i))).flatten()).collect();
+            Ok(ColumnarValue::Array(Arc::new(oids)))
+        }),
+    )
+}
+
 /// The name of Brikk's one database (DataFusion catalog).
 pub const DATABASE: &str = "brikk";
 
@@ -78,6 +126,7 @@ impl Brikk {
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
         ctx.register_udf(version_udf());
+        ctx.register_udf(to_regtype_udf());
         Ok(Brikk {
             shared: Arc::new(Shared {
                 store,

@@ -78,6 +78,12 @@ pub enum Error {
     /// The statement is not allowed in a transaction block.
     #[error("{0} cannot run inside a transaction block")]
     ActiveTransaction(String),
+    /// The statement needs a transaction block and there is none.
+    #[error("{0} can only be used in transaction blocks")]
+    NoTransaction(String),
+    /// ROLLBACK TO or RELEASE names no savepoint of this transaction.
+    #[error("savepoint \"{0}\" does not exist")]
+    NoSavepoint(String),
     /// A previous statement of this transaction failed.
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     InFailedTransaction,

@@ -28,6 +28,8 @@ pub mod code {
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+    pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
+    pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
     pub const SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION: &str = "42000";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
@@ -70,6 +72,8 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::Unsupported(_) => FEATURE_NOT_SUPPORTED,
         Error::ActiveTransaction(_) => ACTIVE_SQL_TRANSACTION,
         Error::InFailedTransaction => IN_FAILED_SQL_TRANSACTION,
+        Error::NoTransaction(_) => NO_ACTIVE_SQL_TRANSACTION,
+        Error::NoSavepoint(_) => INVALID_SAVEPOINT_SPECIFICATION,
         Error::Plan(_) => SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
         Error::Conflict(_) => SERIALIZATION_FAILURE,
         Error::WrongState(_) => OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -118,6 +122,8 @@ mod tests {
             (Error::Unsupported("x".into()), "0A000"),
             (Error::ActiveTransaction("x".into()), "25001"),
             (Error::InFailedTransaction, "25P02"),
+            (Error::NoTransaction("x".into()), "25P01"),
+            (Error::NoSavepoint("x".into()), "3B001"),
             (Error::Plan("x".into()), "42000"),
             (Error::Canceled, "57014"),
             (Error::ShuttingDown, "57P01"),

@@ -20,13 +20,37 @@ use super::vars::Vars;
 use crate::db::Brikk;
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::listen::MAX_PAYLOAD;
+use crate::sql::parser::normalize;
 use crate::sql::rewrite::hide_system_columns;
 use crate::sql::{self, Statement};
 
 enum Txn {
     Idle,
-    Active { writes: WriteSet, implicit: bool },
-    Failed,
+    Active {
+        writes: WriteSet,
+        implicit: bool,
+        savepoints: Vec<Savepoint>,
+    },
+    /// A statement failed: only ROLLBACK (or ROLLBACK TO a savepoint, which
+    /// takes back what came after it) ends this state.
+    Failed {
+        writes: WriteSet,
+        savepoints: Vec<Savepoint>,
+    },
+}
+
+impl Txn {
+    fn active(implicit: bool) -> Txn {
+        Txn::Active { writes: WriteSet::default(), implicit, savepoints: Vec::new() }
+    }
+}
+
+/// How much of the transaction existed when `SAVEPOINT name` ran.
+struct Savepoint {
+    name: String,
+    appends: usize,
+    groups: usize,
+    notifies: usize,
 }
 
 /// One client's view of the database. Not shared between tasks; open one
@@ -68,7 +92,7 @@ impl Session {
             Txn::Idle => TxnStatus::Idle,
             Txn::Active { implicit: true, .. } => TxnStatus::Idle,
             Txn::Active { .. } => TxnStatus::InTransaction,
-            Txn::Failed => TxnStatus::Failed,
+            Txn::Failed { .. } => TxnStatus::Failed,
         }
     }
 
@@ -90,7 +114,7 @@ impl Session {
             return vec![Ok(Output::Empty)];
         }
         if statements.len() > 1 && matches!(self.txn, Txn::Idle) {
-            self.txn = Txn::Active { writes: WriteSet::default(), implicit: true };
+            self.txn = Txn::active(true);
         }
         let mut results = Vec::with_capacity(statements.len());
         for stmt in statements {
@@ -156,7 +180,7 @@ impl Session {
 
     fn check_not_failed(&self) -> Result<()> {
         match self.txn {
-            Txn::Failed => Err(Error::InFailedTransaction),
+            Txn::Failed { .. } => Err(Error::InFailedTransaction),
             _ => Ok(()),
         }
     }
@@ -168,21 +192,19 @@ impl Session {
     pub fn fail(&mut self) {
         self.listening.pending.clear();
         self.txn = match std::mem::replace(&mut self.txn, Txn::Idle) {
-            Txn::Active { implicit: false, writes } => {
-                discard(writes);
-                Txn::Failed
-            }
-            Txn::Active { implicit: true, writes } => {
+            // Kept until the transaction ends: ROLLBACK TO may resume it.
+            Txn::Active { implicit: false, writes, savepoints } => Txn::Failed { writes, savepoints },
+            Txn::Active { implicit: true, writes, .. } => {
                 discard(writes);
                 Txn::Idle
             }
-            Txn::Failed => Txn::Failed,
+            failed @ Txn::Failed { .. } => failed,
             Txn::Idle => Txn::Idle,
         };
     }
 
     async fn run(&mut self, stmt: Statement, params: &[ScalarValue]) -> Result<Output> {
-        if let Txn::Failed = self.txn {
+        if let Txn::Failed { .. } = self.txn {
             let ends = matches!(&stmt, Statement::Sql(s) if matches!(**s, ast::Statement::Commit { .. } | ast::Statement::Rollback { .. }));
             if !ends {
                 return Err(Error::InFailedTransaction);
@@ -231,17 +253,21 @@ impl Session {
         match stmt {
             S::StartTransaction { .. } => {
                 match &mut self.txn {
-                    Txn::Idle => self.txn = Txn::Active { writes: WriteSet::default(), implicit: false },
+                    Txn::Idle => self.txn = Txn::active(false),
                     // BEGIN inside a multi-statement string makes the
                     // implicit transaction explicit; a nested BEGIN is a
                     // no-op, as Postgres warns and carries on.
                     Txn::Active { implicit, .. } => *implicit = false,
-                    Txn::Failed => return Err(Error::InFailedTransaction),
+                    Txn::Failed { .. } => return Err(Error::InFailedTransaction),
                 }
                 Ok(Output::Begin)
             }
             S::Commit { chain: false, .. } => match std::mem::replace(&mut self.txn, Txn::Idle) {
-                Txn::Failed => Ok(Output::End { tag: "ROLLBACK".into() }),
+                Txn::Failed { writes, .. } => {
+                    self.listening.pending.clear();
+                    discard(writes);
+                    Ok(Output::End { tag: "ROLLBACK".into() })
+                }
                 Txn::Idle => Ok(Output::End { tag: "COMMIT".into() }),
                 active => {
                     self.txn = active;
@@ -251,15 +277,44 @@ impl Session {
             },
             S::Rollback { chain: false, savepoint: None } => {
                 self.listening.pending.clear();
-                if let Txn::Active { writes, .. } = std::mem::replace(&mut self.txn, Txn::Idle) {
-                    discard(writes);
+                match std::mem::replace(&mut self.txn, Txn::Idle) {
+                    Txn::Active { writes, .. } | Txn::Failed { writes, .. } => discard(writes),
+                    Txn::Idle => {}
                 }
                 Ok(Output::End { tag: "ROLLBACK".into() })
             }
-            S::Commit { .. } | S::Rollback { .. } => {
-                Err(Error::Unsupported("COMMIT/ROLLBACK AND CHAIN and savepoints".into()))
+            S::Rollback { chain: false, savepoint: Some(name) } => {
+                self.rollback_to(&normalize(&name))?;
+                Ok(command("ROLLBACK", None))
             }
-            S::Savepoint { .. } | S::ReleaseSavepoint { .. } => Err(Error::Unsupported("savepoints".into())),
+            S::Savepoint { name } => {
+                let name = normalize(&name);
+                let notifies = self.listening.pending.len();
+                match &mut self.txn {
+                    Txn::Active { implicit: false, writes, savepoints } => {
+                        savepoints.push(Savepoint {
+                            name,
+                            appends: writes.appends.len(),
+                            groups: writes.groups.len(),
+                            notifies,
+                        });
+                        Ok(command("SAVEPOINT", None))
+                    }
+                    _ => Err(Error::NoTransaction("SAVEPOINT".into())),
+                }
+            }
+            S::ReleaseSavepoint { name } => {
+                let name = normalize(&name);
+                match &mut self.txn {
+                    Txn::Active { implicit: false, savepoints, .. } => {
+                        let at = savepoints.iter().rposition(|sp| sp.name == name).ok_or(Error::NoSavepoint(name))?;
+                        savepoints.truncate(at);
+                        Ok(command("RELEASE", None))
+                    }
+                    _ => Err(Error::NoTransaction("RELEASE SAVEPOINT".into())),
+                }
+            }
+            S::Commit { .. } | S::Rollback { .. } => Err(Error::Unsupported("COMMIT/ROLLBACK AND CHAIN".into())),
             S::Set(set) => self.set(set),
             S::ShowVariable { variable } => {
                 self.show(&variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" "))
@@ -327,6 +382,33 @@ impl Session {
         }
     }
 
+    /// `ROLLBACK TO SAVEPOINT name`: takes back what the transaction did
+    /// after the savepoint (which stays), and ends an aborted state.
+    fn rollback_to(&mut self, name: &str) -> Result<()> {
+        let (writes, savepoints) = match std::mem::replace(&mut self.txn, Txn::Idle) {
+            Txn::Active { implicit: false, writes, savepoints } | Txn::Failed { writes, savepoints } => {
+                (writes, savepoints)
+            }
+            other => {
+                self.txn = other;
+                return Err(Error::NoTransaction("ROLLBACK TO SAVEPOINT".into()));
+            }
+        };
+        let Some(at) = savepoints.iter().rposition(|sp| sp.name == name) else {
+            self.txn = Txn::Failed { writes, savepoints };
+            return Err(Error::NoSavepoint(name.to_string()));
+        };
+        let (mut writes, mut savepoints) = (writes, savepoints);
+        let sp = &savepoints[at];
+        let undone = WriteSet { appends: vec![], groups: writes.groups.split_off(sp.groups) };
+        writes.appends.truncate(sp.appends);
+        self.listening.pending.truncate(sp.notifies);
+        discard(undone);
+        savepoints.truncate(at + 1);
+        self.txn = Txn::Active { writes, implicit: false, savepoints };
+        Ok(())
+    }
+
     /// DDL is not transactional: refuse it inside an explicit transaction,
     /// and commit an implicit one's appends before it.
     async fn ddl_allowed(&mut self, what: &str) -> Result<()> {
@@ -334,7 +416,7 @@ impl Session {
             Txn::Active { implicit: false, .. } => Err(Error::ActiveTransaction(what.into())),
             Txn::Active { implicit: true, .. } => {
                 self.commit().await?;
-                self.txn = Txn::Active { writes: WriteSet::default(), implicit: true };
+                self.txn = Txn::active(true);
                 Ok(())
             }
             _ => Ok(()),
