@@ -7,8 +7,11 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/brikk-target
 export CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/debug/brikk
 ARGS ?=
+# Driver programs of tests/clients run by `make test` (sqlalchemy-reflect
+# waits for catalog functions Brikk lacks: `make clients CLIENTS=...`).
+CLIENTS ?= psycopg3 psycopg2 asyncpg sqlalchemy node-pg pgjdbc
 
-.PHONY: serve test deps build check bench groups-bench fmt
+.PHONY: serve test clients deps build check bench groups-bench fmt
 
 deps:
 	@scripts/install-deps.sh
@@ -22,6 +25,11 @@ serve: deps
 
 test: build
 	BRIKK_BIN=$(BIN) cargo test --workspace
+	BRIKK_BIN=$(BIN) scripts/run-clients.sh $(CLIENTS)
+
+clients: deps
+	cargo build --bin brikk
+	BRIKK_BIN=$(BIN) scripts/run-clients.sh $(CLIENTS)
 
 check: build
 	cargo fmt --all -- --check

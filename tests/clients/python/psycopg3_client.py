@@ -1,0 +1,121 @@
+"""psycopg 3 against Brikk: stream DDL, appends (literal, parameterised,
+executemany, pipeline mode), parameterised and binary queries, transactions
+(commit, rollback, isolation from a second connection) and LISTEN via
+conn.notifies()."""
+
+import psycopg
+
+from _common import (STREAM_COLUMNS, Client, NOTIFY_TIMEOUT, check_stream_payload, conninfo,
+                     stream_name)
+
+c = Client("psycopg3")
+s = stream_name("psycopg3")
+
+
+def keys(conn, sql, params=None):
+    return [r[0] for r in conn.execute(sql, params).fetchall()]
+
+
+with c.step("connect"):
+    conn = psycopg.connect(conninfo(), autocommit=True)
+    other = psycopg.connect(conninfo(), autocommit=True)
+
+with c.step("create stream"):
+    conn.execute(f"DROP STREAM IF EXISTS {s}")
+    conn.execute(f"CREATE STREAM {s} {STREAM_COLUMNS}")
+
+with c.step("insert literal"):
+    cur = conn.execute(f"INSERT INTO {s} VALUES ('t1', 'build', 1), ('t2', 'test', 2)")
+    c.check(cur.rowcount == 2, f"rowcount {cur.rowcount} != 2")
+
+with c.step("insert with parameters"):
+    cur = conn.execute(f"INSERT INTO {s} VALUES (%s, %s, %s)", ("t3", "build", 3))
+    c.check(cur.rowcount == 1, f"rowcount {cur.rowcount} != 1")
+    # A value that needs int8 (psycopg picks the smallest int type that fits).
+    conn.execute(f"INSERT INTO {s} VALUES (%s, %s, %s)", ("t4", "big", 5_000_000_000))
+
+with c.step("executemany"):
+    with conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {s} VALUES (%s, %s, %s)",
+                        [("t5", "deploy", 5), ("t6", "deploy", 6), ("t7", "test", 7)])
+
+with c.step("pipeline mode"):
+    with conn.pipeline():
+        conn.execute(f"INSERT INTO {s} VALUES (%s, %s, %s)", ("t8", "pipe", 8))
+        conn.execute(f"INSERT INTO {s} VALUES (%s, %s, %s)", ("t9", "pipe", 9))
+        cur = conn.execute(f"SELECT count(*) FROM {s} WHERE kind = %s", ("pipe",))
+    c.check(cur.fetchone()[0] == 2, "pipeline: expected 2 'pipe' rows")
+
+with c.step("query with parameters"):
+    got = conn.execute(f"SELECT task_id, kind, n FROM {s} WHERE kind = %s AND n >= %s ORDER BY n",
+                       ("build", 2)).fetchall()
+    c.check(got == [("t3", "build", 3)], f"got {got!r}")
+    got = keys(conn, f"SELECT task_id FROM {s} WHERE n > %s ORDER BY task_id", (4,))
+    c.check(got == ["t4", "t5", "t6", "t7", "t8", "t9"], f"got {got!r}")
+    got = conn.execute(f"SELECT n FROM {s} WHERE task_id = %s", ("t4",)).fetchone()
+    c.check(got == (5_000_000_000,), f"int8 round trip: got {got!r}")
+    # A named server-side prepared statement, executed several times.
+    for kind, want in (("deploy", ["t5", "t6"]), ("test", ["t2", "t7"]), ("none", [])):
+        got = [r[0] for r in conn.execute(f"SELECT task_id FROM {s} WHERE kind = %s ORDER BY n", (kind,),
+                                          prepare=True).fetchall()]
+        c.check(got == want, f"prepared, kind={kind}: got {got!r}, want {want!r}")
+
+with c.step("system columns"):
+    rows = conn.execute(f"SELECT _partition, _offset, _timestamp, _key, task_id FROM {s} WHERE _key = %s",
+                        ("t1",)).fetchall()
+    c.check(len(rows) == 1, f"got {rows!r}")
+    part, off, ts, key, task_id = rows[0]
+    c.check(isinstance(part, int) and 0 <= part < 4, f"_partition {part!r}")
+    c.check(isinstance(off, int) and off >= 0, f"_offset {off!r}")
+    c.check(ts is not None and hasattr(ts, "year"), f"_timestamp {ts!r} is not a timestamp")
+    c.check(key == "t1" and task_id == "t1", f"_key {key!r}, task_id {task_id!r}")
+
+with c.step("binary results"):
+    with conn.cursor(binary=True) as cur:
+        cur.execute(f"SELECT task_id, n, _partition, _offset, _timestamp FROM {s} WHERE n = %s", (5_000_000_000,))
+        got = cur.fetchall()
+    c.check(len(got) == 1 and got[0][0] == "t4" and got[0][1] == 5_000_000_000, f"got {got!r}")
+    c.check(hasattr(got[0][4], "year"), f"binary _timestamp {got[0][4]!r}")
+
+with c.step("transaction commit"):
+    with conn.transaction():
+        conn.execute(f"INSERT INTO {s} VALUES (%s, %s, %s)", ("tx1", "txn", 100))
+        conn.execute(f"INSERT INTO {s} VALUES (%s, %s, %s)", ("tx2", "txn", 101))
+        seen = keys(other, f"SELECT task_id FROM {s} WHERE kind = %s", ("txn",))
+        c.check(seen == [], f"uncommitted rows visible to another connection: {seen!r}")
+    seen = sorted(keys(other, f"SELECT task_id FROM {s} WHERE kind = %s", ("txn",)))
+    c.check(seen == ["tx1", "tx2"], f"after COMMIT another connection sees {seen!r}")
+
+with c.step("transaction rollback"):
+    with conn.transaction():
+        conn.execute(f"INSERT INTO {s} VALUES (%s, %s, %s)", ("rb1", "rolledback", 200))
+        raise psycopg.Rollback()
+    seen = keys(conn, f"SELECT task_id FROM {s} WHERE kind = %s", ("rolledback",))
+    c.check(seen == [], f"rolled-back row visible: {seen!r}")
+    seen = keys(other, f"SELECT task_id FROM {s} WHERE kind = %s", ("rolledback",))
+    c.check(seen == [], f"rolled-back row visible to another connection: {seen!r}")
+
+with c.step("LISTEN stream"):
+    conn.execute(f"LISTEN {s}")
+    other.execute(f"INSERT INTO {s} VALUES (%s, %s, %s)", ("n1", "notify", 42))
+    got = list(conn.notifies(timeout=NOTIFY_TIMEOUT, stop_after=1))
+    c.check(got, f"no notification on channel {s} within {NOTIFY_TIMEOUT}s")
+    c.check(got[0].channel == s, f"notification channel {got[0].channel!r} != {s!r}")
+    check_stream_payload(c, got[0].payload, "n1", "n1", "notify", 42)
+    conn.execute(f"UNLISTEN {s}")
+
+with c.step("LISTEN/NOTIFY channel"):
+    chan = f"{s}_chan"
+    conn.execute(f"LISTEN {chan}")
+    other.execute(f"NOTIFY {chan}, 'hello from psycopg3'")
+    got = list(conn.notifies(timeout=NOTIFY_TIMEOUT, stop_after=1))
+    c.check(got, f"no notification on channel {chan} within {NOTIFY_TIMEOUT}s")
+    c.check((got[0].channel, got[0].payload) == (chan, "hello from psycopg3"), f"got {got[0]!r}")
+    conn.execute("UNLISTEN *")
+
+with c.step("drop stream"):
+    conn.execute(f"DROP STREAM {s}")
+    conn.close()
+    other.close()
+
+c.ok()
