@@ -218,7 +218,12 @@ impl Error {
             let name = rest.rsplit('.').next().unwrap_or(rest).to_string();
             return Error::NotFound { kind: ObjectKind::Relation, name };
         }
-        if m.starts_with("Invalid function") || m.contains("function") && m.contains("not found") {
+        if let Some(rest) = m.strip_prefix("Invalid function '") {
+            // "Invalid function 'name'.\nDid you mean 'other'?": the name only.
+            let name = rest.split('\'').next().unwrap_or(rest).to_string();
+            return Error::NotFound { kind: ObjectKind::Function, name };
+        }
+        if m.contains("function") && m.contains("not found") {
             return Error::NotFound { kind: ObjectKind::Function, name: m };
         }
         if m.contains("Divide by zero") || m.contains("division by zero") {
