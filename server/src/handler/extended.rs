@@ -166,10 +166,11 @@ impl ExtendedQueryHandler for Connection {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let handle = client.session_extensions().get::<Arc<pgwire::api::ConnectionHandle>>().map(|h| (*h).clone());
         let mut session = self.session.lock().await;
-        let output = session
-            .execute_prepared(&portal.statement.statement.prepared, params)
-            .await
-            .map_err(|e| to_pg_error(&e))?;
+        let output = session.execute_prepared(&portal.statement.statement.prepared, params).await.map_err(|e| {
+            let sql = &portal.statement.statement.prepared.sql;
+            tracing::debug!(peer = %client.socket_addr(), error = %e, %sql, "statement failed");
+            to_pg_error(&e)
+        })?;
         response(output, &portal.result_column_format, options, handle)
     }
 }

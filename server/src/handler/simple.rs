@@ -34,6 +34,7 @@ impl SimpleQueryHandler for Connection {
             match result {
                 Ok(output) => responses.push(response(output, &Format::UnifiedText, options.clone(), handle.clone())?),
                 Err(e) => {
+                    tracing::debug!(peer = %client.socket_addr(), error = %e, sql = %query, "statement failed");
                     responses.push(Response::Error(Box::new(error_info(&e))));
                     break;
                 }
