@@ -11,7 +11,7 @@ ARGS ?=
 # waits for catalog functions Brikk lacks: `make clients CLIENTS=...`).
 CLIENTS ?= psycopg3 psycopg2 asyncpg sqlalchemy node-pg pgjdbc
 
-.PHONY: serve test clients deps build check bench groups-bench fmt
+.PHONY: serve test clients deps build check bench groups-bench notify-bench fmt
 
 deps:
 	@scripts/install-deps.sh
@@ -45,6 +45,11 @@ groups-bench:
 	@scripts/install-deps.sh --bench
 	cargo build --release --bin brikk --bin groups-bench
 	BRIKK_BIN=$(CARGO_TARGET_DIR)/release/brikk $(CARGO_TARGET_DIR)/release/groups-bench $(ARGS)
+
+notify-bench:
+	@scripts/install-deps.sh --bench
+	cargo build --release --bin brikk --bin notify-bench
+	BRIKK_BIN=$(CARGO_TARGET_DIR)/release/brikk $(CARGO_TARGET_DIR)/release/notify-bench $(ARGS)
 
 fmt:
 	cargo fmt --all

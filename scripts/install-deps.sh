@@ -3,7 +3,8 @@
 #   libclang-dev, clang  - bindgen for the rocksdb crate
 #   g++, make            - RocksDB's C++ sources
 #   postgresql-client    - psql, used by the tests
-# With --bench, also the PostgreSQL server the benchmark compares against.
+# With --bench, also the PostgreSQL and Redis servers the benchmarks compare
+# against.
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
@@ -15,6 +16,9 @@ done
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 if [ "${1:-}" = "--bench" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need+=(postgresql)
+fi
+if [ "${1:-}" = "--bench" ] && ! command -v redis-server >/dev/null 2>&1; then
+    need+=(redis-server)
 fi
 
 if ((${#need[@]})); then

@@ -2,6 +2,7 @@
 //! temp dir, real clients (tokio-postgres, psql), and a sqllogictest driver
 //! that speaks the wire protocol.
 
+pub mod latency;
 pub mod pg;
 pub mod slt;
 

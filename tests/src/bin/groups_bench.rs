@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use brikk_tests::latency::{forward, jitter, listen, micros_since, percentile, WARMUP};
 use brikk_tests::pg::PgCluster;
 use brikk_tests::{connect, Server};
 use clap::Parser;
-use futures::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client};
+use tokio_postgres::Client;
 
 #[derive(Parser)]
 #[command(about = "Consumer-group benchmark: Brikk vs PostgreSQL (work queue, LISTEN/NOTIFY)")]
@@ -41,8 +41,6 @@ const WORKERS: usize = 4;
 const BATCH: usize = 100;
 /// Rows per multi-row INSERT while preloading.
 const PRELOAD_BATCH: u64 = 1000;
-/// Latency samples run first and not counted.
-const WARMUP: usize = 20;
 
 #[derive(Clone, Copy)]
 enum Target {
@@ -199,11 +197,6 @@ async fn throughput(conn_str: &str, target: Target, n: u64) -> Result<f64> {
 /// A consumer task; ends with the error that stopped it, if any.
 type Consumer = tokio::task::JoinHandle<Result<()>>;
 
-/// Microseconds since `base`: the clock written into each ping.
-fn micros_since(base: Instant) -> i64 {
-    base.elapsed().as_micros() as i64
-}
-
 /// Brikk consumer: subscribes to `pings` in group `g`, then FETCHes one
 /// ping at a time with WAIT and reports each ping's age (µs) on `tx`,
 /// until `total` pings arrived.
@@ -233,33 +226,6 @@ async fn brikk_consumer(
     }))
 }
 
-/// PostgreSQL consumer: LISTENs on `pings` over a connection it polls
-/// itself, reporting each notification's age (µs, from its payload) on
-/// `tx`. The returned client keeps the session open.
-async fn pg_consumer(conn_str: &str, base: Instant, tx: mpsc::UnboundedSender<i64>) -> Result<(Client, Consumer)> {
-    let (client, mut connection) = tokio_postgres::connect(conn_str, tokio_postgres::NoTls).await?;
-    let task = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(msg) = messages.next().await {
-            if let AsyncMessage::Notification(n) = msg.context("LISTEN connection")? {
-                let now = micros_since(base);
-                let sent: i64 = n.payload().parse().context("notification payload")?;
-                if tx.send(now - sent).is_err() {
-                    break;
-                }
-            }
-        }
-        Ok(())
-    });
-    client.batch_execute("LISTEN pings").await?;
-    Ok((client, task))
-}
-
-/// Between 1.5 and 2.5 ms, varying by sample so appends don't beat in step.
-fn jitter(i: usize) -> Duration {
-    Duration::from_micros(1500 + (i as u64 * 7919) % 1000)
-}
-
 /// Append-to-consumer latencies in ms (sorted), after [`WARMUP`] uncounted
 /// samples. The producer appends one ping at a time, each only after the
 /// previous one arrived, stamped with the time just before it is sent.
@@ -276,7 +242,11 @@ async fn latency(conn_str: &str, target: Target, samples: usize) -> Result<Vec<f
         }
         Target::Postgres => {
             producer.batch_execute("CREATE TABLE pings (sent_us BIGINT)").await?;
-            let (client, task) = pg_consumer(conn_str, base, tx).await?;
+            let (client, task) = listen(conn_str, "pings", base, move |payload, now| {
+                let sent: i64 = payload.parse().context("notification payload")?;
+                Ok(forward(&tx, now - sent))
+            })
+            .await?;
             (Some(client), task)
         }
     };
@@ -302,12 +272,6 @@ async fn latency(conn_str: &str, target: Target, samples: usize) -> Result<Vec<f
     }
     ms.sort_by(f64::total_cmp);
     Ok(ms)
-}
-
-/// Nearest-rank percentile `p` (0..=100) of sorted `v`.
-fn percentile(v: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
 }
 
 // ---------------------------------------------------------------------------
