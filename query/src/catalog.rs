@@ -3,11 +3,13 @@
 //! system columns, the scan that turns filters into RocksDB range reads, and
 //! system tables.
 
+pub mod keyed_table;
 pub mod scan;
 pub mod schema;
 pub mod stream_table;
 pub mod system;
 
+pub use keyed_table::{KeyScanExec, KeyedTable, TABLE_SYSTEM_COLUMNS};
 pub use scan::StreamScanExec;
 pub use schema::BrikkSchema;
 pub use stream_table::{StreamTable, SYSTEM_COLUMNS};

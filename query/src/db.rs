@@ -119,7 +119,8 @@ impl Brikk {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
-        let ctx = SessionContext::new_with_config(config);
+        let mut ctx = SessionContext::new_with_config(config);
+        crate::json::register(&mut ctx)?;
         let catalog = Arc::new(MemoryCatalogProvider::new());
         catalog.register_schema("public", Arc::new(BrikkSchema::new(&store)))?;
         ctx.register_catalog(DATABASE, catalog);
@@ -127,6 +128,14 @@ impl Brikk {
             .map_err(|e| Error::from_datafusion(*e))?;
         ctx.register_udf(version_udf());
         ctx.register_udf(to_regtype_udf());
+        ctx.register_udtf(
+            crate::tables::history::CHANGES_FUNCTION,
+            Arc::new(crate::tables::history::ChangesFunction { store: store.downgrade() }),
+        );
+        ctx.register_udtf(
+            crate::tables::history::AS_OF_FUNCTION,
+            Arc::new(crate::tables::history::AsOfFunction { store: store.downgrade() }),
+        );
         Ok(Brikk {
             shared: Arc::new(Shared {
                 store,

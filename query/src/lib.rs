@@ -33,8 +33,10 @@
 pub mod catalog;
 pub mod db;
 pub mod error;
+pub mod json;
 pub mod session;
 pub mod sql;
+pub mod tables;
 pub mod types;
 
 pub use db::{Brikk, DATABASE};

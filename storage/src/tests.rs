@@ -17,6 +17,7 @@ fn def(name: &str, partitions: u32) -> StreamDef {
         key_column: None,
         retention_micros: None,
         created_at_micros: 0,
+        changelog_of: None,
     }
 }
 
