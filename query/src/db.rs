@@ -98,6 +98,10 @@ pub struct Brikk {
 pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) ctx: SessionContext,
+    /// A snapshot of `ctx`'s state for paths that evaluate compiled
+    /// expressions without planning a query (table DML, key lookups):
+    /// cloning a `SessionState` per statement costs more than the lookup.
+    pub(crate) state: Arc<datafusion::execution::context::SessionState>,
     pub(crate) compat: PostgresCompatibilityParser,
     pub(crate) hub: crate::session::listen::Hub,
 }
@@ -136,10 +140,12 @@ impl Brikk {
             crate::tables::history::AS_OF_FUNCTION,
             Arc::new(crate::tables::history::AsOfFunction { store: store.downgrade() }),
         );
+        let state = Arc::new(ctx.state());
         Ok(Brikk {
             shared: Arc::new(Shared {
                 store,
                 ctx,
+                state,
                 compat: PostgresCompatibilityParser::new(),
                 hub: Default::default(),
             }),

@@ -536,21 +536,21 @@ impl Session {
             return Ok(Output::Rows(df.execute_stream().await?));
         }
         // Inside a transaction that wrote table rows, scans see them.
-        let state = self.state();
+        let mut state = self.db.shared().ctx.state();
+        state.config_mut().set_extension(self.rows.clone());
         let physical = state.create_physical_plan(&plan).await?;
         Ok(Output::Rows(datafusion::physical_plan::execute_stream(physical, state.task_ctx())?))
     }
 
     /// The DataFusion state this session's statements run in: the shared
     /// one, plus the transaction's own rows when it has written some.
-    pub(crate) fn state(&self) -> SessionState {
-        let state = self.db.shared().ctx.state();
+    pub(crate) fn state(&self) -> Arc<SessionState> {
         if self.rows.is_empty() {
-            return state;
+            return self.db.shared().state.clone();
         }
-        let mut state = state;
+        let mut state = self.db.shared().ctx.state();
         state.config_mut().set_extension(self.rows.clone());
-        state
+        Arc::new(state)
     }
 
     /// Runs a planned INSERT/UPDATE/DELETE on a table. In autocommit, a row

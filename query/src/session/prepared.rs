@@ -138,11 +138,11 @@ impl Brikk {
                     let table = dml::target_name(&s)
                         .and_then(|n| dml::table_of(&self.shared().store, n))
                         .ok_or_else(|| Error::Internal("table vanished".into()))?;
-                    let plan = DmlPlan::new(&s, table, &self.shared().ctx.state(), declared).await?;
+                    let plan = DmlPlan::new(&s, table, &self.shared().state, declared).await?;
                     PreparedKind::Dml(Box::new(plan))
                 }
                 ast::Statement::Query(q) => {
-                    match LookupPlan::try_new(&q, &self.shared().store, &self.shared().ctx.state(), declared)? {
+                    match LookupPlan::try_new(&q, &self.shared().store, &self.shared().state, declared)? {
                         Some(plan) => PreparedKind::Lookup(Box::new(plan)),
                         None => PreparedKind::Query(Box::new(self.plan_query(ast::Statement::Query(q)).await?)),
                     }

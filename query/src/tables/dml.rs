@@ -642,6 +642,9 @@ impl DmlPlan {
                 } else {
                     (**plan).clone().with_param_values(params.to_vec())?
                 };
+                // A query's now() is the time it starts.
+                let mut state = state.clone();
+                state.mark_start_execution();
                 let physical = state.create_physical_plan(&plan).await?;
                 let batches: Vec<RecordBatch> =
                     datafusion::physical_plan::execute_stream(physical, state.task_ctx())?.try_collect().await?;
