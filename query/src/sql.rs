@@ -2,6 +2,7 @@
 //! DataFusion does not know (`CREATE STREAM`, `DROP STREAM`, `SHOW STREAMS`),
 //! and the rewrites that make Postgres client SQL plan in DataFusion.
 
+pub mod continuous;
 pub mod duration;
 pub mod groups;
 pub mod parser;

@@ -11,6 +11,8 @@
 //!   owns, when it joined and was last heard from).
 //! - `brikk_claims`: one row per claimed, unacknowledged record of a work
 //!   queue (claimant, deliveries, lease).
+//! - `brikk_queries`: one row per continuous query (status, input offsets,
+//!   lag, records in and out, the last error).
 
 use std::sync::Arc;
 
@@ -25,7 +27,8 @@ use datafusion::error::Result;
 use crate::types::UTC;
 
 /// Names of the system tables, as they appear in `public`.
-pub const NAMES: [&str; 5] = ["brikk_streams", "brikk_partitions", "brikk_groups", "brikk_members", "brikk_claims"];
+pub const NAMES: [&str; 6] =
+    ["brikk_streams", "brikk_partitions", "brikk_groups", "brikk_members", "brikk_claims", "brikk_queries"];
 
 fn ts_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), nullable)
@@ -208,6 +211,8 @@ pub fn table(store: &Store, name: &str) -> Result<Option<Arc<dyn TableProvider>>
             ];
             RecordBatch::try_new(schema, columns)?
         }
+        "brikk_queries" => crate::continuous::system::queries(store)
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
         _ => return Ok(None),
     };
     let schema = batch.schema();
