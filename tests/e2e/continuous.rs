@@ -16,7 +16,15 @@ async fn caught_up(c: &Client, within: Duration) {
         let busy: Vec<String> = rows
             .iter()
             .filter(|r| r.get::<_, i64>(2) > 0 || r.get::<_, String>(1) != "running")
-            .map(|r| format!("{} {} lag {} {:?}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, i64>(2), r.get::<_, Option<String>>(3)))
+            .map(|r| {
+                format!(
+                    "{} {} lag {} {:?}",
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, i64>(2),
+                    r.get::<_, Option<String>>(3)
+                )
+            })
             .collect();
         if busy.is_empty() {
             return;
@@ -83,7 +91,10 @@ fn batch(round: u64) -> Vec<String> {
     }
     sql.push(format!(
         "INSERT INTO jobs VALUES {}",
-        (0..10).map(|j| format!("({}, '{}')", round * 10 + j, if j % 2 == 0 { "done" } else { "open" })).collect::<Vec<_>>().join(", ")
+        (0..10)
+            .map(|j| format!("({}, '{}')", round * 10 + j, if j % 2 == 0 { "done" } else { "open" }))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     sql
 }
@@ -132,8 +143,13 @@ async fn repeated_sigkill_neither_loses_nor_repeats_outputs() {
     // The filter: every 'done' job exactly once.
     let done: Vec<i64> =
         c.query("SELECT id FROM done_jobs ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
-    let expected: Vec<i64> =
-        c.query("SELECT id FROM jobs WHERE kind = 'done' ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let expected: Vec<i64> = c
+        .query("SELECT id FROM jobs WHERE kind = 'done' ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert!(!expected.is_empty());
     assert_eq!(done, expected, "done_jobs differs from the done jobs");
 }
