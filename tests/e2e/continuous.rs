@@ -85,7 +85,7 @@ fn batch(round: u64) -> Vec<String> {
     if !asks.is_empty() {
         sql.push(format!("INSERT INTO asks VALUES {}", asks.join(", ")));
     }
-    if round % 3 == 0 {
+    if round.is_multiple_of(3) {
         let side = if next(2) == 0 { "bid" } else { "ask" };
         sql.push(format!("INSERT INTO cancels VALUES ('{side}', '{}-{}')", round.saturating_sub(1), next(30)));
     }
