@@ -4,6 +4,7 @@
 //! system tables.
 
 pub mod keyed_table;
+mod leaf;
 pub mod scan;
 pub mod schema;
 pub mod stream_table;

@@ -155,29 +155,18 @@ impl Eq for V {}
 
 impl V {
     fn of(s: &ScalarValue) -> Result<V> {
-        if s.is_null() {
-            return Ok(V::Null);
-        }
-        Ok(match s {
-            ScalarValue::Boolean(Some(b)) => V::Bool(*b),
-            ScalarValue::Int8(Some(x)) => V::Int(*x as i64),
-            ScalarValue::Int16(Some(x)) => V::Int(*x as i64),
-            ScalarValue::Int32(Some(x)) => V::Int(*x as i64),
-            ScalarValue::Int64(Some(x)) => V::Int(*x),
-            ScalarValue::UInt8(Some(x)) => V::Int(*x as i64),
-            ScalarValue::UInt16(Some(x)) => V::Int(*x as i64),
-            ScalarValue::UInt32(Some(x)) => V::Int(*x as i64),
-            ScalarValue::Float32(Some(x)) => V::Float(*x as f64),
-            ScalarValue::Float64(Some(x)) => V::Float(*x),
-            ScalarValue::Utf8(Some(x)) | ScalarValue::LargeUtf8(Some(x)) | ScalarValue::Utf8View(Some(x)) => {
-                V::Text(x.clone())
-            }
-            ScalarValue::TimestampMicrosecond(Some(x), _) => V::Int(*x),
-            ScalarValue::Date32(Some(x)) => V::Int(*x as i64),
-            other => {
+        use brikk_storage::Value;
+        Ok(match crate::types::value_of_scalar(s) {
+            Some(Value::Null) => V::Null,
+            Some(Value::Boolean(b)) => V::Bool(b),
+            Some(Value::Int(i)) | Some(Value::Timestamp(i)) => V::Int(i),
+            Some(Value::Date(d)) => V::Int(d as i64),
+            Some(Value::Float(f)) => V::Float(f),
+            Some(Value::Text(t)) => V::Text(t),
+            Some(Value::Bytes(_)) | None => {
                 return Err(Error::Unsupported(format!(
                     "values of type {} in a windowed aggregation",
-                    crate::types::pg_name_of(&other.data_type())
+                    crate::types::pg_name_of(&s.data_type())
                 )))
             }
         })

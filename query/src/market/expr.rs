@@ -10,7 +10,6 @@
 use brikk_storage::Value;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
-use datafusion::scalar::ScalarValue;
 
 use crate::error::{Error, Result};
 
@@ -52,34 +51,6 @@ fn unsupported(e: &Expr) -> Error {
     ))
 }
 
-/// Literal values as storage values.
-pub fn value_of(s: &ScalarValue) -> Option<Value> {
-    if s.is_null() {
-        return Some(Value::Null);
-    }
-    Some(match s {
-        ScalarValue::Boolean(Some(b)) => Value::Boolean(*b),
-        ScalarValue::Int8(Some(x)) => Value::Int(*x as i64),
-        ScalarValue::Int16(Some(x)) => Value::Int(*x as i64),
-        ScalarValue::Int32(Some(x)) => Value::Int(*x as i64),
-        ScalarValue::Int64(Some(x)) => Value::Int(*x),
-        ScalarValue::UInt8(Some(x)) => Value::Int(*x as i64),
-        ScalarValue::UInt16(Some(x)) => Value::Int(*x as i64),
-        ScalarValue::UInt32(Some(x)) => Value::Int(*x as i64),
-        ScalarValue::Float32(Some(x)) => Value::Float(*x as f64),
-        ScalarValue::Float64(Some(x)) => Value::Float(*x),
-        ScalarValue::Utf8(Some(x)) | ScalarValue::LargeUtf8(Some(x)) | ScalarValue::Utf8View(Some(x)) => {
-            Value::Text(x.clone())
-        }
-        ScalarValue::TimestampMicrosecond(Some(x), _) => Value::Timestamp(*x),
-        ScalarValue::TimestampMillisecond(Some(x), _) => Value::Timestamp(*x * 1000),
-        ScalarValue::TimestampSecond(Some(x), _) => Value::Timestamp(*x * 1_000_000),
-        ScalarValue::TimestampNanosecond(Some(x), _) => Value::Timestamp(*x / 1000),
-        ScalarValue::Date32(Some(d)) => Value::Date(*d),
-        _ => return None,
-    })
-}
-
 impl RowExpr {
     /// Compiles `e`, planned against `schema` whose first `bid_width`
     /// fields are the bid row and the rest the ask row.
@@ -94,7 +65,7 @@ impl RowExpr {
                     RowExpr::Column(true, i - bid_width)
                 }
             }
-            Expr::Literal(v, _) => RowExpr::Literal(value_of(v).ok_or_else(|| unsupported(e))?),
+            Expr::Literal(v, _) => RowExpr::Literal(crate::types::value_of_scalar(v).ok_or_else(|| unsupported(e))?),
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 let op = match op {
                     Operator::Eq => BinOp::Eq,
