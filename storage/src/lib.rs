@@ -26,8 +26,17 @@
 //!  time_index  [stream_id u64][partition u32][ts i64^]     -> first offset
 //!  catalog     "stream/<name>"                            -> StreamDef (JSON)
 //!  groups      [stream_id u64][kind u8][group name]\0[...]  -> group state
+//!  archive     [stream_id u64][partition u32][first u64]   -> ArchivedFile (JSON)
 //! ```
 //! Big-endian integers make a RocksDB range scan an offset scan; see [`keys`].
+//!
+//! ## The life of an archived segment
+//!
+//! For a stream with `archive`, [`Store::sealed_segment`] picks the oldest
+//! sealed segment of a partition; `brikk-connectors` writes it to a Parquet
+//! file and calls [`Store::hand_over`], which puts the manifest entry and
+//! deletes the range from the log in one synced write. [`Store::read`]
+//! serves any offset from wherever it lives. See [`archive`].
 //!
 //! ## Promises
 //! - Offsets are dense per partition, start at 0 and never change.
@@ -35,7 +44,10 @@
 //!   [`Store::offset_for_timestamp`] is exact.
 //! - A crash at any moment loses nothing that was acknowledged; recovery is
 //!   RocksDB's WAL replay plus a seek to the end of each partition.
+//! - Every offset is in exactly one place: the live log or one archived
+//!   file (after a crash too).
 
+pub mod archive;
 pub mod catalog;
 pub mod codec;
 pub mod error;
@@ -44,7 +56,8 @@ pub mod keys;
 pub mod log;
 pub mod store;
 
-pub use catalog::{ColumnDef, ColumnType, StreamDef, StreamId, MAX_PARTITIONS};
+pub use archive::{ArchiveReader, ArchivedFile, Handover, SealState, Segment};
+pub use catalog::{ArchiveDef, ColumnDef, ColumnType, StreamDef, StreamId, MAX_PARTITIONS};
 pub use codec::{Record, Value};
 pub use error::{Error, Result};
 pub use groups::{Group, GroupDef, GroupMode, GroupWrite, Groups, MemberId, StartAt};
