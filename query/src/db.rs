@@ -97,6 +97,7 @@ pub struct Brikk {
 
 pub(crate) struct Shared {
     pub(crate) store: Store,
+    pub(crate) archive: crate::catalog::schema::ArchiveSlot,
     pub(crate) ctx: SessionContext,
     pub(crate) compat: PostgresCompatibilityParser,
     pub(crate) hub: crate::session::listen::Hub,
@@ -121,7 +122,8 @@ impl Brikk {
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
         let ctx = SessionContext::new_with_config(config);
         let catalog = Arc::new(MemoryCatalogProvider::new());
-        catalog.register_schema("public", Arc::new(BrikkSchema::new(&store)))?;
+        let archive = crate::catalog::schema::ArchiveSlot::default();
+        catalog.register_schema("public", Arc::new(BrikkSchema::new(&store, archive.clone())))?;
         ctx.register_catalog(DATABASE, catalog);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
@@ -130,6 +132,7 @@ impl Brikk {
         Ok(Brikk {
             shared: Arc::new(Shared {
                 store,
+                archive,
                 ctx,
                 compat: PostgresCompatibilityParser::new(),
                 hub: Default::default(),
@@ -154,6 +157,14 @@ impl Brikk {
             }
         }
         Ok(last)
+    }
+
+    /// Installs what scans read archived files with (`brikk-connectors`
+    /// installs it, with the storage's record reader, when the server
+    /// starts). Until then a scan of archived offsets fails with
+    /// `archive unavailable`.
+    pub fn set_archive_scan(&self, scan: Arc<dyn crate::catalog::ArchiveScan>) {
+        *self.shared.archive.write().expect("archive slot") = Some(scan);
     }
 
     /// The storage engine underneath.

@@ -31,6 +31,7 @@
 //! ```
 
 pub mod catalog;
+pub mod copy;
 pub mod db;
 pub mod error;
 pub mod session;

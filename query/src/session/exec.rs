@@ -222,6 +222,8 @@ impl Session {
                     key_column,
                     retention_micros: cs.retention_micros,
                     created_at_micros: now_micros(),
+                    retention_bytes: cs.retention_bytes,
+                    archive: cs.archive,
                 };
                 self.db.shared().store.create_stream(def, cs.if_not_exists).await?;
                 Ok(command("CREATE STREAM", None))
@@ -346,6 +348,9 @@ impl Session {
                 Ok(command("NOTIFY", None))
             }
             S::Deallocate { .. } => Ok(command("DEALLOCATE", None)),
+            S::Copy { source, to, target, options, legacy_options, .. } => {
+                self.copy(source, to, target, options, legacy_options).await
+            }
             S::Insert(insert) => {
                 let shared = self.db.shared();
                 let plan = InsertPlan::new(&insert, &shared.store, &shared.ctx, &[]).await?;
