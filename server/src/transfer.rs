@@ -6,7 +6,7 @@
 //!   every row in one atomic write; the bar counts the file's bytes.
 //! - export runs `COPY (query) TO STDOUT` for text, CSV and JSON lines,
 //!   writing a temporary file renamed when complete; the bar counts rows
-//!   against `count(*)`. Parquet is written by the server itself
+//!   (`CopyData` messages) against `count(*)`. Parquet is written by the server itself
 //!   (`COPY … TO 'file'`, so the path must be on the server's machine,
 //!   which it is for a loopback server).
 
@@ -143,8 +143,9 @@ pub async fn export(
         while let Some(chunk) = rows.next().await {
             let chunk = chunk.context("reading rows")?;
             out.write_all(&chunk)?;
-            n += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-            progress.set_position(n);
+            // The server sends about one CopyData message per row.
+            n += 1;
+            progress.set_position(n.min(total as u64));
         }
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -153,9 +154,9 @@ pub async fn export(
     .await;
     progress.finish_and_clear();
     match result {
-        Ok(n) => {
+        Ok(_) => {
             std::fs::rename(&tmp, file)?;
-            eprintln!("exported {} rows to {}", n.saturating_sub(header as u64), file.display());
+            eprintln!("exported {total} rows to {}", file.display());
             Ok(())
         }
         Err(e) => {

@@ -2,6 +2,8 @@
 //!
 //! Each test starts its own server on a free port in its own temp dir.
 
+mod archive;
+mod copy;
 mod crash;
 mod embedded;
 mod examples;
