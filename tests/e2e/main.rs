@@ -7,6 +7,7 @@ mod copy;
 mod crash;
 mod embedded;
 mod examples;
+mod external;
 mod groups;
 mod listen;
 mod psql;
