@@ -92,7 +92,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Export { file, stream, query, format, header, target } => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(transfer::export(&target, &file, stream.as_deref(), query.as_deref(), format.as_deref(), header))
+            rt.block_on(transfer::export(
+                &target,
+                &file,
+                stream.as_deref(),
+                query.as_deref(),
+                format.as_deref(),
+                header,
+            ))
         }
         Command::Serve { data_dir, listen, allow_remote, worker_threads, archive_interval_ms } => {
             if !listen.ip().is_loopback() && !allow_remote {
@@ -112,7 +119,11 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(data_dir: PathBuf, listen: SocketAddr, archive: brikk_connectors::ArchiverOptions) -> anyhow::Result<()> {
+async fn serve(
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    archive: brikk_connectors::ArchiverOptions,
+) -> anyhow::Result<()> {
     let db = {
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || brikk_query::Brikk::open(&dir))

@@ -122,7 +122,11 @@ pub async fn export(
     let client = connect(t).await?;
     if format == Format::Parquet {
         let path = std::path::absolute(file)?;
-        let sql = format!("COPY ({query}) TO '{}' {}", path.display().to_string().replace('\'', "''"), options(format, false));
+        let sql = format!(
+            "COPY ({query}) TO '{}' {}",
+            path.display().to_string().replace('\'', "''"),
+            options(format, false)
+        );
         let progress = bar(None, "{spinner} writing {msg} ({elapsed})");
         progress.set_message(path.display().to_string());
         let rows = client.execute(sql.as_str(), &[]).await.context("exporting")?;
@@ -136,7 +140,8 @@ pub async fn export(
     futures::pin_mut!(rows);
     let name = file.file_name().context("the file needs a name")?.to_string_lossy().into_owned();
     let tmp = file.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
     let progress = bar(Some(total as u64), "{spinner} {pos}/{len} rows [{bar:40}] {per_sec}, {eta} left");
     let result: Result<u64> = async {
         let mut n = 0u64;

@@ -18,10 +18,8 @@ pub fn archiving(dir: &Path) -> Server {
 pub async fn fill(c: &Client, stream: &str, from: i64, batches: i64, per: i64) {
     for b in 0..batches {
         let lo = from + b * per;
-        let sql = format!(
-            "INSERT INTO {stream} SELECT v, 'tag-' || v FROM generate_series({lo}, {}) AS t(v)",
-            lo + per - 1
-        );
+        let sql =
+            format!("INSERT INTO {stream} SELECT v, 'tag-' || v FROM generate_series({lo}, {}) AS t(v)", lo + per - 1);
         c.batch_execute(&sql).await.unwrap();
     }
 }
@@ -49,11 +47,9 @@ async fn sealed_segments_move_to_parquet_and_select_reads_both() {
     let dir = tempfile::tempdir().unwrap();
     let server = archiving(dir.path());
     let c = server.client().await.unwrap();
-    c.batch_execute(
-        "CREATE STREAM ev (n BIGINT, tag TEXT) WITH (partitions = 2, archive = true, segment_rows = 100)",
-    )
-    .await
-    .unwrap();
+    c.batch_execute("CREATE STREAM ev (n BIGINT, tag TEXT) WITH (partitions = 2, archive = true, segment_rows = 100)")
+        .await
+        .unwrap();
     // 20 INSERTs of 50 rows: chunks of 25 rows per partition, so each
     // partition's 500 rows make five full segments of 100.
     fill(&c, "ev", 0, 20, 50).await;
@@ -92,10 +88,7 @@ async fn sealed_segments_move_to_parquet_and_select_reads_both() {
     // four row groups of 25 rows per file).
     let q = "SELECT n FROM ev WHERE _partition = 0 AND _offset >= 150 AND _offset < 260";
     let plan = explain(&c, q).await;
-    assert!(
-        plan.contains("archive=[p0:100-199.parquet rg 2/4, p0:200-299.parquet rg 3/4], pruned_files=3"),
-        "{plan}"
-    );
+    assert!(plan.contains("archive=[p0:100-199.parquet rg 2/4, p0:200-299.parquet rg 3/4], pruned_files=3"), "{plan}");
     assert_eq!(c.query(q, &[]).await.unwrap().len(), 110);
     // A scan of the live tail reads no file at all.
     let plan = explain(&c, "SELECT n FROM ev WHERE _offset >= 500").await;
@@ -131,8 +124,8 @@ async fn consumer_groups_replay_from_archived_offsets() {
     fill(&c, "ev", 0, 5, 50).await;
     wait_for(&c, "SELECT count(*) FROM brikk_archive", 2).await;
     fill(&c, "ev", 250, 1, 50).await; // 250..299 live (with 200..249)
-    // One stream partition is one scan partition: archive, then live log,
-    // in offset order.
+                                      // One stream partition is one scan partition: archive, then live log,
+                                      // in offset order.
     let offs: Vec<i64> = c.query("SELECT _offset FROM ev", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(offs, (0..300).collect::<Vec<i64>>());
     c.batch_execute("SUBSCRIBE ev GROUP g").await.unwrap();
@@ -168,7 +161,10 @@ async fn retention_bytes_drops_or_archives_the_oldest_records() {
     fill(&c, "small", 0, 20, 50).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let r = c.query_one("SELECT start_offset, live_bytes FROM brikk_partitions WHERE stream = 'small'", &[]).await.unwrap();
+        let r = c
+            .query_one("SELECT start_offset, live_bytes FROM brikk_partitions WHERE stream = 'small'", &[])
+            .await
+            .unwrap();
         let (start, bytes): (i64, i64) = (r.get(0), r.get(1));
         if start > 0 {
             assert!(bytes <= 4000, "{bytes} bytes live");
@@ -222,11 +218,9 @@ async fn sigkill_during_archiving_leaves_every_offset_in_one_place() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = archiving(dir.path());
     let c = server.client().await.unwrap();
-    c.batch_execute(
-        "CREATE STREAM w (n BIGINT, pad TEXT) WITH (partitions = 2, archive = true, segment_rows = 200)",
-    )
-    .await
-    .unwrap();
+    c.batch_execute("CREATE STREAM w (n BIGINT, pad TEXT) WITH (partitions = 2, archive = true, segment_rows = 200)")
+        .await
+        .unwrap();
     // A writer appends while the archiver keeps writing files; kill -9 in
     // the middle of it.
     let conn = server.conn_str();
@@ -327,7 +321,8 @@ async fn a_corrupt_or_missing_file_is_an_error_naming_it() {
     assert_eq!(sqlstate(&e).as_deref(), Some("58P01"), "{e:?}");
     assert!(e.as_db_error().unwrap().message().contains(&missing.display().to_string()), "{e:?}");
     // Reads that do not touch the bad files are fine.
-    let n: i64 = c.query_one("SELECT count(*) FROM ev WHERE _partition = 0 AND _offset < 100", &[]).await.unwrap().get(0);
+    let n: i64 =
+        c.query_one("SELECT count(*) FROM ev WHERE _partition = 0 AND _offset < 100", &[]).await.unwrap().get(0);
     assert_eq!(n, 100);
     // A consumer group reaching the bad file fails, rather than skip it.
     c.batch_execute("SUBSCRIBE ev GROUP g").await.unwrap();

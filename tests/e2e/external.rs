@@ -36,16 +36,13 @@ async fn duckdb_pyarrow_and_pandas_read_the_archive() {
         );
         c.batch_execute(&sql).await.unwrap();
     }
-    super::archive::wait_for(
-        &c,
-        "SELECT CAST(count(*) > 3 AS BIGINT) FROM brikk_archive WHERE stream = 'obs'",
-        1,
-    )
-    .await;
+    super::archive::wait_for(&c, "SELECT CAST(count(*) > 3 AS BIGINT) FROM brikk_archive WHERE stream = 'obs'", 1)
+        .await;
     // Brikk's rows for exactly the archived offsets, as JSON lines.
     let expected = dir.path().join("expected.jsonl");
     let (mut conds, mut files) = (Vec::new(), Vec::new());
-    let listed = "SELECT partition, first_offset, last_offset, location || '/' || path FROM brikk_archive WHERE stream = 'obs'";
+    let listed =
+        "SELECT partition, first_offset, last_offset, location || '/' || path FROM brikk_archive WHERE stream = 'obs'";
     for r in c.query(listed, &[]).await.unwrap() {
         files.push(r.get::<_, String>(3));
         conds.push(format!(

@@ -145,8 +145,13 @@ impl Run {
         let dir = brikk_storage::archive::stream_dir(name);
         self.archive.forget(&loc.url, &dir);
         let keep: HashSet<String> = match self.store.stream(name) {
-            Some(s) if s.def.archive.is_some() && self.archive.locations().of(&s.def).is_ok_and(|l| Arc::ptr_eq(&l, loc)) => {
-                (0..s.def.partitions).flat_map(|p| s.archived(p).iter().map(|f| f.path.clone()).collect::<Vec<_>>()).collect()
+            Some(s)
+                if s.def.archive.is_some()
+                    && self.archive.locations().of(&s.def).is_ok_and(|l| Arc::ptr_eq(&l, loc)) =>
+            {
+                (0..s.def.partitions)
+                    .flat_map(|p| s.archived(p).iter().map(|f| f.path.clone()).collect::<Vec<_>>())
+                    .collect()
             }
             _ => HashSet::new(),
         };

@@ -32,7 +32,12 @@ impl Location {
             .map_err(|e| Error::Io { path: dir.display().to_string(), detail: e.to_string() })?;
         let store = LocalFileSystem::new_with_prefix(&dir)
             .map_err(|e| Error::Io { path: dir.display().to_string(), detail: e.to_string() })?;
-        Ok(Location { store: Arc::new(store), prefix: ObjectPath::default(), url: dir.display().to_string(), local: Some(dir) })
+        Ok(Location {
+            store: Arc::new(store),
+            prefix: ObjectPath::default(),
+            url: dir.display().to_string(),
+            local: Some(dir),
+        })
     }
 
     fn remote(url: &str) -> Result<Location> {

@@ -75,7 +75,12 @@ impl ParquetArchive {
             .map_err(|e| Error::Io { path: "archive I/O runtime".into(), detail: e.to_string() })?;
         let io_handle = rt.handle().clone();
         Ok(ParquetArchive {
-            inner: Arc::new(Inner { locations, footers: Mutex::new(HashMap::new()), io: Mutex::new(Some(rt)), io_handle }),
+            inner: Arc::new(Inner {
+                locations,
+                footers: Mutex::new(HashMap::new()),
+                io: Mutex::new(Some(rt)),
+                io_handle,
+            }),
         })
     }
 
@@ -214,7 +219,13 @@ impl ParquetArchive {
 
 /// Keeps the rows of `b` with offsets in `[*next, to)` (they must start at
 /// `*next` and be dense) and reorders its columns to the projection.
-fn cut_batch(b: &RecordBatch, offset_at: usize, order: &[usize], next: &mut u64, to: u64) -> std::result::Result<RecordBatch, String> {
+fn cut_batch(
+    b: &RecordBatch,
+    offset_at: usize,
+    order: &[usize],
+    next: &mut u64,
+    to: u64,
+) -> std::result::Result<RecordBatch, String> {
     let offsets = b.column(offset_at).as_primitive_opt::<Int64Type>().ok_or("_offset is not bigint")?;
     let n = b.num_rows();
     if n == 0 || offsets.null_count() > 0 {

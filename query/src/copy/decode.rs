@@ -359,7 +359,11 @@ where
         let known = sink.targets.iter().any(|&c| def.columns[c].name == *f.name())
             || crate::catalog::SYSTEM_COLUMNS.contains(&f.name().as_str());
         if !known {
-            return Err(Error::BadCopyData(format!("{name} has column \"{}\", which \"{}\" lacks", f.name(), def.name)));
+            return Err(Error::BadCopyData(format!(
+                "{name} has column \"{}\", which \"{}\" lacks",
+                f.name(),
+                def.name
+            )));
         }
     }
     let columns: Vec<Option<usize>> =

@@ -105,7 +105,8 @@ fn json_cell(col: &ArrayRef, row: usize) -> Result<serde_json::Value> {
             J::from(text_cell(col, row)?.parse::<u64>().map_err(|e| Error::Internal(e.to_string()))?)
         }
         DataType::Float32 | DataType::Float64 => {
-            let f: f64 = text_cell(col, row)?.parse().map_err(|e: std::num::ParseFloatError| Error::Internal(e.to_string()))?;
+            let f: f64 =
+                text_cell(col, row)?.parse().map_err(|e: std::num::ParseFloatError| Error::Internal(e.to_string()))?;
             serde_json::Number::from_f64(f).map(J::Number).unwrap_or(J::Null)
         }
         _ => J::String(text_cell(col, row)?),

@@ -259,7 +259,9 @@ fn apply_option(stmt: &mut CreateStream, opt: SqlOption, segment: &mut Vec<(Stri
         }
         // '7 days' is an age, '10 GB' a size.
         "retention" => match parse_size(&text) {
-            Ok(bytes) if text.trim_end().ends_with(|c: char| c.is_ascii_alphabetic() && c.eq_ignore_ascii_case(&'b')) => {
+            Ok(bytes)
+                if text.trim_end().ends_with(|c: char| c.is_ascii_alphabetic() && c.eq_ignore_ascii_case(&'b')) =>
+            {
                 stmt.retention_bytes = Some(bytes)
             }
             _ => stmt.retention_micros = Some(parse_duration(&text)?).filter(|m| *m > 0),
@@ -272,11 +274,9 @@ fn apply_option(stmt: &mut CreateStream, opt: SqlOption, segment: &mut Vec<(Stri
                 _ if text.starts_with("file://") || text.starts_with("s3://") => {
                     Some(ArchiveDef { location: Some(text.trim_end_matches('/').to_string()), ..ArchiveDef::default() })
                 }
-                _ => {
-                    return Err(Error::InvalidParameter(format!(
-                        "archive must be true, false, or an object-store URL (file:///dir, s3://bucket/prefix), got {text}"
-                    )))
-                }
+                _ => return Err(Error::InvalidParameter(format!(
+                    "archive must be true, false, or an object-store URL (file:///dir, s3://bucket/prefix), got {text}"
+                ))),
             }
         }
         "segment_rows" | "segment_bytes" | "segment_age" => segment.push((name, text)),
@@ -368,7 +368,10 @@ mod tests {
         assert_eq!(cs.retention_bytes, Some(4096));
         assert!(matches!(p("CREATE STREAM s (a TEXT) WITH (segment_rows = 5)"), Err(Error::InvalidParameter(_))));
         assert!(matches!(p("CREATE STREAM s (a TEXT) WITH (archive = 'ftp://x')"), Err(Error::InvalidParameter(_))));
-        assert!(matches!(p("CREATE STREAM s (a TEXT) WITH (retention_bytes = '5 parsecs')"), Err(Error::InvalidParameter(_))));
+        assert!(matches!(
+            p("CREATE STREAM s (a TEXT) WITH (retention_bytes = '5 parsecs')"),
+            Err(Error::InvalidParameter(_))
+        ));
     }
 
     #[test]

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
-use pgwire::messages::copy::CopyData;
 use pgwire::api::ConnectionHandle;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 

@@ -219,10 +219,8 @@ impl Group<'_> {
                 self.batch.put_cf(cf(self.catalog, CF_TIME_INDEX), tk, next.to_be_bytes());
             }
             codec::stamp(&mut a.record, ts);
-            let full = self
-                .chunks
-                .get(&slot)
-                .is_some_and(|c| c.len() >= MAX_CHUNK_RECORDS || c.byte_len() >= MAX_CHUNK_BYTES);
+            let full =
+                self.chunks.get(&slot).is_some_and(|c| c.len() >= MAX_CHUNK_RECORDS || c.byte_len() >= MAX_CHUNK_BYTES);
             if full {
                 let chunk = self.chunks.remove(&slot).expect("checked");
                 self.put_chunk(slot, chunk);

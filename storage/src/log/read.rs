@@ -53,7 +53,8 @@ impl Store {
                     ))
                 })?;
                 let records = reader.read(&stream.def, &file, from, end, want)?;
-                let dense = records.len() == want && records.iter().enumerate().all(|(i, r)| r.offset == from + i as u64);
+                let dense =
+                    records.len() == want && records.iter().enumerate().all(|(i, r)| r.offset == from + i as u64);
                 if !dense {
                     return Err(Error::ArchiveCorrupt {
                         file: file.path.clone(),
@@ -78,7 +79,14 @@ impl Store {
     }
 
     /// [`Store::read`] of the live log only.
-    fn read_live(&self, stream: &StreamHandle, partition: u32, from: u64, to: u64, limit: usize) -> Result<Vec<Record>> {
+    fn read_live(
+        &self,
+        stream: &StreamHandle,
+        partition: u32,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>> {
         if from >= to || limit == 0 {
             return Ok(Vec::new());
         }

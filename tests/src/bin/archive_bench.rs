@@ -244,7 +244,13 @@ async fn main() -> Result<()> {
         let dms = d.and_then(|d| d[0].as_f64());
         let dres: Option<Vec<Vec<String>>> = d.and_then(|d| serde_json::from_value(d[1].clone()).ok());
         let same = match &dres {
-            Some(r) => if r == result { "yes".to_string() } else { format!("no: {result:?} vs {r:?}") },
+            Some(r) => {
+                if r == result {
+                    "yes".to_string()
+                } else {
+                    format!("no: {result:?} vs {r:?}")
+                }
+            }
             None => "-".into(),
         };
         match dms {
