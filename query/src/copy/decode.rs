@@ -147,7 +147,7 @@ impl CopyIn {
                 continue;
             }
             let r = match fields {
-                Fields::Values(v) => self.sink.push(v.into_iter().map(|f| ScalarValue::Utf8(f))),
+                Fields::Values(v) => self.sink.push(v.into_iter().map(ScalarValue::Utf8)),
                 Fields::End => {
                     self.ended = true;
                     Ok(())
@@ -250,7 +250,11 @@ fn text_fields(line: &str, f: &CopyFormat) -> Result<Vec<Option<String>>> {
 
 /// One CSV record: unquoted empty fields (or the NULL string) are NULL, a
 /// quoted empty field is the empty string; quoted fields may span lines.
-fn csv_record(buf: &[u8], f: &CopyFormat, at_end: bool) -> Result<Option<(Vec<Option<String>>, usize, usize)>> {
+/// A decoded text or CSV record: its fields, the bytes it used, the lines
+/// it spans.
+type TextRecord = (Vec<Option<String>>, usize, usize);
+
+fn csv_record(buf: &[u8], f: &CopyFormat, at_end: bool) -> Result<Option<TextRecord>> {
     let mut fields = Vec::new();
     let mut field: Vec<u8> = Vec::new();
     let (mut quoted, mut in_quotes, mut lines) = (false, false, 1);

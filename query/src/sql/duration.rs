@@ -66,7 +66,7 @@ pub fn parse_size(text: &str) -> Result<u64> {
 /// Formats a size in the largest unit that keeps it whole (`'10 GB'`).
 pub fn format_size(bytes: u64) -> String {
     for (scale, name) in [(1_000_000_000_000, "TB"), (1_000_000_000, "GB"), (1_000_000, "MB"), (1_000, "kB")] {
-        if bytes % scale == 0 {
+        if bytes.is_multiple_of(scale) {
             return format!("{} {name}", bytes / scale);
         }
     }

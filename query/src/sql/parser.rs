@@ -274,9 +274,11 @@ fn apply_option(stmt: &mut CreateStream, opt: SqlOption, segment: &mut Vec<(Stri
                 _ if text.starts_with("file://") || text.starts_with("s3://") => {
                     Some(ArchiveDef { location: Some(text.trim_end_matches('/').to_string()), ..ArchiveDef::default() })
                 }
-                _ => return Err(Error::InvalidParameter(format!(
+                _ => {
+                    return Err(Error::InvalidParameter(format!(
                     "archive must be true, false, or an object-store URL (file:///dir, s3://bucket/prefix), got {text}"
-                ))),
+                )))
+                }
             }
         }
         "segment_rows" | "segment_bytes" | "segment_age" => segment.push((name, text)),
