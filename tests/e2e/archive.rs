@@ -364,3 +364,23 @@ mod sqlx_num {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_at_a_file_url_lives_outside_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let server = archiving(dir.path());
+    let c = server.client().await.unwrap();
+    let url = format!("file://{}", lake.path().display());
+    c.batch_execute(&format!("CREATE STREAM ev (n BIGINT, tag TEXT) WITH (archive = '{url}', segment_rows = 100)"))
+        .await
+        .unwrap();
+    fill(&c, "ev", 0, 4, 50).await;
+    wait_for(&c, "SELECT count(*) FROM brikk_archive", 2).await;
+    assert!(lake.path().join("ev/0/0-99.parquet").is_file());
+    assert!(!dir.path().join("archive/ev").exists());
+    let loc: String = c.query_one("SELECT DISTINCT location FROM brikk_archive", &[]).await.unwrap().get(0);
+    assert_eq!(loc, url);
+    let n: i64 = c.query_one("SELECT count(*) FROM ev", &[]).await.unwrap().get(0);
+    assert_eq!(n, 200);
+}
