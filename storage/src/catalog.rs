@@ -171,3 +171,22 @@ impl StreamDef {
         serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("stream definition: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_written_before_the_archive_still_load() {
+        let old = r#"{"id":3,"name":"tasks","columns":[{"name":"a","ty":"Text","nullable":true}],
+            "partitions":2,"key_column":null,"retention_micros":5000000,"created_at_micros":1}"#;
+        let def = StreamDef::from_bytes(old.as_bytes()).unwrap();
+        assert_eq!((def.retention_bytes, def.archive.as_ref()), (None, None));
+        let with = StreamDef { archive: Some(ArchiveDef { segment_rows: 7, ..ArchiveDef::default() }), ..def };
+        let back = StreamDef::from_bytes(&with.to_bytes()).unwrap();
+        assert_eq!(back, with);
+        let partial: ArchiveDef = serde_json::from_str(r#"{"location":"file:///x"}"#).unwrap();
+        assert_eq!(partial.segment_rows, DEFAULT_SEGMENT_ROWS);
+        assert_eq!(partial.segment_age_micros, Some(DEFAULT_SEGMENT_AGE_MICROS));
+    }
+}
