@@ -4,12 +4,14 @@
 //! system tables.
 
 pub mod archive;
+pub mod keyed_table;
 pub mod scan;
 pub mod schema;
 pub mod stream_table;
 pub mod system;
 
 pub use archive::{ArchivePart, ArchiveScan, PartitionArchive, RowGroups};
+pub use keyed_table::{KeyScanExec, KeyedTable, TABLE_SYSTEM_COLUMNS};
 pub use scan::StreamScanExec;
 pub use schema::BrikkSchema;
 pub use stream_table::{stream_schema, stream_schema_of, StreamTable, SYSTEM_COLUMNS};

@@ -99,6 +99,10 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) archive: crate::catalog::schema::ArchiveSlot,
     pub(crate) ctx: SessionContext,
+    /// A snapshot of `ctx`'s state for paths that evaluate compiled
+    /// expressions without planning a query (table DML, key lookups):
+    /// cloning a `SessionState` per statement costs more than the lookup.
+    pub(crate) state: Arc<datafusion::execution::context::SessionState>,
     pub(crate) compat: PostgresCompatibilityParser,
     pub(crate) hub: crate::session::listen::Hub,
 }
@@ -120,7 +124,8 @@ impl Brikk {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
-        let ctx = SessionContext::new_with_config(config);
+        let mut ctx = SessionContext::new_with_config(config);
+        crate::json::register(&mut ctx)?;
         let catalog = Arc::new(MemoryCatalogProvider::new());
         let archive = crate::catalog::schema::ArchiveSlot::default();
         catalog.register_schema("public", Arc::new(BrikkSchema::new(&store, archive.clone())))?;
@@ -129,11 +134,21 @@ impl Brikk {
             .map_err(|e| Error::from_datafusion(*e))?;
         ctx.register_udf(version_udf());
         ctx.register_udf(to_regtype_udf());
+        ctx.register_udtf(
+            crate::tables::history::CHANGES_FUNCTION,
+            Arc::new(crate::tables::history::ChangesFunction { store: store.downgrade() }),
+        );
+        ctx.register_udtf(
+            crate::tables::history::AS_OF_FUNCTION,
+            Arc::new(crate::tables::history::AsOfFunction { store: store.downgrade() }),
+        );
+        let state = Arc::new(ctx.state());
         Ok(Brikk {
             shared: Arc::new(Shared {
                 store,
                 archive,
                 ctx,
+                state,
                 compat: PostgresCompatibilityParser::new(),
                 hub: Default::default(),
             }),

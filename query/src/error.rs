@@ -57,9 +57,27 @@ pub enum Error {
     /// A number does not fit its type.
     #[error("{0}")]
     OutOfRange(String),
+    /// A row with this primary key exists already.
+    #[error("duplicate key value violates unique constraint \"{constraint}\"")]
+    UniqueViolation { constraint: String, detail: String },
+    /// One statement would change the same row twice (`ON CONFLICT DO
+    /// UPDATE` with a key repeated in its rows).
+    #[error("{0}")]
+    Cardinality(String),
+    /// A row this statement or transaction read was changed by another
+    /// writer before the write committed; nothing was written.
+    #[error("could not serialize access due to concurrent update of a row of \"{table}\"")]
+    RowChanged { table: String, exists: bool },
     /// NULL given for a NOT NULL column.
     #[error("null value in column \"{column}\" of relation \"{relation}\" violates not-null constraint")]
     NotNull { relation: String, column: String },
+    /// A column list names no constraint (ON CONFLICT on a non-key column).
+    #[error("{0}")]
+    InvalidColumnReference(String),
+    /// The statement does not apply to this kind of relation (UPDATE of a
+    /// stream, DROP TABLE of a stream).
+    #[error("{0}")]
+    WrongObjectType(String),
     /// A system column (`_offset`, ...) was the target of a write.
     #[error("column \"{0}\" is assigned by Brikk and cannot be written")]
     GeneratedColumn(String),
@@ -135,6 +153,7 @@ impl From<brikk_storage::Error> for Error {
             S::AlreadyExists { kind: "group", name } => Error::AlreadyExists { kind: ObjectKind::Group, name },
             S::AlreadyExists { name, .. } => Error::AlreadyExists { kind: ObjectKind::Relation, name },
             S::Conflict(m) => Error::Conflict(m),
+            S::RowConflict { table, exists } => Error::RowChanged { table, exists },
             S::WrongState(m) => Error::WrongState(m),
             S::Unavailable => Error::ShuttingDown,
             other => Error::Storage(other),
@@ -154,6 +173,12 @@ impl From<ParserError> for Error {
 impl From<datafusion::sql::sqlparser::tokenizer::TokenizerError> for Error {
     fn from(e: datafusion::sql::sqlparser::tokenizer::TokenizerError) -> Error {
         Error::Syntax(e.to_string())
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Error {
+        Error::from_arrow(e)
     }
 }
 

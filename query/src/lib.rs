@@ -34,8 +34,10 @@ pub mod catalog;
 pub mod copy;
 pub mod db;
 pub mod error;
+pub mod json;
 pub mod session;
 pub mod sql;
+pub mod tables;
 pub mod types;
 
 pub use db::{Brikk, DATABASE};

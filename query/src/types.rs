@@ -9,7 +9,7 @@ use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder,
     Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{self, TimezoneInfo};
 
@@ -27,12 +27,36 @@ pub fn arrow_type(ty: ColumnType) -> DataType {
         ColumnType::BigInt => DataType::Int64,
         ColumnType::Real => DataType::Float32,
         ColumnType::Double => DataType::Float64,
-        ColumnType::Text => DataType::Utf8,
+        ColumnType::Text | ColumnType::Json | ColumnType::Jsonb => DataType::Utf8,
         ColumnType::Bytea => DataType::Binary,
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
         ColumnType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
         ColumnType::Date => DataType::Date32,
     }
+}
+
+/// Field metadata key naming the Postgres type of a JSON column (`json` or
+/// `jsonb`); the server reports that type to clients.
+pub const PG_TYPE_METADATA: &str = "brikk.pg_type";
+
+/// The Arrow field of a user column. JSON columns are text tagged as the
+/// `arrow.json` extension type, with their Postgres type in
+/// [`PG_TYPE_METADATA`].
+pub fn column_field(name: &str, ty: ColumnType, nullable: bool) -> Field {
+    let field = Field::new(name, arrow_type(ty), nullable);
+    match ty {
+        ColumnType::Json | ColumnType::Jsonb => field.with_metadata(json_metadata(ty.sql_name())),
+        _ => field,
+    }
+}
+
+/// Field metadata of a JSON value of Postgres type `pg_type`.
+pub fn json_metadata(pg_type: &str) -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        ("ARROW:extension:name".to_string(), "arrow.json".to_string()),
+        ("ARROW:extension:metadata".to_string(), "{}".to_string()),
+        (PG_TYPE_METADATA.to_string(), pg_type.to_string()),
+    ])
 }
 
 /// The column type named by a SQL type in `CREATE STREAM`.
@@ -52,6 +76,8 @@ pub fn column_type(dt: &ast::DataType) -> Result<ColumnType> {
         D::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => ColumnType::Timestamp,
         D::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => ColumnType::TimestampTz,
         D::Date => ColumnType::Date,
+        D::JSON => ColumnType::Json,
+        D::JSONB => ColumnType::Jsonb,
         D::Custom(name, _) if name.to_string().eq_ignore_ascii_case("timestamptz") => ColumnType::TimestampTz,
         other => return Err(Error::Unsupported(format!("column type {other}"))),
     })
@@ -74,6 +100,18 @@ pub fn assign(value: ScalarValue, ty: ColumnType, column: &str) -> Result<Value>
     };
     let source = value.data_type();
     match ty {
+        ColumnType::Json | ColumnType::Jsonb => {
+            let text = match value {
+                ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s,
+                ScalarValue::Binary(_) | ScalarValue::LargeBinary(_) | ScalarValue::BinaryView(_) => {
+                    return Err(mismatch(&value))
+                }
+                other => other.to_string(),
+            };
+            let parsed: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::InvalidText(format!("invalid input syntax for type {}: {e}", ty.sql_name())))?;
+            Ok(Value::Text(if ty == ColumnType::Jsonb { parsed.to_string() } else { text }))
+        }
         ColumnType::Text => Ok(Value::Text(match value {
             ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s,
             ScalarValue::Boolean(Some(b)) => b.to_string(),
@@ -264,7 +302,9 @@ pub fn build_array(ty: ColumnType, values: impl Iterator<Item = Value>, len: usi
         ColumnType::BigInt => build!(Int64Builder::with_capacity(len), Value::Int(x) => x),
         ColumnType::Real => build!(Float32Builder::with_capacity(len), Value::Float(x) => x as f32),
         ColumnType::Double => build!(Float64Builder::with_capacity(len), Value::Float(x) => x),
-        ColumnType::Text => build!(StringBuilder::with_capacity(len, len * 16), Value::Text(x) => x),
+        ColumnType::Text | ColumnType::Json | ColumnType::Jsonb => {
+            build!(StringBuilder::with_capacity(len, len * 16), Value::Text(x) => x)
+        }
         ColumnType::Bytea => build!(BinaryBuilder::with_capacity(len, len * 16), Value::Bytes(x) => x),
         ColumnType::Timestamp => build!(TimestampMicrosecondBuilder::with_capacity(len), Value::Timestamp(x) => x),
         ColumnType::TimestampTz => {

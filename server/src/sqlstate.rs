@@ -21,7 +21,11 @@ pub mod code {
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const NOT_NULL_VIOLATION: &str = "23502";
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    pub const CARDINALITY_VIOLATION: &str = "21000";
     pub const GENERATED_ALWAYS: &str = "428C9";
+    pub const WRONG_OBJECT_TYPE: &str = "42809";
+    pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const RESERVED_NAME: &str = "42939";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const DIVISION_BY_ZERO: &str = "22012";
@@ -67,7 +71,12 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::InvalidText(_) => INVALID_TEXT_REPRESENTATION,
         Error::OutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
         Error::NotNull { .. } => NOT_NULL_VIOLATION,
+        Error::UniqueViolation { .. } => UNIQUE_VIOLATION,
+        Error::Cardinality(_) => CARDINALITY_VIOLATION,
+        Error::RowChanged { .. } => SERIALIZATION_FAILURE,
         Error::GeneratedColumn(_) => GENERATED_ALWAYS,
+        Error::WrongObjectType(_) => WRONG_OBJECT_TYPE,
+        Error::InvalidColumnReference(_) => INVALID_COLUMN_REFERENCE,
         Error::ReservedName(_) => RESERVED_NAME,
         Error::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
         Error::DivisionByZero => DIVISION_BY_ZERO,
@@ -121,7 +130,12 @@ mod tests {
             (Error::InvalidText("x".into()), "22P02"),
             (Error::OutOfRange("x".into()), "22003"),
             (Error::NotNull { relation: "r".into(), column: "c".into() }, "23502"),
+            (Error::UniqueViolation { constraint: "t_pkey".into(), detail: "d".into() }, "23505"),
+            (Error::Cardinality("x".into()), "21000"),
+            (Error::RowChanged { table: "t".into(), exists: true }, "40001"),
             (Error::GeneratedColumn("x".into()), "428C9"),
+            (Error::WrongObjectType("x".into()), "42809"),
+            (Error::InvalidColumnReference("x".into()), "42P10"),
             (Error::ReservedName("x".into()), "42939"),
             (Error::InvalidParameter("x".into()), "22023"),
             (Error::DivisionByZero, "22012"),

@@ -28,6 +28,10 @@ pub enum ColumnType {
     TimestampTz,
     /// Days since the Unix epoch.
     Date,
+    /// JSON text, kept as written (validated on input).
+    Json,
+    /// JSON text in a normalized form (validated and re-serialized on input).
+    Jsonb,
 }
 
 impl ColumnType {
@@ -45,6 +49,8 @@ impl ColumnType {
             ColumnType::Timestamp => "timestamp",
             ColumnType::TimestampTz => "timestamptz",
             ColumnType::Date => "date",
+            ColumnType::Json => "json",
+            ColumnType::Jsonb => "jsonb",
         }
     }
 }
@@ -81,6 +87,10 @@ pub struct StreamDef {
     /// (or being dropped from) RocksDB, and where they go.
     #[serde(default)]
     pub archive: Option<ArchiveDef>,
+    /// Set when this stream is the changelog of a table: only the table's
+    /// writes append to it, and it goes when the table is dropped.
+    #[serde(default)]
+    pub changelog_of: Option<TableId>,
 }
 
 /// Where a stream's archive lives and when a segment of its live log is
@@ -169,6 +179,83 @@ impl StreamDef {
 
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<StreamDef> {
         serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("stream definition: {e}")))
+    }
+}
+
+/// Internal, never reused identity of a table (drawn from the same counter
+/// as stream ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableId(pub u64);
+
+/// A table with a primary key, as the catalog stores it. Its current rows
+/// live in the `tables` column family; every change is also a record of
+/// its changelog stream, whose offsets version the rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDef {
+    pub id: TableId,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    /// Indexes into `columns` of the primary key, in key order.
+    pub primary_key: Vec<usize>,
+    /// The changelog stream (one partition: its offsets order all changes).
+    pub changelog: StreamId,
+    /// Creation time, microseconds since the Unix epoch.
+    pub created_at_micros: i64,
+}
+
+/// Name of the changelog stream of table `table`.
+pub fn changelog_name(table: &str) -> String {
+    format!("{table}$changes")
+}
+
+/// The first column of every changelog record: what the change did.
+pub const CHANGE_OP_COLUMN: &str = "op";
+
+impl TableDef {
+    /// Checks the invariants a definition must hold before it is stored.
+    pub fn validate(&self) -> Result<()> {
+        if self.columns.is_empty() {
+            return Err(Error::InvalidInput(format!("table \"{}\" must have at least one column", self.name)));
+        }
+        if self.primary_key.is_empty() {
+            return Err(Error::InvalidInput(format!("table \"{}\" must have a primary key", self.name)));
+        }
+        for &k in &self.primary_key {
+            let Some(c) = self.columns.get(k) else {
+                return Err(Error::InvalidInput("primary key column out of range".into()));
+            };
+            if c.nullable {
+                return Err(Error::InvalidInput(format!("primary key column \"{}\" must be NOT NULL", c.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The definition of the changelog stream: `op`, then the table's
+    /// columns (nullable: a delete carries the old row).
+    pub fn changelog_def(&self) -> StreamDef {
+        let mut columns = vec![ColumnDef { name: CHANGE_OP_COLUMN.into(), ty: ColumnType::Text, nullable: false }];
+        columns.extend(self.columns.iter().cloned());
+        StreamDef {
+            id: self.changelog,
+            name: changelog_name(&self.name),
+            columns,
+            partitions: 1,
+            key_column: None,
+            retention_micros: None,
+            created_at_micros: self.created_at_micros,
+            changelog_of: Some(self.id),
+            retention_bytes: None,
+            archive: None,
+        }
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("TableDef serializes")
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<TableDef> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("table definition: {e}")))
     }
 }
 

@@ -19,6 +19,15 @@ pub enum Error {
     /// was rebalanced or reset under it. Fetch again and retry.
     #[error("{0}")]
     Conflict(String),
+    /// A row write's expectation did not hold when it was to commit: the
+    /// row changed (or appeared, or went) since the writer read it. Nothing
+    /// of the write set was applied; re-read and retry.
+    #[error("could not serialize access due to concurrent update of a row of \"{table}\"")]
+    RowConflict {
+        table: String,
+        /// Whether the row exists now (an INSERT that expected no row finds one).
+        exists: bool,
+    },
     /// The object is not in a state that allows the request (not a member,
     /// not the holder of a claim, wrong group mode).
     #[error("{0}")]

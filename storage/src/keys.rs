@@ -8,6 +8,7 @@
 //!                   (offset = the chunk's first record; see codec)
 //!  cf "time_index"  stream_id u64 | partition u32 | timestamp i64^  -> first offset u64
 //!  cf "catalog"     "stream/" name                                  -> StreamDef (JSON)
+//!                   "table/" name                                   -> TableDef (JSON)
 //!                   "next_stream_id"                                -> u64
 //!  cf "groups"      stream_id u64 | kind u8 | group name | 0x00 | ...
 //!                     kind 'd'                                      -> GroupDef (JSON)
@@ -17,11 +18,14 @@
 //!  cf "archive"     stream_id u64 | partition u32 | first u64       -> ArchivedFile (JSON)
 //!                   (the manifest: offsets first..=last of the partition live
 //!                   in that Parquet file, not in "log")
+//!  cf "tables"      table_id u64 | primary key (memcomparable)      -> version u64 | row
 //! ```
+//! (The primary key encoding is in [`crate::tables::key`]; `version` is the
+//! changelog offset of the row's last change.)
 //! (`i64^` is the timestamp with its sign bit flipped, so negative values sort
 //! first.)
 
-use crate::catalog::StreamId;
+use crate::catalog::{StreamId, TableId};
 
 /// Length of a key in the `log` column family.
 pub const LOG_KEY_LEN: usize = 20;
@@ -76,6 +80,29 @@ pub fn catalog_stream_key(name: &str) -> Vec<u8> {
     let mut key = b"stream/".to_vec();
     key.extend_from_slice(name.as_bytes());
     key
+}
+
+/// Catalog key of a table definition.
+pub fn catalog_table_key(name: &str) -> Vec<u8> {
+    let mut key = CATALOG_TABLE_PREFIX.to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// Catalog key prefix of all table definitions.
+pub const CATALOG_TABLE_PREFIX: &[u8] = b"table/";
+
+/// The `tables` key of the row of `table` whose encoded primary key is `pk`.
+pub fn row_key(table: TableId, pk: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + pk.len());
+    key.extend_from_slice(&table.0.to_be_bytes());
+    key.extend_from_slice(pk);
+    key
+}
+
+/// The first `tables` key of a table, and the first key after all of its rows.
+pub fn table_range(table: TableId) -> (Vec<u8>, Vec<u8>) {
+    (table.0.to_be_bytes().to_vec(), (table.0 + 1).to_be_bytes().to_vec())
 }
 
 /// Catalog key prefix of all stream definitions.

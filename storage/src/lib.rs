@@ -27,7 +27,12 @@
 //!  catalog     "stream/<name>"                            -> StreamDef (JSON)
 //!  groups      [stream_id u64][kind u8][group name]\0[...]  -> group state
 //!  archive     [stream_id u64][partition u32][first u64]   -> ArchivedFile (JSON)
+//!  tables      [table_id u64][primary key, memcomparable]   -> version | row
 //! ```
+//!
+//! Tables (the blackboard) keep their current rows in `tables` and every
+//! change in a changelog stream; see [`tables`] for how a compare-and-set
+//! UPDATE commits.
 //! Big-endian integers make a RocksDB range scan an offset scan; see [`keys`].
 //!
 //! ## The life of an archived segment
@@ -55,14 +60,18 @@ pub mod groups;
 pub mod keys;
 pub mod log;
 pub mod store;
+pub mod tables;
 
 pub use archive::{ArchiveReader, ArchivedFile, Handover, SealState, Segment};
-pub use catalog::{ArchiveDef, ColumnDef, ColumnType, StreamDef, StreamId, MAX_PARTITIONS};
+pub use catalog::{
+    changelog_name, ArchiveDef, ColumnDef, ColumnType, StreamDef, StreamId, TableDef, TableId, MAX_PARTITIONS,
+};
 pub use codec::{Record, Value};
 pub use error::{Error, Result};
 pub use groups::{Group, GroupDef, GroupMode, GroupWrite, Groups, MemberId, StartAt};
 pub use log::{now_micros, Append, CommitReceipt, StreamHandle, WriteSet};
 pub use store::{Catalog, Store, WeakStore};
+pub use tables::{Expect, Row, RowWrite, TableHandle};
 
 #[cfg(test)]
 mod tests;

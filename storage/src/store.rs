@@ -10,20 +10,22 @@ use std::thread::JoinHandle;
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 
 use crate::archive::{self, ArchiveReader, Handover};
-use crate::catalog::{StreamDef, StreamId};
+use crate::catalog::{StreamDef, StreamId, TableDef, TableId};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::groups::Groups;
 use crate::keys;
 use crate::log::commit::{self, CommitReceipt, Request, WriteSet};
 use crate::log::stream::{PartitionInit, StreamHandle};
+use crate::tables::TableHandle;
 
 pub(crate) const CF_CATALOG: &str = "catalog";
 pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_TIME_INDEX: &str = "time_index";
 pub(crate) const CF_GROUPS: &str = "groups";
+pub(crate) const CF_TABLES: &str = "tables";
 pub(crate) const CF_ARCHIVE: &str = "archive";
-const COLUMN_FAMILIES: [&str; 5] = [CF_CATALOG, CF_LOG, CF_TIME_INDEX, CF_GROUPS, CF_ARCHIVE];
+const COLUMN_FAMILIES: [&str; 6] = [CF_CATALOG, CF_LOG, CF_TIME_INDEX, CF_GROUPS, CF_TABLES, CF_ARCHIVE];
 
 /// How often the housekeeping thread looks for silent group members.
 const MEMBER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -35,12 +37,47 @@ pub struct Catalog {
     pub(crate) db: Arc<DB>,
     streams: BTreeMap<String, Arc<StreamHandle>>,
     pub(crate) ids: HashMap<StreamId, Arc<StreamHandle>>,
+    tables: BTreeMap<String, Arc<TableHandle>>,
+    table_ids: HashMap<TableId, Arc<TableHandle>>,
+}
+
+/// Streams and tables created (`Some`) or dropped (`None`) by one commit
+/// group, by name.
+#[derive(Default)]
+pub(crate) struct CatalogChanges {
+    pub(crate) streams: HashMap<String, Option<Arc<StreamHandle>>>,
+    pub(crate) tables: HashMap<String, Option<Arc<TableHandle>>>,
+}
+
+impl CatalogChanges {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.streams.is_empty() && self.tables.is_empty()
+    }
 }
 
 impl Catalog {
-    fn new(db: Arc<DB>, streams: BTreeMap<String, Arc<StreamHandle>>) -> Catalog {
+    fn new(
+        db: Arc<DB>,
+        streams: BTreeMap<String, Arc<StreamHandle>>,
+        tables: BTreeMap<String, Arc<TableHandle>>,
+    ) -> Catalog {
         let ids = streams.values().map(|h| (h.def.id, h.clone())).collect();
-        Catalog { db, streams, ids }
+        let table_ids = tables.values().map(|h| (h.def.id, h.clone())).collect();
+        Catalog { db, streams, ids, tables, table_ids }
+    }
+
+    /// The table called `name`, if it exists.
+    pub fn table(&self, name: &str) -> Option<Arc<TableHandle>> {
+        self.tables.get(name).cloned()
+    }
+
+    pub(crate) fn table_by_id(&self, id: TableId) -> Option<Arc<TableHandle>> {
+        self.table_ids.get(&id).cloned()
+    }
+
+    /// All tables, ordered by name.
+    pub fn tables(&self) -> impl Iterator<Item = &Arc<TableHandle>> {
+        self.tables.values()
     }
 
     /// The stream called `name`, if it exists.
@@ -57,15 +94,22 @@ impl Catalog {
         self.streams.values()
     }
 
-    pub(crate) fn with_changes(&self, changes: HashMap<String, Option<Arc<StreamHandle>>>) -> Catalog {
+    pub(crate) fn with_changes(&self, changes: CatalogChanges) -> Catalog {
         let mut streams = self.streams.clone();
-        for (name, handle) in changes {
+        for (name, handle) in changes.streams {
             match handle {
                 Some(h) => streams.insert(name, h),
                 None => streams.remove(&name),
             };
         }
-        Catalog::new(self.db.clone(), streams)
+        let mut tables = self.tables.clone();
+        for (name, handle) in changes.tables {
+            match handle {
+                Some(h) => tables.insert(name, h),
+                None => tables.remove(&name),
+            };
+        }
+        Catalog::new(self.db.clone(), streams, tables)
     }
 }
 
@@ -140,8 +184,8 @@ impl Store {
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
         let db = Arc::new(DB::open_cf_descriptors(&opts, &path, cfs)?);
-        let (streams, next_stream_id) = recover(&db)?;
-        let catalog = Catalog::new(db.clone(), streams);
+        let (streams, tables, next_stream_id) = recover(&db)?;
+        let catalog = Catalog::new(db.clone(), streams, tables);
         let groups = Arc::new(Groups::recover(&db, &catalog.ids)?);
         let catalog = Arc::new(RwLock::new(Arc::new(catalog)));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -223,6 +267,29 @@ impl Store {
         def.validate()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(Request::CreateStream(def, if_not_exists, tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// The table called `name`, if it exists now.
+    pub fn table(&self, name: &str) -> Option<Arc<TableHandle>> {
+        self.catalog().table(name)
+    }
+
+    /// Creates a table and its changelog stream in one durable write. With
+    /// `if_not_exists`, an existing relation of that name is left alone and
+    /// `None` is returned. The ids in `def` are assigned here.
+    pub async fn create_table(&self, def: TableDef, if_not_exists: bool) -> Result<Option<Arc<TableHandle>>> {
+        def.validate()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::CreateTable(def, if_not_exists, tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Drops a table, its rows and its changelog in one durable write.
+    /// Returns whether a table was dropped.
+    pub async fn drop_table(&self, name: &str, if_exists: bool) -> Result<bool> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::DropTable(name.to_string(), if_exists, tx))?;
         rx.await.map_err(|_| Error::Unavailable)?
     }
 
@@ -359,10 +426,12 @@ fn live_bytes(db: &DB, def: &StreamDef, p: u32) -> Result<u64> {
     Ok(total)
 }
 
-/// Loads stream definitions and finds each partition's head (last offset + 1)
-/// and newest timestamp by seeking to the end of its key range, and what of
-/// it is archived (the manifest).
-fn recover(db: &DB) -> Result<(BTreeMap<String, Arc<StreamHandle>>, u64)> {
+type Recovered = (BTreeMap<String, Arc<StreamHandle>>, BTreeMap<String, Arc<TableHandle>>, u64);
+
+/// Loads stream and table definitions and finds each partition's head (last
+/// offset + 1) and newest timestamp by seeking to the end of its key range, and what of it is
+/// archived (the manifest).
+fn recover(db: &DB) -> Result<Recovered> {
     let cat = db.cf_handle(CF_CATALOG).expect("catalog cf");
     let log = db.cf_handle(CF_LOG).expect("log cf");
     let mut manifest = archive::load_manifest(db)?;
@@ -414,9 +483,24 @@ fn recover(db: &DB) -> Result<(BTreeMap<String, Arc<StreamHandle>>, u64)> {
         tracing::debug!(stream = %def.name, "recovered stream");
         streams.insert(def.name.clone(), Arc::new(StreamHandle::new(def, parts)));
     }
+    let mut tables = BTreeMap::new();
+    let iter = db.iterator_cf(cat, IteratorMode::From(keys::CATALOG_TABLE_PREFIX, Direction::Forward));
+    for item in iter {
+        let (key, value) = item?;
+        if !key.starts_with(keys::CATALOG_TABLE_PREFIX) {
+            break;
+        }
+        let def = TableDef::from_bytes(&value)?;
+        let changelog = streams
+            .values()
+            .find(|s: &&Arc<StreamHandle>| s.def.id == def.changelog)
+            .cloned()
+            .ok_or_else(|| Error::Corrupt(format!("changelog of table \"{}\" is missing", def.name)))?;
+        tables.insert(def.name.clone(), Arc::new(TableHandle::new(def, changelog)));
+    }
     let next_id = match db.get_cf(cat, keys::CATALOG_NEXT_STREAM_ID)? {
         Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Corrupt("next_stream_id".into()))?),
         None => 1,
     };
-    Ok((streams, next_id))
+    Ok((streams, tables, next_id))
 }

@@ -19,6 +19,7 @@ fn def(name: &str, partitions: u32) -> StreamDef {
         created_at_micros: 0,
         retention_bytes: None,
         archive: None,
+        changelog_of: None,
     }
 }
 

@@ -47,3 +47,25 @@ fn hierarchical() {
         assert!(out.contains(row), "missing {row:?} in:\n{out}");
     }
 }
+
+#[test]
+fn blackboard() {
+    let out = run("blackboard.sql");
+    for row in [
+        // The second CAS on the same version changed nothing.
+        "UPDATE 1\nUPDATE 0",
+        "cause | 0.8",
+        "6 | update | fix | planner | 2",
+        // The group's second FETCH: only the change after its commit.
+        "0 | 7 |",
+        "| impact | update | impact | p99 triples |",
+        "cause | the cache is cold after deploys | 1",
+        "impact | p99 triples | 2",
+        "cause | a connection pool is exhausted | researcher | 3",
+        "fix | raise the pool size | planner | 2",
+        "fix | raise pool size to 64",
+    ] {
+        assert!(out.contains(row), "missing {row:?} in:\n{out}");
+    }
+    assert!(!out.contains("disk is slow"), "the losing CAS was applied:\n{out}");
+}

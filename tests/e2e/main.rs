@@ -12,6 +12,7 @@ mod groups;
 mod listen;
 mod psql;
 mod slt;
+mod tables;
 mod wire;
 
 use brikk_tests::Server;

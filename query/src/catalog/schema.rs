@@ -1,5 +1,5 @@
-//! The `public` schema: every stream of the storage catalog, plus the
-//! `brikk_*` system tables.
+//! The `public` schema: every stream and table of the storage catalog,
+//! plus the `brikk_*` system tables.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::Result;
 
 use crate::catalog::archive::ArchiveScan;
+use crate::catalog::keyed_table::KeyedTable;
 use crate::catalog::stream_table::StreamTable;
 use crate::catalog::system;
 
@@ -42,13 +43,21 @@ impl BrikkSchema {
 impl SchemaProvider for BrikkSchema {
     fn table_names(&self) -> Vec<String> {
         let Some(store) = self.store() else { return Vec::new() };
-        let mut names: Vec<String> = store.catalog().streams().map(|s| s.def.name.clone()).collect();
+        let catalog = store.catalog();
+        // Changelog streams are reached through their table (changes(t)),
+        // so they stay out of listings such as psql's \dt.
+        let mut names: Vec<String> =
+            catalog.streams().filter(|s| s.def.changelog_of.is_none()).map(|s| s.def.name.clone()).collect();
+        names.extend(catalog.tables().map(|t| t.def.name.clone()));
         names.extend(system::NAMES.iter().map(|s| s.to_string()));
         names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some(store) = self.store() else { return Ok(None) };
+        if let Some(table) = store.table(name) {
+            return Ok(Some(Arc::new(KeyedTable::new(store, table))));
+        }
         if let Some(stream) = store.stream(name) {
             let archive = self.archive.read().expect("archive slot").clone();
             return Ok(Some(Arc::new(StreamTable::new(store, stream, archive))));
@@ -57,6 +66,7 @@ impl SchemaProvider for BrikkSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.store().is_some_and(|s| s.stream(name).is_some()) || system::NAMES.contains(&name)
+        self.store().is_some_and(|s| s.stream(name).is_some() || s.table(name).is_some())
+            || system::NAMES.contains(&name)
     }
 }

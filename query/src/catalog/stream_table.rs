@@ -13,7 +13,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::archive::{plan_archive, ArchiveScan};
 use crate::catalog::scan::{understood, ScanBounds, StreamScanExec};
-use crate::types::{arrow_type, UTC};
+use crate::types::{column_field, UTC};
 
 /// The columns every stream has before its own, in this order. They are
 /// left out of `SELECT *`; name them to see them.
@@ -33,7 +33,7 @@ pub fn stream_schema_of(def: &StreamDef) -> SchemaRef {
         Field::new("_timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), false),
         Field::new("_key", DataType::Utf8, true),
     ];
-    fields.extend(def.columns.iter().map(|c| Field::new(&c.name, arrow_type(c.ty), c.nullable)));
+    fields.extend(def.columns.iter().map(|c| column_field(&c.name, c.ty, c.nullable)));
     Arc::new(Schema::new(fields))
 }
 

@@ -23,6 +23,9 @@ use crate::session::listen::MAX_PAYLOAD;
 use crate::sql::parser::normalize;
 use crate::sql::rewrite::hide_system_columns;
 use crate::sql::{self, Statement};
+use crate::tables::dml::{self, Built, DmlPlan};
+use crate::tables::TxnRows;
+use datafusion::execution::context::SessionState;
 
 enum Txn {
     Idle,
@@ -50,6 +53,7 @@ struct Savepoint {
     name: String,
     appends: usize,
     groups: usize,
+    rows: usize,
     notifies: usize,
 }
 
@@ -61,7 +65,14 @@ pub struct Session {
     vars: Vars,
     pub(crate) groups: SessionGroups,
     listening: Listening,
+    /// The open transaction's own table rows, seen by its later statements.
+    /// Empty whenever no transaction is open.
+    rows: Arc<TxnRows>,
 }
+
+/// How often an autocommit statement on a table runs again when a row it
+/// read changed before its write committed.
+const MAX_ROW_RETRIES: usize = 64;
 
 impl Session {
     pub(crate) fn new(db: Brikk) -> Session {
@@ -71,6 +82,7 @@ impl Session {
             vars: Vars::default(),
             groups: SessionGroups::new(),
             listening: Listening::default(),
+            rows: Arc::new(TxnRows::default()),
         }
     }
 
@@ -162,6 +174,16 @@ impl Session {
         match &prepared.kind {
             PreparedKind::Empty => Ok(Output::Empty),
             PreparedKind::Other(stmt, _) => self.run((**stmt).clone(), &params).await,
+            PreparedKind::Dml(plan) => {
+                self.check_not_failed()?;
+                self.run_dml(plan, &params).await
+            }
+            PreparedKind::Lookup(plan) => {
+                self.check_not_failed()?;
+                let batch = plan.execute(&self.db.shared().store, &self.state(), &self.rows, &params)?;
+                let stream = RecordBatchStreamAdapter::new(batch.schema(), futures::stream::iter(vec![Ok(batch)]));
+                Ok(Output::Rows(Box::pin(stream)))
+            }
             PreparedKind::Insert(plan) => {
                 self.check_not_failed()?;
                 if plan.stream.is_dropped() {
@@ -196,6 +218,7 @@ impl Session {
             Txn::Active { implicit: false, writes, savepoints } => Txn::Failed { writes, savepoints },
             Txn::Active { implicit: true, writes, .. } => {
                 discard(writes);
+                self.rows = Arc::default();
                 Txn::Idle
             }
             failed @ Txn::Failed { .. } => failed,
@@ -224,6 +247,7 @@ impl Session {
                     created_at_micros: now_micros(),
                     retention_bytes: cs.retention_bytes,
                     archive: cs.archive,
+                    changelog_of: None,
                 };
                 self.db.shared().store.create_stream(def, cs.if_not_exists).await?;
                 Ok(command("CREATE STREAM", None))
@@ -267,6 +291,7 @@ impl Session {
             S::Commit { chain: false, .. } => match std::mem::replace(&mut self.txn, Txn::Idle) {
                 Txn::Failed { writes, .. } => {
                     self.listening.pending.clear();
+                    self.rows = Arc::default();
                     discard(writes);
                     Ok(Output::End { tag: "ROLLBACK".into() })
                 }
@@ -279,6 +304,7 @@ impl Session {
             },
             S::Rollback { chain: false, savepoint: None } => {
                 self.listening.pending.clear();
+                self.rows = Arc::default();
                 match std::mem::replace(&mut self.txn, Txn::Idle) {
                     Txn::Active { writes, .. } | Txn::Failed { writes, .. } => discard(writes),
                     Txn::Idle => {}
@@ -298,6 +324,7 @@ impl Session {
                             name,
                             appends: writes.appends.len(),
                             groups: writes.groups.len(),
+                            rows: writes.rows.len(),
                             notifies,
                         });
                         Ok(command("SAVEPOINT", None))
@@ -351,28 +378,66 @@ impl Session {
             S::Copy { source, to, target, options, legacy_options, .. } => {
                 self.copy(source, to, target, options, legacy_options).await
             }
-            S::Insert(insert) => {
-                let shared = self.db.shared();
-                let plan = InsertPlan::new(&insert, &shared.store, &shared.ctx, &[]).await?;
-                self.insert(&plan, params.to_vec()).await
-            }
-            S::Update(u) => {
-                Err(Error::Unsupported(format!("UPDATE of {} (streams are append-only; tables arrive later)", u.table)))
-            }
-            S::Delete(_) => Err(Error::Unsupported("DELETE (streams are append-only; use retention)".into())),
-            S::Truncate { .. } => Err(Error::Unsupported("TRUNCATE (use DROP STREAM, or retention)".into())),
-            S::CreateTable(_) => Err(Error::Unsupported("CREATE TABLE (use CREATE STREAM)".into())),
-            S::Drop { object_type, names, if_exists, .. } => {
-                if object_type == ast::ObjectType::Table {
-                    let store = &self.db.shared().store;
-                    let missing =
-                        names.iter().map(|n| n.to_string().to_ascii_lowercase()).find(|n| store.stream(n).is_none());
-                    return match (missing, if_exists) {
-                        (Some(name), false) => Err(Error::NotFound { kind: ObjectKind::Relation, name }),
-                        _ => Err(Error::Unsupported("DROP TABLE on a stream (use DROP STREAM)".into())),
-                    };
+            s @ (S::Insert(_) | S::Update(_) | S::Delete(_)) => {
+                let store = &self.db.shared().store;
+                if let Some(table) = dml::target_name(&s).and_then(|n| dml::table_of(store, n)) {
+                    let plan = DmlPlan::new(&s, table, &self.state(), &[]).await?;
+                    return self.run_dml(&plan, params).await;
                 }
-                Err(Error::Unsupported(format!("DROP {object_type}")))
+                match s {
+                    S::Insert(insert) => {
+                        let shared = self.db.shared();
+                        let plan = InsertPlan::new(&insert, &shared.store, &shared.ctx, &[]).await?;
+                        self.insert(&plan, params.to_vec()).await
+                    }
+                    S::Update(u) => Err(not_a_table(store, &u.table.relation.to_string(), "UPDATE")),
+                    _ => {
+                        let name = dml::target_name(&s).map(|n| n.to_string()).unwrap_or_default();
+                        Err(not_a_table(store, &name, "DELETE"))
+                    }
+                }
+            }
+            S::Truncate { .. } => {
+                Err(Error::Unsupported("TRUNCATE (use DROP STREAM or DROP TABLE, or retention)".into()))
+            }
+            S::CreateTable(ct) => {
+                self.ddl_allowed("CREATE TABLE").await?;
+                let def = crate::tables::ddl::table_def(&ct)?;
+                self.db.shared().store.create_table(def, ct.if_not_exists).await?;
+                Ok(command("CREATE TABLE", None))
+            }
+            S::Drop { object_type: ast::ObjectType::Table, names, if_exists, .. } => {
+                self.ddl_allowed("DROP TABLE").await?;
+                let store = &self.db.shared().store;
+                let names: Vec<String> = names
+                    .iter()
+                    .map(|n| n.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default())
+                    .collect();
+                for name in &names {
+                    if store.table(name).is_none() && store.stream(name).is_some() {
+                        return Err(Error::WrongObjectType(format!("\"{name}\" is a stream; use DROP STREAM")));
+                    }
+                    if store.table(name).is_none() && !if_exists {
+                        return Err(Error::NotFound { kind: ObjectKind::Relation, name: name.clone() });
+                    }
+                }
+                for name in &names {
+                    store.drop_table(name, if_exists).await?;
+                }
+                Ok(command("DROP TABLE", None))
+            }
+            S::Drop { object_type, .. } => Err(Error::Unsupported(format!("DROP {object_type}"))),
+            S::Explain { statement, analyze: false, .. }
+                if matches!(*statement, S::Insert(_) | S::Update(_) | S::Delete(_))
+                    && dml::target_name(&statement)
+                        .and_then(|n| dml::table_of(&self.db.shared().store, n))
+                        .is_some() =>
+            {
+                let table = dml::target_name(&statement)
+                    .and_then(|n| dml::table_of(&self.db.shared().store, n))
+                    .ok_or_else(|| Error::Internal("table vanished".into()))?;
+                let plan = DmlPlan::new(&statement, table, &self.state(), &[]).await?;
+                Ok(explain_text(&plan.explain()))
             }
             s if is_query(&s) => {
                 let plan = self.db.plan_query(s).await?;
@@ -405,8 +470,10 @@ impl Session {
         };
         let (mut writes, mut savepoints) = (writes, savepoints);
         let sp = &savepoints[at];
-        let undone = WriteSet { appends: vec![], groups: writes.groups.split_off(sp.groups) };
+        let undone = WriteSet { groups: writes.groups.split_off(sp.groups), ..Default::default() };
         writes.appends.truncate(sp.appends);
+        writes.rows.truncate(sp.rows);
+        Arc::make_mut(&mut self.rows).truncate(sp.rows);
         self.listening.pending.truncate(sp.notifies);
         discard(undone);
         savepoints.truncate(at + 1);
@@ -442,7 +509,7 @@ impl Session {
             _ => {
                 let undo = writes.groups.clone();
                 if let Err(e) = self.db.shared().store.commit(writes).await {
-                    discard(WriteSet { appends: vec![], groups: undo });
+                    discard(WriteSet { groups: undo, ..Default::default() });
                     return Err(e.into());
                 }
             }
@@ -454,10 +521,11 @@ impl Session {
     /// whether or not the commit succeeded.
     async fn commit(&mut self) -> Result<()> {
         let notifies = std::mem::take(&mut self.listening.pending);
+        self.rows = Arc::default();
         if let Txn::Active { writes, .. } = std::mem::replace(&mut self.txn, Txn::Idle) {
             let undo = writes.groups.clone();
             if let Err(e) = self.db.shared().store.commit(writes).await {
-                discard(WriteSet { appends: vec![], groups: undo });
+                discard(WriteSet { groups: undo, ..Default::default() });
                 return Err(e.into());
             }
         }
@@ -468,8 +536,68 @@ impl Session {
     }
 
     async fn run_plan(&self, plan: LogicalPlan) -> Result<Output> {
-        let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
-        Ok(Output::Rows(df.execute_stream().await?))
+        if self.rows.is_empty() {
+            let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
+            return Ok(Output::Rows(df.execute_stream().await?));
+        }
+        // Inside a transaction that wrote table rows, scans see them.
+        let mut state = self.db.shared().ctx.state();
+        state.config_mut().set_extension(self.rows.clone());
+        let physical = state.create_physical_plan(&plan).await?;
+        Ok(Output::Rows(datafusion::physical_plan::execute_stream(physical, state.task_ctx())?))
+    }
+
+    /// The DataFusion state this session's statements run in: the shared
+    /// one, plus the transaction's own rows when it has written some.
+    pub(crate) fn state(&self) -> Arc<SessionState> {
+        if self.rows.is_empty() {
+            return self.db.shared().state.clone();
+        }
+        let mut state = self.db.shared().ctx.state();
+        state.config_mut().set_extension(self.rows.clone());
+        Arc::new(state)
+    }
+
+    /// Runs a planned INSERT/UPDATE/DELETE on a table. In autocommit, a row
+    /// that changed between the read and the write makes the statement run
+    /// again on the new row (so a lost compare-and-set reports 0 rows);
+    /// inside a transaction the writes wait for COMMIT, which refuses them
+    /// with `40001` if a row they read has changed by then.
+    pub(crate) async fn run_dml(&mut self, plan: &DmlPlan, params: &[ScalarValue]) -> Result<Output> {
+        let mut attempt = 0;
+        loop {
+            let state = self.state();
+            let built = plan.build(&self.db.shared().store, &state, &self.rows, params).await?;
+            let Built { writes, rows, count, returned } = built;
+            let in_txn = matches!(self.txn, Txn::Active { .. });
+            let set = WriteSet { rows: writes, ..Default::default() };
+            if in_txn {
+                let pending = Arc::make_mut(&mut self.rows);
+                for (t, k, v) in rows {
+                    pending.set(t, k, v);
+                }
+                self.write(set).await?;
+            } else {
+                match self.db.shared().store.commit(set).await {
+                    Ok(_) => {}
+                    Err(brikk_storage::Error::RowConflict { .. }) if attempt < MAX_ROW_RETRIES => {
+                        attempt += 1;
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let tag = plan.tag();
+            return Ok(match returned {
+                Some(batch) => {
+                    let schema = batch.schema();
+                    let stream = RecordBatchStreamAdapter::new(schema, futures::stream::iter(vec![Ok(batch)]));
+                    Output::Returning { tag: tag.to_string(), rows: Box::pin(stream) }
+                }
+                None => command(tag, Some(count)),
+            });
+        }
     }
 
     fn set(&mut self, set: Set) -> Result<Output> {
@@ -547,6 +675,24 @@ fn discard(writes: WriteSet) {
     }
 }
 
+/// The error for UPDATE or DELETE on a relation that is not a table.
+fn not_a_table(store: &brikk_storage::Store, name: &str, verb: &str) -> Error {
+    let name = name.trim_matches('"').to_ascii_lowercase();
+    if store.stream(&name).is_some() {
+        Error::WrongObjectType(format!("cannot {verb} stream \"{name}\": streams are append-only (use retention)"))
+    } else {
+        Error::NotFound { kind: ObjectKind::Relation, name }
+    }
+}
+
+/// A one-column `QUERY PLAN` result, as EXPLAIN returns.
+fn explain_text(line: &str) -> Output {
+    let schema = prepared::explain_schema();
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![line.to_string()]))])
+        .expect("one text column");
+    Output::Rows(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(vec![Ok(batch)]))))
+}
+
 fn command(tag: &str, rows: Option<usize>) -> Output {
     Output::Command { tag: tag.to_string(), rows }
 }
@@ -567,7 +713,7 @@ impl Brikk {
     pub(crate) async fn plan_query(&self, mut stmt: ast::Statement) -> Result<LogicalPlan> {
         let shared = self.shared();
         let store = &shared.store;
-        hide_system_columns(&mut stmt, &|n| store.stream(n).is_some());
+        hide_system_columns(&mut stmt, &crate::sql::rewrite::system_columns_in(store));
         let plan =
             shared.ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
         match &plan {

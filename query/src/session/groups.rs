@@ -94,8 +94,13 @@ pub(crate) fn result_schema(store: &Store, stmt: &GroupStatement) -> Result<Opti
     })
 }
 
+/// The stream a group statement names; a table's name stands for its
+/// changelog, so agents can consume a table's changes as a group.
 fn find_stream(store: &Store, name: &str) -> Result<Arc<StreamHandle>> {
-    store.stream(name).ok_or_else(|| Error::NotFound { kind: ObjectKind::Relation, name: name.to_string() })
+    store
+        .stream(name)
+        .or_else(|| store.table(name).map(|t| t.changelog.clone()))
+        .ok_or_else(|| Error::NotFound { kind: ObjectKind::Relation, name: name.to_string() })
 }
 
 fn group_not_found(group: &str, stream: &str) -> Error {
@@ -153,14 +158,14 @@ impl Session {
                 Ok(command("CREATE GROUP", None))
             }
             GroupStatement::Drop { group, stream, if_exists } => {
-                let found = store.stream(&stream).and_then(|s| store.groups().get(s.def.id, &group));
+                let found = find_stream(&store, &stream).ok().and_then(|s| store.groups().get(s.def.id, &group));
                 let Some(g) = found else {
                     if if_exists {
                         return Ok(command("DROP GROUP", None));
                     }
                     return Err(group_not_found(&group, &stream));
                 };
-                store.commit(WriteSet { appends: vec![], groups: vec![GroupWrite::Drop(g)] }).await?;
+                store.commit(WriteSet { groups: vec![GroupWrite::Drop(g)], ..Default::default() }).await?;
                 Ok(command("DROP GROUP", None))
             }
             GroupStatement::Subscribe { stream, group, member, options } => {
@@ -270,8 +275,8 @@ impl Session {
                 let tag = if nack.is_some() { "NACK" } else { "ACK" };
                 let writes = match nack {
                     None => WriteSet {
-                        appends: vec![],
                         groups: vec![GroupWrite::Ack { group: g, claimant, records: recs }],
+                        ..Default::default()
                     },
                     Some(reason) => nack_writes(&store, &g, claimant, recs, reason)?,
                 };
@@ -434,7 +439,7 @@ impl Session {
             cursors: batch.cursors,
             dead: batch.dead.iter().map(|(p, o, _)| (*p, *o)).collect(),
         };
-        store.commit(WriteSet { appends, groups: vec![write] }).await?;
+        store.commit(WriteSet { appends, groups: vec![write], rows: vec![] }).await?;
         // Read the claimed records, per partition, in offset order.
         let mut by_partition: BTreeMap<u32, Vec<(u64, u32)>> = BTreeMap::new();
         for (p, o, c) in &delivered {
@@ -466,7 +471,7 @@ impl Session {
 
     /// Adds a group change to the open transaction, or commits it now.
     async fn write_group(&mut self, write: GroupWrite) -> Result<()> {
-        self.write(WriteSet { appends: vec![], groups: vec![write] }).await
+        self.write(WriteSet { groups: vec![write], ..Default::default() }).await
     }
 }
 
@@ -526,7 +531,7 @@ async fn ensure_group(
         ensure_dead_letter_stream(store, &def.dead_letter).await?;
     }
     let g = Arc::new(Group::new(def, s.clone()));
-    store.commit(WriteSet { appends: vec![], groups: vec![GroupWrite::Create(g)] }).await?;
+    store.commit(WriteSet { groups: vec![GroupWrite::Create(g)], ..Default::default() }).await?;
     store.groups().get(s.def.id, name).ok_or_else(|| group_not_found(name, &s.def.name))
 }
 
@@ -552,6 +557,7 @@ async fn ensure_dead_letter_stream(store: &Store, name: &str) -> Result<()> {
         created_at_micros: now_micros(),
         retention_bytes: None,
         archive: None,
+        changelog_of: None,
     };
     store.create_stream(def, true).await?;
     Ok(())
@@ -586,7 +592,14 @@ fn dead_letter(
 pub(crate) fn row_json(def: &StreamDef, record: &Record) -> serde_json::Value {
     let mut row = serde_json::Map::new();
     for (col, v) in def.columns.iter().zip(&record.values) {
-        row.insert(col.name.clone(), json_value(v));
+        let value = match (col.ty, v) {
+            // JSON columns nest as JSON, not as a string of JSON.
+            (ColumnType::Json | ColumnType::Jsonb, Value::Text(t)) => {
+                serde_json::from_str(t).unwrap_or_else(|_| json_value(v))
+            }
+            _ => json_value(v),
+        };
+        row.insert(col.name.clone(), value);
     }
     serde_json::Value::Object(row)
 }

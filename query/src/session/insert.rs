@@ -44,8 +44,9 @@ enum Source {
     Query(Box<LogicalPlan>),
 }
 
+/// A value of VALUES known without evaluation: a literal or a parameter.
 #[derive(Debug, Clone)]
-enum Operand {
+pub(crate) enum Operand {
     Const(ScalarValue),
     Param(usize),
 }
@@ -76,7 +77,7 @@ impl InsertPlan {
         if insert.returning.is_some() {
             return Err(Error::Unsupported("INSERT … RETURNING on a stream".into()));
         }
-        let targets = target_columns(&stream, &insert.columns)?;
+        let targets = target_columns(&stream.def.columns, &stream.def.name, &insert.columns, &SYSTEM_COLUMNS)?;
         let Some(source) = &insert.source else {
             return Err(Error::Unsupported("INSERT … DEFAULT VALUES".into()));
         };
@@ -108,7 +109,7 @@ impl InsertPlan {
             }
         }
         let mut stmt = ast::Statement::Query(source.clone());
-        crate::sql::rewrite::hide_system_columns(&mut stmt, &|n| store.stream(n).is_some());
+        crate::sql::rewrite::hide_system_columns(&mut stmt, &crate::sql::rewrite::system_columns_in(store));
         let plan = ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
         check_width(std::iter::once(plan.schema().fields().len()), targets.len())?;
         let param_types = crate::session::prepared::param_types(&plan, declared)?;
@@ -172,19 +173,26 @@ impl InsertPlan {
     }
 }
 
-fn target_columns(stream: &StreamHandle, columns: &[ast::ObjectName]) -> Result<Vec<usize>> {
+/// The column index each named INSERT target fills (all columns in order
+/// when none are named); system columns cannot be targets.
+pub(crate) fn target_columns(
+    defs: &[brikk_storage::ColumnDef],
+    relation: &str,
+    columns: &[ast::ObjectName],
+    system: &[&str],
+) -> Result<Vec<usize>> {
     if columns.is_empty() {
-        return Ok((0..stream.def.columns.len()).collect());
+        return Ok((0..defs.len()).collect());
     }
     let mut out = Vec::with_capacity(columns.len());
     for column in columns {
         let name = column.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
-        if SYSTEM_COLUMNS.contains(&name.as_str()) {
+        if system.contains(&name.as_str()) {
             return Err(Error::GeneratedColumn(name));
         }
-        let idx = stream.def.columns.iter().position(|c| c.name == name).ok_or_else(|| Error::NotFound {
+        let idx = defs.iter().position(|c| c.name == name).ok_or_else(|| Error::NotFound {
             kind: ObjectKind::Column,
-            name: format!("{name}\" of relation \"{}", stream.def.name),
+            name: format!("{name}\" of relation \"{relation}"),
         })?;
         if out.contains(&idx) {
             return Err(Error::Syntax(format!("column \"{name}\" specified more than once")));
@@ -194,7 +202,7 @@ fn target_columns(stream: &StreamHandle, columns: &[ast::ObjectName]) -> Result<
     Ok(out)
 }
 
-fn check_width(widths: impl Iterator<Item = usize>, targets: usize) -> Result<()> {
+pub(crate) fn check_width(widths: impl Iterator<Item = usize>, targets: usize) -> Result<()> {
     for w in widths {
         if w > targets {
             return Err(Error::Syntax("INSERT has more expressions than target columns".into()));
@@ -207,11 +215,11 @@ fn check_width(widths: impl Iterator<Item = usize>, targets: usize) -> Result<()
 }
 
 /// The rows as operands, if every value is a literal or a parameter.
-fn simple_rows(rows: &[ast::Parens<Vec<Expr>>]) -> Option<Vec<Vec<Operand>>> {
+pub(crate) fn simple_rows(rows: &[ast::Parens<Vec<Expr>>]) -> Option<Vec<Vec<Operand>>> {
     rows.iter().map(|row| row.content.iter().map(operand).collect()).collect()
 }
 
-fn operand(e: &Expr) -> Option<Operand> {
+pub(crate) fn operand(e: &Expr) -> Option<Operand> {
     use ast::Value as V;
     match e {
         Expr::Value(v) => Some(match &v.value {
@@ -241,4 +249,17 @@ fn number(text: &str, negative: bool) -> Option<ScalarValue> {
         return Some(ScalarValue::Int64(Some(i)));
     }
     signed.parse::<f64>().ok().map(|f| ScalarValue::Float64(Some(f)))
+}
+
+impl Operand {
+    /// The operand's value with `params` bound (`$1` is `params[0]`).
+    pub(crate) fn bind(&self, params: &[ScalarValue]) -> Result<ScalarValue> {
+        match self {
+            Operand::Const(v) => Ok(v.clone()),
+            Operand::Param(i) => params
+                .get(*i)
+                .cloned()
+                .ok_or_else(|| Error::InvalidParameter(format!("there is no parameter ${}", i + 1))),
+        }
+    }
 }

@@ -91,7 +91,8 @@ impl Listening {
         rx
     }
 
-    /// Starts forwarding `channel` (and the stream of that name, if any).
+    /// Starts forwarding `channel` (and the stream of that name, or the
+    /// changes of the table of that name, if any).
     pub(crate) fn listen(&mut self, hub: &Hub, store: &Store, channel: &str) {
         if self.tasks.contains_key(channel) {
             return;
@@ -102,7 +103,8 @@ impl Listening {
             return;
         };
         let notices = hub.subscribe(channel);
-        let stream = store.stream(channel);
+        // A table's channel carries its changes: its changelog's records.
+        let stream = store.stream(channel).or_else(|| store.table(channel).map(|t| t.changelog.clone()));
         // Records from now on: the heads are taken before LISTEN returns.
         let next = stream.as_ref().map(|s| s.heads()).unwrap_or_default();
         let task = tokio::spawn(forward(store.clone(), stream, next, channel.to_string(), notices, tx));

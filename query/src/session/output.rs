@@ -6,6 +6,9 @@ use datafusion::execution::SendableRecordBatchStream;
 pub enum Output {
     /// Rows, streamed as Arrow batches.
     Rows(SendableRecordBatchStream),
+    /// The rows of `INSERT/UPDATE/DELETE … RETURNING`, completed with the
+    /// command's tag (`UPDATE 2`) rather than `SELECT 2`.
+    Returning { tag: String, rows: SendableRecordBatchStream },
     /// A command's completion tag (`INSERT 0 5`, `CREATE STREAM`), with the
     /// affected row count where the command has one.
     Command { tag: String, rows: Option<usize> },
@@ -27,6 +30,7 @@ impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Output::Rows(s) => write!(f, "Rows({:?})", s.schema()),
+            Output::Returning { tag, rows } => write!(f, "Returning({tag}, {:?})", rows.schema()),
             Output::Command { tag, rows } => write!(f, "Command({tag}, {rows:?})"),
             Output::Begin => write!(f, "Begin"),
             Output::End { tag } => write!(f, "End({tag})"),

@@ -15,6 +15,8 @@ use crate::session::exec::{is_query, result_schema_of};
 use crate::session::insert::InsertPlan;
 use crate::sql;
 use crate::sql::Statement;
+use crate::tables::dml::{self, DmlPlan};
+use crate::tables::lookup::LookupPlan;
 
 /// A statement ready to execute many times.
 #[derive(Debug, Clone)]
@@ -28,6 +30,10 @@ pub struct Prepared {
 pub(crate) enum PreparedKind {
     Empty,
     Insert(Box<InsertPlan>),
+    /// INSERT, UPDATE or DELETE on a table.
+    Dml(Box<DmlPlan>),
+    /// A primary-key lookup run without DataFusion.
+    Lookup(Box<LookupPlan>),
     Query(Box<LogicalPlan>),
     /// Statements without parameters or planning (BEGIN, SET, DDL): run as is.
     Other(Box<Statement>, Option<SchemaRef>),
@@ -37,6 +43,8 @@ impl Prepared {
     pub(crate) fn new(sql: String, kind: PreparedKind) -> Result<Prepared> {
         let param_types = match &kind {
             PreparedKind::Insert(p) => p.param_types.clone(),
+            PreparedKind::Dml(p) => p.param_types.clone(),
+            PreparedKind::Lookup(p) => p.param_types.clone(),
             PreparedKind::Query(plan) => param_types(plan, &[])?,
             PreparedKind::Other(stmt, _) => match stmt.as_ref() {
                 Statement::Group(g) => vec![DataType::Int64; g.param_count()],
@@ -57,6 +65,8 @@ impl Prepared {
     pub fn result_schema(&self) -> Option<SchemaRef> {
         match &self.kind {
             PreparedKind::Query(plan) => Some(plan.schema().inner().clone()),
+            PreparedKind::Dml(plan) => plan.returning_schema(),
+            PreparedKind::Lookup(plan) => Some(plan.schema()),
             PreparedKind::Other(_, schema) => schema.clone(),
             PreparedKind::Empty | PreparedKind::Insert(_) => None,
         }
@@ -90,6 +100,22 @@ pub(crate) fn param_types(plan: &LogicalPlan, declared: &[Option<DataType>]) -> 
         .collect())
 }
 
+/// Whether `s` is an EXPLAIN of an INSERT/UPDATE/DELETE on a table (Brikk
+/// explains those itself).
+fn explains_table_dml(db: &Brikk, s: &ast::Statement) -> bool {
+    match s {
+        ast::Statement::Explain { statement, analyze: false, .. } => {
+            dml::target_name(statement).and_then(|n| dml::table_of(&db.shared().store, n)).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// The schema of EXPLAIN's result.
+pub(crate) fn explain_schema() -> SchemaRef {
+    std::sync::Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]))
+}
+
 /// A one-column text schema, for `SHOW name`.
 pub(crate) fn show_schema(name: &str) -> SchemaRef {
     std::sync::Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]))
@@ -106,6 +132,24 @@ impl Brikk {
         let kind = match statements.pop() {
             None => PreparedKind::Empty,
             Some(Statement::Sql(stmt)) => match *stmt {
+                s @ (ast::Statement::Insert(_) | ast::Statement::Update(_) | ast::Statement::Delete(_))
+                    if dml::target_name(&s).and_then(|n| dml::table_of(&self.shared().store, n)).is_some() =>
+                {
+                    let table = dml::target_name(&s)
+                        .and_then(|n| dml::table_of(&self.shared().store, n))
+                        .ok_or_else(|| Error::Internal("table vanished".into()))?;
+                    let plan = DmlPlan::new(&s, table, &self.shared().state, declared).await?;
+                    PreparedKind::Dml(Box::new(plan))
+                }
+                ast::Statement::Query(q) => {
+                    match LookupPlan::try_new(&q, &self.shared().store, &self.shared().state, declared)? {
+                        Some(plan) => PreparedKind::Lookup(Box::new(plan)),
+                        None => PreparedKind::Query(Box::new(self.plan_query(ast::Statement::Query(q)).await?)),
+                    }
+                }
+                s @ ast::Statement::Explain { .. } if explains_table_dml(self, &s) => {
+                    PreparedKind::Other(Box::new(Statement::Sql(Box::new(s))), Some(explain_schema()))
+                }
                 ast::Statement::Insert(insert) => {
                     let plan = InsertPlan::new(&insert, &self.shared().store, &self.shared().ctx, declared).await?;
                     PreparedKind::Insert(Box::new(plan))

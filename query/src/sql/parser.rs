@@ -95,6 +95,10 @@ fn parse_piece(
         return Ok(None);
     }
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    // `t AS OF OFFSET n` is Brikk's: rewritten to a table function first.
+    let has_of = tokens.iter().any(|t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::OF));
+    let as_of = if has_of { crate::tables::history::rewrite_as_of(&tokens) } else { None };
+    let text = as_of.as_deref().unwrap_or(text);
     let mut parser = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens);
     if let Some(stmt) = crate::sql::groups::parse(w.as_slice(), &mut parser)? {
         return Ok(Some(stmt));

@@ -13,18 +13,34 @@ use datafusion::sql::sqlparser::ast::{
     Statement, TableFactor, VisitMut, VisitorMut, WildcardAdditionalOptions,
 };
 
-use crate::catalog::SYSTEM_COLUMNS;
+use crate::catalog::{SYSTEM_COLUMNS, TABLE_SYSTEM_COLUMNS};
 use crate::sql::parser::normalize;
 
-/// Rewrites every wildcard over a stream in `stmt`. `is_stream` answers
-/// whether an (unqualified, normalized) relation name is a stream.
-pub fn hide_system_columns(stmt: &mut Statement, is_stream: &dyn Fn(&str) -> bool) {
-    let mut v = Hider { is_stream };
+/// The system columns of a relation by (unqualified, normalized) name, if
+/// it has any: a stream's, a table's, or those of a table function's result.
+pub type SystemColumnsOf<'a> = dyn Fn(&str) -> Option<&'static [&'static str]> + 'a;
+
+/// Rewrites every wildcard over a relation with system columns in `stmt`.
+pub fn hide_system_columns(stmt: &mut Statement, system_columns: &SystemColumnsOf) {
+    let mut v = Hider { system_columns };
     let _ = stmt.visit(&mut v);
 }
 
+/// [`SystemColumnsOf`] for the relations of `store`.
+pub fn system_columns_in(store: &brikk_storage::Store) -> impl Fn(&str) -> Option<&'static [&'static str]> + '_ {
+    move |name: &str| {
+        if store.stream(name).is_some() {
+            Some(&SYSTEM_COLUMNS[..])
+        } else if store.table(name).is_some() || name == crate::tables::history::AS_OF_FUNCTION {
+            Some(&TABLE_SYSTEM_COLUMNS[..])
+        } else {
+            None
+        }
+    }
+}
+
 struct Hider<'a> {
-    is_stream: &'a dyn Fn(&str) -> bool,
+    system_columns: &'a SystemColumnsOf<'a>,
 }
 
 impl VisitorMut for Hider<'_> {
@@ -36,10 +52,10 @@ impl VisitorMut for Hider<'_> {
     }
 }
 
-/// A relation in FROM: the name wildcards use for it, and whether it is a stream.
+/// A relation in FROM: the name wildcards use for it, and its system columns.
 struct Relation {
     label: ObjectName,
-    stream: bool,
+    system: Option<&'static [&'static str]>,
 }
 
 impl Hider<'_> {
@@ -62,7 +78,7 @@ impl Hider<'_> {
                 relations.push(self.relation(&j.relation));
             }
         }
-        if !relations.iter().flatten().any(|r| r.stream) {
+        if !relations.iter().flatten().any(|r| r.system.is_some()) {
             return;
         }
         let mut items = Vec::with_capacity(select.projection.len());
@@ -75,7 +91,8 @@ impl Hider<'_> {
                     items.push(SelectItem::UnnamedExpr(expr));
                 }
                 SelectItem::Wildcard(opts) if plain(&opts) && relations.len() == 1 => {
-                    items.push(SelectItem::Wildcard(excluding(opts)));
+                    let system = relations[0].as_ref().and_then(|r| r.system).unwrap_or(&[]);
+                    items.push(SelectItem::Wildcard(excluding(opts, system)));
                 }
                 SelectItem::Wildcard(opts) if plain(&opts) && relations.iter().all(Option::is_some) => {
                     for r in relations.iter().flatten() {
@@ -83,7 +100,10 @@ impl Hider<'_> {
                             wildcard_token: opts.wildcard_token.clone(),
                             ..Default::default()
                         };
-                        let o = if r.stream { excluding(o) } else { o };
+                        let o = match r.system {
+                            Some(cols) => excluding(o, cols),
+                            None => o,
+                        };
                         items.push(SelectItem::QualifiedWildcard(
                             SelectItemQualifiedWildcardKind::ObjectName(r.label.clone()),
                             o,
@@ -93,8 +113,11 @@ impl Hider<'_> {
                 SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), opts)
                     if plain(&opts) =>
                 {
-                    let is_stream = relations.iter().flatten().any(|r| r.stream && same(&r.label, &name));
-                    let opts = if is_stream { excluding(opts) } else { opts };
+                    let system = relations.iter().flatten().find(|r| same(&r.label, &name)).and_then(|r| r.system);
+                    let opts = match system {
+                        Some(cols) => excluding(opts, cols),
+                        None => opts,
+                    };
                     items.push(SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), opts));
                 }
                 other => items.push(other),
@@ -105,17 +128,21 @@ impl Hider<'_> {
 
     fn relation(&self, factor: &TableFactor) -> Option<Relation> {
         match factor {
-            TableFactor::Table { name, alias, args: None, .. } => {
-                let last = name.0.last()?.as_ident()?;
-                let stream = (self.is_stream)(&normalize(last));
+            TableFactor::Table { name, alias, args, .. } => {
+                let last = normalize(name.0.last()?.as_ident()?);
+                let system = match args {
+                    None => (self.system_columns)(&last),
+                    Some(_) if last == crate::tables::history::AS_OF_FUNCTION => (self.system_columns)(&last),
+                    Some(_) => None,
+                };
                 let label = match alias {
                     Some(a) => ObjectName::from(vec![a.name.clone()]),
                     None => name.clone(),
                 };
-                Some(Relation { label, stream })
+                Some(Relation { label, system })
             }
             TableFactor::Derived { alias: Some(a), .. } => {
-                Some(Relation { label: ObjectName::from(vec![a.name.clone()]), stream: false })
+                Some(Relation { label: ObjectName::from(vec![a.name.clone()]), system: None })
             }
             _ => None,
         }
@@ -131,7 +158,8 @@ fn is_system_alias(expr: &Expr, alias: &Ident) -> bool {
         },
         _ => return false,
     };
-    SYSTEM_COLUMNS.contains(&name.value.as_str()) && alias.value == format!("__alias_{}", name.value)
+    (SYSTEM_COLUMNS.contains(&name.value.as_str()) || TABLE_SYSTEM_COLUMNS.contains(&name.value.as_str()))
+        && alias.value == format!("__alias_{}", name.value)
 }
 
 fn plain(o: &WildcardAdditionalOptions) -> bool {
@@ -142,10 +170,12 @@ fn plain(o: &WildcardAdditionalOptions) -> bool {
         && o.opt_rename.is_none()
 }
 
-fn excluding(mut o: WildcardAdditionalOptions) -> WildcardAdditionalOptions {
-    o.opt_exclude = Some(ExcludeSelectItem::Multiple(
-        SYSTEM_COLUMNS.iter().map(|c| ObjectName::from(vec![Ident::new(*c)])).collect(),
-    ));
+fn excluding(mut o: WildcardAdditionalOptions, columns: &[&str]) -> WildcardAdditionalOptions {
+    if columns.is_empty() {
+        return o;
+    }
+    o.opt_exclude =
+        Some(ExcludeSelectItem::Multiple(columns.iter().map(|c| ObjectName::from(vec![Ident::new(*c)])).collect()));
     o
 }
 
@@ -162,7 +192,7 @@ mod tests {
 
     fn rewrite(sql: &str) -> String {
         let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
-        hide_system_columns(&mut stmt, &|n| n.starts_with('s'));
+        hide_system_columns(&mut stmt, &|n| n.starts_with('s').then_some(&SYSTEM_COLUMNS[..]));
         stmt.to_string()
     }
 

@@ -4,7 +4,14 @@
 use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use brikk_query::types::PG_TYPE_METADATA;
 use brikk_query::{Error, Output};
+use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use pgwire::api::results::{FieldFormat, FieldInfo};
+use pgwire::api::Type;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{stream, StreamExt};
@@ -24,7 +31,11 @@ pub fn to_pg_error(e: &Error) -> PgWireError {
 }
 
 pub(crate) fn error_info(e: &Error) -> ErrorInfo {
-    ErrorInfo::new("ERROR".to_owned(), sqlstate(e).to_owned(), e.to_string())
+    let mut info = ErrorInfo::new("ERROR".to_owned(), sqlstate(e).to_owned(), e.to_string());
+    if let Error::UniqueViolation { detail, .. } = e {
+        info.detail = Some(detail.clone());
+    }
+    info
 }
 
 /// Ends `rows` with `57014 canceling statement` when a cancel request for
@@ -56,6 +67,89 @@ where
 
 /// Where a `COPY … FROM STDIN` waits for the client's data.
 pub(crate) type CopySlot = Arc<std::sync::Mutex<Option<brikk_query::copy::CopyIn>>>;
+/// Postgres field descriptions of a result schema. JSON columns (Arrow's
+/// `arrow.json` extension type) are reported as `json`, or as `jsonb` when
+/// their field says so ([`brikk_query::types::PG_TYPE_METADATA`]).
+pub(crate) fn pg_fields(
+    schema: &Schema,
+    format: &Format,
+    options: Option<Arc<FormatOptions>>,
+) -> PgWireResult<Vec<FieldInfo>> {
+    let fields = arrow_schema_to_pg_fields(schema, format, options.clone())?;
+    Ok(fields
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(info, field)| match json_type(field) {
+            Some(ty) => {
+                let f = FieldInfo::new(info.name().to_string(), None, None, ty, info.format());
+                match &options {
+                    Some(o) => f.with_format_options(o.clone()),
+                    None => f,
+                }
+            }
+            None => info,
+        })
+        .collect())
+}
+
+fn json_type(field: &Field) -> Option<Type> {
+    if field.extension_type_name() != Some("arrow.json") {
+        return None;
+    }
+    Some(match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
+        Some("jsonb") => Type::JSONB,
+        _ => Type::JSON,
+    })
+}
+
+/// The binary form of `jsonb` is a version byte (1) before the text: JSONB
+/// columns sent in binary get it prefixed.
+fn jsonb_binary(batch: RecordBatch, fields: &[FieldInfo]) -> PgWireResult<RecordBatch> {
+    let needs = fields.iter().any(|f| *f.datatype() == Type::JSONB && f.format() == FieldFormat::Binary);
+    if !needs {
+        return Ok(batch);
+    }
+    let mut columns = batch.columns().to_vec();
+    for (i, f) in fields.iter().enumerate() {
+        if *f.datatype() != Type::JSONB || f.format() != FieldFormat::Binary {
+            continue;
+        }
+        if let Some(text) = columns[i].as_any().downcast_ref::<StringArray>() {
+            let prefixed: StringArray = text.iter().map(|v| v.map(|s| format!("\u{1}{s}"))).collect();
+            columns[i] = Arc::new(prefixed);
+        }
+    }
+    RecordBatch::try_new(batch.schema(), columns).map_err(|e| PgWireError::ApiError(Box::new(e)))
+}
+
+/// Rows as a query response whose completion tag is `tag` (`SELECT`,
+/// `UPDATE`, `INSERT 0`, …; the row count is appended when sent).
+fn rows_response(
+    batches: SendableRecordBatchStream,
+    tag: &str,
+    format: &Format,
+    options: Arc<FormatOptions>,
+    handle: Option<Arc<ConnectionHandle>>,
+) -> PgWireResult<Response> {
+    let fields = Arc::new(pg_fields(&batches.schema(), format, Some(options))?);
+    let row_fields = fields.clone();
+    let rows = batches
+        .map(move |batch| {
+            let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> =
+                match batch.map_err(|e| to_pg_error(&Error::from_datafusion(e))) {
+                    Ok(b) => match jsonb_binary(b, &row_fields) {
+                        Ok(b) => encode_recordbatch(row_fields.clone(), b),
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    },
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                };
+            stream::iter(rows)
+        })
+        .flatten();
+    let mut response = QueryResponse::new(fields, cancellable(rows, handle));
+    response.set_command_tag(tag);
+    Ok(Response::Query(response))
+}
 
 /// Turns one statement's output into a response; rows stream lazily and
 /// stop at a cancel request (`handle` is the connection's cancel handle).
@@ -77,19 +171,10 @@ pub(crate) fn response(
             let data = rows.map(|r| r.map(CopyData::new).map_err(|e| to_pg_error(&e)));
             Response::CopyOut(CopyResponse::new(0, columns, data.boxed()))
         }
-        Output::Rows(batches) => {
-            let fields = Arc::new(arrow_schema_to_pg_fields(&batches.schema(), format, Some(options))?);
-            let row_fields = fields.clone();
-            let rows = batches
-                .map(move |batch| {
-                    let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match batch {
-                        Ok(b) => encode_recordbatch(row_fields.clone(), b),
-                        Err(e) => Box::new(std::iter::once(Err(to_pg_error(&Error::from_datafusion(e))))),
-                    };
-                    stream::iter(rows)
-                })
-                .flatten();
-            Response::Query(QueryResponse::new(fields, cancellable(rows, handle)))
+        Output::Rows(batches) => rows_response(batches, "SELECT", format, options, handle)?,
+        Output::Returning { tag, rows } => {
+            let tag = if tag == "INSERT" { "INSERT 0".to_string() } else { tag };
+            rows_response(rows, &tag, format, options, handle)?
         }
         Output::Command { tag, rows } => {
             let mut t = Tag::new(&tag);

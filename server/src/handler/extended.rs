@@ -4,7 +4,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
+use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
 use brikk_query::{Brikk, Prepared, Session};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -99,7 +99,7 @@ impl QueryParser for StatementParser {
 
     fn get_result_schema(&self, stmt: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
         match stmt.prepared.result_schema() {
-            Some(schema) => arrow_schema_to_pg_fields(&schema, format.unwrap_or(&Format::UnifiedBinary), None),
+            Some(schema) => super::encode::pg_fields(&schema, format.unwrap_or(&Format::UnifiedBinary), None),
             None => Ok(Vec::new()),
         }
     }

@@ -28,14 +28,15 @@ use std::sync::{Arc, RwLock};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
 use crate::archive::{ArchivedFile, Handover};
-use crate::catalog::{StreamDef, StreamId};
+use crate::catalog::{StreamDef, StreamId, TableDef, TableId};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::groups::{GroupWrite, Groups};
 use crate::keys;
 use crate::log::retention::Trim;
 use crate::log::stream::{PartitionInit, StreamHandle};
-use crate::store::{Catalog, CF_ARCHIVE, CF_CATALOG, CF_GROUPS, CF_LOG, CF_TIME_INDEX};
+use crate::store::{Catalog, CatalogChanges, CF_ARCHIVE, CF_CATALOG, CF_GROUPS, CF_LOG, CF_TABLES, CF_TIME_INDEX};
+use crate::tables::{Expect, RowWrite, TableHandle};
 
 /// Most requests folded into one write; bounds the latency of the group.
 const MAX_GROUP: usize = 4096;
@@ -60,22 +61,26 @@ pub struct WriteSet {
     /// Consumer-group changes (offset commits, acks, ...) that land in the
     /// same write as the appends: consume-transform-produce is atomic.
     pub groups: Vec<GroupWrite>,
+    /// Table row changes, each also appended to its table's changelog.
+    /// Applied in order; every expectation must hold or nothing applies.
+    pub rows: Vec<RowWrite>,
 }
 
 impl WriteSet {
     /// A set of appends only.
     pub fn of_appends(appends: Vec<Append>) -> WriteSet {
-        WriteSet { appends, groups: Vec::new() }
+        WriteSet { appends, groups: Vec::new(), rows: Vec::new() }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.groups.is_empty()
+        self.appends.is_empty() && self.groups.is_empty() && self.rows.is_empty()
     }
 
     /// Adds everything of `other` after what this set holds.
     pub fn extend(&mut self, other: WriteSet) {
         self.appends.extend(other.appends);
         self.groups.extend(other.groups);
+        self.rows.extend(other.rows);
     }
 }
 
@@ -90,6 +95,8 @@ pub(crate) enum Request {
     Commit(WriteSet, tokio::sync::oneshot::Sender<Result<CommitReceipt>>),
     CreateStream(StreamDef, bool, tokio::sync::oneshot::Sender<Result<Option<Arc<StreamHandle>>>>),
     DropStream(String, bool, tokio::sync::oneshot::Sender<Result<bool>>),
+    CreateTable(TableDef, bool, tokio::sync::oneshot::Sender<Result<Option<Arc<TableHandle>>>>),
+    DropTable(String, bool, tokio::sync::oneshot::Sender<Result<bool>>),
     Trim(Vec<Trim>, tokio::sync::oneshot::Sender<Result<()>>),
     Archive(Handover, tokio::sync::oneshot::Sender<Result<()>>),
 }
@@ -99,6 +106,7 @@ enum Pending {
     Commit(tokio::sync::oneshot::Sender<Result<CommitReceipt>>, CommitReceipt),
     Create(tokio::sync::oneshot::Sender<Result<Option<Arc<StreamHandle>>>>, Option<Arc<StreamHandle>>),
     Drop(tokio::sync::oneshot::Sender<Result<bool>>, bool),
+    CreateTable(tokio::sync::oneshot::Sender<Result<Option<Arc<TableHandle>>>>, Option<Arc<TableHandle>>),
     Trim(tokio::sync::oneshot::Sender<Result<()>>),
 }
 
@@ -110,6 +118,7 @@ impl Pending {
             Pending::Commit(tx, r) => tx.send(Ok(r)).map_err(drop),
             Pending::Create(tx, r) => tx.send(Ok(r)).map_err(drop),
             Pending::Drop(tx, r) => tx.send(Ok(r)).map_err(drop),
+            Pending::CreateTable(tx, r) => tx.send(Ok(r)).map_err(drop),
             Pending::Trim(tx) => tx.send(Ok(())).map_err(drop),
         };
     }
@@ -120,6 +129,7 @@ impl Pending {
             Pending::Commit(tx, _) => tx.send(Err(err())).map_err(drop),
             Pending::Create(tx, _) => tx.send(Err(err())).map_err(drop),
             Pending::Drop(tx, _) => tx.send(Err(err())).map_err(drop),
+            Pending::CreateTable(tx, _) => tx.send(Err(err())).map_err(drop),
             Pending::Trim(tx) => tx.send(Err(err())).map_err(drop),
         };
     }
@@ -134,8 +144,11 @@ struct Group<'a> {
     undo: Vec<crate::groups::Undo>,
     /// Streams dropped in this group, whose consumer groups go with them.
     dropped_ids: Vec<StreamId>,
-    /// Streams created or dropped in this group (None = dropped).
-    changed: HashMap<String, Option<Arc<StreamHandle>>>,
+    /// Streams and tables created or dropped in this group (None = dropped).
+    changed: CatalogChanges,
+    /// Staged version of each row this group wrote (None = deleted).
+    rows: HashMap<(TableId, Vec<u8>), Option<u64>>,
+    dropped_tables: Vec<Arc<TableHandle>>,
     /// Staged (next offset, last timestamp) per touched partition.
     heads: HashMap<(StreamId, u32), (u64, i64)>,
     /// The one chunk per touched partition that this group writes.
@@ -157,22 +170,113 @@ impl Group<'_> {
         if let Some(h) = self.touched.get(&id) {
             return Some(h.clone());
         }
-        let created = self.changed.values().flatten().find(|h| h.def.id == id);
+        let created = self.changed.streams.values().flatten().find(|h| h.def.id == id);
         if let Some(h) = created {
             return Some(h.clone());
         }
         let h = self.catalog.by_id(id)?;
-        match self.changed.get(&h.def.name) {
+        match self.changed.streams.get(&h.def.name) {
             Some(_) => None, // dropped (or replaced) earlier in this group
             None => Some(h),
         }
     }
 
     fn stream_by_name(&self, name: &str) -> Option<Arc<StreamHandle>> {
-        match self.changed.get(name) {
+        match self.changed.streams.get(name) {
             Some(h) => h.clone(),
             None => self.catalog.get(name),
         }
+    }
+
+    fn table_by_id(&self, id: TableId) -> Option<Arc<TableHandle>> {
+        let created = self.changed.tables.values().flatten().find(|h| h.def.id == id);
+        if let Some(h) = created {
+            return Some(h.clone());
+        }
+        let h = self.catalog.table_by_id(id)?;
+        match self.changed.tables.get(&h.def.name) {
+            Some(_) => None,
+            None => Some(h),
+        }
+    }
+
+    fn table_by_name(&self, name: &str) -> Option<Arc<TableHandle>> {
+        match self.changed.tables.get(name) {
+            Some(h) => h.clone(),
+            None => self.catalog.table(name),
+        }
+    }
+
+    /// Whether a stream or a table is called `name`.
+    fn relation_exists(&self, name: &str) -> bool {
+        self.stream_by_name(name).is_some() || self.table_by_name(name).is_some()
+    }
+
+    /// The version of a row as of everything staged so far: `Some(v)` if it
+    /// exists at version `v`.
+    fn row_version(&self, table: TableId, key: &[u8]) -> Result<Option<u64>> {
+        if let Some(v) = self.rows.get(&(table, key.to_vec())) {
+            return Ok(*v);
+        }
+        match self.catalog.db.get_pinned_cf(cf(self.catalog, CF_TABLES), keys::row_key(table, key))? {
+            Some(v) => crate::tables::read::version_of(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks every row write's expectation, in order, as if the earlier
+    /// writes of the same set had applied. Returns the table of each write.
+    fn check_rows(&self, rows: &[RowWrite]) -> Result<Vec<Arc<TableHandle>>> {
+        let mut seen: HashMap<(TableId, &[u8]), bool> = HashMap::new();
+        let mut tables = Vec::with_capacity(rows.len());
+        for w in rows {
+            let t = self
+                .table_by_id(w.table)
+                .ok_or_else(|| Error::NotFound { kind: "table", name: format!("#{}", w.table.0) })?;
+            let current = match seen.get(&(w.table, w.key.as_slice())) {
+                // Written earlier in this set: its version is not known yet,
+                // and only existence matters for later writes.
+                Some(exists) => exists.then_some(u64::MAX),
+                None => self.row_version(w.table, &w.key)?,
+            };
+            let ok = match w.expect {
+                Expect::Any => true,
+                Expect::Absent => current.is_none(),
+                Expect::Version(v) => current == Some(v),
+            };
+            if !ok {
+                return Err(Error::RowConflict { table: t.def.name.clone(), exists: current.is_some() });
+            }
+            seen.insert((w.table, w.key.as_slice()), !w.is_delete());
+            tables.push(t);
+        }
+        Ok(tables)
+    }
+
+    /// Stages one append: assigns its offset and timestamp and adds it to its
+    /// partition's chunk. Returns the offset.
+    fn stage_append(&mut self, h: &Arc<StreamHandle>, partition: u32, record: &mut [u8]) -> u64 {
+        let slot = (h.def.id, partition);
+        let (next, last_ts) =
+            *self.heads.entry(slot).or_insert_with(|| (h.head(partition), h.last_timestamp(partition)));
+        // Timestamps never decrease along a partition, even if the clock
+        // steps back; the time index relies on it.
+        let ts = self.now.max(last_ts);
+        if ts > last_ts || next == 0 {
+            let tk = keys::time_key(h.def.id, partition, ts);
+            self.batch.put_cf(cf(self.catalog, CF_TIME_INDEX), tk, next.to_be_bytes());
+        }
+        codec::stamp(record, ts);
+        let full =
+            self.chunks.get(&slot).is_some_and(|c| c.len() >= MAX_CHUNK_RECORDS || c.byte_len() >= MAX_CHUNK_BYTES);
+        if full {
+            let chunk = self.chunks.remove(&slot).expect("checked");
+            self.put_chunk(slot, chunk);
+        }
+        self.chunks.entry(slot).or_insert_with(|| codec::ChunkBuilder::new(next)).push(record);
+        self.heads.insert(slot, (next + 1, ts));
+        self.touched.entry(h.def.id).or_insert_with(|| h.clone());
+        next
     }
 
     fn commit(&mut self, mut ws: WriteSet) -> Result<CommitReceipt> {
@@ -204,37 +308,43 @@ impl Group<'_> {
                 }
             }
         }
+        // Row expectations too: a failed one refuses the request before
+        // anything of it is staged.
+        let tables = match self.check_rows(&ws.rows) {
+            Ok(t) => t,
+            Err(e) => {
+                undo.into_iter().rev().for_each(|u| u());
+                return Err(e);
+            }
+        };
         ops.apply(&mut self.batch, cf(self.catalog, CF_GROUPS));
         self.undo.extend(undo);
         let mut positions = Vec::with_capacity(ws.appends.len());
         for (a, h) in ws.appends.iter_mut().zip(handles) {
-            let slot = (a.stream, a.partition);
-            let (next, last_ts) =
-                *self.heads.entry(slot).or_insert_with(|| (h.head(a.partition), h.last_timestamp(a.partition)));
-            // Timestamps never decrease along a partition, even if the clock
-            // steps back; the time index relies on it.
-            let ts = self.now.max(last_ts);
-            if ts > last_ts || next == 0 {
-                let tk = keys::time_key(a.stream, a.partition, ts);
-                self.batch.put_cf(cf(self.catalog, CF_TIME_INDEX), tk, next.to_be_bytes());
+            let offset = self.stage_append(&h, a.partition, &mut a.record);
+            positions.push((a.partition, offset));
+        }
+        for (w, t) in ws.rows.iter_mut().zip(tables) {
+            let version = self.stage_append(&t.changelog, 0, &mut w.change);
+            let key = keys::row_key(w.table, &w.key);
+            match &mut w.row {
+                Some(row) => {
+                    codec::stamp(row, codec::timestamp_of(&w.change).unwrap_or(self.now));
+                    let value = crate::tables::read::encode_value(version, row);
+                    self.batch.put_cf(cf(self.catalog, CF_TABLES), key, value);
+                    self.rows.insert((w.table, w.key.clone()), Some(version));
+                }
+                None => {
+                    self.batch.delete_cf(cf(self.catalog, CF_TABLES), key);
+                    self.rows.insert((w.table, w.key.clone()), None);
+                }
             }
-            codec::stamp(&mut a.record, ts);
-            let full =
-                self.chunks.get(&slot).is_some_and(|c| c.len() >= MAX_CHUNK_RECORDS || c.byte_len() >= MAX_CHUNK_BYTES);
-            if full {
-                let chunk = self.chunks.remove(&slot).expect("checked");
-                self.put_chunk(slot, chunk);
-            }
-            self.chunks.entry(slot).or_insert_with(|| codec::ChunkBuilder::new(next)).push(&a.record);
-            self.heads.insert(slot, (next + 1, ts));
-            self.touched.entry(a.stream).or_insert(h);
-            positions.push((a.partition, next));
         }
         Ok(CommitReceipt { positions, timestamp_micros: self.now })
     }
 
     fn create(&mut self, mut def: StreamDef, if_not_exists: bool) -> Result<Option<Arc<StreamHandle>>> {
-        if self.stream_by_name(&def.name).is_some() {
+        if self.relation_exists(&def.name) {
             if if_not_exists {
                 return Ok(None);
             }
@@ -251,8 +361,52 @@ impl Group<'_> {
         self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::catalog_stream_key(&def.name), def.to_bytes());
         let n = def.partitions as usize;
         let handle = Arc::new(StreamHandle::new(def, vec![PartitionInit::empty(); n]));
-        self.changed.insert(handle.def.name.clone(), Some(handle.clone()));
+        self.changed.streams.insert(handle.def.name.clone(), Some(handle.clone()));
         Ok(Some(handle))
+    }
+
+    fn create_table(&mut self, mut def: TableDef, if_not_exists: bool) -> Result<Option<Arc<TableHandle>>> {
+        let log_name = crate::catalog::changelog_name(&def.name);
+        if self.relation_exists(&def.name) {
+            if if_not_exists {
+                return Ok(None);
+            }
+            return Err(Error::AlreadyExists { kind: "relation", name: def.name });
+        }
+        if self.relation_exists(&log_name) {
+            return Err(Error::AlreadyExists { kind: "relation", name: log_name });
+        }
+        def.changelog = StreamId(self.next_stream_id);
+        def.id = TableId(self.next_stream_id + 1);
+        def.validate()?;
+        let log = self.create(def.changelog_def(), false)?.expect("created");
+        self.next_stream_id += 1;
+        self.batch.put_cf(
+            cf(self.catalog, CF_CATALOG),
+            keys::CATALOG_NEXT_STREAM_ID,
+            self.next_stream_id.to_be_bytes(),
+        );
+        self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::catalog_table_key(&def.name), def.to_bytes());
+        let handle = Arc::new(TableHandle::new(def, log));
+        self.changed.tables.insert(handle.def.name.clone(), Some(handle.clone()));
+        Ok(Some(handle))
+    }
+
+    fn drop_table(&mut self, name: String, if_exists: bool) -> Result<bool> {
+        let Some(t) = self.table_by_name(&name) else {
+            if if_exists {
+                return Ok(false);
+            }
+            return Err(Error::NotFound { kind: "table", name });
+        };
+        let (start, end) = keys::table_range(t.def.id);
+        self.batch.delete_cf(cf(self.catalog, CF_CATALOG), keys::catalog_table_key(&name));
+        self.batch.delete_range_cf(cf(self.catalog, CF_TABLES), start, end);
+        self.rows.retain(|(id, _), _| *id != t.def.id);
+        self.drop_stream_unchecked(t.changelog.clone());
+        self.changed.tables.insert(name, None);
+        self.dropped_tables.push(t);
+        Ok(true)
     }
 
     fn drop_stream(&mut self, name: String, if_exists: bool) -> Result<bool> {
@@ -262,6 +416,17 @@ impl Group<'_> {
             }
             return Err(Error::NotFound { kind: "stream", name });
         };
+        if h.def.changelog_of.is_some() {
+            return Err(Error::WrongState(format!(
+                "stream \"{name}\" is the changelog of a table; drop the table instead"
+            )));
+        }
+        self.drop_stream_unchecked(h);
+        Ok(true)
+    }
+
+    fn drop_stream_unchecked(&mut self, h: Arc<StreamHandle>) {
+        let name = h.def.name.clone();
         let (start, end) = (keys::stream_start(h.def.id), keys::stream_end(h.def.id));
         self.batch.delete_cf(cf(self.catalog, CF_CATALOG), keys::catalog_stream_key(&name));
         self.batch.delete_range_cf(cf(self.catalog, CF_LOG), &start, &end);
@@ -273,9 +438,8 @@ impl Group<'_> {
         self.heads.retain(|(id, _), _| *id != h.def.id);
         self.chunks.retain(|(id, _), _| *id != h.def.id);
         self.archived.retain(|(a, _)| a.def.id != h.def.id);
-        self.changed.insert(name, None);
+        self.changed.streams.insert(name, None);
         self.dropped.push(h);
-        Ok(true)
     }
 
     fn trim(&mut self, trims: Vec<Trim>) {
@@ -372,7 +536,9 @@ pub(crate) fn run(
             batch: WriteBatch::default(),
             undo: Vec::new(),
             dropped_ids: Vec::new(),
-            changed: HashMap::new(),
+            changed: CatalogChanges::default(),
+            rows: HashMap::new(),
+            dropped_tables: Vec::new(),
             heads: HashMap::new(),
             chunks: HashMap::new(),
             touched: HashMap::new(),
@@ -395,6 +561,14 @@ pub(crate) fn run(
                     Err(e) => drop(tx.send(Err(e))),
                 },
                 Request::DropStream(name, ie, tx) => match group.drop_stream(name, ie) {
+                    Ok(r) => group.replies.push(Pending::Drop(tx, r)),
+                    Err(e) => drop(tx.send(Err(e))),
+                },
+                Request::CreateTable(def, ine, tx) => match group.create_table(def, ine) {
+                    Ok(r) => group.replies.push(Pending::CreateTable(tx, r)),
+                    Err(e) => drop(tx.send(Err(e))),
+                },
+                Request::DropTable(name, ie, tx) => match group.drop_table(name, ie) {
                     Ok(r) => group.replies.push(Pending::Drop(tx, r)),
                     Err(e) => drop(tx.send(Err(e))),
                 },
@@ -425,6 +599,7 @@ pub(crate) fn run(
             next_stream_id: next_id,
             undo,
             dropped_ids,
+            dropped_tables,
             ..
         } = group;
         if batch.is_empty() {
@@ -452,6 +627,9 @@ pub(crate) fn run(
         }
         for h in &dropped {
             h.mark_dropped();
+        }
+        for t in &dropped_tables {
+            t.mark_dropped();
         }
         for (h, p, low, bytes) in trimmed {
             h.set_low(p, low);

@@ -1,0 +1,133 @@
+//! JSON in SQL: Postgres' operators over `json`/`jsonb` columns.
+//!
+//! The functions and the `->>`, `?`, `#>` operators come from
+//! `datafusion-functions-json`. Two operators are planned here first, so
+//! they behave as in Postgres:
+//! - `a -> 'k'` returns JSON (`json_get_json`), typed `json` on the wire,
+//!   so it can be chained (`fact -> 'a' -> 'b'`);
+//! - `a @> b` / `a <@ b` is JSON containment ([`json_contains_value`]).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, BooleanArray, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::DFSchema;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::expr::{Alias, ScalarFunction};
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{create_udf, ColumnarValue, Expr, ExprSchemable, ScalarUDF, Volatility};
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+use serde_json::Value as Json;
+
+/// Registers the JSON functions and operators with `registry`.
+pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
+    // Ours first: the first planner that plans an operator wins.
+    registry.register_expr_planner(Arc::new(PostgresJsonPlanner))?;
+    registry.register_udf(Arc::new(contains_udf()))?;
+    datafusion_functions_json::register_all(registry)
+}
+
+#[derive(Debug)]
+struct PostgresJsonPlanner;
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null)
+}
+
+impl ExprPlanner for PostgresJsonPlanner {
+    fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> Result<PlannerResult<RawBinaryExpr>> {
+        let name = format!("{} {} {}", expr.left.schema_name(), expr.op, expr.right.schema_name());
+        let planned = match expr.op {
+            BinaryOperator::Arrow => Expr::ScalarFunction(ScalarFunction {
+                func: datafusion_functions_json::udfs::json_get_json_udf(),
+                args: vec![expr.left, expr.right],
+            }),
+            BinaryOperator::AtArrow | BinaryOperator::ArrowAt => {
+                let (lt, rt) = (expr.left.get_type(schema)?, expr.right.get_type(schema)?);
+                if !is_text(&lt) || !is_text(&rt) {
+                    return Ok(PlannerResult::Original(expr));
+                }
+                let (container, contained) = match expr.op {
+                    BinaryOperator::AtArrow => (expr.left, expr.right),
+                    _ => (expr.right, expr.left),
+                };
+                Expr::ScalarFunction(ScalarFunction {
+                    func: Arc::new(contains_udf()),
+                    args: vec![container, contained],
+                })
+            }
+            _ => return Ok(PlannerResult::Original(expr)),
+        };
+        Ok(PlannerResult::Planned(Expr::Alias(Alias::new(planned, None::<&str>, name))))
+    }
+}
+
+/// Postgres' `@>` on JSON: whether `a` contains `b`. Objects contain
+/// objects whose every key they have with a contained value; arrays
+/// contain arrays whose every element one of theirs contains (and a
+/// scalar they hold); scalars contain only themselves.
+pub fn json_contains_value(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Object(a), Json::Object(b)) => {
+            b.iter().all(|(k, bv)| a.get(k).is_some_and(|av| json_contains_value(av, bv)))
+        }
+        (Json::Array(a), Json::Array(b)) => b.iter().all(|bv| a.iter().any(|av| json_contains_value(av, bv))),
+        (Json::Array(a), b) if !b.is_object() && !b.is_array() => a.iter().any(|av| av == b),
+        (a, b) => a == b,
+    }
+}
+
+fn contains_udf() -> ScalarUDF {
+    create_udf(
+        "json_contains_value",
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Boolean,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let text = |i: usize| {
+                arrays[i]
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| DataFusionError::Internal("json_contains_value expects text".into()))
+            };
+            let (a, b) = (text(0)?, text(1)?);
+            let parse = |s: &str| {
+                serde_json::from_str::<Json>(s).map_err(|e| {
+                    DataFusionError::External(Box::new(crate::error::Error::InvalidText(format!(
+                        "invalid input syntax for type json: {e}"
+                    ))))
+                })
+            };
+            let mut out = Vec::with_capacity(a.len());
+            for i in 0..a.len() {
+                if a.is_null(i) || b.is_null(i) {
+                    out.push(None);
+                } else {
+                    out.push(Some(json_contains_value(&parse(a.value(i))?, &parse(b.value(i))?)));
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(out))))
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(a: &str, b: &str) -> bool {
+        json_contains_value(&serde_json::from_str(a).unwrap(), &serde_json::from_str(b).unwrap())
+    }
+
+    #[test]
+    fn containment_follows_postgres() {
+        assert!(c(r#"{"a":1,"b":{"c":2,"d":3}}"#, r#"{"b":{"c":2}}"#));
+        assert!(!c(r#"{"a":1}"#, r#"{"a":2}"#));
+        assert!(c(r#"[1,2,[3,4]]"#, r#"[[4],1]"#));
+        assert!(c(r#"["x","y"]"#, r#""x""#));
+        assert!(!c(r#""x""#, r#"["x"]"#));
+        assert!(c(r#"{"tags":["a","b"]}"#, r#"{"tags":["b"]}"#));
+    }
+}

@@ -1,0 +1,87 @@
+//! `CREATE TABLE` as a table definition.
+
+use brikk_storage::{now_micros, ColumnDef, StreamId, TableDef, TableId};
+use datafusion::sql::sqlparser::ast::{self, ColumnOption, TableConstraint};
+
+use crate::catalog::keyed_table::TABLE_SYSTEM_COLUMNS;
+use crate::catalog::SYSTEM_COLUMNS;
+use crate::error::{Error, ObjectKind, Result};
+use crate::sql::parser::normalize;
+use crate::types::column_type;
+
+/// The definition `CREATE TABLE` asks for (ids are assigned when it is
+/// stored). A table needs a primary key: it is how agents address facts,
+/// and what compare-and-set and upserts act on.
+pub fn table_def(ct: &ast::CreateTable) -> Result<TableDef> {
+    if ct.query.is_some() {
+        return Err(Error::Unsupported("CREATE TABLE … AS".into()));
+    }
+    if ct.temporary {
+        return Err(Error::Unsupported("temporary tables".into()));
+    }
+    let name = ct.name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
+    if name.contains('$') {
+        return Err(Error::ReservedName(format!("table names cannot contain \"$\": \"{name}\"")));
+    }
+    let mut columns: Vec<ColumnDef> = Vec::with_capacity(ct.columns.len());
+    let mut primary_key: Vec<usize> = Vec::new();
+    for c in &ct.columns {
+        let cname = normalize(&c.name);
+        if SYSTEM_COLUMNS.contains(&cname.as_str()) || TABLE_SYSTEM_COLUMNS.contains(&cname.as_str()) {
+            return Err(Error::ReservedName(format!("column name \"{cname}\" is reserved for a system column")));
+        }
+        if columns.iter().any(|d| d.name == cname) {
+            return Err(Error::AlreadyExists { kind: ObjectKind::Column, name: cname });
+        }
+        let mut nullable = true;
+        for opt in &c.options {
+            match &opt.option {
+                ColumnOption::NotNull => nullable = false,
+                ColumnOption::Null => {}
+                ColumnOption::PrimaryKey(_) => {
+                    if !primary_key.is_empty() {
+                        return Err(Error::Plan(format!("multiple primary keys for table \"{name}\" are not allowed")));
+                    }
+                    primary_key.push(columns.len());
+                    nullable = false;
+                }
+                other => return Err(Error::Unsupported(format!("column option {other}"))),
+            }
+        }
+        columns.push(ColumnDef { name: cname, ty: column_type(&c.data_type)?, nullable });
+    }
+    for constraint in &ct.constraints {
+        match constraint {
+            TableConstraint::PrimaryKey(pk) => {
+                if !primary_key.is_empty() {
+                    return Err(Error::Plan(format!("multiple primary keys for table \"{name}\" are not allowed")));
+                }
+                for ic in &pk.columns {
+                    let cname = match &ic.column.expr {
+                        ast::Expr::Identifier(i) => normalize(i),
+                        other => return Err(Error::Unsupported(format!("primary key expression {other}"))),
+                    };
+                    let idx = columns.iter().position(|d| d.name == cname).ok_or_else(|| Error::NotFound {
+                        kind: ObjectKind::Column,
+                        name: format!("{cname}\" named in key of \"{name}"),
+                    })?;
+                    if primary_key.contains(&idx) {
+                        return Err(Error::AlreadyExists { kind: ObjectKind::Column, name: cname });
+                    }
+                    primary_key.push(idx);
+                    columns[idx].nullable = false;
+                }
+            }
+            other => return Err(Error::Unsupported(format!("table constraint {other}"))),
+        }
+    }
+    if columns.is_empty() {
+        return Err(Error::Syntax(format!("table \"{name}\" must have at least one column")));
+    }
+    if primary_key.is_empty() {
+        return Err(Error::Unsupported(format!(
+            "table \"{name}\" without a PRIMARY KEY (tables are addressed by key; use CREATE STREAM for an append-only log)"
+        )));
+    }
+    Ok(TableDef { id: TableId(0), name, columns, primary_key, changelog: StreamId(0), created_at_micros: now_micros() })
+}

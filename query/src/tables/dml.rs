@@ -1,0 +1,960 @@
+//! INSERT (with ON CONFLICT), UPDATE and DELETE on tables, with RETURNING.
+//!
+//! A statement is planned once into a [`DmlPlan`] and built into row writes
+//! at each execution ([`DmlPlan::build`]): read the target rows, evaluate the
+//! statement's expressions on them ([`super::expr`]), and emit one
+//! [`RowWrite`] per changed row that expects the version it read. Nothing
+//! is written here; the session commits the writes or keeps them in its
+//! transaction.
+//!
+//! The rows a statement targets are found by primary key when its WHERE
+//! pins every key column to literals or parameters (`topic = $1`, `id IN
+//! (1, 2)`), and by a scan of the table otherwise; the WHERE clause is then
+//! evaluated on each candidate row either way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use brikk_storage::tables::write::{OP_INSERT, OP_UPDATE};
+use brikk_storage::{Expect, RowWrite, Store, TableHandle, TableId, Value};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::{self, SelectItem, SetExpr, TableFactor, TableObject};
+use futures::TryStreamExt;
+
+use crate::catalog::keyed_table::{rows_to_batch, table_schema, TABLE_SYSTEM_COLUMNS};
+use crate::error::{Error, ObjectKind, Result};
+use crate::session::insert::{check_width, simple_rows, target_columns, Operand};
+use crate::sql::parser::normalize;
+use crate::tables::expr::{placeholders, RowExprs, Scope};
+use crate::tables::{Current, PendingRows, TxnRows};
+use crate::types::{arrow_type, assign};
+
+/// A planned INSERT, UPDATE or DELETE on a table.
+#[derive(Debug, Clone)]
+pub struct DmlPlan {
+    pub table: Arc<TableHandle>,
+    /// Parameter types, `$1` first.
+    pub param_types: Vec<DataType>,
+    kind: Kind,
+    returning: Option<Returning>,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Insert {
+        targets: Vec<usize>,
+        source: Source,
+        conflict: Conflict,
+    },
+    /// `sets` are (column, expression index); `filter` an expression index.
+    Update {
+        target: Target,
+        filter: Option<usize>,
+        sets: Vec<(usize, usize)>,
+        exprs: RowExprs,
+    },
+    Delete {
+        target: Target,
+        filter: Option<usize>,
+        exprs: RowExprs,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Values(Vec<Vec<Operand>>),
+    Query(Box<LogicalPlan>),
+}
+
+#[derive(Debug, Clone)]
+enum Conflict {
+    Error,
+    Nothing,
+    /// Expressions over the existing row and `excluded`.
+    Update {
+        sets: Vec<(usize, usize)>,
+        filter: Option<usize>,
+        exprs: RowExprs,
+    },
+}
+
+/// Which rows an UPDATE or DELETE reads.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// The rows of these keys (one operand per primary key column each).
+    Keys(Vec<Vec<Operand>>),
+    Scan,
+}
+
+#[derive(Debug, Clone)]
+struct Returning {
+    exprs: RowExprs,
+    schema: SchemaRef,
+}
+
+/// What one execution of a [`DmlPlan`] does.
+#[derive(Debug)]
+pub struct Built {
+    pub writes: Vec<RowWrite>,
+    /// The new state of each written row, for the transaction's own reads.
+    pub rows: Vec<(TableId, Vec<u8>, Option<Vec<Value>>)>,
+    /// Rows inserted, updated or deleted (the command tag's count).
+    pub count: usize,
+    /// The RETURNING rows, if the statement has a RETURNING clause.
+    pub returned: Option<RecordBatch>,
+}
+
+/// The table a DML statement writes, if `name` is a table.
+pub fn table_of(store: &Store, name: &ast::ObjectName) -> Option<Arc<TableHandle>> {
+    let relation = name.0.last().and_then(|p| p.as_ident()).map(normalize)?;
+    store.table(&relation)
+}
+
+/// The name of the relation of a DML statement's target, if it names one.
+pub fn target_name(stmt: &ast::Statement) -> Option<&ast::ObjectName> {
+    match stmt {
+        ast::Statement::Insert(i) => match &i.table {
+            TableObject::TableName(n) => Some(n),
+            _ => None,
+        },
+        ast::Statement::Update(u) => match &u.table.relation {
+            TableFactor::Table { name, .. } => Some(name),
+            _ => None,
+        },
+        ast::Statement::Delete(d) => match &d.from {
+            ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => match t.first()?.relation {
+                TableFactor::Table { ref name, .. } => Some(name),
+                _ => None,
+            },
+        },
+        _ => None,
+    }
+}
+
+/// Collects the parameter types of `exprs`: declared by the client first,
+/// then inferred, then `hints` (the column a bare parameter is assigned
+/// to), then text.
+pub(crate) fn param_types(
+    exprs: &[&Expr],
+    declared: &[Option<DataType>],
+    hints: &[(usize, DataType)],
+    extra: usize,
+) -> Result<Vec<DataType>> {
+    let mut found = Vec::new();
+    for e in exprs {
+        placeholders(e, &mut found)?;
+    }
+    let count = found.iter().map(|(i, _)| i + 1).max().unwrap_or(0).max(declared.len()).max(extra);
+    Ok((0..count)
+        .map(|i| {
+            declared
+                .get(i)
+                .cloned()
+                .flatten()
+                .or_else(|| found.iter().find(|(j, t)| *j == i && t.is_some()).and_then(|(_, t)| t.clone()))
+                .or_else(|| hints.iter().find(|(j, _)| *j == i).map(|(_, t)| t.clone()))
+                .unwrap_or(DataType::Utf8)
+        })
+        .collect())
+}
+
+/// A bare `$n` as a zero-based parameter index.
+fn bare_param(e: &ast::Expr) -> Option<usize> {
+    match crate::session::insert::operand(e)? {
+        Operand::Param(i) => Some(i),
+        Operand::Const(_) => None,
+    }
+}
+
+fn column_index(table: &TableHandle, name: &ast::ObjectName) -> Result<usize> {
+    let col = name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
+    if TABLE_SYSTEM_COLUMNS.contains(&col.as_str()) {
+        return Err(Error::GeneratedColumn(col));
+    }
+    table.def.columns.iter().position(|c| c.name == col).ok_or_else(|| Error::NotFound {
+        kind: ObjectKind::Column,
+        name: format!("{col}\" of relation \"{}", table.def.name),
+    })
+}
+
+/// The assignments as (column, value expression), checking each column
+/// is assigned once.
+fn assignments(table: &TableHandle, list: &[ast::Assignment]) -> Result<Vec<(usize, ast::Expr)>> {
+    let mut out: Vec<(usize, ast::Expr)> = Vec::with_capacity(list.len());
+    for a in list {
+        let ast::AssignmentTarget::ColumnName(name) = &a.target else {
+            return Err(Error::Unsupported("assigning to a tuple of columns".into()));
+        };
+        let idx = column_index(table, name)?;
+        if out.iter().any(|(i, _)| *i == idx) {
+            return Err(Error::Syntax(format!(
+                "multiple assignments to same column \"{}\"",
+                table.def.columns[idx].name
+            )));
+        }
+        out.push((idx, a.value.clone()));
+    }
+    Ok(out)
+}
+
+/// The rows `where` pins by primary key, if it pins every key column:
+/// top-level AND terms `key = literal/parameter` or `key IN (…)`.
+pub(crate) fn key_target(table: &TableHandle, selection: Option<&ast::Expr>) -> Target {
+    fn terms<'a>(e: &'a ast::Expr, out: &mut Vec<&'a ast::Expr>) {
+        match e {
+            ast::Expr::BinaryOp { left, op: ast::BinaryOperator::And, right } => {
+                terms(left, out);
+                terms(right, out);
+            }
+            ast::Expr::Nested(inner) => terms(inner, out),
+            other => out.push(other),
+        }
+    }
+    fn column_name(e: &ast::Expr) -> Option<String> {
+        match e {
+            ast::Expr::Identifier(i) => Some(normalize(i)),
+            ast::Expr::CompoundIdentifier(parts) => parts.last().map(normalize),
+            _ => None,
+        }
+    }
+    let Some(selection) = selection else { return Target::Scan };
+    let mut all = Vec::new();
+    terms(selection, &mut all);
+    let mut per_column: Vec<Vec<Operand>> = Vec::new();
+    for &k in &table.def.primary_key {
+        let name = &table.def.columns[k].name;
+        let values = all.iter().find_map(|t| match t {
+            ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } => {
+                match (column_name(left), column_name(right)) {
+                    (Some(c), _) if &c == name => crate::session::insert::operand(right).map(|o| vec![o]),
+                    (_, Some(c)) if &c == name => crate::session::insert::operand(left).map(|o| vec![o]),
+                    _ => None,
+                }
+            }
+            ast::Expr::InList { expr, list, negated: false } if column_name(expr).as_ref() == Some(name) => {
+                list.iter().map(crate::session::insert::operand).collect()
+            }
+            _ => None,
+        });
+        match values {
+            Some(v) => per_column.push(v),
+            None => return Target::Scan,
+        }
+    }
+    let mut combos: Vec<Vec<Operand>> = vec![Vec::new()];
+    for values in per_column {
+        combos = combos
+            .into_iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    let mut p = prefix.clone();
+                    p.push(v.clone());
+                    p
+                })
+            })
+            .collect();
+        if combos.len() > 1024 {
+            return Target::Scan;
+        }
+    }
+    Target::Keys(combos)
+}
+
+/// The qualifier expressions use for the target table.
+fn qualifier(name: &ast::ObjectName, alias: Option<&ast::Ident>) -> String {
+    match alias {
+        Some(a) => normalize(a),
+        None => name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default(),
+    }
+}
+
+impl DmlPlan {
+    /// Plans `stmt`, an INSERT, UPDATE or DELETE whose target is `table`.
+    pub async fn new(
+        stmt: &ast::Statement,
+        table: Arc<TableHandle>,
+        state: &SessionState,
+        declared: &[Option<DataType>],
+    ) -> Result<DmlPlan> {
+        let schema = table_schema(&table);
+        match stmt {
+            ast::Statement::Insert(insert) => Self::insert(insert, table, schema, state, declared).await,
+            ast::Statement::Update(u) => {
+                if !u.table.joins.is_empty() || u.from.is_some() {
+                    return Err(Error::Unsupported("UPDATE … FROM and joins in UPDATE".into()));
+                }
+                if u.limit.is_some() || !u.order_by.is_empty() {
+                    return Err(Error::Unsupported("UPDATE … ORDER BY / LIMIT".into()));
+                }
+                let TableFactor::Table { name, alias, .. } = &u.table.relation else {
+                    return Err(Error::Unsupported("UPDATE of this relation".into()));
+                };
+                let q = qualifier(name, alias.as_ref().map(|a| &a.name));
+                let scope = Scope::new(&[(&q, schema.clone())])?;
+                let sets = assignments(&table, &u.assignments)?;
+                let mut exprs = Vec::new();
+                let mut hints = Vec::new();
+                let mut set_idx = Vec::new();
+                for (col, e) in &sets {
+                    if let Some(p) = bare_param(e) {
+                        hints.push((p, arrow_type(table.def.columns[*col].ty)));
+                    }
+                    set_idx.push((*col, exprs.len()));
+                    exprs.push(scope.plan(state, e)?);
+                }
+                let filter = match &u.selection {
+                    Some(w) => {
+                        exprs.push(boolean(scope.plan(state, w)?, &scope)?);
+                        Some(exprs.len() - 1)
+                    }
+                    None => None,
+                };
+                let returning = u.returning.as_deref();
+                let ret_exprs = returning_exprs(returning, &scope, &table, &q, state)?;
+                let all: Vec<&Expr> = exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
+                let param_types = param_types(&all, declared, &hints, 0)?;
+                let compiled = RowExprs::compile(state, &scope, exprs, &param_types)?;
+                let returning = Returning::new(state, &scope, ret_exprs, &param_types)?;
+                let target = key_target(&table, u.selection.as_ref());
+                Ok(DmlPlan {
+                    table,
+                    param_types,
+                    kind: Kind::Update { target, filter, sets: set_idx, exprs: compiled },
+                    returning,
+                })
+            }
+            ast::Statement::Delete(d) => {
+                if d.using.is_some() || d.limit.is_some() || !d.order_by.is_empty() || !d.tables.is_empty() {
+                    return Err(Error::Unsupported("DELETE … USING / ORDER BY / LIMIT".into()));
+                }
+                let (ast::FromTable::WithFromKeyword(from) | ast::FromTable::WithoutKeyword(from)) = &d.from;
+                let [twj] = from.as_slice() else {
+                    return Err(Error::Unsupported("DELETE from several relations".into()));
+                };
+                let TableFactor::Table { name, alias, .. } = &twj.relation else {
+                    return Err(Error::Unsupported("DELETE from this relation".into()));
+                };
+                if !twj.joins.is_empty() {
+                    return Err(Error::Unsupported("joins in DELETE".into()));
+                }
+                let q = qualifier(name, alias.as_ref().map(|a| &a.name));
+                let scope = Scope::new(&[(&q, schema.clone())])?;
+                let mut exprs = Vec::new();
+                let filter = match &d.selection {
+                    Some(w) => {
+                        exprs.push(boolean(scope.plan(state, w)?, &scope)?);
+                        Some(0)
+                    }
+                    None => None,
+                };
+                let ret_exprs = returning_exprs(d.returning.as_deref(), &scope, &table, &q, state)?;
+                let all: Vec<&Expr> = exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
+                let param_types = param_types(&all, declared, &[], 0)?;
+                let compiled = RowExprs::compile(state, &scope, exprs, &param_types)?;
+                let returning = Returning::new(state, &scope, ret_exprs, &param_types)?;
+                let target = key_target(&table, d.selection.as_ref());
+                Ok(DmlPlan { table, param_types, kind: Kind::Delete { target, filter, exprs: compiled }, returning })
+            }
+            _ => Err(Error::Internal("DmlPlan::new on a statement that is not DML".into())),
+        }
+    }
+
+    async fn insert(
+        insert: &ast::Insert,
+        table: Arc<TableHandle>,
+        schema: SchemaRef,
+        state: &SessionState,
+        declared: &[Option<DataType>],
+    ) -> Result<DmlPlan> {
+        let TableObject::TableName(name) = &insert.table else {
+            return Err(Error::Unsupported("INSERT INTO a table function".into()));
+        };
+        let q = qualifier(name, insert.table_alias.as_ref().map(|a| &a.alias));
+        let targets = target_columns(&table.def.columns, &table.def.name, &insert.columns, &TABLE_SYSTEM_COLUMNS)?;
+        let Some(source) = &insert.source else {
+            return Err(Error::Unsupported("INSERT … DEFAULT VALUES".into()));
+        };
+        // Parameters of VALUES take the type of their column.
+        let mut hints = Vec::new();
+        let simple = match source.body.as_ref() {
+            SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() => {
+                simple_rows(&values.rows)
+            }
+            _ => None,
+        };
+        let (source_plan, mut extra) = match simple {
+            Some(rows) => {
+                check_width(rows.iter().map(Vec::len), targets.len())?;
+                for row in &rows {
+                    for (op, &col) in row.iter().zip(&targets) {
+                        if let Operand::Param(i) = op {
+                            hints.push((*i, arrow_type(table.def.columns[col].ty)));
+                        }
+                    }
+                }
+                (Source::Values(rows), 0)
+            }
+            None => {
+                let stmt = ast::Statement::Query(source.clone());
+                let plan =
+                    state.statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
+                check_width(std::iter::once(plan.schema().fields().len()), targets.len())?;
+                let n = crate::session::prepared::param_types(&plan, declared)?.len();
+                (Source::Query(Box::new(plan)), n)
+            }
+        };
+        extra = extra.max(hints.iter().map(|(i, _)| i + 1).max().unwrap_or(0));
+        let table_scope = Scope::new(&[(&q, schema.clone())])?;
+        let ret_exprs = returning_exprs(insert.returning.as_deref(), &table_scope, &table, &q, state)?;
+        let (conflict, conflict_exprs) = match &insert.on {
+            None => (None, Vec::new()),
+            Some(ast::OnInsert::OnConflict(oc)) => {
+                if let Some(ast::ConflictTarget::Columns(cols)) = &oc.conflict_target {
+                    let mut named: Vec<usize> = Vec::new();
+                    for c in cols {
+                        let n = normalize(c);
+                        let idx =
+                            table.def.columns.iter().position(|d| d.name == n).ok_or_else(|| Error::NotFound {
+                                kind: ObjectKind::Column,
+                                name: format!("{n}\" of relation \"{}", table.def.name),
+                            })?;
+                        named.push(idx);
+                    }
+                    let mut pk = table.def.primary_key.clone();
+                    named.sort();
+                    pk.sort();
+                    if named != pk {
+                        return Err(Error::InvalidColumnReference(
+                            "there is no unique or exclusion constraint matching the ON CONFLICT specification".into(),
+                        ));
+                    }
+                }
+                match &oc.action {
+                    ast::OnConflictAction::DoNothing => (Some(Conflict::Nothing), Vec::new()),
+                    ast::OnConflictAction::DoUpdate(du) => {
+                        if oc.conflict_target.is_none() {
+                            return Err(Error::Syntax(
+                                "ON CONFLICT DO UPDATE requires inference specification or constraint name".into(),
+                            ));
+                        }
+                        let user: SchemaRef = Arc::new(
+                            schema.project(&(TABLE_SYSTEM_COLUMNS.len()..schema.fields().len()).collect::<Vec<_>>())?,
+                        );
+                        let scope = Scope::new(&[(&q, schema.clone()), ("excluded", user)])?;
+                        let sets = assignments(&table, &du.assignments)?;
+                        if sets.iter().any(|(c, _)| table.def.primary_key.contains(c)) {
+                            return Err(Error::Unsupported("changing the primary key in ON CONFLICT DO UPDATE".into()));
+                        }
+                        let mut exprs = Vec::new();
+                        let mut set_idx = Vec::new();
+                        for (col, e) in &sets {
+                            if let Some(p) = bare_param(e) {
+                                hints.push((p, arrow_type(table.def.columns[*col].ty)));
+                            }
+                            set_idx.push((*col, exprs.len()));
+                            exprs.push(scope.plan(state, e)?);
+                        }
+                        let filter = match &du.selection {
+                            Some(w) => {
+                                exprs.push(boolean(scope.plan(state, w)?, &scope)?);
+                                Some(exprs.len() - 1)
+                            }
+                            None => None,
+                        };
+                        (Some(Conflict::Update { sets: set_idx, filter, exprs: RowExprs::empty(&scope) }), exprs)
+                    }
+                }
+            }
+            Some(_) => return Err(Error::Unsupported("this ON clause of INSERT (use ON CONFLICT)".into())),
+        };
+        let all: Vec<&Expr> = conflict_exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
+        let param_types = param_types(&all, declared, &hints, extra)?;
+        let conflict = match conflict {
+            None => Conflict::Error,
+            Some(Conflict::Update { sets, filter, exprs }) => Conflict::Update {
+                sets,
+                filter,
+                exprs: RowExprs::compile(state, exprs.scope(), conflict_exprs, &param_types)?,
+            },
+            Some(other) => other,
+        };
+        let returning = Returning::new(state, &table_scope, ret_exprs, &param_types)?;
+        Ok(DmlPlan { table, param_types, kind: Kind::Insert { targets, source: source_plan, conflict }, returning })
+    }
+
+    /// The command tag of this statement.
+    pub fn tag(&self) -> &'static str {
+        match self.kind {
+            Kind::Insert { .. } => "INSERT",
+            Kind::Update { .. } => "UPDATE",
+            Kind::Delete { .. } => "DELETE",
+        }
+    }
+
+    /// The schema of the RETURNING rows, if there is a RETURNING clause.
+    pub fn returning_schema(&self) -> Option<SchemaRef> {
+        self.returning.as_ref().map(|r| r.schema.clone())
+    }
+
+    /// A one-line description for EXPLAIN: how the target rows are found.
+    pub fn explain(&self) -> String {
+        let name = &self.table.def.name;
+        let how = match &self.kind {
+            Kind::Insert { .. } => "point lookup of each inserted key".to_string(),
+            Kind::Update { target, .. } | Kind::Delete { target, .. } => match target {
+                Target::Keys(k) => format!("primary key lookup of {} key(s), no scan", k.len()),
+                Target::Scan => "full scan of the table".to_string(),
+            },
+        };
+        format!("{} {name}: {how}", self.tag())
+    }
+
+    /// Builds the writes of one execution with `params` bound, reading the
+    /// table as of now plus the transaction's own rows `txn`.
+    pub async fn build(
+        &self,
+        store: &Store,
+        state: &SessionState,
+        txn: &TxnRows,
+        params: &[ScalarValue],
+    ) -> Result<Built> {
+        if self.table.is_dropped() {
+            return Err(Error::NotFound { kind: ObjectKind::Relation, name: self.table.def.name.clone() });
+        }
+        let mut b =
+            Builder { table: &self.table, store, txn, written: HashMap::new(), out: Vec::new(), writes: Vec::new() };
+        match &self.kind {
+            Kind::Insert { targets, source, conflict } => {
+                let rows = self.source_rows(source, state, params).await?;
+                for row in rows {
+                    let mut values = vec![Value::Null; self.table.def.columns.len()];
+                    for (v, &col) in row.into_iter().zip(targets) {
+                        let c = &self.table.def.columns[col];
+                        values[col] = assign(v, c.ty, &c.name)?;
+                    }
+                    self.check_not_null(&values)?;
+                    let key = self.table.key_of(&values)?;
+                    match b.lookup(&key)? {
+                        (None, expect) => b.put(OP_INSERT, key, values, expect)?,
+                        (Some(existing), expect) => match conflict {
+                            Conflict::Error => return Err(self.duplicate(&values)),
+                            Conflict::Nothing => {}
+                            Conflict::Update { sets, filter, exprs } => {
+                                if b.written.contains_key(&key) {
+                                    return Err(Error::Cardinality(
+                                        "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
+                                    ));
+                                }
+                                let batch = self.conflict_batch(&existing, &values)?;
+                                if let Some(f) = filter {
+                                    if !selected(&exprs.eval(state, *f, &batch, params)?, 0)? {
+                                        continue;
+                                    }
+                                }
+                                let mut new = existing.values.clone();
+                                for (col, i) in sets {
+                                    let a = exprs.eval(state, *i, &batch, params)?;
+                                    let c = &self.table.def.columns[*col];
+                                    new[*col] = assign(ScalarValue::try_from_array(&a, 0)?, c.ty, &c.name)?;
+                                }
+                                self.check_not_null(&new)?;
+                                b.put(OP_UPDATE, key, new, expect)?;
+                            }
+                        },
+                    }
+                }
+            }
+            Kind::Update { target, filter, sets, exprs } => {
+                let rows = self.target_rows(&mut b, target, params).await?;
+                let batch = self.row_batch(&rows)?;
+                let keep = self.filtered(exprs, *filter, state, &batch, params)?;
+                let set_values: Vec<(usize, ArrayRef)> = sets
+                    .iter()
+                    .map(|(col, i)| Ok((*col, exprs.eval(state, *i, &batch, params)?)))
+                    .collect::<Result<_>>()?;
+                for (i, (key, row)) in rows.into_iter().enumerate() {
+                    if !keep[i] {
+                        continue;
+                    }
+                    let mut new = row.values.clone();
+                    for (col, a) in &set_values {
+                        let c = &self.table.def.columns[*col];
+                        new[*col] = assign(ScalarValue::try_from_array(a, i)?, c.ty, &c.name)?;
+                    }
+                    self.check_not_null(&new)?;
+                    let new_key = self.table.key_of(&new)?;
+                    if new_key != key {
+                        let (taken, expect) = b.lookup(&new_key)?;
+                        if taken.is_some() {
+                            return Err(self.duplicate(&new));
+                        }
+                        // One row updated: its old key goes, its new one comes.
+                        b.delete(key, &row, false)?;
+                        b.put(OP_INSERT, new_key, new, expect)?;
+                    } else {
+                        let expect = b.expect_for(&key, &row);
+                        b.put(OP_UPDATE, key, new, expect)?;
+                    }
+                }
+            }
+            Kind::Delete { target, filter, exprs } => {
+                let rows = self.target_rows(&mut b, target, params).await?;
+                let batch = self.row_batch(&rows)?;
+                let keep = self.filtered(exprs, *filter, state, &batch, params)?;
+                for (i, (key, row)) in rows.into_iter().enumerate() {
+                    if keep[i] {
+                        b.delete(key, &row, true)?;
+                    }
+                }
+            }
+        }
+        let count = b.out.len();
+        let returned = match &self.returning {
+            Some(r) => {
+                let rows: Vec<Current> = b.out.iter().map(|v| Current::pending(v.clone())).collect();
+                let batch = self.row_batch_of(rows)?;
+                Some(r.eval(state, &batch, params)?)
+            }
+            None => None,
+        };
+        let rows = b.writes.iter().map(|(w, v)| (w.table, w.key.clone(), v.clone())).collect();
+        Ok(Built { writes: b.writes.into_iter().map(|(w, _)| w).collect(), rows, count, returned })
+    }
+
+    async fn source_rows(
+        &self,
+        source: &Source,
+        state: &SessionState,
+        params: &[ScalarValue],
+    ) -> Result<Vec<Vec<ScalarValue>>> {
+        match source {
+            Source::Values(rows) => {
+                rows.iter().map(|row| row.iter().map(|op| op.bind(params)).collect::<Result<Vec<_>>>()).collect()
+            }
+            Source::Query(plan) => {
+                let plan = if params.is_empty() {
+                    (**plan).clone()
+                } else {
+                    (**plan).clone().with_param_values(params.to_vec())?
+                };
+                // A query's now() is the time it starts.
+                let mut state = state.clone();
+                state.mark_start_execution();
+                let physical = state.create_physical_plan(&plan).await?;
+                let batches: Vec<RecordBatch> =
+                    datafusion::physical_plan::execute_stream(physical, state.task_ctx())?.try_collect().await?;
+                let mut out = Vec::new();
+                for batch in batches {
+                    for r in 0..batch.num_rows() {
+                        out.push(
+                            batch
+                                .columns()
+                                .iter()
+                                .map(|c| ScalarValue::try_from_array(c, r))
+                                .collect::<datafusion::error::Result<Vec<_>>>()?,
+                        );
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The candidate rows of an UPDATE or DELETE, with their keys.
+    async fn target_rows(
+        &self,
+        b: &mut Builder<'_>,
+        target: &Target,
+        params: &[ScalarValue],
+    ) -> Result<Vec<(Vec<u8>, Current)>> {
+        match target {
+            Target::Keys(keys) => {
+                let mut out: Vec<(Vec<u8>, Current)> = Vec::with_capacity(keys.len());
+                for ops in keys {
+                    let mut values = Vec::with_capacity(ops.len());
+                    for (op, &k) in ops.iter().zip(&self.table.def.primary_key) {
+                        let c = &self.table.def.columns[k];
+                        // A value that cannot be a key matches no row (the
+                        // WHERE clause still decides, and reports bad text).
+                        match assign(op.bind(params)?, c.ty, &c.name) {
+                            Ok(Value::Null) | Err(_) => values.clear(),
+                            Ok(v) => values.push(v),
+                        }
+                        if values.is_empty() {
+                            break;
+                        }
+                    }
+                    if values.len() != ops.len() {
+                        continue;
+                    }
+                    let refs: Vec<&Value> = values.iter().collect();
+                    let key = self.table.key_from(&refs)?;
+                    if out.iter().any(|(k, _)| *k == key) {
+                        continue;
+                    }
+                    if let Some(row) = b.current(&key)? {
+                        out.push((key, row));
+                    }
+                }
+                Ok(out)
+            }
+            Target::Scan => {
+                let (store, table) = (b.store.clone(), self.table.clone());
+                let pending = b.txn.table(table.def.id).cloned();
+                tokio::task::spawn_blocking(move || scan_all(&store, &table, pending.as_ref()))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+            }
+        }
+    }
+
+    fn row_batch(&self, rows: &[(Vec<u8>, Current)]) -> Result<RecordBatch> {
+        self.row_batch_of(rows.iter().map(|(_, r)| r.clone()).collect())
+    }
+
+    fn row_batch_of(&self, rows: Vec<Current>) -> Result<RecordBatch> {
+        let schema = table_schema(&self.table);
+        let projection: Vec<usize> = (0..schema.fields().len()).collect();
+        Ok(rows_to_batch(&schema, &projection, &self.table, rows)?)
+    }
+
+    /// One row: the existing row (with system columns), then the excluded row.
+    fn conflict_batch(&self, existing: &Current, excluded: &[Value]) -> Result<RecordBatch> {
+        let left = self.row_batch_of(vec![existing.clone()])?;
+        let right = self.row_batch_of(vec![Current::pending(excluded.to_vec())])?;
+        let mut columns = left.columns().to_vec();
+        columns.extend(right.columns()[TABLE_SYSTEM_COLUMNS.len()..].iter().cloned());
+        let mut fields: Vec<_> = left.schema().fields().iter().cloned().collect();
+        fields.extend(right.schema().fields()[TABLE_SYSTEM_COLUMNS.len()..].iter().cloned());
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(1)),
+        )?)
+    }
+
+    fn filtered(
+        &self,
+        exprs: &RowExprs,
+        filter: Option<usize>,
+        state: &SessionState,
+        batch: &RecordBatch,
+        params: &[ScalarValue],
+    ) -> Result<Vec<bool>> {
+        let n = batch.num_rows();
+        match filter {
+            None => Ok(vec![true; n]),
+            Some(_) if n == 0 => Ok(Vec::new()),
+            Some(f) => {
+                let a = exprs.eval(state, f, batch, params)?;
+                (0..n).map(|i| selected(&a, i)).collect()
+            }
+        }
+    }
+
+    fn check_not_null(&self, values: &[Value]) -> Result<()> {
+        for (c, v) in self.table.def.columns.iter().zip(values) {
+            if !c.nullable && *v == Value::Null {
+                return Err(Error::NotNull { relation: self.table.def.name.clone(), column: c.name.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    fn duplicate(&self, values: &[Value]) -> Error {
+        let cols: Vec<&str> =
+            self.table.def.primary_key.iter().map(|&k| self.table.def.columns[k].name.as_str()).collect();
+        Error::UniqueViolation {
+            constraint: format!("{}_pkey", self.table.def.name),
+            detail: format!("Key ({})=({}) already exists.", cols.join(", "), self.table.key_text(values)),
+        }
+    }
+}
+
+fn selected(a: &ArrayRef, i: usize) -> Result<bool> {
+    let b = a
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| Error::TypeMismatch("argument of WHERE must be type boolean".into()))?;
+    Ok(b.is_valid(i) && b.value(i))
+}
+
+/// `e` as a condition: an error unless it is boolean.
+fn boolean(e: Expr, scope: &Scope) -> Result<Expr> {
+    match scope.type_of(&e)? {
+        DataType::Boolean | DataType::Null => Ok(e),
+        other => Err(Error::TypeMismatch(format!(
+            "argument of WHERE must be type boolean, not type {}",
+            crate::types::pg_name_of(&other)
+        ))),
+    }
+}
+
+/// Every row of a table (blocking), with a transaction's pending rows.
+fn scan_all(store: &Store, table: &TableHandle, pending: Option<&PendingRows>) -> Result<Vec<(Vec<u8>, Current)>> {
+    let mut rows: std::collections::BTreeMap<Vec<u8>, Current> = std::collections::BTreeMap::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let chunk = store.table_scan(table, after.as_deref(), 4096)?;
+        let done = chunk.len() < 4096;
+        after = chunk.last().map(|(k, _)| k.clone());
+        for (k, row) in chunk {
+            rows.insert(k, Current::stored(row));
+        }
+        if done {
+            break;
+        }
+    }
+    for (k, v) in pending.into_iter().flatten() {
+        match v {
+            Some(values) => rows.insert(k.clone(), Current::pending(values.clone())),
+            None => rows.remove(k),
+        };
+    }
+    Ok(rows.into_iter().collect())
+}
+
+/// Collects one execution's writes, reading through what it wrote so far.
+struct Builder<'a> {
+    table: &'a TableHandle,
+    store: &'a Store,
+    txn: &'a TxnRows,
+    /// Rows this statement wrote: new state by key.
+    written: HashMap<Vec<u8>, Option<Vec<Value>>>,
+    /// The new rows (or deleted rows) for RETURNING and the count.
+    out: Vec<Vec<Value>>,
+    writes: Vec<(RowWrite, Option<Vec<Value>>)>,
+}
+
+impl Builder<'_> {
+    /// The row of `key` as this statement sees it (its own writes, then the
+    /// transaction's, then the table), and what a write of it must expect.
+    fn lookup(&self, key: &[u8]) -> Result<(Option<Current>, Expect)> {
+        if let Some(v) = self.written.get(key) {
+            return Ok((v.clone().map(Current::pending), Expect::Any));
+        }
+        if let Some(v) = self.txn.get(self.table.def.id, key) {
+            return Ok((v.clone().map(Current::pending), Expect::Any));
+        }
+        Ok(match self.store.table_get(self.table, key)? {
+            Some(row) => {
+                let v = row.version;
+                (Some(Current::stored(row)), Expect::Version(v))
+            }
+            None => (None, Expect::Absent),
+        })
+    }
+
+    fn current(&self, key: &[u8]) -> Result<Option<Current>> {
+        Ok(self.lookup(key)?.0)
+    }
+
+    /// What a write of a row read as `row` must expect.
+    fn expect_for(&self, key: &[u8], row: &Current) -> Expect {
+        match row.version {
+            Some(v) if !self.written.contains_key(key) => Expect::Version(v),
+            _ => Expect::Any,
+        }
+    }
+
+    fn put(&mut self, op: &'static str, key: Vec<u8>, values: Vec<Value>, expect: Expect) -> Result<()> {
+        let w = RowWrite::put(self.table, op, expect, &values)?;
+        self.written.insert(key, Some(values.clone()));
+        self.out.push(values.clone());
+        self.writes.push((w, Some(values)));
+        Ok(())
+    }
+
+    /// Deletes `old`; `counted`: the deletion is a row the statement
+    /// reports (not the old key of a row whose key an UPDATE changed).
+    fn delete(&mut self, key: Vec<u8>, old: &Current, counted: bool) -> Result<()> {
+        let expect = self.expect_for(&key, old);
+        let w = RowWrite::delete(self.table, expect, &old.values)?;
+        self.written.insert(key, None);
+        if counted {
+            self.out.push(old.values.clone());
+        }
+        self.writes.push((w, None));
+        Ok(())
+    }
+}
+
+/// RETURNING expressions with their output names, `*` expanded.
+fn returning_exprs(
+    items: Option<&[SelectItem]>,
+    scope: &Scope,
+    table: &TableHandle,
+    qualifier: &str,
+    state: &SessionState,
+) -> Result<Vec<(Expr, String)>> {
+    let Some(items) = items else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                for c in &table.def.columns {
+                    let e = ast::Expr::CompoundIdentifier(vec![
+                        ast::Ident::new(qualifier),
+                        ast::Ident::with_quote('"', &c.name),
+                    ]);
+                    out.push((scope.plan(state, &e)?, c.name.clone()));
+                }
+            }
+            SelectItem::UnnamedExpr(e) => {
+                let name = match e {
+                    ast::Expr::Identifier(i) => normalize(i),
+                    ast::Expr::CompoundIdentifier(p) => p.last().map(normalize).unwrap_or_default(),
+                    _ => "?column?".to_string(),
+                };
+                out.push((scope.plan(state, e)?, name));
+            }
+            SelectItem::ExprWithAlias { expr, alias } => out.push((scope.plan(state, expr)?, normalize(alias))),
+            SelectItem::ExprWithAliases { .. } => return Err(Error::Unsupported("this RETURNING item".into())),
+        }
+    }
+    Ok(out)
+}
+
+impl Returning {
+    fn new(
+        state: &SessionState,
+        scope: &Scope,
+        exprs: Vec<(Expr, String)>,
+        params: &[DataType],
+    ) -> Result<Option<Returning>> {
+        if exprs.is_empty() {
+            return Ok(None);
+        }
+        let mut fields = Vec::with_capacity(exprs.len());
+        for (e, name) in &exprs {
+            let f = scope.field_of(e)?;
+            fields.push(f.with_name(name.clone()).with_nullable(true));
+        }
+        let compiled = RowExprs::compile(state, scope, exprs.into_iter().map(|(e, _)| e).collect(), params)?;
+        Ok(Some(Returning { exprs: compiled, schema: Arc::new(Schema::new(fields)) }))
+    }
+
+    fn eval(&self, state: &SessionState, batch: &RecordBatch, params: &[ScalarValue]) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let mut columns = Vec::with_capacity(self.schema.fields().len());
+        for i in 0..self.schema.fields().len() {
+            let a = if n == 0 {
+                datafusion::arrow::array::new_empty_array(self.schema.field(i).data_type())
+            } else {
+                self.exprs.eval(state, i, batch, params)?
+            };
+            let want = self.schema.field(i).data_type();
+            columns.push(if a.data_type() == want { a } else { datafusion::arrow::compute::cast(&a, want)? });
+        }
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?)
+    }
+}

@@ -1,0 +1,207 @@
+//! Expressions over one table row, compiled once and evaluated per
+//! Execute without planning a query.
+//!
+//! A DML statement's expressions (SET values, WHERE, RETURNING, ON CONFLICT
+//! updates) are planned by DataFusion against the row's schema — the table
+//! under its name or alias, and for `ON CONFLICT` also the `excluded` row.
+//! Parameters become extra columns (`$1`, `$2`, …) of the batch the
+//! expressions run on, so a prepared statement compiles its physical
+//! expressions at Parse and only binds values at Execute. Expressions that
+//! call functions which are not immutable (`now()`, `random()`) are
+//! simplified and compiled at each Execute instead, so they see that
+//! statement's time.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, DFSchemaRef, TableReference};
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::logical_expr::{Expr, ExprSchemable, Volatility};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast;
+
+use crate::error::{Error, Result};
+
+/// The row schema a statement's expressions are written against.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    /// The row fields, qualified (table name or alias; `excluded`).
+    row: DFSchemaRef,
+}
+
+impl Scope {
+    /// A scope of `parts`: each a qualifier and the Arrow schema of the row
+    /// it names, side by side in the evaluation batch.
+    pub(crate) fn new(parts: &[(&str, SchemaRef)]) -> Result<Scope> {
+        let mut fields = Vec::new();
+        for (qualifier, schema) in parts {
+            let q = TableReference::bare(*qualifier);
+            fields.extend(schema.fields().iter().map(|f| (Some(q.clone()), f.clone())));
+        }
+        Ok(Scope { row: Arc::new(DFSchema::new_with_metadata(fields, Default::default())?) })
+    }
+
+    /// Plans an expression of the statement. Parameters it uses get the
+    /// type of what they are compared with, where DataFusion can tell.
+    pub(crate) fn plan(&self, state: &SessionState, e: &ast::Expr) -> Result<Expr> {
+        let with_alias = ast::ExprWithAlias { expr: e.clone(), alias: None };
+        let expr = state.create_logical_expr_from_sql_expr(with_alias, &self.row)?;
+        if expr.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_))))? {
+            return Err(Error::Unsupported("subqueries in this position".into()));
+        }
+        if expr.exists(|e| Ok(matches!(e, Expr::AggregateFunction(_) | Expr::WindowFunction(_))))? {
+            return Err(Error::Plan("aggregate and window functions are not allowed here".into()));
+        }
+        Ok(expr.infer_placeholder_types(&self.row)?.0)
+    }
+
+    /// The Arrow type of `e` in this scope.
+    pub(crate) fn type_of(&self, e: &Expr) -> Result<DataType> {
+        Ok(e.to_field(&self.row)?.1.data_type().clone())
+    }
+
+    /// The output field of `e` (name, type, metadata) for RETURNING.
+    pub(crate) fn field_of(&self, e: &Expr) -> Result<Field> {
+        Ok(e.to_field(&self.row)?.1.as_ref().clone())
+    }
+}
+
+/// The placeholders of `e` with the types DataFusion inferred, as
+/// (zero-based index, type).
+pub(crate) fn placeholders(e: &Expr, out: &mut Vec<(usize, Option<DataType>)>) -> Result<()> {
+    e.apply(|e| {
+        if let Expr::Placeholder(Placeholder { id, field }) = e {
+            let idx = id
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| n.checked_sub(1))
+                .ok_or_else(|| datafusion::error::DataFusionError::Plan(format!("invalid parameter {id}")))?;
+            out.push((idx, field.as_ref().map(|f| f.data_type().clone())));
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
+}
+
+/// Expressions of one statement compiled against one [`Scope`] and the
+/// statement's parameter types.
+#[derive(Debug, Clone)]
+pub(crate) struct RowExprs {
+    scope: Scope,
+    /// Row fields plus one field per parameter (`$1`, …).
+    eval: DFSchemaRef,
+    exprs: Vec<Compiled>,
+}
+
+#[derive(Debug, Clone)]
+struct Compiled {
+    /// Parameters as columns of the evaluation batch.
+    logical: Expr,
+    /// Compiled once, or `None` when it must be compiled per execution.
+    physical: Option<Arc<dyn PhysicalExpr>>,
+}
+
+fn param_name(i: usize) -> String {
+    format!("${}", i + 1)
+}
+
+/// Whether `e` calls a function whose result can change between two
+/// executions (`now()`, `random()`).
+fn varies(e: &Expr) -> Result<bool> {
+    Ok(e.exists(|e| {
+        Ok(matches!(e, Expr::ScalarFunction(f) if f.func.signature().volatility != Volatility::Immutable))
+    })?)
+}
+
+impl RowExprs {
+    /// Compiles `exprs` (planned by `scope.plan`) for parameters of
+    /// `param_types` (`$1` first).
+    pub(crate) fn compile(
+        state: &SessionState,
+        scope: &Scope,
+        exprs: Vec<Expr>,
+        param_types: &[DataType],
+    ) -> Result<RowExprs> {
+        let mut fields: Vec<(Option<TableReference>, Arc<Field>)> =
+            scope.row.iter().map(|(q, f)| (q.cloned(), f.clone())).collect();
+        for (i, t) in param_types.iter().enumerate() {
+            fields.push((None, Arc::new(Field::new(param_name(i), t.clone(), true))));
+        }
+        let eval = Arc::new(DFSchema::new_with_metadata(fields, Default::default())?);
+        let mut compiled = Vec::with_capacity(exprs.len());
+        for e in exprs {
+            let logical = e
+                .transform(|e| match e {
+                    Expr::Placeholder(Placeholder { id, field }) => {
+                        let idx = id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+                        let col = Expr::Column(Column::from_name(format!("${idx}")));
+                        let want = field.map(|f| f.data_type().clone());
+                        let have = param_types.get(idx.wrapping_sub(1)).cloned();
+                        Ok(Transformed::yes(match (want, have) {
+                            (Some(w), Some(h)) if w != h => datafusion::logical_expr::cast(col, w),
+                            _ => col,
+                        }))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })?
+                .data;
+            let physical =
+                if varies(&logical)? { None } else { Some(state.create_physical_expr(logical.clone(), &eval)?) };
+            compiled.push(Compiled { logical, physical });
+        }
+        Ok(RowExprs { scope: scope.clone(), eval, exprs: compiled })
+    }
+
+    /// No expressions yet: a placeholder that only carries `scope`.
+    pub(crate) fn empty(scope: &Scope) -> RowExprs {
+        RowExprs { scope: scope.clone(), eval: scope.row.clone(), exprs: Vec::new() }
+    }
+
+    /// Evaluates expression `i` on every row of `rows` (a batch of the
+    /// scope's row schema) with `params` bound. Returns one value per row.
+    pub(crate) fn eval(
+        &self,
+        state: &SessionState,
+        i: usize,
+        rows: &RecordBatch,
+        params: &[ScalarValue],
+    ) -> Result<ArrayRef> {
+        let n = rows.num_rows();
+        let mut columns = rows.columns().to_vec();
+        let param_fields = &self.eval.fields()[rows.num_columns()..];
+        for (j, f) in param_fields.iter().enumerate() {
+            let v = params.get(j).cloned().unwrap_or(ScalarValue::Null);
+            let v = if v.data_type() == *f.data_type() { v } else { v.cast_to(f.data_type())? };
+            columns.push(v.to_array_of_size(n)?);
+        }
+        let schema: SchemaRef = Arc::new(Schema::new(self.eval.fields().clone()));
+        let batch =
+            RecordBatch::try_new_with_options(schema, columns, &RecordBatchOptions::new().with_row_count(Some(n)))?;
+        let c = &self.exprs[i];
+        let physical = match &c.physical {
+            Some(p) => p.clone(),
+            None => {
+                let ctx = SimplifyContext::builder()
+                    .with_schema(self.eval.clone())
+                    .with_config_options(state.config_options().clone())
+                    .with_current_time()
+                    .build();
+                let simplified = ExprSimplifier::new(ctx).simplify(c.logical.clone())?;
+                state.create_physical_expr(simplified, &self.eval)?
+            }
+        };
+        Ok(physical.evaluate(&batch)?.into_array(n)?)
+    }
+
+    /// The scope these expressions are written in.
+    pub(crate) fn scope(&self) -> &Scope {
+        &self.scope
+    }
+}

@@ -1,0 +1,75 @@
+//! The in-memory face of a table.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::catalog::{ColumnType, TableDef};
+use crate::codec::Value;
+use crate::error::Result;
+use crate::log::StreamHandle;
+use crate::tables::key;
+
+/// A table as readers and writers see it: its definition and its
+/// changelog stream.
+#[derive(Debug)]
+pub struct TableHandle {
+    pub def: TableDef,
+    /// The changelog; its head is one past the newest version.
+    pub changelog: Arc<StreamHandle>,
+    types: Vec<ColumnType>,
+    key_types: Vec<ColumnType>,
+    dropped: AtomicBool,
+}
+
+impl TableHandle {
+    pub(crate) fn new(def: TableDef, changelog: Arc<StreamHandle>) -> TableHandle {
+        let types = def.columns.iter().map(|c| c.ty).collect();
+        let key_types = def.primary_key.iter().map(|&k| def.columns[k].ty).collect();
+        TableHandle { def, changelog, types, key_types, dropped: AtomicBool::new(false) }
+    }
+
+    /// Column types in definition order.
+    pub fn types(&self) -> &[ColumnType] {
+        &self.types
+    }
+
+    /// The encoded primary key of a full row.
+    pub fn key_of(&self, row: &[Value]) -> Result<Vec<u8>> {
+        let values: Vec<&Value> = self.def.primary_key.iter().map(|&k| &row[k]).collect();
+        key::encode(&self.key_types, &values)
+    }
+
+    /// The encoded primary key from its values, in key order.
+    pub fn key_from(&self, values: &[&Value]) -> Result<Vec<u8>> {
+        key::encode(&self.key_types, values)
+    }
+
+    /// The primary key of a row as text (`a` or `a,b` for composite keys):
+    /// the `_key` of its changelog records.
+    pub fn key_text(&self, row: &[Value]) -> String {
+        self.def
+            .primary_key
+            .iter()
+            .map(|&k| match &row[k] {
+                Value::Text(s) => s.clone(),
+                Value::Int(i) => i.to_string(),
+                Value::Float(f) => f.to_string(),
+                Value::Boolean(b) => b.to_string(),
+                Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+                Value::Timestamp(t) => t.to_string(),
+                Value::Date(d) => d.to_string(),
+                Value::Null => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Whether the table has been dropped since this handle was taken.
+    pub fn is_dropped(&self) -> bool {
+        self.dropped.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_dropped(&self) {
+        self.dropped.store(true, Ordering::Release);
+    }
+}

@@ -1,0 +1,317 @@
+//! The blackboard over the wire: compare-and-set races between many
+//! connections, a SIGKILL while agents revise facts, prepared lookups and
+//! upserts in text and binary, JSON types, EXPLAIN, history, push of
+//! changes, and serialization failures at COMMIT.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use brikk_tests::{sqlstate, Server};
+use tokio_postgres::types::Type;
+
+use super::fresh;
+
+const BOARD: &str = "CREATE TABLE board (topic TEXT PRIMARY KEY, fact TEXT, author TEXT, version BIGINT NOT NULL)";
+
+async fn explain(c: &tokio_postgres::Client, sql: &str) -> String {
+    let rows = c.simple_query(&format!("EXPLAIN {sql}")).await.unwrap();
+    rows.iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).unwrap_or("")).collect::<Vec<_>>().join(" "))
+            }
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_compare_and_set_has_one_winner_per_version() {
+    let (_dir, server) = fresh();
+    let admin = server.client().await.unwrap();
+    admin.batch_execute(BOARD).await.unwrap();
+    let topics = ["a", "b", "c", "d"];
+    for t in topics {
+        admin.execute("INSERT INTO board VALUES ($1, 'start', 'admin', 0)", &[&t]).await.unwrap();
+    }
+    let wins = Arc::new(AtomicU64::new(0));
+    let losses = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for agent in 0..16 {
+        let (conn, wins, losses) = (server.conn_str(), wins.clone(), losses.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = brikk_tests::connect(&conn).await.unwrap();
+            let read = c.prepare("SELECT version FROM board WHERE topic = $1").await.unwrap();
+            let cas = c
+                .prepare(
+                    "UPDATE board SET fact = $1, author = $2, version = version + 1 WHERE topic = $3 AND version = $4",
+                )
+                .await
+                .unwrap();
+            for i in 0..60 {
+                let topic = ["a", "b", "c", "d"][(agent + i) % 4];
+                let v: i64 = c.query_one(&read, &[&topic]).await.unwrap().get(0);
+                let fact = format!("agent {agent} step {i}");
+                let who = format!("agent-{agent}");
+                match c.execute(&cas, &[&fact, &who, &topic, &v]).await.unwrap() {
+                    1 => wins.fetch_add(1, Ordering::Relaxed),
+                    0 => losses.fetch_add(1, Ordering::Relaxed),
+                    n => panic!("CAS updated {n} rows"),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (wins, losses) = (wins.load(Ordering::Relaxed), losses.load(Ordering::Relaxed));
+    assert_eq!(wins + losses, 16 * 60);
+    assert!(losses > 0, "16 agents on 4 rows never collided; the test did not race");
+    let total: i64 = admin.query_one("SELECT sum(version) FROM board", &[]).await.unwrap().get(0);
+    assert_eq!(total as u64, wins, "every successful CAS, and only those, bumped a version");
+    let updates: i64 =
+        admin.query_one("SELECT count(*) FROM changes(board) WHERE op = 'update'", &[]).await.unwrap().get(0);
+    assert_eq!(updates as u64, wins, "one changelog record per successful CAS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_keeps_every_acknowledged_change_and_the_changelog_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path()).unwrap();
+    let c = server.client().await.unwrap();
+    c.batch_execute(BOARD).await.unwrap();
+    c.batch_execute("CREATE STREAM outbox (topic TEXT, version BIGINT)").await.unwrap();
+    // Per topic, the highest version a writer saw acknowledged.
+    let acked: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for writer in 0..6 {
+        let (conn, acked) = (server.conn_str(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(c) = brikk_tests::connect(&conn).await else { return };
+            let Ok(upsert) = c
+                .prepare(
+                    "INSERT INTO board VALUES ($1, $2, $3, 1) ON CONFLICT (topic) \
+                     DO UPDATE SET fact = excluded.fact, author = excluded.author, version = board.version + 1 \
+                     RETURNING version",
+                )
+                .await
+            else {
+                return;
+            };
+            for i in 0.. {
+                let topic = format!("t{}", (writer * 7 + i) % 10);
+                let r = if i % 4 == 3 {
+                    // A transaction: the row and the outbox record together.
+                    let sql = format!(
+                        "BEGIN; UPDATE board SET version = version + 1 WHERE topic = '{topic}'; \
+                         INSERT INTO outbox SELECT topic, version FROM board WHERE topic = '{topic}'; COMMIT"
+                    );
+                    c.batch_execute(&sql).await.map(|_| None)
+                } else {
+                    c.query_one(&upsert, &[&topic, &format!("w{writer} {i}"), &format!("w{writer}")])
+                        .await
+                        .map(|r| Some(r.get::<_, i64>(0)))
+                };
+                match r {
+                    Ok(Some(v)) => {
+                        let mut a = acked.lock().unwrap();
+                        let e = a.entry(topic).or_insert(0);
+                        *e = (*e).max(v);
+                    }
+                    Ok(None) => {}
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill9();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.values().sum::<i64>() > 20, "the writers made progress before the kill: {acked:?}");
+
+    let server = Server::start(dir.path()).unwrap();
+    let c = server.client().await.unwrap();
+    let rows = c.query("SELECT topic, fact, author, version, _offset FROM board", &[]).await.unwrap();
+    let table: BTreeMap<String, (String, String, i64, i64)> =
+        rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4)))).collect();
+    for (topic, v) in &acked {
+        let have = table.get(topic).map(|r| r.2).unwrap_or(0);
+        assert!(have >= *v, "{topic}: acknowledged version {v} lost (table has {have})");
+    }
+    // Replaying the changelog gives exactly the table, versions included.
+    let changes = c
+        .query("SELECT op, topic, fact, author, version, _offset FROM changes(board) ORDER BY _offset", &[])
+        .await
+        .unwrap();
+    let mut replay: BTreeMap<String, (String, String, i64, i64)> = BTreeMap::new();
+    for (i, r) in changes.iter().enumerate() {
+        assert_eq!(r.get::<_, i64>(5), i as i64, "changelog offsets are dense");
+        let op: String = r.get(0);
+        let topic: String = r.get(1);
+        match op.as_str() {
+            "delete" => {
+                replay.remove(&topic);
+            }
+            _ => {
+                replay.insert(topic, (r.get(2), r.get(3), r.get(4), r.get(5)));
+            }
+        }
+    }
+    assert_eq!(replay, table, "table and changelog disagree after the crash");
+    // Every outbox record is a version the table went through.
+    let outbox = c.query("SELECT topic, version FROM outbox", &[]).await.unwrap();
+    for r in outbox {
+        let (topic, v): (String, i64) = (r.get(0), r.get(1));
+        let seen = changes.iter().any(|ch| ch.get::<_, String>(1) == topic && ch.get::<_, i64>(4) == v);
+        assert!(seen, "outbox record {topic} v{v} has no matching change: half a transaction survived");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_lookups_upserts_and_json_in_text_and_binary() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute("CREATE TABLE kb (id BIGINT PRIMARY KEY, body JSONB, note JSON, score DOUBLE PRECISION)")
+        .await
+        .unwrap();
+    let upsert = c
+        .prepare("INSERT INTO kb VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET body = excluded.body, score = kb.score + excluded.score")
+        .await
+        .unwrap();
+    assert_eq!(upsert.params(), &[Type::INT8, Type::TEXT, Type::TEXT, Type::FLOAT8]);
+    for i in 0..50i64 {
+        let body = format!(r#"{{"agent": "a{}", "claim": {i}}}"#, i % 5);
+        c.execute(&upsert, &[&i, &body, &"{\"raw\": true}", &1.5f64]).await.unwrap();
+    }
+    c.execute(&upsert, &[&7i64, &r#"{"agent": "a9", "claim": 70}"#, &"{}", &2.0f64]).await.unwrap();
+
+    // A prepared point lookup: binary results (tokio-postgres asks for binary).
+    let get = c.prepare("SELECT id, body, note, score FROM kb WHERE id = $1").await.unwrap();
+    let types: Vec<Type> = get.columns().iter().map(|col| col.type_().clone()).collect();
+    assert_eq!(types, vec![Type::INT8, Type::JSONB, Type::JSON, Type::FLOAT8]);
+    let row = c.query_one(&get, &[&7i64]).await.unwrap();
+    let body: serde_json::Value = row.get(1);
+    assert_eq!(body, serde_json::json!({"agent": "a9", "claim": 70}));
+    let note: serde_json::Value = row.get(2);
+    assert_eq!(note, serde_json::json!({"raw": true}));
+    assert_eq!(row.get::<_, f64>(3), 3.5);
+    assert!(c.query_opt(&get, &[&1000i64]).await.unwrap().is_none());
+
+    // Text results of the same through the simple protocol.
+    let text = c.simple_query("SELECT body, body ->> 'agent' FROM kb WHERE id = 7").await.unwrap();
+    let tokio_postgres::SimpleQueryMessage::Row(r) = &text[1] else { panic!("{text:?}") };
+    assert_eq!(r.get(0), Some(r#"{"agent":"a9","claim":70}"#));
+    assert_eq!(r.get(1), Some("a9"));
+
+    // Prepared lookups with a residual condition and parameters of every kind.
+    let cond = c.prepare("SELECT id FROM kb WHERE id = $1 AND score > $2").await.unwrap();
+    assert_eq!(c.query(&cond, &[&7i64, &3.0f64]).await.unwrap().len(), 1);
+    assert_eq!(c.query(&cond, &[&7i64, &4.0f64]).await.unwrap().len(), 0);
+    let contains = c.prepare("SELECT count(*) FROM kb WHERE body @> $1").await.unwrap();
+    let n: i64 = c.query_one(&contains, &[&r#"{"agent": "a1"}"#]).await.unwrap().get(0);
+    assert_eq!(n, 10);
+
+    // Bad JSON is refused with 22P02, and the session stays usable.
+    let e = c.execute(&upsert, &[&1i64, &"{oops", &"{}", &1.0f64]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("22P02"));
+    assert_eq!(c.query(&get, &[&1i64]).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_filters_are_point_lookups_in_explain() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute(BOARD).await.unwrap();
+    c.batch_execute("INSERT INTO board VALUES ('plan', 'x', 'a', 1), ('risk', 'y', 'b', 1)").await.unwrap();
+    let plan = explain(&c, "SELECT fact FROM board WHERE topic = 'plan'").await;
+    assert!(plan.contains("KeyScanExec: table=board, lookup=[topic = 'plan']"), "{plan}");
+    let plan = explain(&c, "SELECT fact FROM board WHERE topic IN ('plan', 'risk') AND version = 1").await;
+    assert!(plan.contains("lookup=[topic = 'plan', topic = 'risk']"), "{plan}");
+    let plan = explain(&c, "SELECT fact FROM board WHERE author = 'a'").await;
+    assert!(plan.contains("KeyScanExec: table=board, full scan"), "{plan}");
+    let plan = explain(&c, "UPDATE board SET fact = 'z' WHERE topic = 'plan'").await;
+    assert!(plan.contains("primary key lookup of 1 key(s), no scan"), "{plan}");
+    // The lookup returns the right rows, including none.
+    let rows = c.query("SELECT fact FROM board WHERE topic IN ('plan', 'nope')", &[]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), "x");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_fails_with_40001_when_a_read_row_changed() {
+    let (_dir, server) = fresh();
+    let a = server.client().await.unwrap();
+    let b = server.client().await.unwrap();
+    a.batch_execute(BOARD).await.unwrap();
+    a.batch_execute("CREATE STREAM audit (what TEXT)").await.unwrap();
+    a.batch_execute("INSERT INTO board VALUES ('plan', 'v1', 'a', 1)").await.unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    a.batch_execute("UPDATE board SET fact = 'from a', version = version + 1 WHERE topic = 'plan'").await.unwrap();
+    a.batch_execute("INSERT INTO audit VALUES ('a revised plan')").await.unwrap();
+    // b changes the row meanwhile (autocommit).
+    assert_eq!(
+        b.execute("UPDATE board SET fact = 'from b', version = version + 1 WHERE topic = 'plan'", &[]).await.unwrap(),
+        1
+    );
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("40001"), "{e}");
+    // Nothing of a's transaction was written, the stream append included.
+    let fact: String = a.query_one("SELECT fact FROM board WHERE topic = 'plan'", &[]).await.unwrap().get(0);
+    assert_eq!(fact, "from b");
+    let n: i64 = a.query_one("SELECT count(*) FROM audit", &[]).await.unwrap().get(0);
+    assert_eq!(n, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_get_table_changes_and_history_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path()).unwrap();
+    let (listener, mut conn) = tokio_postgres::connect(&server.conn_str(), tokio_postgres::NoTls).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let pump = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        use futures::StreamExt;
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = tx.send((n.channel().to_string(), n.payload().to_string()));
+            }
+        }
+    });
+    let c = server.client().await.unwrap();
+    c.batch_execute(BOARD).await.unwrap();
+    listener.batch_execute("LISTEN board").await.unwrap();
+    c.batch_execute("INSERT INTO board VALUES ('plan', 'draft', 'a', 1)").await.unwrap();
+    c.batch_execute("UPDATE board SET fact = 'final' WHERE topic = 'plan'").await.unwrap();
+    c.batch_execute("DELETE FROM board WHERE topic = 'plan'").await.unwrap();
+    let mut ops = Vec::new();
+    for _ in 0..3 {
+        let (channel, payload) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        assert_eq!(channel, "board");
+        let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
+        ops.push((v["row"]["op"].as_str().unwrap().to_string(), v["row"]["fact"].as_str().unwrap().to_string()));
+        assert_eq!(v["key"], "plan", "{payload}");
+    }
+    assert_eq!(
+        ops,
+        vec![("insert".into(), "draft".into()), ("update".into(), "final".into()), ("delete".into(), "final".into())]
+    );
+    pump.abort();
+
+    server.terminate().unwrap();
+    let server = Server::start(dir.path()).unwrap();
+    let c = server.client().await.unwrap();
+    let n: i64 = c.query_one("SELECT count(*) FROM changes(board)", &[]).await.unwrap().get(0);
+    assert_eq!(n, 3);
+    let fact: String = c.query_one("SELECT fact FROM board AS OF OFFSET 1", &[]).await.unwrap().get(0);
+    assert_eq!(fact, "final");
+    assert_eq!(c.query("SELECT * FROM board", &[]).await.unwrap().len(), 0);
+    // \d shows the table with its columns.
+    let d = server.psql(&["-c", "\\d board"]).unwrap();
+    assert!(d.contains("topic") && d.contains("version"), "{d}");
+}
