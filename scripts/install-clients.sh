@@ -10,9 +10,12 @@
 #                    asyncpg, SQLAlchemy)
 #   node_modules     in tests/clients/node, from its package-lock.json (npm ci)
 # apt-get update runs only when a Debian package is missing. Needs root (or
-# sudo) only then.
+# sudo) only then. With --python, only the Python venv (and python3-venv):
+# what the archive's external-reader test and benchmark need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PYTHON_ONLY=0
+if [ "${1:-}" = "--python" ]; then PYTHON_ONLY=1; fi
 
 CLIENTS=tests/clients
 VENV="${BRIKK_CLIENTS_VENV:-$HOME/.cache/brikk-clients-venv}"
@@ -27,10 +30,12 @@ need=()
 if [ ! -x "$PYTHON" ] || ! have_pkg python3-venv; then need+=(python3-venv); fi
 # NodeSource's nodejs (as on these machines) bundles npm and conflicts with
 # Debian's npm package: ask for packages only when the commands are missing.
-command -v node >/dev/null 2>&1 || need+=(nodejs)
-command -v npm >/dev/null 2>&1 || need+=(npm)
-command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
-[ -f "$PGJDBC_JAR" ] || need+=(libpostgresql-jdbc-java)
+if [ "$PYTHON_ONLY" = 0 ]; then
+    command -v node >/dev/null 2>&1 || need+=(nodejs)
+    command -v npm >/dev/null 2>&1 || need+=(npm)
+    command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
+    [ -f "$PGJDBC_JAR" ] || need+=(libpostgresql-jdbc-java)
+fi
 
 if ((${#need[@]})); then
     echo "install-clients: installing system packages: ${need[*]}" >&2
@@ -53,6 +58,8 @@ if ! cmp -s "$req" "$stamp"; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
     cp "$req" "$stamp"
 fi
+
+if [ "$PYTHON_ONLY" = 1 ]; then exit 0; fi
 
 # node-postgres: npm ci when node_modules is missing or older than the lockfile.
 node_dir="$CLIENTS/node"

@@ -3,6 +3,7 @@
 //! system columns, the scan that turns filters into RocksDB range reads, and
 //! system tables.
 
+pub mod archive;
 pub mod keyed_table;
 mod leaf;
 pub mod scan;
@@ -10,7 +11,8 @@ pub mod schema;
 pub mod stream_table;
 pub mod system;
 
+pub use archive::{ArchivePart, ArchiveScan, PartitionArchive, RowGroups};
 pub use keyed_table::{KeyScanExec, KeyedTable, TABLE_SYSTEM_COLUMNS};
 pub use scan::StreamScanExec;
 pub use schema::BrikkSchema;
-pub use stream_table::{StreamTable, SYSTEM_COLUMNS};
+pub use stream_table::{stream_schema, stream_schema_of, StreamTable, SYSTEM_COLUMNS};

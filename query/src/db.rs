@@ -100,6 +100,7 @@ pub(crate) struct Shared {
     /// rest goes.
     pub(crate) continuous: crate::continuous::Runtime,
     pub(crate) store: Store,
+    pub(crate) archive: crate::catalog::schema::ArchiveSlot,
     pub(crate) ctx: SessionContext,
     /// A snapshot of `ctx`'s state for paths that evaluate compiled
     /// expressions without planning a query (table DML, key lookups):
@@ -129,7 +130,8 @@ impl Brikk {
         let mut ctx = SessionContext::new_with_config(config);
         crate::json::register(&mut ctx)?;
         let catalog = Arc::new(MemoryCatalogProvider::new());
-        catalog.register_schema("public", Arc::new(BrikkSchema::new(&store)))?;
+        let archive = crate::catalog::schema::ArchiveSlot::default();
+        catalog.register_schema("public", Arc::new(BrikkSchema::new(&store, archive.clone())))?;
         ctx.register_catalog(DATABASE, catalog);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
@@ -152,6 +154,7 @@ impl Brikk {
             shared: Arc::new(Shared {
                 continuous: Default::default(),
                 store,
+                archive,
                 ctx,
                 state,
                 compat: PostgresCompatibilityParser::new(),
@@ -183,6 +186,14 @@ impl Brikk {
             }
         }
         Ok(last)
+    }
+
+    /// Installs what scans read archived files with (`brikk-connectors`
+    /// installs it, with the storage's record reader, when the server
+    /// starts). Until then a scan of archived offsets fails with
+    /// `archive unavailable`.
+    pub fn set_archive_scan(&self, scan: Arc<dyn crate::catalog::ArchiveScan>) {
+        *self.shared.archive.write().expect("archive slot") = Some(scan);
     }
 
     /// The storage engine underneath.

@@ -125,6 +125,16 @@ pub enum Error {
     /// The database is shutting down; nothing was written.
     #[error("the database is shutting down")]
     ShuttingDown,
+    /// COPY input does not fit the table: wrong column count, a malformed
+    /// line; nothing of the COPY was written.
+    #[error("{0}")]
+    BadCopyData(String),
+    /// A file named by COPY does not exist.
+    #[error("{0}")]
+    FileNotFound(String),
+    /// A file named by COPY cannot be read or written.
+    #[error("{0}")]
+    FileIo(String),
     /// The storage engine failed; the statement's writes were not applied.
     #[error("{0}")]
     Storage(brikk_storage::Error),
@@ -217,7 +227,7 @@ impl Error {
         }
     }
 
-    fn from_arrow(e: datafusion::arrow::error::ArrowError) -> Error {
+    pub(crate) fn from_arrow(e: datafusion::arrow::error::ArrowError) -> Error {
         use datafusion::arrow::error::ArrowError as A;
         match e {
             A::DivideByZero => Error::DivisionByZero,

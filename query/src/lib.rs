@@ -32,6 +32,7 @@
 
 pub mod catalog;
 pub mod continuous;
+pub mod copy;
 pub mod db;
 pub mod error;
 pub mod json;

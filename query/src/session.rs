@@ -16,11 +16,11 @@
 //! Reads inside a transaction see committed data only, not the
 //! transaction's own pending appends.
 
-mod exec;
+pub(crate) mod exec;
 pub mod groups;
 pub mod insert;
 pub mod listen;
-mod output;
+pub(crate) mod output;
 pub mod prepared;
 pub mod vars;
 

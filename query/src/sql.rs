@@ -8,5 +8,5 @@ pub mod groups;
 pub mod parser;
 pub mod rewrite;
 
-pub use duration::{format_duration, parse_duration};
+pub use duration::{format_duration, format_size, parse_duration, parse_size};
 pub use parser::{parse, CreateStream, Statement};

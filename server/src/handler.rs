@@ -6,6 +6,7 @@
 //! Bind/Execute only binds parameters.
 
 mod connection;
+mod copy;
 mod encode;
 mod extended;
 mod simple;

@@ -16,6 +16,7 @@ pub mod handler;
 pub mod listener;
 pub mod protocol;
 pub mod sqlstate;
+pub mod transfer;
 
 /// The port `brikk serve` listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 5487;

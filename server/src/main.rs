@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use brikk_server::transfer::{self, Target};
 use brikk_server::{listener, DEFAULT_DATA_DIR, DEFAULT_PORT};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -34,6 +35,47 @@ enum Command {
         /// thread that folds and syncs every write.
         #[arg(long)]
         worker_threads: Option<usize>,
+        /// How often the archiver looks for sealed segments, in
+        /// milliseconds, when it found none last time.
+        #[arg(long, default_value_t = 1000)]
+        archive_interval_ms: u64,
+    },
+    /// Load a file (Parquet, CSV, JSON lines or text) into a stream of a
+    /// running server, as one atomic COPY, with a progress bar.
+    Import {
+        /// The file to load.
+        file: PathBuf,
+        /// The stream to append to.
+        #[arg(long)]
+        stream: String,
+        /// parquet, csv, json or text (default: from the file's extension).
+        #[arg(long)]
+        format: Option<String>,
+        /// CSV or text: the first line is a header.
+        #[arg(long)]
+        header: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Write a stream (or a query's rows) of a running server to a file:
+    /// Parquet, CSV, JSON lines or text, with a progress bar.
+    Export {
+        /// The file to write (replaced only when complete).
+        file: PathBuf,
+        /// The stream to export (all its user columns)...
+        #[arg(long, conflicts_with = "query", required_unless_present = "query")]
+        stream: Option<String>,
+        /// ...or the rows of a query.
+        #[arg(long)]
+        query: Option<String>,
+        /// parquet, csv, json or text (default: from the file's extension).
+        #[arg(long)]
+        format: Option<String>,
+        /// CSV or text: write a header line.
+        #[arg(long)]
+        header: bool,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -44,7 +86,22 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { data_dir, listen, allow_remote, worker_threads } => {
+        Command::Import { file, stream, format, header, target } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(transfer::import(&target, &file, &stream, format.as_deref(), header))
+        }
+        Command::Export { file, stream, query, format, header, target } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(transfer::export(
+                &target,
+                &file,
+                stream.as_deref(),
+                query.as_deref(),
+                format.as_deref(),
+                header,
+            ))
+        }
+        Command::Serve { data_dir, listen, allow_remote, worker_threads, archive_interval_ms } => {
             if !listen.ip().is_loopback() && !allow_remote {
                 bail!(
                     "refusing to listen on {listen}: Brikk has no authentication yet; \
@@ -54,24 +111,35 @@ fn main() -> anyhow::Result<()> {
             let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let threads = worker_threads.unwrap_or(cores.saturating_sub(1)).max(1);
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
-            runtime.block_on(serve(data_dir, listen))
+            let archive = brikk_connectors::ArchiverOptions {
+                interval: std::time::Duration::from_millis(archive_interval_ms.max(1)),
+            };
+            runtime.block_on(serve(data_dir, listen, archive))
         }
     }
 }
 
-async fn serve(data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+async fn serve(
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    archive: brikk_connectors::ArchiverOptions,
+) -> anyhow::Result<()> {
     let db = {
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || brikk_query::Brikk::open(&dir))
             .await?
             .with_context(|| format!("opening data directory {}", data_dir.display()))?
     };
+    // Reads of archived offsets, and the task that archives sealed segments
+    // (it first removes files a crash left half-done).
+    let archiver = brikk_connectors::install(&db, archive).context("starting the archive")?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
     // Tests and scripts read this line to learn the port when given port 0.
     tracing::info!(data_dir = %data_dir.display(), "brikk listening on {local}");
     eprintln!("brikk listening on {local}");
     listener::serve(db, listener, shutdown_signal()).await?;
+    drop(archiver);
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use brikk_query::Notification;
 use futures::{SinkExt, StreamExt};
-use pgwire::api::{ClientInfo, NoopHandler, PgWireConnectionState};
+use pgwire::api::{ClientInfo, PgWireConnectionState};
 use pgwire::messages::response::{NotificationResponse, TransactionStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message, MaybeTls};
@@ -49,7 +49,7 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
     let startup = handlers.startup.clone();
     let simple = handlers.connection.clone();
     let extended = handlers.connection.clone();
-    let copy = Arc::new(NoopHandler);
+    let copy = handlers.connection.clone();
     let cancel = handlers.cancel.clone();
     let errors = LogErrors;
     let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;

@@ -40,6 +40,8 @@ pub mod code {
     pub const QUERY_CANCELED: &str = "57014";
     pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const IO_ERROR: &str = "58030";
+    pub const UNDEFINED_FILE: &str = "58P01";
+    pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
     pub const DATA_CORRUPTED: &str = "XX001";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const INVALID_AUTHORIZATION: &str = "28000";
@@ -91,9 +93,13 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::Canceled => QUERY_CANCELED,
         Error::ShuttingDown => ADMIN_SHUTDOWN,
         Error::Storage(s) => match s {
-            brikk_storage::Error::Corrupt(_) => DATA_CORRUPTED,
+            brikk_storage::Error::Corrupt(_) | brikk_storage::Error::ArchiveCorrupt { .. } => DATA_CORRUPTED,
+            brikk_storage::Error::ArchiveMissing { .. } => UNDEFINED_FILE,
             _ => IO_ERROR,
         },
+        Error::BadCopyData(_) => BAD_COPY_FILE_FORMAT,
+        Error::FileNotFound(_) => UNDEFINED_FILE,
+        Error::FileIo(_) => IO_ERROR,
         Error::Internal(_) => INTERNAL_ERROR,
     }
 }
@@ -147,6 +153,12 @@ mod tests {
             (Error::ShuttingDown, "57P01"),
             (Error::Storage(brikk_storage::Error::Corrupt("x".into())), "XX001"),
             (Error::Storage(brikk_storage::Error::Unavailable), "58030"),
+            (Error::Storage(brikk_storage::Error::ArchiveMissing { file: "f".into(), detail: "x".into() }), "58P01"),
+            (Error::Storage(brikk_storage::Error::ArchiveCorrupt { file: "f".into(), detail: "x".into() }), "XX001"),
+            (Error::Storage(brikk_storage::Error::ArchiveUnavailable("x".into())), "58030"),
+            (Error::BadCopyData("x".into()), "22P04"),
+            (Error::FileNotFound("x".into()), "58P01"),
+            (Error::FileIo("x".into()), "58030"),
             (Error::Internal("x".into()), "XX000"),
         ];
         for (e, want) in rows {

@@ -73,14 +73,73 @@ pub struct StreamDef {
     pub partitions: u32,
     /// Index into `columns` of the key column, if the stream is keyed.
     pub key_column: Option<usize>,
-    /// Records older than this many microseconds may be deleted.
+    /// Records older than this many microseconds leave the live log:
+    /// deleted, or archived when `archive` is set.
     pub retention_micros: Option<i64>,
     /// Creation time, microseconds since the Unix epoch.
     pub created_at_micros: i64,
+    /// Each partition's live log keeps at most about this many bytes of
+    /// encoded records; older chunks are deleted, or archived when `archive`
+    /// is set. (Absent in data directories written before the archive.)
+    #[serde(default)]
+    pub retention_bytes: Option<u64>,
+    /// Whether sealed segments move to Parquet files instead of staying in
+    /// (or being dropped from) RocksDB, and where they go.
+    #[serde(default)]
+    pub archive: Option<ArchiveDef>,
     /// Set when this stream is the changelog of a table: only the table's
     /// writes append to it, and it goes when the table is dropped.
     #[serde(default)]
     pub changelog_of: Option<TableId>,
+}
+
+/// Where a stream's archive lives and when a segment of its live log is
+/// sealed (and so archived).
+///
+/// A partition's live log is cut into segments at chunk boundaries. The
+/// oldest segment is sealed when it holds `segment_rows` records or
+/// `segment_bytes` bytes, when its first record is older than
+/// `segment_age_micros`, or when the stream's retention expires it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveDef {
+    /// Object-store URL of the archive root (`file:///…`, `s3://bucket/prefix`);
+    /// `None` is `<data dir>/archive`.
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default = "default_segment_rows")]
+    pub segment_rows: u64,
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+    #[serde(default = "default_segment_age")]
+    pub segment_age_micros: Option<i64>,
+}
+
+/// Records in a full segment unless a stream says otherwise.
+pub const DEFAULT_SEGMENT_ROWS: u64 = 1_000_000;
+/// Bytes (encoded records) in a full segment unless a stream says otherwise.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 128 << 20;
+/// Age at which a partial segment is sealed unless a stream says otherwise.
+pub const DEFAULT_SEGMENT_AGE_MICROS: i64 = 3_600_000_000;
+
+fn default_segment_rows() -> u64 {
+    DEFAULT_SEGMENT_ROWS
+}
+fn default_segment_bytes() -> u64 {
+    DEFAULT_SEGMENT_BYTES
+}
+fn default_segment_age() -> Option<i64> {
+    Some(DEFAULT_SEGMENT_AGE_MICROS)
+}
+
+impl Default for ArchiveDef {
+    fn default() -> ArchiveDef {
+        ArchiveDef {
+            location: None,
+            segment_rows: DEFAULT_SEGMENT_ROWS,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            segment_age_micros: Some(DEFAULT_SEGMENT_AGE_MICROS),
+        }
+    }
 }
 
 /// Upper bound on partitions per stream; keeps a typo from creating millions.
@@ -97,6 +156,14 @@ impl StreamDef {
         }
         if self.columns.is_empty() {
             return Err(Error::InvalidInput(format!("stream \"{}\" must have at least one column", self.name)));
+        }
+        if let Some(a) = &self.archive {
+            if a.segment_rows == 0 || a.segment_bytes == 0 {
+                return Err(Error::InvalidInput("segment_rows and segment_bytes must be positive".into()));
+            }
+        }
+        if self.retention_bytes == Some(0) {
+            return Err(Error::InvalidInput("retention_bytes must be positive".into()));
         }
         if let Some(k) = self.key_column {
             if k >= self.columns.len() {
@@ -178,6 +245,8 @@ impl TableDef {
             retention_micros: None,
             created_at_micros: self.created_at_micros,
             changelog_of: Some(self.id),
+            retention_bytes: None,
+            archive: None,
         }
     }
 
@@ -187,5 +256,24 @@ impl TableDef {
 
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<TableDef> {
         serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("table definition: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_written_before_the_archive_still_load() {
+        let old = r#"{"id":3,"name":"tasks","columns":[{"name":"a","ty":"Text","nullable":true}],
+            "partitions":2,"key_column":null,"retention_micros":5000000,"created_at_micros":1}"#;
+        let def = StreamDef::from_bytes(old.as_bytes()).unwrap();
+        assert_eq!((def.retention_bytes, def.archive.as_ref()), (None, None));
+        let with = StreamDef { archive: Some(ArchiveDef { segment_rows: 7, ..ArchiveDef::default() }), ..def };
+        let back = StreamDef::from_bytes(&with.to_bytes()).unwrap();
+        assert_eq!(back, with);
+        let partial: ArchiveDef = serde_json::from_str(r#"{"location":"file:///x"}"#).unwrap();
+        assert_eq!(partial.segment_rows, DEFAULT_SEGMENT_ROWS);
+        assert_eq!(partial.segment_age_micros, Some(DEFAULT_SEGMENT_AGE_MICROS));
     }
 }

@@ -78,6 +78,16 @@ impl ChunkBuilder {
         self.count += 1;
     }
 
+    /// Records pushed so far.
+    pub(crate) fn len(&self) -> u32 {
+        self.count
+    }
+
+    /// Encoded size so far.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     pub(crate) fn finish(mut self) -> Vec<u8> {
         self.bytes[1..CHUNK_HEADER].copy_from_slice(&self.count.to_le_bytes());
         self.bytes

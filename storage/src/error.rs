@@ -46,6 +46,17 @@ pub enum Error {
     /// Bytes on disk do not decode: a bug or corruption, never user input.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// A file the archive manifest names is not there.
+    #[error("archive file \"{file}\" is missing: {detail}")]
+    ArchiveMissing { file: String, detail: String },
+    /// An archived file does not decode, or does not hold the offsets the
+    /// manifest says it holds.
+    #[error("archive file \"{file}\" is corrupt: {detail}")]
+    ArchiveCorrupt { file: String, detail: String },
+    /// Archived offsets were asked for and the archive cannot be read (no
+    /// reader installed, object store unreachable).
+    #[error("archive unavailable: {0}")]
+    ArchiveUnavailable(String),
 }
 
 /// Result alias for the storage crate.

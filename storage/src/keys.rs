@@ -15,6 +15,9 @@
 //!                     kind 'o' ... partition u32                    -> committed offset u64
 //!                     kind 'c' ... partition u32                    -> claim cursor u64
 //!                     kind 'l' ... partition u32 | offset u64       -> Claim
+//!  cf "archive"     stream_id u64 | partition u32 | first u64       -> ArchivedFile (JSON)
+//!                   (the manifest: offsets first..=last of the partition live
+//!                   in that Parquet file, not in "log")
 //!  cf "tables"      table_id u64 | primary key (memcomparable)      -> version u64 | row
 //! ```
 //! (The primary key encoding is in [`crate::tables::key`]; `version` is the
@@ -36,7 +39,13 @@ pub fn log_key(stream: StreamId, partition: u32, offset: u64) -> [u8; LOG_KEY_LE
     key
 }
 
-/// Splits a `log` key back into its parts.
+/// The `archive` (manifest) key of the file whose first offset is `first`;
+/// laid out like a `log` key, so a partition's files sort by offset.
+pub fn manifest_key(stream: StreamId, partition: u32, first: u64) -> [u8; LOG_KEY_LEN] {
+    log_key(stream, partition, first)
+}
+
+/// Splits a `log` (or `archive`) key back into its parts.
 pub fn parse_log_key(key: &[u8]) -> Option<(StreamId, u32, u64)> {
     if key.len() != LOG_KEY_LEN {
         return None;

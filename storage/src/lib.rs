@@ -26,6 +26,7 @@
 //!  time_index  [stream_id u64][partition u32][ts i64^]     -> first offset
 //!  catalog     "stream/<name>"                            -> StreamDef (JSON)
 //!  groups      [stream_id u64][kind u8][group name]\0[...]  -> group state
+//!  archive     [stream_id u64][partition u32][first u64]   -> ArchivedFile (JSON)
 //!  tables      [table_id u64][primary key, memcomparable]   -> version | row
 //!  continuous  "q/" name, "s/" id ...                       -> continuous queries
 //! ```
@@ -35,13 +36,24 @@
 //! UPDATE commits.
 //! Big-endian integers make a RocksDB range scan an offset scan; see [`keys`].
 //!
+//! ## The life of an archived segment
+//!
+//! For a stream with `archive`, [`Store::sealed_segment`] picks the oldest
+//! sealed segment of a partition; `brikk-connectors` writes it to a Parquet
+//! file and calls [`Store::hand_over`], which puts the manifest entry and
+//! deletes the range from the log in one synced write. [`Store::read`]
+//! serves any offset from wherever it lives. See [`archive`].
+//!
 //! ## Promises
 //! - Offsets are dense per partition, start at 0 and never change.
 //! - Commit timestamps never decrease along a partition, so
 //!   [`Store::offset_for_timestamp`] is exact.
 //! - A crash at any moment loses nothing that was acknowledged; recovery is
 //!   RocksDB's WAL replay plus a seek to the end of each partition.
+//! - Every offset is in exactly one place: the live log or one archived
+//!   file (after a crash too).
 
+pub mod archive;
 pub mod catalog;
 pub mod codec;
 pub mod error;
@@ -52,7 +64,10 @@ pub mod state;
 pub mod store;
 pub mod tables;
 
-pub use catalog::{changelog_name, ColumnDef, ColumnType, StreamDef, StreamId, TableDef, TableId, MAX_PARTITIONS};
+pub use archive::{ArchiveReader, ArchivedFile, Handover, SealState, Segment};
+pub use catalog::{
+    changelog_name, ArchiveDef, ColumnDef, ColumnType, StreamDef, StreamId, TableDef, TableId, MAX_PARTITIONS,
+};
 pub use codec::{Record, Value};
 pub use error::{Error, Result};
 pub use groups::{Group, GroupDef, GroupMode, GroupWrite, Groups, MemberId, StartAt};

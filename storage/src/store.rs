@@ -9,13 +9,14 @@ use std::thread::JoinHandle;
 
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 
+use crate::archive::{self, ArchiveReader, Handover};
 use crate::catalog::{StreamDef, StreamId, TableDef, TableId};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::groups::Groups;
 use crate::keys;
 use crate::log::commit::{self, CommitReceipt, Request, WriteSet};
-use crate::log::stream::StreamHandle;
+use crate::log::stream::{PartitionInit, StreamHandle};
 use crate::tables::TableHandle;
 
 pub(crate) const CF_CATALOG: &str = "catalog";
@@ -24,7 +25,9 @@ pub(crate) const CF_TIME_INDEX: &str = "time_index";
 pub(crate) const CF_GROUPS: &str = "groups";
 pub(crate) const CF_TABLES: &str = "tables";
 pub(crate) const CF_CONTINUOUS: &str = "continuous";
-const COLUMN_FAMILIES: [&str; 6] = [CF_CATALOG, CF_LOG, CF_TIME_INDEX, CF_GROUPS, CF_TABLES, CF_CONTINUOUS];
+pub(crate) const CF_ARCHIVE: &str = "archive";
+const COLUMN_FAMILIES: [&str; 7] =
+    [CF_CATALOG, CF_LOG, CF_TIME_INDEX, CF_GROUPS, CF_TABLES, CF_CONTINUOUS, CF_ARCHIVE];
 
 /// How often the housekeeping thread looks for silent group members.
 const MEMBER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -132,6 +135,7 @@ struct Inner {
     committer: Mutex<Option<JoinHandle<()>>>,
     retention: Mutex<Option<JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
+    archive_reader: RwLock<Option<Arc<dyn ArchiveReader>>>,
 }
 
 /// A reference to a [`Store`] that does not keep it open: long-lived
@@ -217,6 +221,7 @@ impl Store {
             committer: Mutex::new(Some(committer)),
             retention: Mutex::new(None),
             stop: stop.clone(),
+            archive_reader: RwLock::new(None),
         });
         // The retention thread holds only a weak reference, so dropping the
         // last Store still closes the database.
@@ -331,6 +336,28 @@ impl Store {
         rx.await.map_err(|_| Error::Unavailable)?
     }
 
+    /// Moves a sealed segment from the live log to its archived file: the
+    /// manifest entry and the deletion of the range from the log are one
+    /// synced write (see [`crate::archive`]). Call only once the file is
+    /// durable under its final name. Fails with `Conflict` if the live log
+    /// no longer starts at the file's first offset (nothing is written
+    /// then), `NotFound` if the stream was dropped.
+    pub async fn hand_over(&self, handover: Handover) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::Archive(handover, tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Installs what reads archived files back; until then, reading an
+    /// archived offset fails with `ArchiveUnavailable`.
+    pub fn set_archive_reader(&self, reader: Arc<dyn ArchiveReader>) {
+        *self.inner.archive_reader.write().expect("archive reader lock") = Some(reader);
+    }
+
+    pub(crate) fn archive_reader(&self) -> Option<Arc<dyn ArchiveReader>> {
+        self.inner.archive_reader.read().expect("archive reader lock").clone()
+    }
+
     pub(crate) fn trimmed_below(&self, stream: StreamId, partition: u32) -> u64 {
         self.catalog().by_id(stream).map(|h| h.low(partition)).unwrap_or(0)
     }
@@ -408,13 +435,29 @@ impl Drop for Inner {
     }
 }
 
+/// Encoded bytes of a partition's live log (read once at recovery, for
+/// streams with `retention_bytes`).
+fn live_bytes(db: &DB, def: &StreamDef, p: u32) -> Result<u64> {
+    let log = db.cf_handle(CF_LOG).expect("log cf");
+    let mut opts = rocksdb::ReadOptions::default();
+    opts.set_iterate_upper_bound(keys::log_key(def.id, p, u64::MAX).to_vec());
+    let start = keys::log_key(def.id, p, 0);
+    let mut total = 0;
+    for item in db.iterator_cf_opt(log, opts, IteratorMode::From(&start, Direction::Forward)) {
+        total += item?.1.len() as u64;
+    }
+    Ok(total)
+}
+
 type Recovered = (BTreeMap<String, Arc<StreamHandle>>, BTreeMap<String, Arc<TableHandle>>, u64);
 
 /// Loads stream and table definitions and finds each partition's head (last
-/// offset + 1) and newest timestamp by seeking to the end of its key range.
+/// offset + 1) and newest timestamp by seeking to the end of its key range, and what of it is
+/// archived (the manifest).
 fn recover(db: &DB) -> Result<Recovered> {
     let cat = db.cf_handle(CF_CATALOG).expect("catalog cf");
     let log = db.cf_handle(CF_LOG).expect("log cf");
+    let mut manifest = archive::load_manifest(db)?;
     let mut streams = BTreeMap::new();
     let iter = db.iterator_cf(cat, IteratorMode::From(keys::CATALOG_STREAM_PREFIX, Direction::Forward));
     for item in iter {
@@ -423,34 +466,45 @@ fn recover(db: &DB) -> Result<Recovered> {
             break;
         }
         let def = StreamDef::from_bytes(&value)?;
-        let mut heads = Vec::with_capacity(def.partitions as usize);
-        let mut last_ts = Vec::with_capacity(def.partitions as usize);
-        let mut lows = Vec::with_capacity(def.partitions as usize);
+        let mut parts = Vec::with_capacity(def.partitions as usize);
         for p in 0..def.partitions {
+            let mut part = PartitionInit::empty();
+            part.archived = manifest.remove(&(def.id, p)).unwrap_or_default();
+            let archived_end = part.archived.last().map(|f| (f.last + 1, f.max_timestamp));
             let mut first = db.raw_iterator_cf(log);
             first.seek(keys::log_key(def.id, p, 0));
-            lows.push(match first.key().and_then(keys::parse_log_key) {
-                Some((id, part, offset)) if id == def.id && part == p => offset,
-                _ => 0,
-            });
+            let live_first = match first.key().and_then(keys::parse_log_key) {
+                Some((id, part, offset)) if id == def.id && part == p => Some(offset),
+                _ => None,
+            };
             let mut it = db.raw_iterator_cf(log);
             it.seek_for_prev(keys::log_key(def.id, p, u64::MAX));
             match (it.key().and_then(keys::parse_log_key), it.value()) {
-                (Some((id, part, first)), Some(chunk)) if id == def.id && part == p => {
+                (Some((id, part_no, first)), Some(chunk)) if id == def.id && part_no == p => {
                     let records = codec::chunk_records(first, chunk)?;
                     let (last, rec) = records.last().ok_or_else(|| Error::Corrupt("empty chunk".into()))?;
-                    heads.push(last + 1);
-                    last_ts.push(codec::timestamp_of(rec)?);
+                    part.head = last + 1;
+                    part.last_ts = codec::timestamp_of(rec)?;
                 }
-                _ => {
-                    it.status()?;
-                    heads.push(0);
-                    last_ts.push(i64::MIN);
+                _ => it.status()?,
+            }
+            if let Some((end, ts)) = archived_end {
+                if end > part.head {
+                    part.head = end;
+                    part.last_ts = ts;
                 }
             }
+            // The live log starts at its first chunk; with none, right after
+            // the archive (or at 0).
+            part.live_low = live_first.unwrap_or(archived_end.map_or(0, |(end, _)| end));
+            part.low = part.archived.first().map_or(part.live_low, |f| f.first);
+            if def.retention_bytes.is_some() {
+                part.live_bytes = live_bytes(db, &def, p)?;
+            }
+            parts.push(part);
         }
-        tracing::debug!(stream = %def.name, ?heads, "recovered stream");
-        streams.insert(def.name.clone(), Arc::new(StreamHandle::new(def, heads, lows, last_ts)));
+        tracing::debug!(stream = %def.name, "recovered stream");
+        streams.insert(def.name.clone(), Arc::new(StreamHandle::new(def, parts)));
     }
     let mut tables = BTreeMap::new();
     let iter = db.iterator_cf(cat, IteratorMode::From(keys::CATALOG_TABLE_PREFIX, Direction::Forward));

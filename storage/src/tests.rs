@@ -17,6 +17,8 @@ fn def(name: &str, partitions: u32) -> StreamDef {
         key_column: None,
         retention_micros: None,
         created_at_micros: 0,
+        retention_bytes: None,
+        archive: None,
         changelog_of: None,
     }
 }
@@ -188,5 +190,124 @@ fn retention_deletes_old_records_but_keeps_offsets() {
         assert_eq!((s.low(0), s.head(0)), (5, 7));
         let r = store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 7)])).await.unwrap();
         assert_eq!(r.positions, vec![(0, 7)]);
+    });
+}
+
+#[test]
+fn retention_bytes_keeps_the_live_log_small_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let mut d = def("s", 1);
+        d.retention_bytes = Some(1_000);
+        let s = store.create_stream(d, false).await.unwrap().unwrap();
+        // 20 commits of 10 rows: each chunk is a little over 10 × 26 bytes.
+        for c in 0..20 {
+            let rows = (0..10).map(|i| append(s.def.id, 0, c * 10 + i)).collect();
+            store.commit(WriteSet::of_appends(rows)).await.unwrap();
+        }
+        let before = s.live_bytes(0);
+        assert!(before > 4_000, "{before}");
+        assert_eq!(store.enforce_retention().await.unwrap(), 1);
+        assert!(s.live_bytes(0) <= 1_000, "{}", s.live_bytes(0));
+        assert!(s.live_bytes(0) > 500, "keeps what fits: {}", s.live_bytes(0));
+        let low = s.low(0);
+        assert_eq!(low % 10, 0, "whole chunks go");
+        let recs = store.read(&s, 0, 0, u64::MAX, 1000).unwrap();
+        assert_eq!(recs.first().unwrap().offset, low);
+        assert_eq!(recs.len() as u64, 200 - low);
+        store.close();
+    });
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.stream("s").unwrap();
+        assert!(s.live_bytes(0) <= 1_000 && s.live_bytes(0) > 500, "recounted at recovery: {}", s.live_bytes(0));
+        assert_eq!(s.head(0), 200);
+    });
+}
+
+#[test]
+fn a_bulk_commit_is_split_into_bounded_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
+        let n = 3 * crate::log::commit::MAX_CHUNK_RECORDS as i64 + 5;
+        let rows = (0..n).map(|i| append(s.def.id, 0, i)).collect();
+        store.commit(WriteSet::of_appends(rows)).await.unwrap();
+        let chunk = store.chunk_containing(&s, 0, 5000).unwrap().unwrap();
+        assert_eq!(chunk.first, crate::log::commit::MAX_CHUNK_RECORDS as u64);
+        assert_eq!(chunk.count, crate::log::commit::MAX_CHUNK_RECORDS as u64);
+        let recs = store.read(&s, 0, 0, u64::MAX, usize::MAX).unwrap();
+        assert_eq!(recs.len() as i64, n);
+        assert!(recs.iter().enumerate().all(|(i, r)| r.offset == i as u64 && r.values[0] == Value::Int(i as i64)));
+    });
+}
+
+#[test]
+fn sealing_and_hand_over_move_a_segment_atomically() {
+    use crate::archive::{ArchivedFile, Handover, SealState};
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let mut d = def("s", 2);
+        d.archive = Some(crate::catalog::ArchiveDef {
+            location: None,
+            segment_rows: 25,
+            segment_bytes: u64::MAX,
+            segment_age_micros: None,
+        });
+        let s = store.create_stream(d, false).await.unwrap().unwrap();
+        for c in 0..6 {
+            let rows = (0..10).map(|i| append(s.def.id, 0, c * 10 + i)).collect();
+            store.commit(WriteSet::of_appends(rows)).await.unwrap();
+        }
+        let mut state = SealState::default();
+        let now = crate::now_micros();
+        // Chunks of 10: a full segment of 25 rows ends at a chunk boundary.
+        let seg = store.sealed_segment(&s, 0, now, &mut state).unwrap().unwrap();
+        assert_eq!((seg.first, seg.last, seg.rows), (0, 19, 20));
+        assert_eq!(store.sealed_segment(&s, 1, now, &mut SealState::default()).unwrap(), None);
+        let file = |first: u64, last: u64| ArchivedFile {
+            partition: 0,
+            first,
+            last,
+            path: crate::archive::file_path("s", 0, first, last),
+            rows: last - first + 1,
+            bytes: 1,
+            min_timestamp: seg.min_timestamp,
+            max_timestamp: seg.max_timestamp,
+            live_bytes: seg.bytes,
+            archived_at: now,
+        };
+        // A hand-over that does not start at the live low is refused.
+        let wrong = store.hand_over(Handover { stream: s.def.id, file: file(10, 19) }).await;
+        assert!(matches!(wrong, Err(crate::Error::Conflict(_))), "{wrong:?}");
+        store.hand_over(Handover { stream: s.def.id, file: file(0, 19) }).await.unwrap();
+        assert_eq!((s.low(0), s.live_low(0), s.head(0)), (0, 20, 60));
+        // No reader installed: archived offsets fail clearly, live ones read.
+        let err = store.read(&s, 0, 5, 30, 100).unwrap_err();
+        assert!(matches!(err, crate::Error::ArchiveUnavailable(_)), "{err:?}");
+        assert_eq!(store.read(&s, 0, 20, 30, 100).unwrap().len(), 10);
+        // The time index still maps archived timestamps to their offsets.
+        assert_eq!(store.offset_for_timestamp(&s, 0, i64::MIN).unwrap(), 0);
+        // The next segment continues where the last ended.
+        let next = store.sealed_segment(&s, 0, now, &mut state).unwrap().unwrap();
+        assert_eq!((next.first, next.last), (20, 39));
+        store.close();
+    });
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.stream("s").unwrap();
+        assert_eq!((s.low(0), s.live_low(0), s.head(0)), (0, 20, 60));
+        assert_eq!(s.archived(0).len(), 1);
+        assert_eq!(s.archived_file(0, 7).unwrap().last, 19);
+        assert!(s.archived_file(0, 20).is_none());
+        store.drop_stream("s", false).await.unwrap();
+        store.close();
+    });
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        assert!(crate::archive::load_manifest(store.db()).unwrap().is_empty(), "DROP STREAM deletes the manifest too");
     });
 }

@@ -2,10 +2,13 @@
 //!
 //! Each test starts its own server on a free port in its own temp dir.
 
+mod archive;
 mod continuous;
+mod copy;
 mod crash;
 mod embedded;
 mod examples;
+mod external;
 mod groups;
 mod listen;
 mod psql;

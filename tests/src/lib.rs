@@ -42,6 +42,11 @@ impl Server {
     /// Starts `brikk serve` on 127.0.0.1:0 over `data_dir` and waits until
     /// it is listening.
     pub fn start(data_dir: &Path) -> Result<Server> {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// [`Server::start`] with extra `brikk serve` arguments.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Result<Server> {
         let bin = brikk_bin();
         if !bin.exists() {
             bail!("{} not found: build it first (cargo build --bin brikk) or set BRIKK_BIN", bin.display());
@@ -49,6 +54,7 @@ impl Server {
         let mut child = Command::new(&bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env("BRIKK_LOG", std::env::var("BRIKK_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

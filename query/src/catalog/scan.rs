@@ -28,7 +28,9 @@ use datafusion::physical_plan::{
 };
 use datafusion::scalar::ScalarValue;
 
+use crate::catalog::archive::{ArchiveScan, PartitionArchive};
 use crate::types::{build_array, UTC};
+use futures::StreamExt;
 
 /// Records read per RocksDB pass; one Arrow batch each.
 const CHUNK: usize = 4096;
@@ -215,6 +217,12 @@ impl ScanBounds {
         true
     }
 
+    /// The timestamp bounds `[lo, hi)` in microseconds.
+    pub fn timestamps(&self) -> (i64, i64) {
+        let c = |x: i128| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        (c(self.ts_lo), c(self.ts_hi))
+    }
+
     /// Turns the bounds into one offset range per partition, reading the time
     /// index for timestamp bounds and capping each range at the partition's
     /// committed head now, so the whole query sees one snapshot.
@@ -251,8 +259,9 @@ pub struct PartitionRange {
     pub to: u64,
 }
 
-/// Reads offset ranges of a stream's partitions from RocksDB, one output
-/// partition per stream partition, each in offset order.
+/// Reads offset ranges of a stream's partitions, one output partition per
+/// stream partition, each in offset order: first the kept row groups of
+/// archived files ([`crate::catalog::archive`]), then the live log.
 #[derive(Debug)]
 pub struct StreamScanExec {
     store: Store,
@@ -260,6 +269,8 @@ pub struct StreamScanExec {
     projection: Vec<usize>,
     ranges: Vec<PartitionRange>,
     limit: Option<usize>,
+    archive: Vec<PartitionArchive>,
+    scanner: Option<Arc<dyn ArchiveScan>>,
     properties: Arc<PlanProperties>,
 }
 
@@ -271,7 +282,9 @@ impl StreamScanExec {
         projection: Vec<usize>,
         ranges: Vec<PartitionRange>,
         limit: Option<usize>,
+        archive: (Vec<PartitionArchive>, Option<Arc<dyn ArchiveScan>>),
     ) -> Result<StreamScanExec> {
+        let (archive, scanner) = archive;
         let schema = Arc::new(table_schema.project(&projection)?);
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema),
@@ -279,7 +292,12 @@ impl StreamScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(StreamScanExec { store, stream, projection, ranges, limit, properties })
+        Ok(StreamScanExec { store, stream, projection, ranges, limit, archive, scanner, properties })
+    }
+
+    /// The archived files (and row groups) each partition reads.
+    pub fn archive(&self) -> &[PartitionArchive] {
+        &self.archive
     }
 
     /// The ranges this scan reads, for tests and EXPLAIN.
@@ -293,6 +311,19 @@ impl DisplayAs for StreamScanExec {
         let ranges: Vec<String> =
             self.ranges.iter().map(|r| format!("p{}:{}..{}", r.partition, r.from, r.to)).collect();
         write!(f, "StreamScanExec: stream={}, ranges=[{}]", self.stream.def.name, ranges.join(", "))?;
+        if self.archive.iter().any(|a| !a.parts.is_empty() || a.pruned_files > 0) {
+            let kept: Vec<String> = self
+                .archive
+                .iter()
+                .flat_map(|a| a.parts.iter())
+                .map(|p| {
+                    let name = p.file.path.rsplit('/').next().unwrap_or(&p.file.path);
+                    format!("p{}:{name} rg {}/{}", p.file.partition, p.row_groups.kept.len(), p.row_groups.total)
+                })
+                .collect();
+            let pruned: usize = self.archive.iter().map(|a| a.pruned_files).sum();
+            write!(f, ", archive=[{}], pruned_files={pruned}", kept.join(", "))?;
+        }
         if let Some(l) = self.limit {
             write!(f, ", limit={l}")?;
         }
@@ -308,14 +339,27 @@ impl ExecutionPlan for StreamScanExec {
         let Some(range) = self.ranges.get(partition).copied() else {
             return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::empty())));
         };
+        let archive = self.archive.get(partition).cloned().unwrap_or_default();
+        let archived = match (&self.scanner, archive.parts.is_empty()) {
+            (_, true) => futures::stream::empty().boxed(),
+            (None, false) => return Err(DataFusionError::Internal("archived parts planned without a reader".into())),
+            (Some(scanner), false) => {
+                let (scanner, def, projection) = (scanner.clone(), self.stream.def.clone(), self.projection.clone());
+                futures::stream::iter(archive.parts)
+                    .map(move |p| scanner.read(&def, &p.file, p.row_groups.kept, projection.clone(), p.from, p.to))
+                    .flatten()
+                    .boxed()
+            }
+        };
+        let limit = self.limit.unwrap_or(usize::MAX);
         let reader = ChunkReader {
             store: self.store.clone(),
             stream: self.stream.clone(),
             schema: schema.clone(),
             projection: self.projection.clone(),
-            next: range.from,
+            next: range.from.max(archive.live_from),
             range,
-            remaining: self.limit.unwrap_or(usize::MAX),
+            remaining: limit,
         };
         let batches = futures::stream::try_unfold(reader, |mut r| async move {
             if r.next >= r.range.to || r.remaining == 0 || r.stream.is_dropped() {
@@ -333,7 +377,23 @@ impl ExecutionPlan for StreamScanExec {
             let batch = to_batch(&r.schema, &r.projection, range.partition, &r.stream, records)?;
             Ok(Some((batch, r)))
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+        let all = archived.chain(batches).scan(limit, |left, batch| {
+            let out = match batch {
+                Ok(_) if *left == 0 => None,
+                Ok(b) if b.num_rows() > *left => {
+                    let b = b.slice(0, *left);
+                    *left = 0;
+                    Some(Ok(b))
+                }
+                Ok(b) => {
+                    *left -= b.num_rows();
+                    Some(Ok(b))
+                }
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(out)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, all)))
     }
 }
 
@@ -347,8 +407,9 @@ struct ChunkReader {
     remaining: usize,
 }
 
-/// Builds the projected batch for records of one partition.
-pub(crate) fn to_batch(
+/// Builds the projected batch (columns of [`crate::catalog::stream_schema`]
+/// by index) for records of one partition.
+pub fn to_batch(
     schema: &SchemaRef,
     projection: &[usize],
     partition: u32,

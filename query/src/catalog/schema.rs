@@ -8,6 +8,7 @@ use brikk_storage::{Store, WeakStore};
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::Result;
 
+use crate::catalog::archive::ArchiveScan;
 use crate::catalog::keyed_table::KeyedTable;
 use crate::catalog::stream_table::StreamTable;
 use crate::catalog::system;
@@ -21,11 +22,16 @@ use crate::catalog::system;
 #[derive(Debug)]
 pub struct BrikkSchema {
     store: WeakStore,
+    archive: ArchiveSlot,
 }
 
+/// Where the installed [`ArchiveScan`] is kept, shared by the schema and
+/// [`crate::Brikk`].
+pub type ArchiveSlot = Arc<std::sync::RwLock<Option<Arc<dyn ArchiveScan>>>>;
+
 impl BrikkSchema {
-    pub fn new(store: &Store) -> BrikkSchema {
-        BrikkSchema { store: store.downgrade() }
+    pub fn new(store: &Store, archive: ArchiveSlot) -> BrikkSchema {
+        BrikkSchema { store: store.downgrade(), archive }
     }
 
     fn store(&self) -> Option<Store> {
@@ -53,7 +59,8 @@ impl SchemaProvider for BrikkSchema {
             return Ok(Some(Arc::new(KeyedTable::new(store, table))));
         }
         if let Some(stream) = store.stream(name) {
-            return Ok(Some(Arc::new(StreamTable::new(store, stream))));
+            let archive = self.archive.read().expect("archive slot").clone();
+            return Ok(Some(Arc::new(StreamTable::new(store, stream, archive))));
         }
         system::table(&store, name)
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use brikk_storage::{Store, StreamHandle};
+use brikk_storage::{Store, StreamDef, StreamHandle};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
@@ -11,6 +11,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::catalog::archive::{plan_archive, ArchiveScan};
 use crate::catalog::scan::{understood, ScanBounds, StreamScanExec};
 use crate::types::{column_field, UTC};
 
@@ -19,14 +20,20 @@ use crate::types::{column_field, UTC};
 pub const SYSTEM_COLUMNS: [&str; 4] = ["_partition", "_offset", "_timestamp", "_key"];
 
 /// The Arrow schema of a stream: system columns, then the user's columns.
+/// Archived Parquet files have exactly this schema.
 pub fn stream_schema(stream: &StreamHandle) -> SchemaRef {
+    stream_schema_of(&stream.def)
+}
+
+/// [`stream_schema`] from a definition alone.
+pub fn stream_schema_of(def: &StreamDef) -> SchemaRef {
     let mut fields = vec![
         Field::new("_partition", DataType::Int32, false),
         Field::new("_offset", DataType::Int64, false),
         Field::new("_timestamp", DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), false),
         Field::new("_key", DataType::Utf8, true),
     ];
-    fields.extend(stream.def.columns.iter().map(|c| column_field(&c.name, c.ty, c.nullable)));
+    fields.extend(def.columns.iter().map(|c| column_field(&c.name, c.ty, c.nullable)));
     Arc::new(Schema::new(fields))
 }
 
@@ -38,12 +45,13 @@ pub struct StreamTable {
     store: Store,
     stream: Arc<StreamHandle>,
     schema: SchemaRef,
+    archive: Option<Arc<dyn ArchiveScan>>,
 }
 
 impl StreamTable {
-    pub fn new(store: Store, stream: Arc<StreamHandle>) -> StreamTable {
+    pub fn new(store: Store, stream: Arc<StreamHandle>, archive: Option<Arc<dyn ArchiveScan>>) -> StreamTable {
         let schema = stream_schema(&stream);
-        StreamTable { store, stream, schema }
+        StreamTable { store, stream, schema, archive }
     }
 }
 
@@ -86,9 +94,14 @@ impl TableProvider for StreamTable {
         let stream = self.stream.clone();
         // Resolving timestamps to offsets reads the time index; keep that
         // off the async worker threads.
+        let (ts_lo, ts_hi) = bounds.timestamps();
         let ranges = tokio::task::spawn_blocking(move || bounds.resolve(&store, &stream))
             .await
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))??;
+        // Offsets below each partition's live low are read from archived
+        // files: those outside the ranges are pruned here, from the
+        // manifest, and their row groups by the files' statistics.
+        let archive = plan_archive(self.archive.as_ref(), &self.stream, &ranges, (ts_lo, ts_hi)).await?;
         Ok(Arc::new(StreamScanExec::new(
             self.store.clone(),
             self.stream.clone(),
@@ -96,6 +109,7 @@ impl TableProvider for StreamTable {
             projection,
             ranges,
             limit,
+            (archive, self.archive.clone()),
         )?))
     }
 }

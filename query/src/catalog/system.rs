@@ -13,6 +13,8 @@
 //!   queue (claimant, deliveries, lease).
 //! - `brikk_queries`: one row per continuous query (status, input offsets,
 //!   lag, records in and out, the last error).
+//! - `brikk_archive`: one row per archived Parquet file (stream, partition,
+//!   offsets, rows, bytes, timestamps, path, location): the manifest.
 
 use std::sync::Arc;
 
@@ -27,8 +29,22 @@ use datafusion::error::Result;
 use crate::types::UTC;
 
 /// Names of the system tables, as they appear in `public`.
-pub const NAMES: [&str; 6] =
-    ["brikk_streams", "brikk_partitions", "brikk_groups", "brikk_members", "brikk_claims", "brikk_queries"];
+pub const NAMES: [&str; 7] = [
+    "brikk_streams",
+    "brikk_partitions",
+    "brikk_groups",
+    "brikk_members",
+    "brikk_claims",
+    "brikk_queries",
+    "brikk_archive",
+];
+
+/// Where a stream's archive lives, as `brikk_archive` and `brikk_streams`
+/// show it: its URL, or the `archive` directory of the data directory.
+pub fn archive_location(store: &Store, def: &brikk_storage::StreamDef) -> Option<String> {
+    let a = def.archive.as_ref()?;
+    Some(a.location.clone().unwrap_or_else(|| store.path().join("archive").display().to_string()))
+}
 
 fn ts_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), nullable)
@@ -46,6 +62,8 @@ pub fn table(store: &Store, name: &str) -> Result<Option<Arc<dyn TableProvider>>
                 Field::new("retention", DataType::Utf8, true),
                 Field::new("records", DataType::Int64, false),
                 ts_field("created_at", false),
+                Field::new("retention_bytes", DataType::Int64, true),
+                Field::new("archive", DataType::Utf8, true),
             ]));
             let streams: Vec<_> = catalog.streams().collect();
             let columns: Vec<ArrayRef> = vec![
@@ -62,6 +80,8 @@ pub fn table(store: &Store, name: &str) -> Result<Option<Arc<dyn TableProvider>>
                     TimestampMicrosecondArray::from_iter_values(streams.iter().map(|s| s.def.created_at_micros))
                         .with_timezone(UTC),
                 ),
+                Arc::new(Int64Array::from_iter(streams.iter().map(|s| s.def.retention_bytes.map(|b| b as i64)))),
+                Arc::new(StringArray::from_iter(streams.iter().map(|s| archive_location(store, &s.def)))),
             ];
             RecordBatch::try_new(schema, columns)?
         }
@@ -72,12 +92,17 @@ pub fn table(store: &Store, name: &str) -> Result<Option<Arc<dyn TableProvider>>
                 Field::new("start_offset", DataType::Int64, false),
                 Field::new("end_offset", DataType::Int64, false),
                 ts_field("last_timestamp", true),
+                Field::new("live_start_offset", DataType::Int64, false),
+                Field::new("live_bytes", DataType::Int64, false),
             ]));
             let (mut names, mut parts, mut starts, mut ends, mut stamps) = (vec![], vec![], vec![], vec![], vec![]);
+            let (mut live_starts, mut live_bytes) = (vec![], vec![]);
             for s in catalog.streams() {
                 for p in 0..s.def.partitions {
                     names.push(s.def.name.clone());
                     parts.push(p as i32);
+                    live_starts.push(s.live_low(p) as i64);
+                    live_bytes.push(s.live_bytes(p) as i64);
                     starts.push(s.low(p) as i64);
                     ends.push(s.head(p) as i64);
                     let ts = s.last_timestamp(p);
@@ -90,6 +115,56 @@ pub fn table(store: &Store, name: &str) -> Result<Option<Arc<dyn TableProvider>>
                 Arc::new(Int64Array::from(starts)),
                 Arc::new(Int64Array::from(ends)),
                 Arc::new(TimestampMicrosecondArray::from(stamps).with_timezone(UTC)),
+                Arc::new(Int64Array::from(live_starts)),
+                Arc::new(Int64Array::from(live_bytes)),
+            ];
+            RecordBatch::try_new(schema, columns)?
+        }
+        "brikk_archive" => {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("stream", DataType::Utf8, false),
+                Field::new("partition", DataType::Int32, false),
+                Field::new("first_offset", DataType::Int64, false),
+                Field::new("last_offset", DataType::Int64, false),
+                Field::new("rows", DataType::Int64, false),
+                Field::new("bytes", DataType::Int64, false),
+                ts_field("min_timestamp", false),
+                ts_field("max_timestamp", false),
+                Field::new("path", DataType::Utf8, false),
+                Field::new("location", DataType::Utf8, false),
+                ts_field("archived_at", false),
+            ]));
+            let mut c = (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+            for s in catalog.streams() {
+                let Some(location) = archive_location(store, &s.def) else { continue };
+                for p in 0..s.def.partitions {
+                    for f in s.archived(p).iter() {
+                        c.0.push(s.def.name.clone());
+                        c.1.push(p as i32);
+                        c.2.push(f.first as i64);
+                        c.3.push(f.last as i64);
+                        c.4.push(f.rows as i64);
+                        c.5.push(f.bytes as i64);
+                        c.6.push(f.min_timestamp);
+                        c.7.push(f.max_timestamp);
+                        c.8.push(f.path.clone());
+                        c.9.push(location.clone());
+                        c.10.push(f.archived_at);
+                    }
+                }
+            }
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(c.0)),
+                Arc::new(Int32Array::from(c.1)),
+                Arc::new(Int64Array::from(c.2)),
+                Arc::new(Int64Array::from(c.3)),
+                Arc::new(Int64Array::from(c.4)),
+                Arc::new(Int64Array::from(c.5)),
+                Arc::new(TimestampMicrosecondArray::from(c.6).with_timezone(UTC)),
+                Arc::new(TimestampMicrosecondArray::from(c.7).with_timezone(UTC)),
+                Arc::new(StringArray::from(c.8)),
+                Arc::new(StringArray::from(c.9)),
+                Arc::new(TimestampMicrosecondArray::from(c.10).with_timezone(UTC)),
             ];
             RecordBatch::try_new(schema, columns)?
         }

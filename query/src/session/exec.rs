@@ -246,6 +246,8 @@ impl Session {
                     key_column,
                     retention_micros: cs.retention_micros,
                     created_at_micros: now_micros(),
+                    retention_bytes: cs.retention_bytes,
+                    archive: cs.archive,
                     changelog_of: None,
                 };
                 self.db.shared().store.create_stream(def, cs.if_not_exists).await?;
@@ -375,6 +377,9 @@ impl Session {
                 Ok(command("NOTIFY", None))
             }
             S::Deallocate { .. } => Ok(command("DEALLOCATE", None)),
+            S::Copy { source, to, target, options, legacy_options, .. } => {
+                self.copy(source, to, target, options, legacy_options).await
+            }
             s @ (S::Insert(_) | S::Update(_) | S::Delete(_)) => {
                 let store = &self.db.shared().store;
                 if let Some(table) = dml::target_name(&s).and_then(|n| dml::table_of(store, n)) {

@@ -555,6 +555,8 @@ async fn ensure_dead_letter_stream(store: &Store, name: &str) -> Result<()> {
         key_column: None,
         retention_micros: None,
         created_at_micros: now_micros(),
+        retention_bytes: None,
+        archive: None,
         changelog_of: None,
     };
     store.create_stream(def, true).await?;

@@ -18,6 +18,12 @@ pub enum Output {
     End { tag: String },
     /// The statement text was empty.
     Empty,
+    /// `COPY … FROM STDIN`: the server feeds the client's data to it and
+    /// finishes it with [`crate::Session::copy_in_done`].
+    CopyIn(crate::copy::CopyIn),
+    /// `COPY … TO STDOUT`: one item per row (a line of text, CSV or JSON;
+    /// the first also carries the header line, if any).
+    CopyOut { columns: usize, rows: futures::stream::BoxStream<'static, crate::Result<bytes::Bytes>> },
 }
 
 impl std::fmt::Debug for Output {
@@ -29,6 +35,8 @@ impl std::fmt::Debug for Output {
             Output::Begin => write!(f, "Begin"),
             Output::End { tag } => write!(f, "End({tag})"),
             Output::Empty => write!(f, "Empty"),
+            Output::CopyIn(c) => write!(f, "CopyIn({} columns)", c.columns()),
+            Output::CopyOut { columns, .. } => write!(f, "CopyOut({columns} columns)"),
         }
     }
 }

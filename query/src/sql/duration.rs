@@ -36,6 +36,43 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     i64::try_from(total).map_err(|_| bad())
 }
 
+/// Parses a size in bytes: a plain number, or a number with a unit
+/// (`'512 kB'`, `'64 MB'`, `'10 GB'`, `'1 TB'` in powers of 1000; `KiB`,
+/// `MiB`, `GiB`, `TiB` in powers of 1024; `B`). Must be positive.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let bad = || Error::InvalidParameter(format!("invalid size \"{text}\" (expected e.g. 4096, '64 MB', '10 GB')"));
+    let s = text.trim();
+    let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let number: f64 = s[..num_end].parse().map_err(|_| bad())?;
+    let scale: f64 = match s[num_end..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let bytes = number * scale;
+    if !(1.0..1.8e19).contains(&bytes) {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// Formats a size in the largest unit that keeps it whole (`'10 GB'`).
+pub fn format_size(bytes: u64) -> String {
+    for (scale, name) in [(1_000_000_000_000, "TB"), (1_000_000_000, "GB"), (1_000_000, "MB"), (1_000, "kB")] {
+        if bytes.is_multiple_of(scale) {
+            return format!("{} {name}", bytes / scale);
+        }
+    }
+    format!("{bytes} B")
+}
+
 /// Formats microseconds in the largest whole unit (`'7 days'`, `'90 s'`).
 pub fn format_duration(micros: i64) -> String {
     const UNITS: [(i64, &str); 5] = [

@@ -7,7 +7,7 @@
 //! Postgres-compatibility parser, which also rewrites the catalog queries
 //! psql and drivers send.
 
-use brikk_storage::{ColumnDef, MAX_PARTITIONS};
+use brikk_storage::{ArchiveDef, ColumnDef, MAX_PARTITIONS};
 use datafusion::sql::sqlparser::ast::{self, ColumnOption, Expr, SqlOption, Value};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -17,7 +17,7 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 use crate::catalog::SYSTEM_COLUMNS;
 use crate::error::{Error, Result};
-use crate::sql::duration::parse_duration;
+use crate::sql::duration::{parse_duration, parse_size};
 use crate::types::column_type;
 
 /// One statement of a query string.
@@ -37,7 +37,9 @@ pub enum Statement {
     Sql(Box<ast::Statement>),
 }
 
-/// `CREATE STREAM name (cols) WITH (partitions = n, key = 'col', retention = '7 days')`.
+/// `CREATE STREAM name (cols) WITH (partitions = n, key = 'col', retention = '7 days',
+/// retention_bytes = '10 GB', archive = true, segment_rows = n, segment_bytes = '64 MB',
+/// segment_age = '1 hour')`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateStream {
     pub name: String,
@@ -46,6 +48,8 @@ pub struct CreateStream {
     pub partitions: u32,
     pub key: Option<String>,
     pub retention_micros: Option<i64>,
+    pub retention_bytes: Option<u64>,
+    pub archive: Option<ArchiveDef>,
 }
 
 /// Default partition count of `CREATE STREAM` without `partitions`.
@@ -194,13 +198,30 @@ fn parse_create_stream(parser: &mut Parser) -> Result<CreateStream> {
         partitions: DEFAULT_PARTITIONS,
         key: None,
         retention_micros: None,
+        retention_bytes: None,
+        archive: None,
     };
+    let mut segment: Vec<(String, String)> = Vec::new();
     if parser.peek_token().token != Token::EOF {
         for opt in parser.parse_options(Keyword::WITH)? {
-            apply_option(&mut stmt, opt)?;
+            apply_option(&mut stmt, opt, &mut segment)?;
         }
     }
     expect_end(parser)?;
+    for (name, text) in segment {
+        let Some(archive) = stmt.archive.as_mut() else {
+            return Err(Error::InvalidParameter(format!("option \"{name}\" needs archive = true")));
+        };
+        match name.as_str() {
+            "segment_rows" => {
+                archive.segment_rows = text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    Error::InvalidParameter(format!("segment_rows must be a positive integer, got {text}"))
+                })?
+            }
+            "segment_bytes" => archive.segment_bytes = parse_size(&text)?,
+            _ => archive.segment_age_micros = Some(parse_duration(&text)?).filter(|m| *m > 0),
+        }
+    }
     if let Some(key) = &stmt.key {
         if !stmt.columns.iter().any(|c| &c.name == key) {
             return Err(Error::NotFound { kind: crate::error::ObjectKind::Column, name: key.clone() });
@@ -229,7 +250,7 @@ pub(crate) fn option_parts(opt: SqlOption) -> Result<(String, String, Expr)> {
     Ok((name, text, value))
 }
 
-fn apply_option(stmt: &mut CreateStream, opt: SqlOption) -> Result<()> {
+fn apply_option(stmt: &mut CreateStream, opt: SqlOption, segment: &mut Vec<(String, String)>) -> Result<()> {
     let (name, text, value) = option_parts(opt)?;
     match name.as_str() {
         "partitions" => {
@@ -246,10 +267,35 @@ fn apply_option(stmt: &mut CreateStream, opt: SqlOption) -> Result<()> {
                 _ => text,
             })
         }
-        "retention" => stmt.retention_micros = Some(parse_duration(&text)?).filter(|m| *m > 0),
+        // '7 days' is an age, '10 GB' a size.
+        "retention" => match parse_size(&text) {
+            Ok(bytes)
+                if text.trim_end().ends_with(|c: char| c.is_ascii_alphabetic() && c.eq_ignore_ascii_case(&'b')) =>
+            {
+                stmt.retention_bytes = Some(bytes)
+            }
+            _ => stmt.retention_micros = Some(parse_duration(&text)?).filter(|m| *m > 0),
+        },
+        "retention_bytes" => stmt.retention_bytes = Some(parse_size(&text)?),
+        "archive" => {
+            stmt.archive = match text.to_ascii_lowercase().as_str() {
+                "true" | "on" | "yes" => Some(ArchiveDef::default()),
+                "false" | "off" | "no" => None,
+                _ if text.starts_with("file://") || text.starts_with("s3://") => {
+                    Some(ArchiveDef { location: Some(text.trim_end_matches('/').to_string()), ..ArchiveDef::default() })
+                }
+                _ => {
+                    return Err(Error::InvalidParameter(format!(
+                    "archive must be true, false, or an object-store URL (file:///dir, s3://bucket/prefix), got {text}"
+                )))
+                }
+            }
+        }
+        "segment_rows" | "segment_bytes" | "segment_age" => segment.push((name, text)),
         other => {
             return Err(Error::InvalidParameter(format!(
-                "unknown stream option \"{other}\" (expected partitions, key or retention)"
+                "unknown stream option \"{other}\" (expected partitions, key, retention, retention_bytes, archive, \
+                 segment_rows, segment_bytes or segment_age)"
             )))
         }
     }
@@ -318,6 +364,26 @@ mod tests {
         assert_eq!(cs.key.as_deref(), Some("task_id"));
         assert_eq!(cs.retention_micros, Some(7 * 86_400_000_000));
         assert_eq!(cs.columns[0], ColumnDef { name: "task_id".into(), ty: ColumnType::Text, nullable: false });
+    }
+
+    #[test]
+    fn parses_archive_and_size_options() {
+        let stmts = p("CREATE STREAM s (a TEXT) WITH (retention = '10 GB', archive = true, segment_rows = 100, segment_age = '5s')").unwrap();
+        let Statement::CreateStream(cs) = &stmts[0] else { panic!() };
+        assert_eq!(cs.retention_bytes, Some(10_000_000_000));
+        assert_eq!(cs.retention_micros, None);
+        let a = cs.archive.as_ref().unwrap();
+        assert_eq!((a.segment_rows, a.segment_age_micros, a.location.as_deref()), (100, Some(5_000_000), None));
+        let stmts = p("CREATE STREAM s (a TEXT) WITH (archive = 's3://bucket/lake/', retention_bytes = 4096)").unwrap();
+        let Statement::CreateStream(cs) = &stmts[0] else { panic!() };
+        assert_eq!(cs.archive.as_ref().unwrap().location.as_deref(), Some("s3://bucket/lake"));
+        assert_eq!(cs.retention_bytes, Some(4096));
+        assert!(matches!(p("CREATE STREAM s (a TEXT) WITH (segment_rows = 5)"), Err(Error::InvalidParameter(_))));
+        assert!(matches!(p("CREATE STREAM s (a TEXT) WITH (archive = 'ftp://x')"), Err(Error::InvalidParameter(_))));
+        assert!(matches!(
+            p("CREATE STREAM s (a TEXT) WITH (retention_bytes = '5 parsecs')"),
+            Err(Error::InvalidParameter(_))
+        ));
     }
 
     #[test]

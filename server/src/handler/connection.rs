@@ -13,6 +13,7 @@ use super::{Startup, StatementParser};
 /// receiving end of its notifications (taken by the connection loop).
 pub struct Connection {
     pub(super) session: Arc<tokio::sync::Mutex<Session>>,
+    pub(super) copy: super::encode::CopySlot,
     pub(super) parser: Arc<StatementParser>,
     notifications: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Notification>>>,
 }
@@ -22,7 +23,12 @@ impl Connection {
         let mut session = db.session();
         let notifications = std::sync::Mutex::new(Some(session.notifications()));
         let session = Arc::new(tokio::sync::Mutex::new(session));
-        Connection { parser: Arc::new(StatementParser::new(db.clone(), session.clone())), session, notifications }
+        Connection {
+            parser: Arc::new(StatementParser::new(db.clone(), session.clone())),
+            session,
+            copy: Default::default(),
+            notifications,
+        }
     }
 
     /// The session's notifications; `None` after the first call.

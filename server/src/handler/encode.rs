@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::ConnectionHandle;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 
@@ -64,6 +65,8 @@ where
     rows.take_until(cancel).chain(tail).boxed()
 }
 
+/// Where a `COPY … FROM STDIN` waits for the client's data.
+pub(crate) type CopySlot = Arc<std::sync::Mutex<Option<brikk_query::copy::CopyIn>>>;
 /// Postgres field descriptions of a result schema. JSON columns (Arrow's
 /// `arrow.json` extension type) are reported as `json`, or as `jsonb` when
 /// their field says so ([`brikk_query::types::PG_TYPE_METADATA`]).
@@ -150,13 +153,24 @@ fn rows_response(
 
 /// Turns one statement's output into a response; rows stream lazily and
 /// stop at a cancel request (`handle` is the connection's cancel handle).
+/// A `COPY … FROM STDIN` is parked in `copy` for the copy handler.
 pub(crate) fn response(
     output: Output,
     format: &Format,
     options: Arc<FormatOptions>,
     handle: Option<Arc<ConnectionHandle>>,
+    copy: &CopySlot,
 ) -> PgWireResult<Response> {
     Ok(match output {
+        Output::CopyIn(c) => {
+            let columns = c.columns();
+            *copy.lock().expect("copy slot") = Some(c);
+            Response::CopyIn(CopyResponse::new(0, columns, stream::empty().boxed()))
+        }
+        Output::CopyOut { columns, rows } => {
+            let data = rows.map(|r| r.map(CopyData::new).map_err(|e| to_pg_error(&e)));
+            Response::CopyOut(CopyResponse::new(0, columns, data.boxed()))
+        }
         Output::Rows(batches) => rows_response(batches, "SELECT", format, options, handle)?,
         Output::Returning { tag, rows } => {
             let tag = if tag == "INSERT" { "INSERT 0".to_string() } else { tag };

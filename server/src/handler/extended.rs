@@ -171,6 +171,6 @@ impl ExtendedQueryHandler for Connection {
             tracing::debug!(peer = %client.socket_addr(), error = %e, %sql, "statement failed");
             to_pg_error(&e)
         })?;
-        response(output, &portal.result_column_format, options, handle)
+        response(output, &portal.result_column_format, options, handle, &self.copy)
     }
 }

@@ -32,7 +32,9 @@ impl SimpleQueryHandler for Connection {
         let mut responses = Vec::new();
         for result in session.execute(query).await {
             match result {
-                Ok(output) => responses.push(response(output, &Format::UnifiedText, options.clone(), handle.clone())?),
+                Ok(output) => {
+                    responses.push(response(output, &Format::UnifiedText, options.clone(), handle.clone(), &self.copy)?)
+                }
                 Err(e) => {
                     tracing::debug!(peer = %client.socket_addr(), error = %e, sql = %query, "statement failed");
                     responses.push(Response::Error(Box::new(error_info(&e))));

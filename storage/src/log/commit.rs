@@ -12,8 +12,12 @@
 //! The committer is the only writer of the database, so it alone assigns
 //! offsets and commit timestamps, and they are assigned in commit order:
 //! offsets are dense, and timestamps never decrease within a partition.
-//! All records a group appends to one partition become one chunk under one
-//! key (see [`crate::codec`]).
+//! The records a group appends to one partition become one chunk under one
+//! key (see [`crate::codec`]), or a few when they exceed
+//! [`MAX_CHUNK_RECORDS`] / [`MAX_CHUNK_BYTES`] (a bulk load), so reading one
+//! record never decodes a huge chunk and segments can end between them.
+//! An archive hand-over ([`Handover`]) puts the manifest entry and deletes
+//! the segment's range from the log in the same write.
 //! While it waits for one fsync, new requests queue up and go out together in
 //! the next write, so durability costs latency, not throughput.
 
@@ -24,19 +28,26 @@ use std::sync::{Arc, RwLock};
 
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
+use crate::archive::{ArchivedFile, Handover};
 use crate::catalog::{StreamDef, StreamId, TableDef, TableId};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::groups::{GroupWrite, Groups};
 use crate::keys;
 use crate::log::retention::Trim;
-use crate::log::stream::StreamHandle;
+use crate::log::stream::{PartitionInit, StreamHandle};
 use crate::state::StateWrite;
-use crate::store::{Catalog, CatalogChanges, CF_CATALOG, CF_CONTINUOUS, CF_GROUPS, CF_LOG, CF_TABLES, CF_TIME_INDEX};
+use crate::store::{
+    Catalog, CatalogChanges, CF_ARCHIVE, CF_CATALOG, CF_CONTINUOUS, CF_GROUPS, CF_LOG, CF_TABLES, CF_TIME_INDEX,
+};
 use crate::tables::{Expect, RowWrite, TableHandle};
 
 /// Most requests folded into one write; bounds the latency of the group.
 const MAX_GROUP: usize = 4096;
+/// A chunk is closed after this many records...
+pub const MAX_CHUNK_RECORDS: u32 = 4096;
+/// ...or this many bytes, and the group's next record starts a new one.
+pub const MAX_CHUNK_BYTES: usize = 1 << 20;
 
 /// A record to append, already encoded by [`codec::encode_row`].
 #[derive(Debug, Clone)]
@@ -94,6 +105,7 @@ pub(crate) enum Request {
     CreateTable(TableDef, bool, tokio::sync::oneshot::Sender<Result<Option<Arc<TableHandle>>>>),
     DropTable(String, bool, tokio::sync::oneshot::Sender<Result<bool>>),
     Trim(Vec<Trim>, tokio::sync::oneshot::Sender<Result<()>>),
+    Archive(Handover, tokio::sync::oneshot::Sender<Result<()>>),
 }
 
 /// A reply that is sent only after the group's write has succeeded.
@@ -150,7 +162,11 @@ struct Group<'a> {
     chunks: HashMap<(StreamId, u32), codec::ChunkBuilder>,
     touched: HashMap<StreamId, Arc<StreamHandle>>,
     dropped: Vec<Arc<StreamHandle>>,
-    trimmed: Vec<(Arc<StreamHandle>, u32, u64)>,
+    trimmed: Vec<(Arc<StreamHandle>, u32, u64, u64)>,
+    /// Files handed over in this group, published after the write.
+    archived: Vec<(Arc<StreamHandle>, ArchivedFile)>,
+    /// Encoded bytes this group appends per partition.
+    added_bytes: HashMap<(StreamId, u32), u64>,
     next_stream_id: u64,
     now: i64,
     replies: Vec<Pending>,
@@ -258,6 +274,12 @@ impl Group<'_> {
             self.batch.put_cf(cf(self.catalog, CF_TIME_INDEX), tk, next.to_be_bytes());
         }
         codec::stamp(record, ts);
+        let full =
+            self.chunks.get(&slot).is_some_and(|c| c.len() >= MAX_CHUNK_RECORDS || c.byte_len() >= MAX_CHUNK_BYTES);
+        if full {
+            let chunk = self.chunks.remove(&slot).expect("checked");
+            self.put_chunk(slot, chunk);
+        }
         self.chunks.entry(slot).or_insert_with(|| codec::ChunkBuilder::new(next)).push(record);
         self.heads.insert(slot, (next + 1, ts));
         self.touched.entry(h.def.id).or_insert_with(|| h.clone());
@@ -353,7 +375,7 @@ impl Group<'_> {
         );
         self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::catalog_stream_key(&def.name), def.to_bytes());
         let n = def.partitions as usize;
-        let handle = Arc::new(StreamHandle::new(def, vec![0; n], vec![0; n], vec![i64::MIN; n]));
+        let handle = Arc::new(StreamHandle::new(def, vec![PartitionInit::empty(); n]));
         self.changed.streams.insert(handle.def.name.clone(), Some(handle.clone()));
         Ok(Some(handle))
     }
@@ -425,10 +447,12 @@ impl Group<'_> {
         self.batch.delete_range_cf(cf(self.catalog, CF_LOG), &start, &end);
         self.batch.delete_range_cf(cf(self.catalog, CF_TIME_INDEX), &start, &end);
         self.batch.delete_range_cf(cf(self.catalog, CF_GROUPS), &start, &end);
+        self.batch.delete_range_cf(cf(self.catalog, CF_ARCHIVE), &start, &end);
         self.dropped_ids.push(h.def.id);
         self.touched.remove(&h.def.id);
         self.heads.retain(|(id, _), _| *id != h.def.id);
         self.chunks.retain(|(id, _), _| *id != h.def.id);
+        self.archived.retain(|(a, _)| a.def.id != h.def.id);
         self.changed.streams.insert(name, None);
         self.dropped.push(h);
     }
@@ -447,8 +471,52 @@ impl Group<'_> {
                 keys::time_key(s, p, i64::MIN),
                 keys::time_key(s, p, t.ts_below),
             );
-            self.trimmed.push((h, p, t.below));
+            self.trimmed.push((h, p, t.below, t.bytes));
         }
+    }
+
+    /// Stages a hand-over: the manifest entry and the deletion of its range
+    /// from the log, in this group's one write. Refused unless the file
+    /// starts exactly at the partition's live low (nothing moved meanwhile)
+    /// and ends below its head.
+    fn archive(&mut self, handover: Handover) -> Result<()> {
+        let Handover { stream, file } = handover;
+        let h = self
+            .stream_by_id(stream)
+            .ok_or_else(|| Error::NotFound { kind: "stream", name: format!("#{}", stream.0) })?;
+        let p = file.partition;
+        if p >= h.def.partitions || file.last < file.first {
+            return Err(Error::InvalidInput(format!("hand-over of {} names no range of the stream", file.path)));
+        }
+        let staged_low = self
+            .archived
+            .iter()
+            .filter(|(a, f)| a.def.id == stream && f.partition == p)
+            .map(|(_, f)| f.last + 1)
+            .max()
+            .unwrap_or_else(|| h.live_low(p));
+        if file.first != staged_low || file.last >= h.head(p) {
+            return Err(Error::Conflict(format!(
+                "hand-over of {} (offsets {}..={}) no longer matches the live log of partition {p} \
+                 (live offsets {staged_low}..{})",
+                file.path,
+                file.first,
+                file.last,
+                h.head(p)
+            )));
+        }
+        let (s, first, end) = (stream, file.first, file.last + 1);
+        self.batch.put_cf(cf(self.catalog, CF_ARCHIVE), keys::manifest_key(s, p, first), file.to_bytes());
+        self.batch.delete_range_cf(cf(self.catalog, CF_LOG), keys::log_key(s, p, first), keys::log_key(s, p, end));
+        self.archived.push((h, file));
+        Ok(())
+    }
+
+    fn put_chunk(&mut self, (id, p): (StreamId, u32), chunk: codec::ChunkBuilder) {
+        let key = keys::log_key(id, p, chunk.first);
+        let bytes = chunk.finish();
+        *self.added_bytes.entry((id, p)).or_default() += bytes.len() as u64;
+        self.batch.put_cf(cf(self.catalog, CF_LOG), key, bytes);
     }
 }
 
@@ -495,6 +563,8 @@ pub(crate) fn run(
             touched: HashMap::new(),
             dropped: Vec::new(),
             trimmed: Vec::new(),
+            archived: Vec::new(),
+            added_bytes: HashMap::new(),
             next_stream_id,
             now: now_micros().max(last_now + 1),
             replies: Vec::with_capacity(requests.len()),
@@ -526,12 +596,15 @@ pub(crate) fn run(
                     group.trim(trims);
                     group.replies.push(Pending::Trim(tx));
                 }
+                Request::Archive(handover, tx) => match group.archive(handover) {
+                    Ok(()) => group.replies.push(Pending::Trim(tx)),
+                    Err(e) => drop(tx.send(Err(e))),
+                },
             }
         }
         // Chunks go in last: every request of the group has been staged.
-        for ((id, p), chunk) in std::mem::take(&mut group.chunks) {
-            let key = keys::log_key(id, p, chunk.first);
-            group.batch.put_cf(cf(&snapshot, CF_LOG), key, chunk.finish());
+        for (slot, chunk) in std::mem::take(&mut group.chunks) {
+            group.put_chunk(slot, chunk);
         }
         let Group {
             batch,
@@ -540,6 +613,8 @@ pub(crate) fn run(
             touched,
             dropped,
             trimmed,
+            archived,
+            added_bytes,
             replies,
             next_stream_id: next_id,
             undo,
@@ -576,8 +651,17 @@ pub(crate) fn run(
         for t in &dropped_tables {
             t.mark_dropped();
         }
-        for (h, p, low) in trimmed {
+        for (h, p, low, bytes) in trimmed {
             h.set_low(p, low);
+            h.add_live_bytes(p, 0, bytes);
+        }
+        for (h, file) in archived {
+            h.push_archived(file);
+        }
+        for ((id, p), bytes) in added_bytes {
+            if let Some(h) = touched.get(&id) {
+                h.add_live_bytes(p, bytes, 0);
+            }
         }
         for ((id, p), (next, ts)) in heads {
             if let Some(h) = touched.get(&id) {

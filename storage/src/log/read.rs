@@ -1,4 +1,6 @@
-//! Reading the log: offset range scans and timestamp lookups.
+//! Reading the log: offset range scans (from the live log or, for archived
+//! offsets, through the installed [`crate::ArchiveReader`]) and timestamp
+//! lookups.
 
 use rocksdb::{Direction, IteratorMode, ReadOptions};
 
@@ -19,13 +21,72 @@ pub(crate) struct ChunkInfo {
 
 impl Store {
     /// Reads up to `limit` records of one partition with offsets in
-    /// `[from, to)`, in offset order.
+    /// `[from, to)`, in offset order, wherever they are: archived files
+    /// first, then the live log. Offsets deleted by retention are skipped.
     ///
     /// `to` is clamped to the partition's committed head, so a scan never
-    /// returns a record whose commit has not been acknowledged. This is a
-    /// blocking call (RocksDB I/O); async callers run it on a blocking thread.
+    /// returns a record whose commit has not been acknowledged. A segment
+    /// handed over to the archive while this runs is read from its file: no
+    /// offset is missed or repeated. An archived file that is missing or
+    /// does not hold what the manifest says fails the read with an error
+    /// naming it. This is a blocking call (RocksDB and file I/O); async
+    /// callers run it on a blocking thread.
     pub fn read(&self, stream: &StreamHandle, partition: u32, from: u64, to: u64, limit: usize) -> Result<Vec<Record>> {
         let to = to.min(stream.head(partition));
+        let mut out: Vec<Record> = Vec::new();
+        let mut from = from;
+        while from < to && out.len() < limit {
+            let live_low = stream.live_low(partition);
+            if from < live_low {
+                let Some(file) = stream.archived_file(partition, from) else {
+                    // Dropped by retention: continue at the next stored offset.
+                    let files = stream.archived(partition);
+                    from = files.iter().map(|f| f.first).find(|f| *f > from).unwrap_or(live_low).min(live_low);
+                    continue;
+                };
+                let end = to.min(file.last + 1);
+                let want = (limit - out.len()).min((end - from) as usize);
+                let reader = self.archive_reader().ok_or_else(|| {
+                    Error::ArchiveUnavailable(format!(
+                        "offsets {}..={} of stream \"{}\" are archived and no archive reader is installed",
+                        file.first, file.last, stream.def.name
+                    ))
+                })?;
+                let records = reader.read(&stream.def, &file, from, end, want)?;
+                let dense =
+                    records.len() == want && records.iter().enumerate().all(|(i, r)| r.offset == from + i as u64);
+                if !dense {
+                    return Err(Error::ArchiveCorrupt {
+                        file: file.path.clone(),
+                        detail: format!("expected offsets {from}..{} of partition {partition}", from + want as u64),
+                    });
+                }
+                from += want as u64;
+                out.extend(records);
+                continue;
+            }
+            let records = self.read_live(stream, partition, from, to, limit - out.len())?;
+            let moved = records.first().is_none_or(|r| r.offset > from)
+                && stream.live_low(partition) > from
+                && stream.archived_file(partition, from).is_some();
+            if moved {
+                continue; // handed over meanwhile: read it from its file
+            }
+            out.extend(records);
+            break;
+        }
+        Ok(out)
+    }
+
+    /// [`Store::read`] of the live log only.
+    fn read_live(
+        &self,
+        stream: &StreamHandle,
+        partition: u32,
+        from: u64,
+        to: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>> {
         if from >= to || limit == 0 {
             return Ok(Vec::new());
         }

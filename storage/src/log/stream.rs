@@ -1,22 +1,45 @@
 //! The in-memory face of a stream: its definition and committed heads.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
+use crate::archive::ArchivedFile;
 use crate::catalog::{ColumnType, StreamDef};
 use crate::log::hash::partition_for_key;
+
+/// What recovery (or creation) knows of one partition.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PartitionInit {
+    pub head: u64,
+    pub low: u64,
+    pub live_low: u64,
+    pub last_ts: i64,
+    pub live_bytes: u64,
+    pub archived: Vec<ArchivedFile>,
+}
+
+impl PartitionInit {
+    pub(crate) fn empty() -> PartitionInit {
+        PartitionInit { last_ts: i64::MIN, ..PartitionInit::default() }
+    }
+}
 
 /// A stream as readers and writers see it in memory.
 ///
 /// `heads[p]` is the committed end offset of partition `p`: every offset
 /// below it is durable and readable, none at or above it is visible. Only the
 /// committer thread advances it, after the write that made the records
-/// durable has returned.
+/// durable has returned. Offsets `low..live_low` are in archived files (the
+/// manifest, `archived`), `live_low..head` in the live log.
 #[derive(Debug)]
 pub struct StreamHandle {
     pub def: StreamDef,
     types: Vec<ColumnType>,
     heads: Vec<AtomicU64>,
     lows: Vec<AtomicU64>,
+    live_lows: Vec<AtomicU64>,
+    live_bytes: Vec<AtomicU64>,
+    archived: Vec<RwLock<Arc<Vec<ArchivedFile>>>>,
     last_ts: Vec<AtomicI64>,
     round_robin: AtomicU64,
     dropped: AtomicBool,
@@ -24,13 +47,16 @@ pub struct StreamHandle {
 }
 
 impl StreamHandle {
-    pub(crate) fn new(def: StreamDef, heads: Vec<u64>, lows: Vec<u64>, last_ts: Vec<i64>) -> StreamHandle {
+    pub(crate) fn new(def: StreamDef, parts: Vec<PartitionInit>) -> StreamHandle {
         let types = def.columns.iter().map(|c| c.ty).collect();
         StreamHandle {
             types,
-            lows: lows.into_iter().map(AtomicU64::new).collect(),
-            heads: heads.into_iter().map(AtomicU64::new).collect(),
-            last_ts: last_ts.into_iter().map(AtomicI64::new).collect(),
+            lows: parts.iter().map(|p| AtomicU64::new(p.low)).collect(),
+            live_lows: parts.iter().map(|p| AtomicU64::new(p.live_low)).collect(),
+            live_bytes: parts.iter().map(|p| AtomicU64::new(p.live_bytes)).collect(),
+            heads: parts.iter().map(|p| AtomicU64::new(p.head)).collect(),
+            last_ts: parts.iter().map(|p| AtomicI64::new(p.last_ts)).collect(),
+            archived: parts.into_iter().map(|p| RwLock::new(Arc::new(p.archived))).collect(),
             round_robin: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
             appended: tokio::sync::Notify::new(),
@@ -48,14 +74,63 @@ impl StreamHandle {
         self.heads[partition as usize].load(Ordering::Acquire)
     }
 
-    /// First offset of `partition` still stored: 0 until retention deletes
-    /// older records.
+    /// First offset of `partition` still stored, in the archive or the live
+    /// log: 0 until retention deletes older records.
     pub fn low(&self, partition: u32) -> u64 {
         self.lows[partition as usize].load(Ordering::Acquire)
     }
 
+    /// First offset of `partition` in the live log (RocksDB); offsets from
+    /// [`StreamHandle::low`] up to it are in archived files.
+    pub fn live_low(&self, partition: u32) -> u64 {
+        self.live_lows[partition as usize].load(Ordering::Acquire)
+    }
+
+    /// Dropping records (retention without archive) moves both lows.
     pub(crate) fn set_low(&self, partition: u32, low: u64) {
+        self.live_lows[partition as usize].fetch_max(low, Ordering::AcqRel);
         self.lows[partition as usize].fetch_max(low, Ordering::AcqRel);
+    }
+
+    /// Encoded bytes of `partition`'s live log; exact for streams with
+    /// `retention_bytes` (counted at recovery), since creation otherwise.
+    pub fn live_bytes(&self, partition: u32) -> u64 {
+        self.live_bytes[partition as usize].load(Ordering::Acquire)
+    }
+
+    pub(crate) fn add_live_bytes(&self, partition: u32, added: u64, removed: u64) {
+        let slot = &self.live_bytes[partition as usize];
+        let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some((b + added).saturating_sub(removed)));
+    }
+
+    /// The archived files of `partition`, in offset order (a snapshot).
+    pub fn archived(&self, partition: u32) -> Arc<Vec<ArchivedFile>> {
+        self.archived[partition as usize].read().expect("archive lock").clone()
+    }
+
+    /// The archived file holding `offset` of `partition`, if any.
+    pub fn archived_file(&self, partition: u32, offset: u64) -> Option<ArchivedFile> {
+        let files = self.archived(partition);
+        let i = files.partition_point(|f| f.last < offset);
+        files.get(i).filter(|f| f.contains(offset)).cloned()
+    }
+
+    /// Publishes a handed-over file: first the manifest entry, then the live
+    /// low, so a reader that finds an offset gone from the live log finds it
+    /// in the manifest.
+    pub(crate) fn push_archived(&self, file: ArchivedFile) {
+        let p = file.partition;
+        let next = file.last + 1;
+        let removed = file.live_bytes;
+        {
+            let mut slot = self.archived[p as usize].write().expect("archive lock");
+            let mut files = Vec::with_capacity(slot.len() + 1);
+            files.extend(slot.iter().cloned());
+            files.push(file);
+            *slot = Arc::new(files);
+        }
+        self.live_lows[p as usize].fetch_max(next, Ordering::AcqRel);
+        self.add_live_bytes(p, 0, removed);
     }
 
     /// Committed end offsets of all partitions.

@@ -1,0 +1,407 @@
+//! Decoding COPY input into appends: text and CSV records, JSON lines,
+//! Parquet files. Input can arrive in pieces (`CopyData` messages); records
+//! are decoded as soon as they are complete.
+
+use std::sync::Arc;
+
+use brikk_storage::codec::encode_row;
+use brikk_storage::{Append, StreamHandle, Value, WriteSet};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::scalar::ScalarValue;
+
+use crate::copy::format::{CopyFormat, Format};
+use crate::error::{Error, Result};
+use crate::types::{assign, key_text};
+
+/// Turns rows of source values into appends to one stream, as INSERT does.
+pub(crate) struct RowSink {
+    pub(crate) stream: Arc<StreamHandle>,
+    /// The stream column each source field fills, in order.
+    pub(crate) targets: Vec<usize>,
+    pub(crate) appends: Vec<Append>,
+}
+
+impl RowSink {
+    /// Appends one row; `fields` are in `targets` order.
+    pub(crate) fn push(&mut self, fields: impl ExactSizeIterator<Item = ScalarValue>) -> Result<()> {
+        let def = &self.stream.def;
+        if fields.len() != self.targets.len() {
+            return Err(Error::BadCopyData(if fields.len() > self.targets.len() {
+                format!("extra data after last expected column ({} columns expected)", self.targets.len())
+            } else {
+                format!("missing data: {} of {} columns", fields.len(), self.targets.len())
+            }));
+        }
+        let mut values = vec![Value::Null; def.columns.len()];
+        for (v, &col) in fields.zip(&self.targets) {
+            values[col] = assign(v, def.columns[col].ty, &def.columns[col].name)?;
+        }
+        for (c, v) in def.columns.iter().zip(&values) {
+            if !c.nullable && *v == Value::Null {
+                return Err(Error::NotNull { relation: def.name.clone(), column: c.name.clone() });
+            }
+        }
+        let key = def.key_column.and_then(|k| key_text(&values[k]));
+        let record = encode_row(self.stream.types(), key.as_deref().map(str::as_bytes), &values)?;
+        let partition = self.stream.choose_partition(key.as_deref().map(str::as_bytes));
+        self.appends.push(Append { stream: def.id, partition, record });
+        Ok(())
+    }
+
+    /// Appends the rows of a batch whose columns are matched to the
+    /// targets by name (`columns[i]` = batch column for target `i`, or None
+    /// for NULL).
+    pub(crate) fn push_batch(&mut self, batch: &RecordBatch, columns: &[Option<usize>]) -> Result<()> {
+        for row in 0..batch.num_rows() {
+            let mut fields = Vec::with_capacity(columns.len());
+            for c in columns {
+                fields.push(match c {
+                    Some(i) => ScalarValue::try_from_array(batch.column(*i), row)?,
+                    None => ScalarValue::Null,
+                });
+            }
+            self.push(fields.into_iter())?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds "line N" (or "row N") to an input error, keeping its kind.
+pub(crate) fn at(e: Error, what: &str, n: usize) -> Error {
+    let m = |s: String| format!("COPY, {what} {n}: {s}");
+    match e {
+        Error::BadCopyData(s) => Error::BadCopyData(m(s)),
+        Error::InvalidText(s) => Error::InvalidText(m(s)),
+        Error::OutOfRange(s) => Error::OutOfRange(m(s)),
+        Error::TypeMismatch(s) => Error::TypeMismatch(m(s)),
+        Error::InvalidParameter(s) => Error::InvalidParameter(m(s)),
+        other => other,
+    }
+}
+
+/// A `COPY … FROM STDIN` in progress: fed the client's data, finished at
+/// `CopyDone`. The first error is kept and reported at the end; later
+/// data is ignored, as Postgres does.
+pub struct CopyIn {
+    pub(crate) sink: RowSink,
+    format: CopyFormat,
+    buf: Vec<u8>,
+    line: usize,
+    ended: bool,
+    error: Option<Error>,
+}
+
+impl CopyIn {
+    pub(crate) fn new(sink: RowSink, format: CopyFormat) -> CopyIn {
+        CopyIn { sink, format, buf: Vec::new(), line: 0, ended: false, error: None }
+    }
+
+    /// Columns the client sends.
+    pub fn columns(&self) -> usize {
+        self.sink.targets.len()
+    }
+
+    /// Takes the next piece of input.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.error.is_some() || self.ended {
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        if self.format.format != Format::Parquet {
+            if let Err(e) = self.drain(false) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// Decodes what is left; the appends of every row, or the first error.
+    pub(crate) fn finish(mut self) -> Result<(WriteSet, usize)> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.format.format == Format::Parquet {
+            let bytes = bytes::Bytes::from(std::mem::take(&mut self.buf));
+            read_parquet(bytes, &mut self.sink, "STDIN")?;
+        } else {
+            self.drain(true)?;
+        }
+        let n = self.sink.appends.len();
+        Ok((WriteSet::of_appends(self.sink.appends), n))
+    }
+
+    /// Decodes every complete record in the buffer (all of it at the end).
+    pub(crate) fn drain(&mut self, at_end: bool) -> Result<()> {
+        let mut pos = 0;
+        loop {
+            if self.ended {
+                break;
+            }
+            let rest = &self.buf[pos..];
+            let Some((fields, used, lines)) = next_record(rest, &self.format, at_end)? else { break };
+            pos += used;
+            self.line += 1;
+            let line = self.line;
+            self.line += lines.saturating_sub(1);
+            let Some(fields) = fields else { continue };
+            if line == 1 && self.format.header {
+                continue;
+            }
+            let r = match fields {
+                Fields::Values(v) => self.sink.push(v.into_iter().map(ScalarValue::Utf8)),
+                Fields::End => {
+                    self.ended = true;
+                    Ok(())
+                }
+                Fields::Json(obj) => json_row(&mut self.sink, obj),
+            };
+            r.map_err(|e| at(e, "line", line))?;
+        }
+        self.buf.drain(..pos);
+        Ok(())
+    }
+}
+
+enum Fields {
+    Values(Vec<Option<String>>),
+    Json(serde_json::Map<String, serde_json::Value>),
+    /// Text format's `\.` end marker.
+    End,
+}
+
+/// The next record of `buf`: its fields (None for a blank JSON line), the
+/// bytes it used and the lines it spans; None if it is not complete yet.
+fn next_record(buf: &[u8], f: &CopyFormat, at_end: bool) -> Result<Option<(Option<Fields>, usize, usize)>> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    match f.format {
+        Format::Csv => Ok(csv_record(buf, f, at_end)?.map(|(v, used, lines)| (Some(Fields::Values(v)), used, lines))),
+        Format::Text | Format::Json => {
+            let (line, used) = match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => (&buf[..i], i + 1),
+                None if at_end => (buf, buf.len()),
+                None => return Ok(None),
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text = std::str::from_utf8(line).map_err(|_| Error::BadCopyData("invalid UTF-8".into()))?;
+            if f.format == Format::Json {
+                if text.trim().is_empty() {
+                    return Ok(Some((None, used, 1)));
+                }
+                let v: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| Error::BadCopyData(format!("invalid JSON: {e}")))?;
+                let serde_json::Value::Object(obj) = v else {
+                    return Err(Error::BadCopyData("each JSON line must be an object".into()));
+                };
+                return Ok(Some((Some(Fields::Json(obj)), used, 1)));
+            }
+            if text == "\\." {
+                return Ok(Some((Some(Fields::End), used, 1)));
+            }
+            Ok(Some((Some(Fields::Values(text_fields(text, f)?)), used, 1)))
+        }
+        Format::Parquet => Ok(None),
+    }
+}
+
+/// Splits a text-format line and undoes its escapes.
+fn text_fields(line: &str, f: &CopyFormat) -> Result<Vec<Option<String>>> {
+    let delim = f.delimiter as char;
+    line.split(delim)
+        .map(|raw| {
+            if raw == f.null {
+                return Ok(None);
+            }
+            let mut out = String::with_capacity(raw.len());
+            let mut chars = raw.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c != '\\' {
+                    out.push(c);
+                    continue;
+                }
+                match chars.next() {
+                    Some('b') => out.push('\u{8}'),
+                    Some('f') => out.push('\u{c}'),
+                    Some('n') => out.push('\n'),
+                    Some('r') => out.push('\r'),
+                    Some('t') => out.push('\t'),
+                    Some('v') => out.push('\u{b}'),
+                    Some(d @ '0'..='7') => {
+                        let mut v = d.to_digit(8).expect("octal");
+                        for _ in 0..2 {
+                            match chars.peek().and_then(|c| c.to_digit(8)) {
+                                Some(x) => {
+                                    v = v * 8 + x;
+                                    chars.next();
+                                }
+                                None => break,
+                            }
+                        }
+                        out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+                    }
+                    Some(other) => out.push(other),
+                    None => return Err(Error::BadCopyData("line ends in a backslash".into())),
+                }
+            }
+            Ok(Some(out))
+        })
+        .collect()
+}
+
+/// One CSV record: unquoted empty fields (or the NULL string) are NULL, a
+/// quoted empty field is the empty string; quoted fields may span lines.
+/// A decoded text or CSV record: its fields, the bytes it used, the lines
+/// it spans.
+type TextRecord = (Vec<Option<String>>, usize, usize);
+
+fn csv_record(buf: &[u8], f: &CopyFormat, at_end: bool) -> Result<Option<TextRecord>> {
+    let mut fields = Vec::new();
+    let mut field: Vec<u8> = Vec::new();
+    let (mut quoted, mut in_quotes, mut lines) = (false, false, 1);
+    let mut i = 0;
+    let finish = |field: &mut Vec<u8>, quoted: bool| -> Result<Option<String>> {
+        let s = String::from_utf8(std::mem::take(field)).map_err(|_| Error::BadCopyData("invalid UTF-8".into()))?;
+        Ok(if !quoted && s == f.null { None } else { Some(s) })
+    };
+    while i < buf.len() {
+        let b = buf[i];
+        if in_quotes {
+            if b == f.escape && f.escape != f.quote && buf.get(i + 1) == Some(&f.quote) {
+                field.push(f.quote);
+                i += 2;
+                continue;
+            }
+            if b == f.quote {
+                if f.escape == f.quote && buf.get(i + 1) == Some(&f.quote) {
+                    field.push(f.quote);
+                    i += 2;
+                    continue;
+                }
+                if i + 1 == buf.len() && !at_end {
+                    return Ok(None); // a doubled quote may follow
+                }
+                in_quotes = false;
+                i += 1;
+                continue;
+            }
+            if b == b'\n' {
+                lines += 1;
+            }
+            field.push(b);
+            i += 1;
+            continue;
+        }
+        if b == f.quote {
+            in_quotes = true;
+            quoted = true;
+        } else if b == f.delimiter {
+            fields.push(finish(&mut field, quoted)?);
+            quoted = false;
+        } else if b == b'\n' {
+            if field.last() == Some(&b'\r') && !quoted {
+                field.pop();
+            }
+            fields.push(finish(&mut field, quoted)?);
+            return Ok(Some((fields, i + 1, lines)));
+        } else {
+            field.push(b);
+        }
+        i += 1;
+    }
+    if !at_end {
+        return Ok(None);
+    }
+    if in_quotes {
+        return Err(Error::BadCopyData("unterminated CSV quoted field".into()));
+    }
+    if field.last() == Some(&b'\r') && !quoted {
+        field.pop();
+    }
+    fields.push(finish(&mut field, quoted)?);
+    Ok(Some((fields, buf.len(), lines)))
+}
+
+/// A JSON-lines row: keys are column names (unknown keys are an error,
+/// missing ones NULL).
+fn json_row(sink: &mut RowSink, obj: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    let def = sink.stream.def.clone();
+    let mut fields = vec![ScalarValue::Null; sink.targets.len()];
+    for (k, v) in obj {
+        let Some(i) = sink.targets.iter().position(|&c| def.columns[c].name == k) else {
+            if crate::catalog::SYSTEM_COLUMNS.contains(&k.as_str()) {
+                continue;
+            }
+            return Err(Error::BadCopyData(format!("JSON key \"{k}\" is not a column of \"{}\"", def.name)));
+        };
+        fields[i] = match v {
+            serde_json::Value::Null => ScalarValue::Null,
+            serde_json::Value::Bool(b) => ScalarValue::Boolean(Some(b)),
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => ScalarValue::Int64(Some(i)),
+                (None, Some(f)) => ScalarValue::Float64(Some(f)),
+                _ => ScalarValue::Utf8(Some(n.to_string())),
+            },
+            serde_json::Value::String(s) => ScalarValue::Utf8(Some(s)),
+            other => ScalarValue::Utf8(Some(other.to_string())),
+        };
+    }
+    sink.push(fields.into_iter())
+}
+
+/// Appends every row of a Parquet file held in `bytes`. Columns are
+/// matched by name; system columns (`_offset`, …) in the file are ignored.
+pub(crate) fn read_parquet<R>(input: R, sink: &mut RowSink, name: &str) -> Result<()>
+where
+    R: datafusion::parquet::file::reader::ChunkReader + 'static,
+{
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let bad = |e: &dyn std::fmt::Display| Error::BadCopyData(format!("{name} is not a readable Parquet file: {e}"));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| bad(&e))?;
+    let schema = builder.schema().clone();
+    let def = sink.stream.def.clone();
+    for f in schema.fields() {
+        let known = sink.targets.iter().any(|&c| def.columns[c].name == *f.name())
+            || crate::catalog::SYSTEM_COLUMNS.contains(&f.name().as_str());
+        if !known {
+            return Err(Error::BadCopyData(format!(
+                "{name} has column \"{}\", which \"{}\" lacks",
+                f.name(),
+                def.name
+            )));
+        }
+    }
+    let columns: Vec<Option<usize>> =
+        sink.targets.iter().map(|&c| schema.fields().iter().position(|f| *f.name() == def.columns[c].name)).collect();
+    let reader = builder.with_batch_size(8192).build().map_err(|e| bad(&e))?;
+    let mut row = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(&e))?;
+        sink.push_batch(&batch, &columns).map_err(|e| at(e, "row", row + 1))?;
+        row += batch.num_rows();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_records_keep_quoting_and_wait_for_more() {
+        let f = CopyFormat::of(Format::Csv);
+        let (v, used, _) = csv_record(b"a,\"\",,\"x,\"\"y\"\n", &f, false).unwrap().unwrap();
+        assert_eq!(v, vec![Some("a".into()), Some("".into()), None, Some("x,\"y".into())]);
+        assert_eq!(used, 14);
+        assert!(csv_record(b"a,\"multi\nline", &f, false).unwrap().is_none());
+        let (v, _, lines) = csv_record(b"a,\"multi\nline\"\n", &f, false).unwrap().unwrap();
+        assert_eq!((v[1].as_deref(), lines), (Some("multi\nline"), 2));
+        assert!(csv_record(b"a,\"open", &f, true).is_err());
+    }
+
+    #[test]
+    fn text_fields_undo_escapes() {
+        let f = CopyFormat::of(Format::Text);
+        let v = text_fields("a\\tb\t\\N\tc\\\\d\t\\101", &f).unwrap();
+        assert_eq!(v, vec![Some("a\tb".into()), None, Some("c\\d".into()), Some("A".into())]);
+    }
+}

@@ -1,0 +1,186 @@
+//! Running COPY in a session.
+
+use std::io::Read;
+use std::path::Path;
+
+use bytes::Bytes;
+use datafusion::sql::sqlparser::ast::{self, CopyLegacyOption, CopyOption, CopySource, CopyTarget};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::copy::decode::{read_parquet, CopyIn, RowSink};
+use crate::copy::encode::{file_error, header_line, row_line, FileWriter};
+use crate::copy::format::{CopyFormat, Format};
+use crate::error::{Error, ObjectKind, Result};
+use crate::session::exec::Session;
+use crate::session::output::Output;
+use crate::sql::parser::{normalize, object_name};
+use crate::sql::Statement;
+
+/// Bytes read from a file per decoding step.
+const READ_CHUNK: usize = 1 << 20;
+
+impl Session {
+    /// Runs a COPY statement (see [`crate::copy`]).
+    pub(crate) async fn copy(
+        &mut self,
+        source: CopySource,
+        to: bool,
+        target: CopyTarget,
+        options: Vec<CopyOption>,
+        legacy: Vec<CopyLegacyOption>,
+    ) -> Result<Output> {
+        let path = match &target {
+            CopyTarget::File { filename } => Some(filename.clone()),
+            CopyTarget::Stdin | CopyTarget::Stdout => None,
+            CopyTarget::Program { .. } => return Err(Error::Unsupported("COPY … PROGRAM".into())),
+        };
+        let format = CopyFormat::from_options(&options, &legacy, path.as_deref())?;
+        if let Some(p) = &path {
+            if !Path::new(p).is_absolute() {
+                return Err(Error::InvalidParameter(format!(
+                    "relative path not allowed for COPY to or from a file: \"{p}\""
+                )));
+            }
+        }
+        if to {
+            self.copy_to(source, path, format).await
+        } else {
+            self.copy_from(source, path, format).await
+        }
+    }
+
+    async fn copy_to(&mut self, source: CopySource, path: Option<String>, format: CopyFormat) -> Result<Output> {
+        let query = match source {
+            CopySource::Query(q) => ast::Statement::Query(q),
+            CopySource::Table { table_name, columns } => {
+                let name = object_name(&table_name)?;
+                let cols = if columns.is_empty() {
+                    "*".to_string()
+                } else {
+                    columns.iter().map(|c| quote_ident(&normalize(c))).collect::<Vec<_>>().join(", ")
+                };
+                let sql = format!("SELECT {cols} FROM {}", quote_ident(&name));
+                match crate::sql::parse(&sql, &self.db.shared().compat)?.pop() {
+                    Some(Statement::Sql(s)) => *s,
+                    _ => return Err(Error::Internal("COPY query did not parse".into())),
+                }
+            }
+        };
+        let plan = self.db.plan_query(query).await?;
+        let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
+        let mut batches = df.execute_stream().await?;
+        let schema = batches.schema();
+        match path {
+            Some(p) => {
+                let mut w = FileWriter::create(Path::new(&p), format, schema)?;
+                while let Some(b) = batches.try_next().await? {
+                    w.write(&b)?;
+                }
+                Ok(Output::Command { tag: "COPY".into(), rows: Some(w.finish()?) })
+            }
+            None => {
+                if format.format == Format::Parquet {
+                    return Err(Error::Unsupported(
+                        "COPY TO STDOUT in parquet (write a file, or use text, csv or json)".into(),
+                    ));
+                }
+                let columns = schema.fields().len();
+                let mut header = format.header.then(|| header_line(&schema, &format));
+                let rows = batches
+                    .map_err(Error::from)
+                    .map_ok(move |b| {
+                        let lines: Vec<Result<Bytes>> = (0..b.num_rows())
+                            .map(|r| {
+                                let mut line = row_line(&b, r, &format)?;
+                                if let Some(mut h) = header.take() {
+                                    h.append(&mut line);
+                                    line = h;
+                                }
+                                Ok(Bytes::from(line))
+                            })
+                            .collect();
+                        futures::stream::iter(lines)
+                    })
+                    .try_flatten()
+                    .boxed();
+                Ok(Output::CopyOut { columns, rows })
+            }
+        }
+    }
+
+    async fn copy_from(&mut self, source: CopySource, path: Option<String>, format: CopyFormat) -> Result<Output> {
+        let CopySource::Table { table_name, columns } = source else {
+            return Err(Error::Syntax("COPY (query) FROM is not valid: COPY FROM needs a stream".into()));
+        };
+        let name = object_name(&table_name)?;
+        let store = &self.db.shared().store;
+        let stream =
+            store.stream(&name).ok_or_else(|| Error::NotFound { kind: ObjectKind::Relation, name: name.clone() })?;
+        let targets = if columns.is_empty() {
+            (0..stream.def.columns.len()).collect()
+        } else {
+            let mut out = Vec::with_capacity(columns.len());
+            for c in &columns {
+                let n = normalize(c);
+                if crate::catalog::SYSTEM_COLUMNS.contains(&n.as_str()) {
+                    return Err(Error::GeneratedColumn(n));
+                }
+                let i = stream.def.columns.iter().position(|col| col.name == n).ok_or_else(|| Error::NotFound {
+                    kind: ObjectKind::Column,
+                    name: format!("{n}\" of relation \"{name}"),
+                })?;
+                if out.contains(&i) {
+                    return Err(Error::Syntax(format!("column \"{n}\" specified more than once")));
+                }
+                out.push(i);
+            }
+            out
+        };
+        let sink = RowSink { stream, targets, appends: Vec::new() };
+        let Some(p) = path else {
+            return Ok(Output::CopyIn(CopyIn::new(sink, format)));
+        };
+        let file = std::fs::File::open(&p).map_err(|e| file_error(Path::new(&p), e))?;
+        let (writes, n) = tokio::task::spawn_blocking(move || -> Result<_> {
+            if format.format == Format::Parquet {
+                let mut sink = sink;
+                read_parquet(file, &mut sink, &p)?;
+                let n = sink.appends.len();
+                return Ok((brikk_storage::WriteSet::of_appends(sink.appends), n));
+            }
+            let mut copy = CopyIn::new(sink, format);
+            let mut file = file;
+            let mut buf = vec![0u8; READ_CHUNK];
+            loop {
+                let got = file.read(&mut buf).map_err(|e| file_error(Path::new(&p), e))?;
+                if got == 0 {
+                    break;
+                }
+                copy.feed(&buf[..got]);
+            }
+            copy.finish()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("COPY task failed: {e}")))??;
+        self.write(writes).await?;
+        Ok(Output::Command { tag: "COPY".into(), rows: Some(n) })
+    }
+
+    /// Finishes a `COPY … FROM STDIN` after the client's `CopyDone`: every
+    /// row is appended in one atomic write (or joins the open transaction),
+    /// or none is and the transaction is failed, as for any statement.
+    pub async fn copy_in_done(&mut self, copy: CopyIn) -> Result<Output> {
+        let r = match copy.finish() {
+            Ok((writes, n)) => self.write(writes).await.map(|_| Output::Command { tag: "COPY".into(), rows: Some(n) }),
+            Err(e) => Err(e),
+        };
+        if r.is_err() {
+            self.fail();
+        }
+        r
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
