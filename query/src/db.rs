@@ -13,6 +13,7 @@ use futures::TryStreamExt;
 
 use crate::catalog::BrikkSchema;
 use crate::error::{Error, Result};
+use crate::session::subscribe::LiveSubscriptions;
 use crate::session::{Output, Session};
 
 /// `version()`, as drivers and tools read it: Postgres-shaped, naming Brikk.
@@ -104,6 +105,8 @@ pub(crate) struct Shared {
     pub(crate) state: Arc<datafusion::execution::context::SessionState>,
     pub(crate) compat: PostgresCompatibilityParser,
     pub(crate) hub: crate::session::listen::Hub,
+    /// Live `COPY (SUBSCRIBE …)`s, for `brikk_subscriptions`.
+    pub(crate) subscriptions: Arc<LiveSubscriptions>,
 }
 
 impl Brikk {
@@ -126,7 +129,8 @@ impl Brikk {
         let mut ctx = SessionContext::new_with_config(config);
         crate::json::register(&mut ctx)?;
         let catalog = Arc::new(MemoryCatalogProvider::new());
-        catalog.register_schema("public", Arc::new(BrikkSchema::new(&store)))?;
+        let subscriptions = Arc::new(LiveSubscriptions::default());
+        catalog.register_schema("public", Arc::new(BrikkSchema::new(&store, subscriptions.clone())))?;
         ctx.register_catalog(DATABASE, catalog);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
@@ -148,6 +152,7 @@ impl Brikk {
                 state,
                 compat: PostgresCompatibilityParser::new(),
                 hub: Default::default(),
+                subscriptions,
             }),
         })
     }

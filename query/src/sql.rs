@@ -1,11 +1,13 @@
 //! Brikk's SQL: splitting a query string into statements, the statements
-//! DataFusion does not know (`CREATE STREAM`, `DROP STREAM`, `SHOW STREAMS`),
+//! DataFusion does not know (`CREATE STREAM`, `DROP STREAM`, `SHOW STREAMS`,
+//! consumer groups, `COPY (SUBSCRIBE …) TO STDOUT`),
 //! and the rewrites that make Postgres client SQL plan in DataFusion.
 
 pub mod duration;
 pub mod groups;
 pub mod parser;
 pub mod rewrite;
+pub mod subscribe;
 
 pub use duration::{format_duration, parse_duration};
 pub use parser::{parse, CreateStream, Statement};

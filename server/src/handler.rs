@@ -10,6 +10,7 @@ mod encode;
 mod extended;
 mod simple;
 mod startup;
+mod subscribe;
 
 pub(crate) use connection::LogErrors;
 pub use connection::{Connection, Handlers};

@@ -9,6 +9,7 @@ mod groups;
 mod listen;
 mod psql;
 mod slt;
+mod subscribe;
 mod tables;
 mod wire;
 

@@ -11,6 +11,7 @@ use datafusion::error::Result;
 use crate::catalog::keyed_table::KeyedTable;
 use crate::catalog::stream_table::StreamTable;
 use crate::catalog::system;
+use crate::session::subscribe::LiveSubscriptions;
 
 /// A schema provider that reflects the storage catalog live: a stream
 /// created by any session is visible to the next statement of every other.
@@ -21,11 +22,12 @@ use crate::catalog::system;
 #[derive(Debug)]
 pub struct BrikkSchema {
     store: WeakStore,
+    subscriptions: Arc<LiveSubscriptions>,
 }
 
 impl BrikkSchema {
-    pub fn new(store: &Store) -> BrikkSchema {
-        BrikkSchema { store: store.downgrade() }
+    pub fn new(store: &Store, subscriptions: Arc<LiveSubscriptions>) -> BrikkSchema {
+        BrikkSchema { store: store.downgrade(), subscriptions }
     }
 
     fn store(&self) -> Option<Store> {
@@ -55,7 +57,7 @@ impl SchemaProvider for BrikkSchema {
         if let Some(stream) = store.stream(name) {
             return Ok(Some(Arc::new(StreamTable::new(store, stream))));
         }
-        system::table(&store, name)
+        system::table(&store, &self.subscriptions, name)
     }
 
     fn table_exist(&self, name: &str) -> bool {

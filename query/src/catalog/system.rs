@@ -11,6 +11,8 @@
 //!   owns, when it joined and was last heard from).
 //! - `brikk_claims`: one row per claimed, unacknowledged record of a work
 //!   queue (claimant, deliveries, lease).
+//! - `brikk_subscriptions`: one row per live `COPY (SUBSCRIBE …)` (stream,
+//!   records sent, next offset per partition, lag).
 
 use std::sync::Arc;
 
@@ -22,17 +24,19 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 
+use crate::session::subscribe::LiveSubscriptions;
 use crate::types::UTC;
 
 /// Names of the system tables, as they appear in `public`.
-pub const NAMES: [&str; 5] = ["brikk_streams", "brikk_partitions", "brikk_groups", "brikk_members", "brikk_claims"];
+pub const NAMES: [&str; 6] =
+    ["brikk_streams", "brikk_partitions", "brikk_groups", "brikk_members", "brikk_claims", "brikk_subscriptions"];
 
 fn ts_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), nullable)
 }
 
 /// A snapshot of system table `name`, or `None` if there is no such table.
-pub fn table(store: &Store, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+pub fn table(store: &Store, live: &LiveSubscriptions, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
     let catalog = store.catalog();
     let batch = match name {
         "brikk_streams" => {
@@ -208,8 +212,35 @@ pub fn table(store: &Store, name: &str) -> Result<Option<Arc<dyn TableProvider>>
             ];
             RecordBatch::try_new(schema, columns)?
         }
+        "brikk_subscriptions" => subscriptions(live)?,
         _ => return Ok(None),
     };
     let schema = batch.schema();
     Ok(Some(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?)))
+}
+
+fn subscriptions(live: &LiveSubscriptions) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("stream", DataType::Utf8, false),
+        ts_field("started_at", false),
+        Field::new("sent", DataType::Int64, false),
+        Field::new("next_offsets", DataType::Utf8, false),
+        Field::new("lag", DataType::Int64, false),
+    ]));
+    let subs = live.snapshot();
+    let positions = subs
+        .iter()
+        .map(|s| s.positions().iter().enumerate().map(|(p, o)| format!("{p}:{o}")).collect::<Vec<_>>().join(","));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(subs.iter().map(|s| s.id as i64))),
+        Arc::new(StringArray::from_iter_values(subs.iter().map(|s| s.stream.def.name.clone()))),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(subs.iter().map(|s| s.started_at_micros)).with_timezone(UTC),
+        ),
+        Arc::new(Int64Array::from_iter_values(subs.iter().map(|s| s.sent() as i64))),
+        Arc::new(StringArray::from_iter_values(positions)),
+        Arc::new(Int64Array::from_iter_values(subs.iter().map(|s| s.lag() as i64))),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
 }

@@ -18,6 +18,9 @@ pub enum Output {
     End { tag: String },
     /// The statement text was empty.
     Empty,
+    /// `COPY (SUBSCRIBE …) TO STDOUT`: rows as they are committed, for as
+    /// long as the caller keeps the subscription.
+    Subscription(super::Subscription),
 }
 
 impl std::fmt::Debug for Output {
@@ -29,6 +32,7 @@ impl std::fmt::Debug for Output {
             Output::Begin => write!(f, "Begin"),
             Output::End { tag } => write!(f, "End({tag})"),
             Output::Empty => write!(f, "Empty"),
+            Output::Subscription(s) => write!(f, "Subscription({s:?})"),
         }
     }
 }

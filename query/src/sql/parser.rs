@@ -31,6 +31,9 @@ pub enum Statement {
     ShowStreams,
     /// A consumer-group or work-queue statement (see [`crate::sql::groups`]).
     Group(Box<crate::sql::groups::GroupStatement>),
+    /// `COPY (SUBSCRIBE …) TO STDOUT`, a live subscription (see
+    /// [`crate::sql::subscribe`]).
+    CopySubscribe(crate::sql::subscribe::CopySubscribe),
     /// Anything else: standard SQL for DataFusion or the session.
     Sql(Box<ast::Statement>),
 }
@@ -97,6 +100,9 @@ fn parse_piece(
     let text = as_of.as_deref().unwrap_or(text);
     let mut parser = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens);
     if let Some(stmt) = crate::sql::groups::parse(w.as_slice(), &mut parser)? {
+        return Ok(Some(stmt));
+    }
+    if let Some(stmt) = crate::sql::subscribe::parse(w.as_slice(), &mut parser)? {
         return Ok(Some(stmt));
     }
     let stmt = match w.as_slice() {
