@@ -134,6 +134,7 @@ impl Brikk {
         ctx.register_catalog(DATABASE, catalog);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
+        crate::catalog::pg::amend(&ctx, &store)?;
         ctx.register_udf(version_udf());
         ctx.register_udf(to_regtype_udf());
         ctx.register_udtf(

@@ -6,6 +6,7 @@
 pub mod duration;
 pub mod groups;
 pub mod parser;
+pub mod pg_compat;
 pub mod rewrite;
 pub mod subscribe;
 

@@ -118,7 +118,11 @@ fn parse_piece(
             let mut stmts = compat.parse(text)?;
             match stmts.len() {
                 0 => return Ok(None),
-                1 => Statement::Sql(Box::new(stmts.remove(0))),
+                1 => {
+                    let mut stmt = stmts.remove(0);
+                    crate::sql::pg_compat::rewrite(&mut stmt);
+                    Statement::Sql(Box::new(stmt))
+                }
                 _ => return Err(Error::Syntax("expected one statement".into())),
             }
         }
