@@ -8,6 +8,7 @@ mod examples;
 mod groups;
 mod listen;
 mod psql;
+mod rust_client;
 mod slt;
 mod subscribe;
 mod tables;
