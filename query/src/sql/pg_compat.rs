@@ -44,7 +44,7 @@ impl VisitorMut for CorrelatedScalar {
         if grouped || select.projection.len() != 1 || select.distinct.is_some() || select.having.is_some() {
             return ControlFlow::Continue(());
         }
-        let own = own_relations(select);
+        let Some(own) = own_relations(select) else { return ControlFlow::Continue(()) };
         let (SelectItem::UnnamedExpr(value) | SelectItem::ExprWithAlias { expr: value, .. }) = &select.projection[0]
         else {
             return ControlFlow::Continue(());
@@ -204,22 +204,44 @@ fn only_outer(e: &Expr, own: &[String]) -> bool {
     outer && inner.is_continue()
 }
 
-/// Names (last part) and aliases of the relations in `select`'s FROM.
-fn own_relations(select: &datafusion::sql::sqlparser::ast::Select) -> Vec<String> {
-    let mut own: Vec<String> = Vec::new();
-    for twj in &select.from {
-        for factor in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
-            if let TableFactor::Table { name, alias, .. } = factor {
+/// Names and aliases of the relations in `select`'s FROM; `None` when FROM
+/// holds a kind of relation whose names this cannot tell (then nothing is
+/// rewritten).
+fn own_relations(select: &datafusion::sql::sqlparser::ast::Select) -> Option<Vec<String>> {
+    fn add(factor: &TableFactor, own: &mut Vec<String>) -> Option<()> {
+        let alias = match factor {
+            TableFactor::Table { name, alias, .. } => {
                 if let Some(n) = name.0.last().and_then(|p| p.as_ident()) {
                     own.push(n.value.to_ascii_lowercase());
                 }
-                if let Some(a) = alias {
-                    own.push(a.name.value.to_ascii_lowercase());
-                }
+                alias
             }
+            TableFactor::Derived { alias, .. }
+            | TableFactor::UNNEST { alias, .. }
+            | TableFactor::Function { alias, .. }
+            | TableFactor::TableFunction { alias, .. } => alias,
+            TableFactor::NestedJoin { table_with_joins, alias } => {
+                add(&table_with_joins.relation, own)?;
+                for j in &table_with_joins.joins {
+                    add(&j.relation, own)?;
+                }
+                alias
+            }
+            _ => return None,
+        };
+        if let Some(a) = alias {
+            own.push(a.name.value.to_ascii_lowercase());
+        }
+        Some(())
+    }
+    let mut own: Vec<String> = Vec::new();
+    for twj in &select.from {
+        add(&twj.relation, &mut own)?;
+        for j in &twj.joins {
+            add(&j.relation, &mut own)?;
         }
     }
-    own
+    Some(own)
 }
 
 /// Aggregate functions a scalar subquery's result may already be.
@@ -424,6 +446,9 @@ mod tests {
         assert!(out.contains("(SELECT first_value(pg_get_expr(d.adbin, d.adrelid)) FROM"), "{out}");
         assert!(out.contains("(SELECT count(*) FROM"), "aggregated already: {out}");
         assert!(out.contains("(SELECT 1 FROM"), "not correlated: {out}");
+        // Columns of a derived table in the subquery's FROM are its own.
+        let sql = "SELECT coalesce((SELECT d.n FROM (SELECT 1 AS n) d WHERE d.n = 1)) FROM pg_catalog.pg_class c";
+        assert_eq!(rewritten(sql), PostgresCompatibilityParser::new().parse(sql).unwrap()[0].to_string());
         let out = rewritten(
             "SELECT coalesce((SELECT s.seqstart FROM pg_catalog.pg_sequence s WHERE a.attidentity != '' AND s.seqrelid = a.attrelid)) \
              FROM pg_catalog.pg_attribute a",
