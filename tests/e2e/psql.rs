@@ -88,6 +88,8 @@ fn meta_commands_describe_streams_tables_and_the_connection() {
     assert!(psql("\\d+ plain").contains("Options: partitions=1\n"), "an unkeyed stream without retention");
     let b = psql("\\d+ board");
     assert!(b.contains("Table \"public.board\"") && b.contains("Options: changelog=board$changes"), "{b}");
+    let fact = b.lines().find(|l| l.trim_start().starts_with("fact ")).unwrap_or_default();
+    assert!(fact.contains("| jsonb "), "JSON columns keep their type: {fact}");
 
     // \d and \dt list streams and tables (owned by brikk, the one role).
     for cmd in ["\\d", "\\dt"] {

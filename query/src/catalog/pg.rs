@@ -5,6 +5,8 @@
 //! - `pg_class.reloptions`: a stream's options (`partitions=8`,
 //!   `key=task_id`, `retention=7 days`) and a table's changelog
 //!   (`changelog=board$changes`); psql's `\d+` prints them as "Options".
+//! - `pg_attribute.atttypid` of a `json`/`jsonb` column is `json`/`jsonb`
+//!   (the crate sees only the Arrow text underneath).
 //! - `pg_database` lists `brikk` only: the one database a client can
 //!   connect to.
 //! - `pg_get_userbyid` names `brikk`, the only role; `pg_get_serial_sequence`
@@ -15,11 +17,12 @@
 //! The amended tables are the crate's tables with a column added or rows
 //! filtered when scanned; everything else is the crate's as is.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use brikk_storage::{Store, WeakStore};
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, ListBuilder, StringArray, StringBuilder};
+use brikk_storage::{ColumnType, Store, WeakStore};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -102,6 +105,10 @@ impl SchemaProvider for PgCatalog {
         let Some(table) = self.inner.table(name).await? else { return Ok(None) };
         let amendment = match name.to_ascii_lowercase().as_str() {
             "pg_class" => Amendment::RelOptions(self.store.clone()),
+            "pg_attribute" => match self.inner.table("pg_class").await? {
+                Some(pg_class) => Amendment::JsonTypes(self.store.clone(), pg_class),
+                None => return Ok(Some(table)),
+            },
             "pg_database" => Amendment::OnlyBrikk,
             _ => return Ok(Some(table)),
         };
@@ -113,12 +120,24 @@ impl SchemaProvider for PgCatalog {
     }
 }
 
-#[derive(Debug)]
 enum Amendment {
     /// Adds `reloptions text[]` to `pg_class`.
     RelOptions(WeakStore),
+    /// Types `json`/`jsonb` columns in `pg_attribute` (relation names from
+    /// the crate's `pg_class`).
+    JsonTypes(WeakStore, Arc<dyn TableProvider>),
     /// Keeps the rows of `pg_database` named [`DATABASE`].
     OnlyBrikk,
+}
+
+impl std::fmt::Debug for Amendment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Amendment::RelOptions(_) => "RelOptions",
+            Amendment::JsonTypes(..) => "JsonTypes",
+            Amendment::OnlyBrikk => "OnlyBrikk",
+        })
+    }
 }
 
 /// One of the crate's tables, amended as it is scanned.
@@ -137,13 +156,37 @@ impl Amended {
                 fields.push(Field::new("reloptions", DataType::new_list(DataType::Utf8, true), true));
                 Arc::new(Schema::new(fields))
             }
-            Amendment::OnlyBrikk => inner.schema(),
+            Amendment::JsonTypes(..) | Amendment::OnlyBrikk => inner.schema(),
         };
         Amended { inner, schema, amendment }
     }
 
-    fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
+    /// `relations`: oid → name of every relation, for `JsonTypes`.
+    fn apply(&self, batch: RecordBatch, relations: &HashMap<i32, String>) -> Result<RecordBatch> {
         match &self.amendment {
+            Amendment::JsonTypes(store, _) => {
+                let Some(store) = store.upgrade() else { return Ok(batch) };
+                let rel = int_column(&batch, "attrelid")?;
+                let names = string_column(&batch, "attname")?;
+                let types = int_column(&batch, "atttypid")?;
+                let typed: Int32Array = (0..batch.num_rows())
+                    .map(|i| {
+                        let ty = relations
+                            .get(&rel.value(i))
+                            .and_then(|r| column_type(&store, r, names.value(i)))
+                            .and_then(|t| match t {
+                                ColumnType::Json => Some(JSON_OID),
+                                ColumnType::Jsonb => Some(JSONB_OID),
+                                _ => None,
+                            });
+                        Some(ty.unwrap_or(types.value(i)))
+                    })
+                    .collect();
+                let mut columns = batch.columns().to_vec();
+                let at = batch.schema().index_of("atttypid")?;
+                columns[at] = Arc::new(typed);
+                Ok(RecordBatch::try_new(batch.schema(), columns)?)
+            }
             Amendment::RelOptions(store) => {
                 let names = string_column(&batch, "relname")?;
                 let store = store.upgrade();
@@ -168,6 +211,26 @@ impl Amended {
             }
         }
     }
+}
+
+fn int_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<Int32Array>())
+        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog table without an int column {name}")))
+}
+
+/// Postgres' type OIDs of `json` and `jsonb`.
+const JSON_OID: i32 = 114;
+const JSONB_OID: i32 = 3802;
+
+/// The type of column `column` of Brikk relation `relation`, if it is one.
+fn column_type(store: &Store, relation: &str, column: &str) -> Option<ColumnType> {
+    let columns = match store.table(relation) {
+        Some(t) => t.def.columns.clone(),
+        None => store.stream(relation)?.def.columns.clone(),
+    };
+    columns.into_iter().find(|c| c.name == column).map(|c| c.ty)
 }
 
 fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
@@ -214,7 +277,15 @@ impl TableProvider for Amended {
         // it, and scan that.
         let plan = self.inner.scan(state, None, &[], None).await?;
         let batches = collect(plan, state.task_ctx()).await?;
-        let batches = batches.into_iter().map(|b| self.apply(b)).collect::<Result<Vec<_>>>()?;
+        let mut relations = HashMap::new();
+        if let Amendment::JsonTypes(_, pg_class) = &self.amendment {
+            let plan = pg_class.scan(state, None, &[], None).await?;
+            for b in collect(plan, state.task_ctx()).await? {
+                let (oids, names) = (int_column(&b, "oid")?, string_column(&b, "relname")?);
+                relations.extend((0..b.num_rows()).map(|i| (oids.value(i), names.value(i).to_string())));
+            }
+        }
+        let batches = batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?;
         MemTable::try_new(self.schema.clone(), vec![batches])?.scan(state, projection, filters, limit).await
     }
 }
