@@ -11,7 +11,7 @@ ARGS ?=
 # some with `make clients CLIENTS=...`).
 CLIENTS ?= psycopg3 psycopg2 asyncpg sqlalchemy sqlalchemy-reflect node-pg pgjdbc
 
-.PHONY: serve test clients deps build check bench groups-bench notify-bench table-bench fmt
+.PHONY: serve test clients deps build check bench groups-bench notify-bench table-bench market-bench fmt
 
 deps:
 	@scripts/install-deps.sh
@@ -55,6 +55,11 @@ table-bench:
 	@scripts/install-deps.sh --bench
 	cargo build --release --bin brikk --bin table-bench
 	BRIKK_BIN=$(CARGO_TARGET_DIR)/release/brikk $(CARGO_TARGET_DIR)/release/table-bench $(ARGS)
+
+market-bench:
+	@scripts/install-deps.sh --bench
+	cargo build --release --bin brikk --bin market-bench
+	BRIKK_BIN=$(CARGO_TARGET_DIR)/release/brikk $(CARGO_TARGET_DIR)/release/market-bench $(ARGS)
 
 fmt:
 	cargo fmt --all

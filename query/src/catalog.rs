@@ -4,6 +4,7 @@
 //! system tables, and Brikk's amendments to the Postgres catalog.
 
 pub mod keyed_table;
+mod leaf;
 pub mod pg;
 pub mod scan;
 pub mod schema;

@@ -97,6 +97,9 @@ pub struct Brikk {
 }
 
 pub(crate) struct Shared {
+    /// First, so it stops (and its runners let go of the store) before the
+    /// rest goes.
+    pub(crate) continuous: crate::continuous::Runtime,
     pub(crate) store: Store,
     pub(crate) ctx: SessionContext,
     /// A snapshot of `ctx`'s state for paths that evaluate compiled
@@ -142,12 +145,17 @@ impl Brikk {
             Arc::new(crate::tables::history::ChangesFunction { store: store.downgrade() }),
         );
         ctx.register_udtf(
+            crate::market::ORDER_BOOK_FUNCTION,
+            Arc::new(crate::market::OrderBookFunction { store: store.downgrade() }),
+        );
+        ctx.register_udtf(
             crate::tables::history::AS_OF_FUNCTION,
             Arc::new(crate::tables::history::AsOfFunction { store: store.downgrade() }),
         );
         let state = Arc::new(ctx.state());
-        Ok(Brikk {
+        let brikk = Brikk {
             shared: Arc::new(Shared {
+                continuous: Default::default(),
                 store,
                 ctx,
                 state,
@@ -155,7 +163,13 @@ impl Brikk {
                 hub: Default::default(),
                 subscriptions,
             }),
-        })
+        };
+        brikk.shared.continuous.start(Arc::downgrade(&brikk.shared), &brikk.shared.store)?;
+        Ok(brikk)
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Brikk {
+        Brikk { shared }
     }
 
     /// A new session: its own transaction and parameters.
@@ -189,6 +203,7 @@ impl Brikk {
 
     /// Finishes queued commits and closes the storage; later writes fail.
     pub fn close(&self) {
+        self.shared.continuous.shutdown();
         self.shared.store.close();
     }
 

@@ -21,6 +21,8 @@ pub enum ObjectKind {
     Statement,
     /// A consumer group or work queue.
     Group,
+    /// A continuous query.
+    Query,
 }
 
 impl std::fmt::Display for ObjectKind {
@@ -32,6 +34,7 @@ impl std::fmt::Display for ObjectKind {
             ObjectKind::Parameter => "configuration parameter",
             ObjectKind::Statement => "prepared statement",
             ObjectKind::Group => "group",
+            ObjectKind::Query => "continuous query",
         })
     }
 }

@@ -44,9 +44,11 @@
 //! ```
 
 pub mod catalog;
+pub mod continuous;
 pub mod db;
 pub mod error;
 pub mod json;
+pub mod market;
 pub mod session;
 pub mod sql;
 pub mod tables;

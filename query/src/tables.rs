@@ -99,3 +99,25 @@ impl TxnRows {
         }
     }
 }
+
+/// Every combination of one value per list (the keys a composite primary
+/// key filter pins), or `None` if there are more than `max`.
+pub(crate) fn cartesian<T: Clone>(lists: &[Vec<T>], max: usize) -> Option<Vec<Vec<T>>> {
+    if lists.iter().map(Vec::len).try_fold(1usize, |acc, n| acc.checked_mul(n))? > max {
+        return None;
+    }
+    let mut combos: Vec<Vec<T>> = vec![Vec::with_capacity(lists.len())];
+    for values in lists {
+        combos = combos
+            .into_iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    let mut p = prefix.clone();
+                    p.push(v.clone());
+                    p
+                })
+            })
+            .collect();
+    }
+    Some(combos)
+}

@@ -267,6 +267,36 @@ pub fn pg_name_of(dt: &DataType) -> &'static str {
     }
 }
 
+/// A scalar as a storage value, if it has a storage counterpart
+/// (timestamps in microseconds, dates in days).
+pub fn value_of_scalar(s: &ScalarValue) -> Option<Value> {
+    if s.is_null() {
+        return Some(Value::Null);
+    }
+    Some(match s {
+        ScalarValue::Boolean(Some(b)) => Value::Boolean(*b),
+        ScalarValue::Int8(Some(x)) => Value::Int(*x as i64),
+        ScalarValue::Int16(Some(x)) => Value::Int(*x as i64),
+        ScalarValue::Int32(Some(x)) => Value::Int(*x as i64),
+        ScalarValue::Int64(Some(x)) => Value::Int(*x),
+        ScalarValue::UInt8(Some(x)) => Value::Int(*x as i64),
+        ScalarValue::UInt16(Some(x)) => Value::Int(*x as i64),
+        ScalarValue::UInt32(Some(x)) => Value::Int(*x as i64),
+        ScalarValue::Float32(Some(x)) => Value::Float(*x as f64),
+        ScalarValue::Float64(Some(x)) => Value::Float(*x),
+        ScalarValue::Utf8(Some(x)) | ScalarValue::LargeUtf8(Some(x)) | ScalarValue::Utf8View(Some(x)) => {
+            Value::Text(x.clone())
+        }
+        ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) => Value::Bytes(b.clone()),
+        ScalarValue::TimestampMicrosecond(Some(x), _) => Value::Timestamp(*x),
+        ScalarValue::TimestampMillisecond(Some(x), _) => Value::Timestamp(*x * 1000),
+        ScalarValue::TimestampSecond(Some(x), _) => Value::Timestamp(*x * 1_000_000),
+        ScalarValue::TimestampNanosecond(Some(x), _) => Value::Timestamp(*x / 1000),
+        ScalarValue::Date32(Some(d)) => Value::Date(*d),
+        _ => return None,
+    })
+}
+
 /// The text form of a key value; its UTF-8 bytes are what is hashed.
 pub fn key_text(v: &Value) -> Option<String> {
     Some(match v {

@@ -55,15 +55,17 @@ pub fn sqlstate(e: &Error) -> &'static str {
             ObjectKind::Relation => UNDEFINED_TABLE,
             ObjectKind::Column => UNDEFINED_COLUMN,
             ObjectKind::Function => UNDEFINED_FUNCTION,
-            ObjectKind::Parameter | ObjectKind::Group => UNDEFINED_OBJECT,
+            ObjectKind::Parameter | ObjectKind::Group | ObjectKind::Query => UNDEFINED_OBJECT,
             ObjectKind::Statement => UNDEFINED_PSTATEMENT,
         },
         Error::AlreadyExists { kind, .. } => match kind {
             ObjectKind::Relation => DUPLICATE_TABLE,
             ObjectKind::Column => DUPLICATE_COLUMN,
-            ObjectKind::Function | ObjectKind::Parameter | ObjectKind::Statement | ObjectKind::Group => {
-                DUPLICATE_OBJECT
-            }
+            ObjectKind::Function
+            | ObjectKind::Parameter
+            | ObjectKind::Statement
+            | ObjectKind::Group
+            | ObjectKind::Query => DUPLICATE_OBJECT,
         },
         Error::TypeMismatch(_) => DATATYPE_MISMATCH,
         Error::InvalidText(_) => INVALID_TEXT_REPRESENTATION,
@@ -114,6 +116,8 @@ mod tests {
             (nf(ObjectKind::Parameter), "42704"),
             (nf(ObjectKind::Statement), "26000"),
             (nf(ObjectKind::Group), "42704"),
+            (nf(ObjectKind::Query), "42704"),
+            (Error::AlreadyExists { kind: ObjectKind::Query, name: "x".into() }, "42710"),
             (Error::AlreadyExists { kind: ObjectKind::Group, name: "x".into() }, "42710"),
             (Error::Conflict("x".into()), "40001"),
             (Error::WrongState("x".into()), "55000"),

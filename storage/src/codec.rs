@@ -29,7 +29,7 @@ const NULL_LEN: u32 = u32::MAX;
 pub(crate) const TIMESTAMP_AT: usize = 1;
 
 /// One value of a row, as the storage layer sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     Null,
     Boolean(bool),

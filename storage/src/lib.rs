@@ -27,6 +27,7 @@
 //!  catalog     "stream/<name>"                            -> StreamDef (JSON)
 //!  groups      [stream_id u64][kind u8][group name]\0[...]  -> group state
 //!  tables      [table_id u64][primary key, memcomparable]   -> version | row
+//!  continuous  "q/" name, "s/" id ...                       -> continuous queries
 //! ```
 //!
 //! Tables (the blackboard) keep their current rows in `tables` and every
@@ -47,6 +48,7 @@ pub mod error;
 pub mod groups;
 pub mod keys;
 pub mod log;
+pub mod state;
 pub mod store;
 pub mod tables;
 
@@ -55,6 +57,7 @@ pub use codec::{Record, Value};
 pub use error::{Error, Result};
 pub use groups::{Group, GroupDef, GroupMode, GroupWrite, Groups, MemberId, StartAt};
 pub use log::{now_micros, Append, CommitReceipt, StreamHandle, WriteSet};
+pub use state::StateWrite;
 pub use store::{Catalog, Store, WeakStore};
 pub use tables::{Expect, Row, RowWrite, TableHandle};
 

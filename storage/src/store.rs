@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
@@ -23,7 +23,8 @@ pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_TIME_INDEX: &str = "time_index";
 pub(crate) const CF_GROUPS: &str = "groups";
 pub(crate) const CF_TABLES: &str = "tables";
-const COLUMN_FAMILIES: [&str; 5] = [CF_CATALOG, CF_LOG, CF_TIME_INDEX, CF_GROUPS, CF_TABLES];
+pub(crate) const CF_CONTINUOUS: &str = "continuous";
+const COLUMN_FAMILIES: [&str; 6] = [CF_CATALOG, CF_LOG, CF_TIME_INDEX, CF_GROUPS, CF_TABLES, CF_CONTINUOUS];
 
 /// How often the housekeeping thread looks for silent group members.
 const MEMBER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -124,6 +125,9 @@ struct Inner {
     path: PathBuf,
     catalog: Arc<RwLock<Arc<Catalog>>>,
     groups: Arc<Groups>,
+    /// The commit timestamp of the newest group whose records are all
+    /// visible (see [`Store::watermark`]).
+    watermark: Arc<AtomicI64>,
     sender: Mutex<Option<Sender<Request>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
     retention: Mutex<Option<JoinHandle<()>>>,
@@ -184,13 +188,21 @@ impl Store {
         let (streams, tables, next_stream_id) = recover(&db)?;
         let catalog = Catalog::new(db.clone(), streams, tables);
         let groups = Arc::new(Groups::recover(&db, &catalog.ids)?);
+        // Commit timestamps keep increasing across restarts.
+        let newest = catalog
+            .streams()
+            .flat_map(|s| (0..s.def.partitions).map(|p| s.last_timestamp(p)).collect::<Vec<_>>())
+            .max()
+            .unwrap_or(i64::MIN)
+            .max(0);
+        let watermark = Arc::new(AtomicI64::new(newest));
         let catalog = Arc::new(RwLock::new(Arc::new(catalog)));
         let (tx, rx) = std::sync::mpsc::channel();
         let committer = {
-            let (db, catalog, groups) = (db.clone(), catalog.clone(), groups.clone());
+            let (db, catalog, groups, watermark) = (db.clone(), catalog.clone(), groups.clone(), watermark.clone());
             std::thread::Builder::new()
                 .name("brikk-committer".into())
-                .spawn(move || commit::run(db, catalog, groups, next_stream_id, rx))
+                .spawn(move || commit::run(db, catalog, groups, watermark, next_stream_id, rx))
                 .map_err(|e| Error::InvalidInput(format!("cannot start committer thread: {e}")))?
         };
         tracing::info!(path = %path.display(), "opened database");
@@ -200,6 +212,7 @@ impl Store {
             path,
             catalog,
             groups,
+            watermark,
             sender: Mutex::new(Some(tx)),
             committer: Mutex::new(Some(committer)),
             retention: Mutex::new(None),
@@ -234,6 +247,15 @@ impl Store {
     /// Every consumer group and work queue.
     pub fn groups(&self) -> &Arc<Groups> {
         &self.inner.groups
+    }
+
+    /// Commit timestamp of the newest commit group whose records are all
+    /// visible. Group timestamps strictly increase, so every record with a
+    /// timestamp at or below the watermark is readable now, and every record
+    /// committed later has a larger timestamp: reading up to the watermark
+    /// gives the same records in the same order live and on replay.
+    pub fn watermark(&self) -> i64 {
+        self.inner.watermark.load(Ordering::Acquire)
     }
 
     /// The stream called `name`, if it exists now.

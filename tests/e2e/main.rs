@@ -2,6 +2,7 @@
 //!
 //! Each test starts its own server on a free port in its own temp dir.
 
+mod continuous;
 mod crash;
 mod embedded;
 mod examples;

@@ -3,6 +3,7 @@
 //! that speaks the wire protocol.
 
 pub mod latency;
+pub mod load;
 pub mod pg;
 pub mod slt;
 

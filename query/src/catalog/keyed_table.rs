@@ -119,23 +119,7 @@ pub fn lookup_keys(table: &TableHandle, filters: &[Expr]) -> Option<Vec<(Vec<u8>
         }
         per_column.push(seen);
     }
-    let total: usize = per_column.iter().map(Vec::len).product();
-    if total > MAX_LOOKUPS {
-        return None;
-    }
-    let mut combos: Vec<Vec<Value>> = vec![Vec::new()];
-    for values in &per_column {
-        combos = combos
-            .into_iter()
-            .flat_map(|prefix| {
-                values.iter().map(move |v| {
-                    let mut p = prefix.clone();
-                    p.push(v.clone());
-                    p
-                })
-            })
-            .collect();
-    }
+    let combos = crate::tables::cartesian(&per_column, MAX_LOOKUPS)?;
     let mut keys = BTreeSet::new();
     for combo in combos {
         let refs: Vec<&Value> = combo.iter().collect();
@@ -269,39 +253,7 @@ impl DisplayAs for KeyScanExec {
 }
 
 impl ExecutionPlan for KeyScanExec {
-    fn name(&self) -> &'static str {
-        "KeyScanExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-        _: ReplaceChildrenOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if !children.is_empty() {
-            return Err(DataFusionError::Internal("KeyScanExec has no children".into()));
-        }
-        Ok(self)
-    }
-
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
-    }
+    super::leaf::leaf_exec!("KeyScanExec");
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let schema = self.schema();

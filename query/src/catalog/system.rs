@@ -11,6 +11,8 @@
 //!   owns, when it joined and was last heard from).
 //! - `brikk_claims`: one row per claimed, unacknowledged record of a work
 //!   queue (claimant, deliveries, lease).
+//! - `brikk_queries`: one row per continuous query (status, input offsets,
+//!   lag, records in and out, the last error).
 //! - `brikk_subscriptions`: one row per live `COPY (SUBSCRIBE …)` (stream,
 //!   records sent, next offset per partition, lag).
 
@@ -28,8 +30,15 @@ use crate::session::subscribe::LiveSubscriptions;
 use crate::types::UTC;
 
 /// Names of the system tables, as they appear in `public`.
-pub const NAMES: [&str; 6] =
-    ["brikk_streams", "brikk_partitions", "brikk_groups", "brikk_members", "brikk_claims", "brikk_subscriptions"];
+pub const NAMES: [&str; 7] = [
+    "brikk_streams",
+    "brikk_partitions",
+    "brikk_groups",
+    "brikk_members",
+    "brikk_claims",
+    "brikk_queries",
+    "brikk_subscriptions",
+];
 
 fn ts_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), nullable)
@@ -212,6 +221,8 @@ pub fn table(store: &Store, live: &LiveSubscriptions, name: &str) -> Result<Opti
             ];
             RecordBatch::try_new(schema, columns)?
         }
+        "brikk_queries" => crate::continuous::system::queries(store)
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
         "brikk_subscriptions" => subscriptions(live)?,
         _ => return Ok(None),
     };

@@ -20,6 +20,7 @@ use super::vars::Vars;
 use crate::db::Brikk;
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::listen::MAX_PAYLOAD;
+use crate::sql::continuous::ContinuousStatement;
 use crate::sql::parser::normalize;
 use crate::sql::rewrite::hide_system_columns;
 use crate::sql::{self, Statement};
@@ -277,6 +278,7 @@ impl Session {
                 let shared = self.db.shared();
                 Ok(Output::Subscription(super::Subscription::start(&shared.store, &shared.subscriptions, &c)?))
             }
+            Statement::Continuous(c) => self.run_continuous(*c).await,
             Statement::Sql(stmt) => self.run_sql(*stmt, params).await,
         }
     }
@@ -728,12 +730,56 @@ impl Brikk {
         }
     }
 
+    pub(crate) async fn plan_show_queries(&self) -> Result<LogicalPlan> {
+        let sql = "SELECT name, status, sink, inputs, lag, records_in, records_out, last_error \
+                   FROM brikk_queries ORDER BY name";
+        let mut stmts = sql::parse(sql, &self.shared().compat)?;
+        match stmts.pop() {
+            Some(Statement::Sql(s)) => self.plan_query(*s).await,
+            _ => Err(Error::Internal("SHOW CONTINUOUS QUERIES query did not parse".into())),
+        }
+    }
+
     pub(crate) async fn plan_show_streams(&self) -> Result<LogicalPlan> {
         let sql = "SELECT name, partitions, key, retention, records, created_at FROM brikk_streams ORDER BY name";
         let mut stmts = sql::parse(sql, &self.shared().compat)?;
         match stmts.pop() {
             Some(Statement::Sql(s)) => self.plan_query(*s).await,
             _ => Err(Error::Internal("SHOW STREAMS query did not parse".into())),
+        }
+    }
+}
+
+impl Session {
+    /// Continuous-query DDL: durable when acknowledged, not transactional.
+    async fn run_continuous(&mut self, stmt: ContinuousStatement) -> Result<Output> {
+        let db = self.db.clone();
+        let runtime = &db.shared().continuous;
+        match stmt {
+            ContinuousStatement::Create { name, if_not_exists, options, body } => {
+                self.ddl_allowed("CREATE CONTINUOUS QUERY").await?;
+                runtime.create(&db, &name, if_not_exists, options, &body).await?;
+                Ok(command("CREATE CONTINUOUS QUERY", None))
+            }
+            ContinuousStatement::Drop { name, if_exists } => {
+                self.ddl_allowed("DROP CONTINUOUS QUERY").await?;
+                runtime.drop_query(db.store(), &name, if_exists).await?;
+                Ok(command("DROP CONTINUOUS QUERY", None))
+            }
+            ContinuousStatement::Pause { name } => {
+                self.ddl_allowed("PAUSE CONTINUOUS QUERY").await?;
+                runtime.set_running(&db, &name, false).await?;
+                Ok(command("PAUSE CONTINUOUS QUERY", None))
+            }
+            ContinuousStatement::Resume { name } => {
+                self.ddl_allowed("RESUME CONTINUOUS QUERY").await?;
+                runtime.set_running(&db, &name, true).await?;
+                Ok(command("RESUME CONTINUOUS QUERY", None))
+            }
+            ContinuousStatement::Show => {
+                let plan = db.plan_show_queries().await?;
+                self.run_plan(plan).await
+            }
         }
     }
 }

@@ -439,7 +439,7 @@ impl Session {
             cursors: batch.cursors,
             dead: batch.dead.iter().map(|(p, o, _)| (*p, *o)).collect(),
         };
-        store.commit(WriteSet { appends, groups: vec![write], rows: vec![] }).await?;
+        store.commit(WriteSet { appends, groups: vec![write], ..Default::default() }).await?;
         // Read the claimed records, per partition, in offset order.
         let mut by_partition: BTreeMap<u32, Vec<(u64, u32)>> = BTreeMap::new();
         for (p, o, c) in &delivered {

@@ -156,21 +156,32 @@ impl InsertPlan {
     }
 
     fn append(&self, source: impl Iterator<Item = Result<ScalarValue>>) -> Result<Append> {
-        let def = &self.stream.def;
-        let mut values = vec![Value::Null; def.columns.len()];
-        for (v, &col) in source.zip(&self.targets) {
-            values[col] = assign(v?, def.columns[col].ty, &def.columns[col].name)?;
-        }
-        for (c, v) in def.columns.iter().zip(&values) {
-            if !c.nullable && *v == Value::Null {
-                return Err(Error::NotNull { relation: def.name.clone(), column: c.name.clone() });
-            }
-        }
-        let key = def.key_column.and_then(|k| key_text(&values[k]));
-        let record = encode_row(self.stream.types(), key.as_deref().map(str::as_bytes), &values)?;
-        let partition = self.stream.choose_partition(key.as_deref().map(str::as_bytes));
-        Ok(Append { stream: def.id, partition, record })
+        encode_append(&self.stream, &self.targets, source)
     }
+}
+
+/// One row for `stream` as an append: each source value assigned to its
+/// target column (`targets[i]` for the i-th value; others NULL), NOT NULL
+/// checked, encoded, and given its partition.
+pub(crate) fn encode_append(
+    stream: &StreamHandle,
+    targets: &[usize],
+    source: impl Iterator<Item = Result<ScalarValue>>,
+) -> Result<Append> {
+    let def = &stream.def;
+    let mut values = vec![Value::Null; def.columns.len()];
+    for (v, &col) in source.zip(targets) {
+        values[col] = assign(v?, def.columns[col].ty, &def.columns[col].name)?;
+    }
+    for (c, v) in def.columns.iter().zip(&values) {
+        if !c.nullable && *v == Value::Null {
+            return Err(Error::NotNull { relation: def.name.clone(), column: c.name.clone() });
+        }
+    }
+    let key = def.key_column.and_then(|k| key_text(&values[k]));
+    let record = encode_row(stream.types(), key.as_deref().map(str::as_bytes), &values)?;
+    let partition = stream.choose_partition(key.as_deref().map(str::as_bytes));
+    Ok(Append { stream: def.id, partition, record })
 }
 
 /// The column index each named INSERT target fills (all columns in order

@@ -181,6 +181,9 @@ impl Brikk {
                 }
             },
             Some(Statement::ShowStreams) => PreparedKind::Query(Box::new(self.plan_show_streams().await?)),
+            Some(Statement::Continuous(c)) if *c == crate::sql::continuous::ContinuousStatement::Show => {
+                PreparedKind::Query(Box::new(self.plan_show_queries().await?))
+            }
             Some(Statement::Group(g)) => {
                 let schema = crate::session::groups::result_schema(&self.shared().store, &g)?;
                 PreparedKind::Other(Box::new(Statement::Group(g)), schema)

@@ -34,6 +34,8 @@ pub enum Statement {
     /// `COPY (SUBSCRIBE …) TO STDOUT`, a live subscription (see
     /// [`crate::sql::subscribe`]).
     CopySubscribe(crate::sql::subscribe::CopySubscribe),
+    /// A continuous-query statement (see [`crate::sql::continuous`]).
+    Continuous(Box<crate::sql::continuous::ContinuousStatement>),
     /// Anything else: standard SQL for DataFusion or the session.
     Sql(Box<ast::Statement>),
 }
@@ -98,7 +100,11 @@ fn parse_piece(
     let has_of = tokens.iter().any(|t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::OF));
     let as_of = if has_of { crate::tables::history::rewrite_as_of(&tokens) } else { None };
     let text = as_of.as_deref().unwrap_or(text);
+    let body_tokens = if w.get(1) == Some(&"CONTINUOUS") { tokens.clone() } else { Vec::new() };
     let mut parser = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens);
+    if let Some(stmt) = crate::sql::continuous::parse(w.as_slice(), &mut parser, &body_tokens)? {
+        return Ok(Some(stmt));
+    }
     if let Some(stmt) = crate::sql::groups::parse(w.as_slice(), &mut parser)? {
         return Ok(Some(stmt));
     }

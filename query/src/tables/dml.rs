@@ -202,6 +202,37 @@ fn assignments(table: &TableHandle, list: &[ast::Assignment]) -> Result<Vec<(usi
     Ok(out)
 }
 
+/// Plans SET expressions (then WHERE, if any) in `scope`: the planned
+/// expressions, (column, expression index) per SET, and the WHERE's index.
+/// A bare `$n` assigned to a column takes the column's type (`hints`).
+#[allow(clippy::type_complexity)]
+fn plan_sets(
+    table: &TableHandle,
+    scope: &Scope,
+    state: &SessionState,
+    sets: &[(usize, ast::Expr)],
+    selection: Option<&ast::Expr>,
+    hints: &mut Vec<(usize, DataType)>,
+) -> Result<(Vec<Expr>, Vec<(usize, usize)>, Option<usize>)> {
+    let mut exprs = Vec::with_capacity(sets.len() + 1);
+    let mut set_idx = Vec::with_capacity(sets.len());
+    for (col, e) in sets {
+        if let Some(p) = bare_param(e) {
+            hints.push((p, arrow_type(table.def.columns[*col].ty)));
+        }
+        set_idx.push((*col, exprs.len()));
+        exprs.push(scope.plan(state, e)?);
+    }
+    let filter = match selection {
+        Some(w) => {
+            exprs.push(boolean(scope.plan(state, w)?, scope)?);
+            Some(exprs.len() - 1)
+        }
+        None => None,
+    };
+    Ok((exprs, set_idx, filter))
+}
+
 /// The rows `where` pins by primary key, if it pins every key column:
 /// top-level AND terms `key = literal/parameter` or `key IN (…)`.
 pub(crate) fn key_target(table: &TableHandle, selection: Option<&ast::Expr>) -> Target {
@@ -246,24 +277,14 @@ pub(crate) fn key_target(table: &TableHandle, selection: Option<&ast::Expr>) -> 
             None => return Target::Scan,
         }
     }
-    let mut combos: Vec<Vec<Operand>> = vec![Vec::new()];
-    for values in per_column {
-        combos = combos
-            .into_iter()
-            .flat_map(|prefix| {
-                values.iter().map(move |v| {
-                    let mut p = prefix.clone();
-                    p.push(v.clone());
-                    p
-                })
-            })
-            .collect();
-        if combos.len() > 1024 {
-            return Target::Scan;
-        }
+    match crate::tables::cartesian(&per_column, MAX_KEYS) {
+        Some(combos) => Target::Keys(combos),
+        None => Target::Scan,
     }
-    Target::Keys(combos)
 }
+
+/// More keys than this (long IN lists) make a statement scan instead.
+const MAX_KEYS: usize = 1024;
 
 /// The qualifier expressions use for the target table.
 fn qualifier(name: &ast::ObjectName, alias: Option<&ast::Ident>) -> String {
@@ -297,23 +318,9 @@ impl DmlPlan {
                 let q = qualifier(name, alias.as_ref().map(|a| &a.name));
                 let scope = Scope::new(&[(&q, schema.clone())])?;
                 let sets = assignments(&table, &u.assignments)?;
-                let mut exprs = Vec::new();
                 let mut hints = Vec::new();
-                let mut set_idx = Vec::new();
-                for (col, e) in &sets {
-                    if let Some(p) = bare_param(e) {
-                        hints.push((p, arrow_type(table.def.columns[*col].ty)));
-                    }
-                    set_idx.push((*col, exprs.len()));
-                    exprs.push(scope.plan(state, e)?);
-                }
-                let filter = match &u.selection {
-                    Some(w) => {
-                        exprs.push(boolean(scope.plan(state, w)?, &scope)?);
-                        Some(exprs.len() - 1)
-                    }
-                    None => None,
-                };
+                let (exprs, set_idx, filter) =
+                    plan_sets(&table, &scope, state, &sets, u.selection.as_ref(), &mut hints)?;
                 let returning = u.returning.as_deref();
                 let ret_exprs = returning_exprs(returning, &scope, &table, &q, state)?;
                 let all: Vec<&Expr> = exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
@@ -450,22 +457,8 @@ impl DmlPlan {
                         if sets.iter().any(|(c, _)| table.def.primary_key.contains(c)) {
                             return Err(Error::Unsupported("changing the primary key in ON CONFLICT DO UPDATE".into()));
                         }
-                        let mut exprs = Vec::new();
-                        let mut set_idx = Vec::new();
-                        for (col, e) in &sets {
-                            if let Some(p) = bare_param(e) {
-                                hints.push((p, arrow_type(table.def.columns[*col].ty)));
-                            }
-                            set_idx.push((*col, exprs.len()));
-                            exprs.push(scope.plan(state, e)?);
-                        }
-                        let filter = match &du.selection {
-                            Some(w) => {
-                                exprs.push(boolean(scope.plan(state, w)?, &scope)?);
-                                Some(exprs.len() - 1)
-                            }
-                            None => None,
-                        };
+                        let (exprs, set_idx, filter) =
+                            plan_sets(&table, &scope, state, &sets, du.selection.as_ref(), &mut hints)?;
                         (Some(Conflict::Update { sets: set_idx, filter, exprs: RowExprs::empty(&scope) }), exprs)
                     }
                 }

@@ -62,6 +62,11 @@ impl Scope {
         Ok(expr.infer_placeholder_types(&self.row)?.0)
     }
 
+    /// The row schema, with qualifiers.
+    pub(crate) fn df_schema(&self) -> DFSchemaRef {
+        self.row.clone()
+    }
+
     /// The Arrow type of `e` in this scope.
     pub(crate) fn type_of(&self, e: &Expr) -> Result<DataType> {
         Ok(e.to_field(&self.row)?.1.data_type().clone())

@@ -18,6 +18,7 @@
 //! the next write, so durability costs latency, not throughput.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, RwLock};
 
@@ -30,7 +31,8 @@ use crate::groups::{GroupWrite, Groups};
 use crate::keys;
 use crate::log::retention::Trim;
 use crate::log::stream::StreamHandle;
-use crate::store::{Catalog, CatalogChanges, CF_CATALOG, CF_GROUPS, CF_LOG, CF_TABLES, CF_TIME_INDEX};
+use crate::state::StateWrite;
+use crate::store::{Catalog, CatalogChanges, CF_CATALOG, CF_CONTINUOUS, CF_GROUPS, CF_LOG, CF_TABLES, CF_TIME_INDEX};
 use crate::tables::{Expect, RowWrite, TableHandle};
 
 /// Most requests folded into one write; bounds the latency of the group.
@@ -55,16 +57,18 @@ pub struct WriteSet {
     /// Table row changes, each also appended to its table's changelog.
     /// Applied in order; every expectation must hold or nothing applies.
     pub rows: Vec<RowWrite>,
+    /// Continuous-query state (offsets, operator state), applied in order.
+    pub state: Vec<StateWrite>,
 }
 
 impl WriteSet {
     /// A set of appends only.
     pub fn of_appends(appends: Vec<Append>) -> WriteSet {
-        WriteSet { appends, groups: Vec::new(), rows: Vec::new() }
+        WriteSet { appends, ..Default::default() }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.appends.is_empty() && self.groups.is_empty() && self.rows.is_empty()
+        self.appends.is_empty() && self.groups.is_empty() && self.rows.is_empty() && self.state.is_empty()
     }
 
     /// Adds everything of `other` after what this set holds.
@@ -72,6 +76,7 @@ impl WriteSet {
         self.appends.extend(other.appends);
         self.groups.extend(other.groups);
         self.rows.extend(other.rows);
+        self.state.extend(other.state);
     }
 }
 
@@ -320,6 +325,14 @@ impl Group<'_> {
                 }
             }
         }
+        let state = cf(self.catalog, CF_CONTINUOUS);
+        for w in std::mem::take(&mut ws.state) {
+            match w {
+                StateWrite::Put(k, v) => self.batch.put_cf(state, k, v),
+                StateWrite::Delete(k) => self.batch.delete_cf(state, k),
+                StateWrite::DeleteRange(s, e) => self.batch.delete_range_cf(state, s, e),
+            }
+        }
         Ok(CommitReceipt { positions, timestamp_micros: self.now })
     }
 
@@ -449,10 +462,14 @@ pub(crate) fn run(
     db: Arc<DB>,
     catalog: Arc<RwLock<Arc<Catalog>>>,
     groups: Arc<Groups>,
+    watermark: Arc<AtomicI64>,
     next_stream_id: u64,
     rx: Receiver<Request>,
 ) {
     let mut next_stream_id = next_stream_id;
+    // Group timestamps strictly increase (even if the clock steps back), so
+    // a timestamp orders records across streams and partitions.
+    let mut last_now = watermark.load(Ordering::Acquire);
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
     while let Ok(first) = rx.recv() {
@@ -479,9 +496,10 @@ pub(crate) fn run(
             dropped: Vec::new(),
             trimmed: Vec::new(),
             next_stream_id,
-            now: now_micros(),
+            now: now_micros().max(last_now + 1),
             replies: Vec::with_capacity(requests.len()),
         };
+        let now = group.now;
         for request in requests {
             match request {
                 Request::Commit(ws, tx) => match group.commit(ws) {
@@ -566,6 +584,9 @@ pub(crate) fn run(
                 h.publish(p, next, ts);
             }
         }
+        // Every record of this group is visible: readers may go up to it.
+        last_now = now;
+        watermark.store(now, Ordering::Release);
         for h in touched.values() {
             h.appended().notify_waiters();
         }

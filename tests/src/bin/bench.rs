@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use brikk_tests::load::for_seconds;
 use brikk_tests::pg::PgCluster;
 use brikk_tests::{connect, Server};
 use clap::Parser;
@@ -51,17 +52,14 @@ async fn wire(conn_str: &str, target: Target, conns: usize, rows: usize, secs: u
     admin.batch_execute(&ddl).await?;
     let values: Vec<String> = (0..rows).map(|r| format!("(${}, ${}, ${})", 3 * r + 1, 3 * r + 2, 3 * r + 3)).collect();
     let sql = format!("INSERT INTO {table} VALUES {}", values.join(", "));
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for w in 0..conns {
-        let (conn_str, sql, stop, done) = (conn_str.to_string(), sql.clone(), stop.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
+    for_seconds(conns, secs, |w, run| {
+        let (conn_str, sql) = (conn_str.to_string(), sql.clone());
+        async move {
             let c = connect(&conn_str).await?;
             let st = c.prepare(&sql).await?;
             let payload = "x".repeat(64);
             let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
+            while !run.stopped() {
                 let ids: Vec<String> = (0..rows).map(|r| format!("w{w}-{i}-{r}")).collect();
                 let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::with_capacity(rows * 3);
                 for id in &ids {
@@ -70,21 +68,13 @@ async fn wire(conn_str: &str, target: Target, conns: usize, rows: usize, secs: u
                     params.push(&payload);
                 }
                 c.execute(&st, &params).await?;
-                done.fetch_add(rows as u64, Ordering::Relaxed);
+                run.done(rows as u64);
                 i += 1;
             }
-            anyhow::Ok(())
-        }));
-    }
-    let start = Instant::now();
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    let n = done.load(Ordering::Relaxed);
-    let elapsed = start.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await??;
-    }
-    Ok(n as f64 / elapsed)
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Rows/s of `threads` threads each writing synced `rows`-put WriteBatches

@@ -9,11 +9,8 @@
 //! SET …, version = kv.version + 1` on random ids, each its own durable
 //! transaction (PostgreSQL with its default `synchronous_commit = on`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use anyhow::Result;
+use brikk_tests::load::for_seconds;
 use brikk_tests::pg::PgCluster;
 use brikk_tests::{connect, Server};
 use clap::Parser;
@@ -61,19 +58,16 @@ async fn preload(conn_str: &str, rows: i64) -> Result<()> {
 
 /// Operations/s of `conns` connections running `op` for `secs` seconds.
 async fn run(conn_str: &str, op: Op, conns: usize, rows: i64, secs: u64) -> Result<f64> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for w in 0..conns {
-        let (conn_str, stop, done) = (conn_str.to_string(), stop.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
+    for_seconds(conns, secs, |w, run| {
+        let conn_str = conn_str.to_string();
+        async move {
             let c = connect(&conn_str).await?;
             let st = c.prepare(if op == Op::Lookup { LOOKUP } else { UPSERT }).await?;
             // A per-connection linear congruential sequence of ids.
             let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1);
             let fact = "x".repeat(48);
             let author = format!("agent-{w}");
-            while !stop.load(Ordering::Relaxed) {
+            while !run.stopped() {
                 x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 let id = ((x >> 33) % rows as u64) as i64;
                 match op {
@@ -85,20 +79,12 @@ async fn run(conn_str: &str, op: Op, conns: usize, rows: i64, secs: u64) -> Resu
                         c.execute(&st, &[&id, &fact, &author]).await?;
                     }
                 }
-                done.fetch_add(1, Ordering::Relaxed);
+                run.done(1);
             }
-            anyhow::Ok(())
-        }));
-    }
-    let start = Instant::now();
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    let n = done.load(Ordering::Relaxed);
-    let elapsed = start.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await??;
-    }
-    Ok(n as f64 / elapsed)
+            Ok(())
+        }
+    })
+    .await
 }
 
 #[tokio::main]
