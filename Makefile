@@ -7,9 +7,9 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/brikk-target
 export CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/debug/brikk
 ARGS ?=
-# Driver programs of tests/clients run by `make test` (sqlalchemy-reflect
-# waits for catalog functions Brikk lacks: `make clients CLIENTS=...`).
-CLIENTS ?= psycopg3 psycopg2 asyncpg sqlalchemy node-pg pgjdbc
+# Driver programs of tests/clients run by `make test` (all of them; pick
+# some with `make clients CLIENTS=...`).
+CLIENTS ?= psycopg3 psycopg2 asyncpg sqlalchemy sqlalchemy-reflect node-pg pgjdbc
 
 .PHONY: serve test clients deps build check bench groups-bench notify-bench table-bench market-bench archive-bench fmt
 

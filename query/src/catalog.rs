@@ -1,11 +1,12 @@
 //! How Brikk's objects appear to DataFusion: a schema provider that reads
 //! the storage catalog on every lookup, a `TableProvider` per stream with
-//! system columns, the scan that turns filters into RocksDB range reads, and
-//! system tables.
+//! system columns, the scan that turns filters into RocksDB range reads,
+//! system tables, and Brikk's amendments to the Postgres catalog.
 
 pub mod archive;
 pub mod keyed_table;
 mod leaf;
+pub mod pg;
 pub mod scan;
 pub mod schema;
 pub mod stream_table;

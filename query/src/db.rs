@@ -13,6 +13,7 @@ use futures::TryStreamExt;
 
 use crate::catalog::BrikkSchema;
 use crate::error::{Error, Result};
+use crate::session::subscribe::LiveSubscriptions;
 use crate::session::{Output, Session};
 
 /// `version()`, as drivers and tools read it: Postgres-shaped, naming Brikk.
@@ -108,6 +109,8 @@ pub(crate) struct Shared {
     pub(crate) state: Arc<datafusion::execution::context::SessionState>,
     pub(crate) compat: PostgresCompatibilityParser,
     pub(crate) hub: crate::session::listen::Hub,
+    /// Live `COPY (SUBSCRIBE …)`s, for `brikk_subscriptions`.
+    pub(crate) subscriptions: Arc<LiveSubscriptions>,
 }
 
 impl Brikk {
@@ -131,10 +134,12 @@ impl Brikk {
         crate::json::register(&mut ctx)?;
         let catalog = Arc::new(MemoryCatalogProvider::new());
         let archive = crate::catalog::schema::ArchiveSlot::default();
-        catalog.register_schema("public", Arc::new(BrikkSchema::new(&store, archive.clone())))?;
+        let subscriptions = Arc::new(LiveSubscriptions::default());
+        catalog.register_schema("public", Arc::new(BrikkSchema::new(&store, archive.clone(), subscriptions.clone())))?;
         ctx.register_catalog(DATABASE, catalog);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
+        crate::catalog::pg::amend(&ctx, &store)?;
         ctx.register_udf(version_udf());
         ctx.register_udf(to_regtype_udf());
         ctx.register_udtf(
@@ -159,6 +164,7 @@ impl Brikk {
                 state,
                 compat: PostgresCompatibilityParser::new(),
                 hub: Default::default(),
+                subscriptions,
             }),
         };
         brikk.shared.continuous.start(Arc::downgrade(&brikk.shared), &brikk.shared.store)?;

@@ -6,25 +6,34 @@
 //! - `a -> 'k'` returns JSON (`json_get_json`), typed `json` on the wire,
 //!   so it can be chained (`fact -> 'a' -> 'b'`);
 //! - `a @> b` / `a <@ b` is JSON containment ([`json_contains_value`]).
+//!
+//! `json_build_object(k, v, ...)` is Postgres' ([`JsonBuildObject`]).
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, BooleanArray, StringArray};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::expr::{Alias, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
-use datafusion::logical_expr::{create_udf, ColumnarValue, Expr, ExprSchemable, ScalarUDF, Volatility};
+use datafusion::logical_expr::{
+    create_udf, ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
+};
+use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde_json::Value as Json;
+
+use crate::types::json_metadata;
 
 /// Registers the JSON functions and operators with `registry`.
 pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     // Ours first: the first planner that plans an operator wins.
     registry.register_expr_planner(Arc::new(PostgresJsonPlanner))?;
     registry.register_udf(Arc::new(contains_udf()))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::default())))?;
     datafusion_functions_json::register_all(registry)
 }
 
@@ -111,6 +120,97 @@ fn contains_udf() -> ScalarUDF {
             Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(out))))
         }),
     )
+}
+
+/// Postgres' `json_build_object(key, value, ...)`: an object from
+/// alternating keys and values, typed `json`. Keys are text (a NULL key is
+/// an error); values keep their JSON kind: numbers, booleans, NULL as
+/// `null`, `json`/`jsonb` values embedded, anything else as its text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct JsonBuildObject {
+    signature: Signature,
+}
+
+impl Default for JsonBuildObject {
+    fn default() -> Self {
+        JsonBuildObject { signature: Signature::variadic_any(Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for JsonBuildObject {
+    fn name(&self) -> &str {
+        "json_build_object"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, false).with_metadata(json_metadata("json"))))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if !args.args.len().is_multiple_of(2) {
+            return Err(DataFusionError::External(Box::new(crate::error::Error::InvalidParameter(
+                "argument list must have even number of elements".into(),
+            ))));
+        }
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let mut out = Vec::with_capacity(args.number_rows);
+        for row in 0..args.number_rows {
+            let mut object = serde_json::Map::new();
+            for pair in 0..arrays.len() / 2 {
+                let key = ScalarValue::try_from_array(&arrays[2 * pair], row)?;
+                if key.is_null() {
+                    return Err(DataFusionError::External(Box::new(crate::error::Error::InvalidParameter(
+                        "null value not allowed for object key".into(),
+                    ))));
+                }
+                let key = match key {
+                    ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s,
+                    other => other.to_string(),
+                };
+                let field = &args.arg_fields[2 * pair + 1];
+                let value = ScalarValue::try_from_array(&arrays[2 * pair + 1], row)?;
+                object.insert(key, json_value(value, field.extension_type_name() == Some("arrow.json")));
+            }
+            out.push(Json::Object(object).to_string());
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// A SQL value as JSON, as Postgres' `to_json` makes it.
+fn json_value(v: ScalarValue, is_json: bool) -> Json {
+    if v.is_null() {
+        return Json::Null;
+    }
+    match v {
+        ScalarValue::Boolean(Some(b)) => Json::Bool(b),
+        ScalarValue::Int8(Some(i)) => i.into(),
+        ScalarValue::Int16(Some(i)) => i.into(),
+        ScalarValue::Int32(Some(i)) => i.into(),
+        ScalarValue::Int64(Some(i)) => i.into(),
+        ScalarValue::UInt8(Some(i)) => i.into(),
+        ScalarValue::UInt16(Some(i)) => i.into(),
+        ScalarValue::UInt32(Some(i)) => i.into(),
+        ScalarValue::UInt64(Some(i)) => i.into(),
+        ScalarValue::Float32(Some(f)) => serde_json::Number::from_f64(f as f64).map_or(Json::Null, Json::Number),
+        ScalarValue::Float64(Some(f)) => serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            if is_json {
+                serde_json::from_str(&s).unwrap_or(Json::String(s))
+            } else {
+                Json::String(s)
+            }
+        }
+        other => Json::String(other.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,19 @@
 //! 3. Each stream partition is read as one DataFusion partition, in offset
 //!    order, in chunks, up to the head committed when the query was planned.
 //!
+//! ## The life of a live subscription
+//! 1. `COPY (SUBSCRIBE tasks FROM OFFSET 100) TO STDOUT` parses to
+//!    [`sql::subscribe::CopySubscribe`]; the session answers with
+//!    [`Output::Subscription`], a [`Subscription`] positioned at offset 100
+//!    of every partition.
+//! 2. [`Subscription::next`] reads past the positions with
+//!    [`brikk_storage::Store::read`]; finding nothing, it waits on the
+//!    stream's append notification, which the committer fires after each
+//!    durable write — it never polls.
+//! 3. The server streams each batch as COPY data; dropping the
+//!    subscription (cancel request, closed connection) ends it and takes it
+//!    out of `brikk_subscriptions`.
+//!
 //! ```text
 //!  stream "tasks" (partitions = 8)
 //!   _partition | _offset | _timestamp | _key | task_id | kind | payload
@@ -44,7 +57,7 @@ pub mod types;
 
 pub use db::{Brikk, DATABASE};
 pub use error::{Error, ObjectKind, Result};
-pub use session::{Notification, Output, Prepared, Session, TxnStatus};
+pub use session::{Notification, Output, Prepared, Session, Subscription, TxnStatus};
 
 /// The version string reported as `server_version`: the Postgres protocol
 /// level Brikk speaks, and Brikk's own version.

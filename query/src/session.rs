@@ -11,6 +11,9 @@
 //!    as one atomic, durable write. A statement that fails inside a
 //!    transaction aborts it (`25P02` until `ROLLBACK`), as in Postgres.
 //!
+//! `COPY (SUBSCRIBE …) TO STDOUT` returns a [`Subscription`]: rows that
+//! keep coming as records are committed, until its owner drops it.
+//!
 //! Several statements in one query string without `BEGIN` run as one
 //! implicit transaction, as Postgres does for the simple query protocol.
 //! Reads inside a transaction see committed data only, not the
@@ -22,6 +25,7 @@ pub mod insert;
 pub mod listen;
 pub(crate) mod output;
 pub mod prepared;
+pub mod subscribe;
 pub mod vars;
 
 pub use exec::Session;
@@ -29,4 +33,5 @@ pub use insert::InsertPlan;
 pub use listen::Notification;
 pub use output::{Output, TxnStatus};
 pub use prepared::Prepared;
+pub use subscribe::Subscription;
 pub use vars::Vars;

@@ -1,12 +1,15 @@
 //! Brikk's SQL: splitting a query string into statements, the statements
-//! DataFusion does not know (`CREATE STREAM`, `DROP STREAM`, `SHOW STREAMS`),
+//! DataFusion does not know (`CREATE STREAM`, `DROP STREAM`, `SHOW STREAMS`,
+//! consumer groups, `COPY (SUBSCRIBE …) TO STDOUT`),
 //! and the rewrites that make Postgres client SQL plan in DataFusion.
 
 pub mod continuous;
 pub mod duration;
 pub mod groups;
 pub mod parser;
+pub mod pg_compat;
 pub mod rewrite;
+pub mod subscribe;
 
 pub use duration::{format_duration, format_size, parse_duration, parse_size};
 pub use parser::{parse, CreateStream, Statement};

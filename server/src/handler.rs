@@ -11,6 +11,7 @@ mod encode;
 mod extended;
 mod simple;
 mod startup;
+mod subscribe;
 
 pub(crate) use connection::LogErrors;
 pub use connection::{Connection, Handlers};

@@ -11,9 +11,14 @@
 //!         (accept, SIGTERM)   (pgwire framing, coalesced   (simple / extended)
 //!                              writes)
 //! ```
+//!
+//! `COPY (SUBSCRIBE …) TO STDOUT` is the one statement that writes without
+//! end: `handler::subscribe` streams it, with [`peer`] noticing a client
+//! that goes away meanwhile.
 
 pub mod handler;
 pub mod listener;
+pub mod peer;
 pub mod protocol;
 pub mod sqlstate;
 pub mod transfer;

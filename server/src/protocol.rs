@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
 use crate::handler::{Handlers, LogErrors, WireStatement};
+use crate::peer::{PeerWatch, WriteThrough};
 
 /// A client that has not finished start-up within this time is dropped.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,6 +35,7 @@ const COALESCE_LIMIT: usize = 64 * 1024;
 
 /// Serves one client until it disconnects or sends something malformed.
 pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc<Handlers>) -> io::Result<()> {
+    let watch = PeerWatch::new(&socket)?;
     let negotiated = tokio::time::timeout(STARTUP_TIMEOUT, negotiate_tls::<Arc<WireStatement>>(socket, None)).await;
     // Ok(None): a direct-TLS hello, which Brikk does not speak; Err: I/O.
     let Ok(Some(framed)) = negotiated.map_or(Ok(None), |r| r) else {
@@ -41,10 +43,14 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
         return Ok(());
     };
     let old = framed.into_parts();
-    let mut parts = FramedParts::new(Coalesce::new(old.io), old.codec);
+    let write_through = WriteThrough::default();
+    let mut parts = FramedParts::new(Coalesce::new(old.io, write_through.clone()), old.codec);
     parts.read_buf = old.read_buf;
     parts.write_buf = old.write_buf;
     let mut socket = Framed::from_parts(parts);
+    // For statements that stream without reading (COPY (SUBSCRIBE …)).
+    socket.session_extensions().insert(watch);
+    socket.session_extensions().insert(write_through);
 
     let startup = handlers.startup.clone();
     let simple = handlers.connection.clone();
@@ -121,16 +127,18 @@ async fn recv(rx: &mut Option<tokio::sync::mpsc::Receiver<Notification>>) -> Opt
 }
 
 /// Buffers writes until the connection would wait to read (or the buffer
-/// is large); `flush` alone does not write. Shutdown writes everything.
+/// is large); `flush` alone does not write, unless `write_through` is on
+/// (a statement streaming without reading). Shutdown writes everything.
 pub struct Coalesce<IO> {
     io: IO,
     buf: Vec<u8>,
     written: usize,
+    write_through: WriteThrough,
 }
 
 impl<IO> Coalesce<IO> {
-    pub fn new(io: IO) -> Coalesce<IO> {
-        Coalesce { io, buf: Vec::with_capacity(4096), written: 0 }
+    pub fn new(io: IO, write_through: WriteThrough) -> Coalesce<IO> {
+        Coalesce { io, buf: Vec::with_capacity(4096), written: 0, write_through }
     }
 }
 
@@ -176,7 +184,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Coalesce<IO> {
         Poll::Ready(Ok(data.len()))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.write_through.is_on() {
+            return this.poll_drain(cx);
+        }
         Poll::Ready(Ok(()))
     }
 

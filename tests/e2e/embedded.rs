@@ -26,3 +26,34 @@ async fn embedded_then_served() {
     let r = c.query_one("SELECT count(*) FROM events", &[]).await.unwrap();
     assert_eq!(r.get::<_, i64>(0), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_live_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Brikk::open(dir.path()).unwrap();
+    db.execute("CREATE STREAM events (kind TEXT, n BIGINT)").await.unwrap();
+    db.execute("INSERT INTO events VALUES ('a', 1)").await.unwrap();
+    let mut session = db.session();
+    let output = session.execute("COPY (SUBSCRIBE events FROM BEGINNING) TO STDOUT").await.pop().unwrap().unwrap();
+    let brikk_query::Output::Subscription(mut sub) = output else { panic!("{output:?}") };
+    let first = sub.next().await.unwrap();
+    let text = pretty_format_batches(&first).unwrap().to_string();
+    assert!(text.contains("| 0          | 0       |") && text.contains("| a    | 1 |"), "{text}");
+    // next() waits for the next commit.
+    let writer = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            db.execute("INSERT INTO events VALUES ('b', 2)").await.unwrap();
+        })
+    };
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next()).await.unwrap().unwrap();
+    writer.await.unwrap();
+    assert_eq!(sub.positions(), [2]);
+    let text = pretty_format_batches(&next).unwrap().to_string();
+    assert!(text.contains("| b    | 2 |"), "{text}");
+    let live = db.execute("SELECT stream, sent FROM brikk_subscriptions").await.unwrap();
+    assert!(pretty_format_batches(&live).unwrap().to_string().contains("| events | 2    |"));
+    drop(sub);
+    assert!(db.execute("SELECT * FROM brikk_subscriptions").await.unwrap().iter().all(|b| b.num_rows() == 0));
+}

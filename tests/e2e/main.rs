@@ -12,7 +12,9 @@ mod external;
 mod groups;
 mod listen;
 mod psql;
+mod rust_client;
 mod slt;
+mod subscribe;
 mod tables;
 mod wire;
 

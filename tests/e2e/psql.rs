@@ -57,3 +57,63 @@ fn psql_script_with_transaction_and_multi_row_inserts() {
     // INSERT … SELECT copied nothing.
     assert!(out.contains("     2 |"), "{out}");
 }
+
+#[test]
+fn meta_commands_describe_streams_tables_and_the_connection() {
+    let (_dir, server) = fresh();
+    server
+        .psql(&[
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE STREAM tasks (task_id TEXT NOT NULL, kind TEXT, n BIGINT) \
+             WITH (partitions = 8, key = 'task_id', retention = '7 days')",
+            "-c",
+            "CREATE STREAM plain (note TEXT)",
+            "-c",
+            "CREATE TABLE board (topic TEXT PRIMARY KEY, fact JSONB, version BIGINT NOT NULL)",
+        ])
+        .unwrap();
+    let psql = |cmd: &str| server.psql(&["-v", "ON_ERROR_STOP=1", "-c", cmd]).unwrap();
+
+    // \d+: columns with psql's verbose columns, and the stream's options.
+    let d = psql("\\d+ tasks");
+    assert!(d.contains("Table \"public.tasks\""), "{d}");
+    assert!(d.contains("Storage") && d.contains("Description"), "verbose columns:\n{d}");
+    let row = |name: &str| d.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_default().to_string();
+    assert!(row("_offset").contains("bigint") && row("_offset").contains("not null"), "{d}");
+    assert!(row("task_id").contains("text") && row("task_id").contains("not null"), "{d}");
+    assert!(row("n ").contains("bigint"), "{d}");
+    assert!(d.contains("Options: partitions=8, key=task_id, retention=7 days"), "{d}");
+    assert!(psql("\\d+ plain").contains("Options: partitions=1\n"), "an unkeyed stream without retention");
+    let b = psql("\\d+ board");
+    assert!(b.contains("Table \"public.board\"") && b.contains("Options: changelog=board$changes"), "{b}");
+    let fact = b.lines().find(|l| l.trim_start().starts_with("fact ")).unwrap_or_default();
+    assert!(fact.contains("| jsonb "), "JSON columns keep their type: {fact}");
+
+    // \d and \dt list streams and tables (owned by brikk, the one role).
+    for cmd in ["\\d", "\\dt"] {
+        let list = psql(cmd);
+        for name in ["tasks", "plain", "board", "brikk_streams"] {
+            let line =
+                list.lines().find(|l| l.contains(&format!(" {name} "))).unwrap_or_else(|| panic!("{cmd}:\n{list}"));
+            assert!(line.contains("| brikk"), "owner of {name}: {line}");
+        }
+    }
+
+    // \l: the one database.
+    let l = psql("\\l");
+    assert!(l.lines().any(|line| line.trim_start().starts_with("brikk ") && line.contains("| brikk ")), "{l}");
+    assert!(l.contains("(1 row)"), "only brikk:\n{l}");
+
+    // \conninfo
+    let info = psql("\\conninfo");
+    assert_eq!(
+        info.trim(),
+        format!(
+            "You are connected to database \"brikk\" as user \"brikk\" on host \"{}\" at port \"{}\".",
+            server.addr.ip(),
+            server.addr.port()
+        )
+    );
+}

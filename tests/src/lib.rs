@@ -137,26 +137,34 @@ impl Server {
     /// Runs `psql` against this server with `args`, returning stdout;
     /// fails with stderr if psql exits non-zero.
     pub fn psql(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-h",
-                &self.addr.ip().to_string(),
-                "-p",
-                &self.addr.port().to_string(),
-                "-U",
-                "brikk",
-                "-d",
-                "brikk",
-            ])
-            .args(args)
-            .env("PGCONNECT_TIMEOUT", "10")
-            .output()
-            .context("running psql (is postgresql-client installed?)")?;
+        let out = self.psql_command(args).output().context("running psql (is postgresql-client installed?)")?;
         if !out.status.success() {
             bail!("psql {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Server {
+    /// A `psql` command connected to this server (no `.psqlrc`), with
+    /// `args` after the connection options; for tests that drive psql
+    /// while it runs.
+    pub fn psql_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("psql");
+        cmd.args([
+            "-X",
+            "-h",
+            &self.addr.ip().to_string(),
+            "-p",
+            &self.addr.port().to_string(),
+            "-U",
+            "brikk",
+            "-d",
+            "brikk",
+        ])
+        .args(args)
+        .env("PGCONNECT_TIMEOUT", "10");
+        cmd
     }
 }
 

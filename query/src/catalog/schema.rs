@@ -12,6 +12,7 @@ use crate::catalog::archive::ArchiveScan;
 use crate::catalog::keyed_table::KeyedTable;
 use crate::catalog::stream_table::StreamTable;
 use crate::catalog::system;
+use crate::session::subscribe::LiveSubscriptions;
 
 /// A schema provider that reflects the storage catalog live: a stream
 /// created by any session is visible to the next statement of every other.
@@ -23,6 +24,7 @@ use crate::catalog::system;
 pub struct BrikkSchema {
     store: WeakStore,
     archive: ArchiveSlot,
+    subscriptions: Arc<LiveSubscriptions>,
 }
 
 /// Where the installed [`ArchiveScan`] is kept, shared by the schema and
@@ -30,8 +32,8 @@ pub struct BrikkSchema {
 pub type ArchiveSlot = Arc<std::sync::RwLock<Option<Arc<dyn ArchiveScan>>>>;
 
 impl BrikkSchema {
-    pub fn new(store: &Store, archive: ArchiveSlot) -> BrikkSchema {
-        BrikkSchema { store: store.downgrade(), archive }
+    pub fn new(store: &Store, archive: ArchiveSlot, subscriptions: Arc<LiveSubscriptions>) -> BrikkSchema {
+        BrikkSchema { store: store.downgrade(), archive, subscriptions }
     }
 
     fn store(&self) -> Option<Store> {
@@ -62,7 +64,7 @@ impl SchemaProvider for BrikkSchema {
             let archive = self.archive.read().expect("archive slot").clone();
             return Ok(Some(Arc::new(StreamTable::new(store, stream, archive))));
         }
-        system::table(&store, name)
+        system::table(&store, &self.subscriptions, name)
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -15,6 +15,8 @@
 //!   lag, records in and out, the last error).
 //! - `brikk_archive`: one row per archived Parquet file (stream, partition,
 //!   offsets, rows, bytes, timestamps, path, location): the manifest.
+//! - `brikk_subscriptions`: one row per live `COPY (SUBSCRIBE …)` (stream,
+//!   records sent, next offset per partition, lag).
 
 use std::sync::Arc;
 
@@ -26,10 +28,11 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 
+use crate::session::subscribe::LiveSubscriptions;
 use crate::types::UTC;
 
 /// Names of the system tables, as they appear in `public`.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "brikk_streams",
     "brikk_partitions",
     "brikk_groups",
@@ -37,6 +40,7 @@ pub const NAMES: [&str; 7] = [
     "brikk_claims",
     "brikk_queries",
     "brikk_archive",
+    "brikk_subscriptions",
 ];
 
 /// Where a stream's archive lives, as `brikk_archive` and `brikk_streams`
@@ -51,7 +55,7 @@ fn ts_field(name: &str, nullable: bool) -> Field {
 }
 
 /// A snapshot of system table `name`, or `None` if there is no such table.
-pub fn table(store: &Store, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+pub fn table(store: &Store, live: &LiveSubscriptions, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
     let catalog = store.catalog();
     let batch = match name {
         "brikk_streams" => {
@@ -288,8 +292,35 @@ pub fn table(store: &Store, name: &str) -> Result<Option<Arc<dyn TableProvider>>
         }
         "brikk_queries" => crate::continuous::system::queries(store)
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?,
+        "brikk_subscriptions" => subscriptions(live)?,
         _ => return Ok(None),
     };
     let schema = batch.schema();
     Ok(Some(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?)))
+}
+
+fn subscriptions(live: &LiveSubscriptions) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("stream", DataType::Utf8, false),
+        ts_field("started_at", false),
+        Field::new("sent", DataType::Int64, false),
+        Field::new("next_offsets", DataType::Utf8, false),
+        Field::new("lag", DataType::Int64, false),
+    ]));
+    let subs = live.snapshot();
+    let positions = subs
+        .iter()
+        .map(|s| s.positions().iter().enumerate().map(|(p, o)| format!("{p}:{o}")).collect::<Vec<_>>().join(","));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(subs.iter().map(|s| s.id as i64))),
+        Arc::new(StringArray::from_iter_values(subs.iter().map(|s| s.stream.def.name.clone()))),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(subs.iter().map(|s| s.started_at_micros)).with_timezone(UTC),
+        ),
+        Arc::new(Int64Array::from_iter_values(subs.iter().map(|s| s.sent() as i64))),
+        Arc::new(StringArray::from_iter_values(positions)),
+        Arc::new(Int64Array::from_iter_values(subs.iter().map(|s| s.lag() as i64))),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
 }

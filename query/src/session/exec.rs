@@ -271,6 +271,15 @@ impl Session {
                 self.run_plan(plan).await
             }
             Statement::Group(g) => self.run_group(*g, params).await,
+            Statement::CopySubscribe(c) => {
+                // It streams until the client ends it: nothing after it in
+                // the same query string or transaction would ever run.
+                if !matches!(self.txn, Txn::Idle) {
+                    return Err(Error::ActiveTransaction("COPY (SUBSCRIBE …)".into()));
+                }
+                let shared = self.db.shared();
+                Ok(Output::Subscription(super::Subscription::start(&shared.store, &shared.subscriptions, &c)?))
+            }
             Statement::Continuous(c) => self.run_continuous(*c).await,
             Statement::Sql(stmt) => self.run_sql(*stmt, params).await,
         }

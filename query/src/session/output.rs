@@ -24,6 +24,9 @@ pub enum Output {
     /// `COPY … TO STDOUT`: one item per row (a line of text, CSV or JSON;
     /// the first also carries the header line, if any).
     CopyOut { columns: usize, rows: futures::stream::BoxStream<'static, crate::Result<bytes::Bytes>> },
+    /// `COPY (SUBSCRIBE …) TO STDOUT`: rows as they are committed, for as
+    /// long as the caller keeps the subscription.
+    Subscription(super::Subscription),
 }
 
 impl std::fmt::Debug for Output {
@@ -37,6 +40,7 @@ impl std::fmt::Debug for Output {
             Output::Empty => write!(f, "Empty"),
             Output::CopyIn(c) => write!(f, "CopyIn({} columns)", c.columns()),
             Output::CopyOut { columns, .. } => write!(f, "CopyOut({columns} columns)"),
+            Output::Subscription(s) => write!(f, "Subscription({s:?})"),
         }
     }
 }

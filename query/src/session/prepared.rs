@@ -40,12 +40,14 @@ pub(crate) enum PreparedKind {
 }
 
 impl Prepared {
-    pub(crate) fn new(sql: String, kind: PreparedKind) -> Result<Prepared> {
+    /// `declared`: the client's parameter types, for parameters the plan
+    /// does not type (`$1::integer` leaves `$1` untyped).
+    pub(crate) fn new(sql: String, kind: PreparedKind, declared: &[Option<DataType>]) -> Result<Prepared> {
         let param_types = match &kind {
             PreparedKind::Insert(p) => p.param_types.clone(),
             PreparedKind::Dml(p) => p.param_types.clone(),
             PreparedKind::Lookup(p) => p.param_types.clone(),
-            PreparedKind::Query(plan) => param_types(plan, &[])?,
+            PreparedKind::Query(plan) => query_param_types(plan, declared)?,
             PreparedKind::Other(stmt, _) => match stmt.as_ref() {
                 Statement::Group(g) => vec![DataType::Int64; g.param_count()],
                 _ => Vec::new(),
@@ -95,6 +97,24 @@ pub(crate) fn param_types(plan: &LogicalPlan, declared: &[Option<DataType>]) -> 
                 .cloned()
                 .flatten()
                 .or_else(|| inferred.get(&format!("${i}")).cloned().flatten())
+                .unwrap_or(DataType::Utf8)
+        })
+        .collect())
+}
+
+/// Parameter types of a query, `$1` first: as the plan types them (the
+/// values are bound into the plan as they are), else as the client
+/// declared them, else text.
+fn query_param_types(plan: &LogicalPlan, declared: &[Option<DataType>]) -> Result<Vec<DataType>> {
+    let inferred = plan.get_parameter_types()?;
+    let count = param_types(plan, declared)?.len();
+    Ok((1..=count)
+        .map(|i| {
+            inferred
+                .get(&format!("${i}"))
+                .cloned()
+                .flatten()
+                .or_else(|| declared.get(i - 1).cloned().flatten())
                 .unwrap_or(DataType::Utf8)
         })
         .collect())
@@ -170,6 +190,6 @@ impl Brikk {
             }
             Some(other) => PreparedKind::Other(Box::new(other), None),
         };
-        Prepared::new(sql.to_string(), kind)
+        Prepared::new(sql.to_string(), kind, declared)
     }
 }

@@ -274,7 +274,7 @@ pub(crate) fn parse(words: &[&str], parser: &mut Parser) -> Result<Option<Statem
     Ok(Some(Statement::Group(Box::new(stmt))))
 }
 
-fn next_is(parser: &mut Parser, word: &str) -> bool {
+pub(crate) fn next_is(parser: &mut Parser, word: &str) -> bool {
     match &parser.peek_token().token {
         Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word) => {
             parser.next_token();

@@ -31,6 +31,9 @@ pub enum Statement {
     ShowStreams,
     /// A consumer-group or work-queue statement (see [`crate::sql::groups`]).
     Group(Box<crate::sql::groups::GroupStatement>),
+    /// `COPY (SUBSCRIBE …) TO STDOUT`, a live subscription (see
+    /// [`crate::sql::subscribe`]).
+    CopySubscribe(crate::sql::subscribe::CopySubscribe),
     /// A continuous-query statement (see [`crate::sql::continuous`]).
     Continuous(Box<crate::sql::continuous::ContinuousStatement>),
     /// Anything else: standard SQL for DataFusion or the session.
@@ -109,6 +112,9 @@ fn parse_piece(
     if let Some(stmt) = crate::sql::groups::parse(w.as_slice(), &mut parser)? {
         return Ok(Some(stmt));
     }
+    if let Some(stmt) = crate::sql::subscribe::parse(w.as_slice(), &mut parser)? {
+        return Ok(Some(stmt));
+    }
     let stmt = match w.as_slice() {
         ["CREATE", "STREAM", ..] => Statement::CreateStream(parse_create_stream(&mut parser)?),
         ["DROP", "STREAM", ..] => parse_drop_stream(&mut parser)?,
@@ -122,7 +128,11 @@ fn parse_piece(
             let mut stmts = compat.parse(text)?;
             match stmts.len() {
                 0 => return Ok(None),
-                1 => Statement::Sql(Box::new(stmts.remove(0))),
+                1 => {
+                    let mut stmt = stmts.remove(0);
+                    crate::sql::pg_compat::rewrite(&mut stmt);
+                    Statement::Sql(Box::new(stmt))
+                }
                 _ => return Err(Error::Syntax("expected one statement".into())),
             }
         }

@@ -189,5 +189,10 @@ pub(crate) fn response(
         Output::Begin => Response::TransactionStart(Tag::new("BEGIN")),
         Output::End { tag } => Response::TransactionEnd(Tag::new(&tag)),
         Output::Empty => Response::EmptyQuery,
+        // Streamed by the statement's handler (`super::subscribe`), which
+        // never makes it a response.
+        Output::Subscription(_) => {
+            return Err(to_pg_error(&Error::Internal("a subscription cannot be a buffered response".into())))
+        }
     })
 }

@@ -171,6 +171,10 @@ impl ExtendedQueryHandler for Connection {
             tracing::debug!(peer = %client.socket_addr(), error = %e, %sql, "statement failed");
             to_pg_error(&e)
         })?;
+        drop(session);
+        if let brikk_query::Output::Subscription(sub) = output {
+            return Err(super::subscribe::stream(client, sub).await);
+        }
         response(output, &portal.result_column_format, options, handle, &self.copy)
     }
 }

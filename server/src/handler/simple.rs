@@ -14,6 +14,8 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
+use brikk_query::Output;
+
 use super::encode::{error_info, response};
 use super::Connection;
 
@@ -28,10 +30,13 @@ impl SimpleQueryHandler for Connection {
     {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let handle = client.session_extensions().get::<Arc<pgwire::api::ConnectionHandle>>().map(|h| (*h).clone());
-        let mut session = self.session.lock().await;
+        let results = self.session.lock().await.execute(query).await;
         let mut responses = Vec::new();
-        for result in session.execute(query).await {
+        for result in results {
             match result {
+                // The only statement of its string (the session refuses it
+                // in a transaction), streamed until it ends with an error.
+                Ok(Output::Subscription(sub)) => return Err(super::subscribe::stream(client, sub).await),
                 Ok(output) => {
                     responses.push(response(output, &Format::UnifiedText, options.clone(), handle.clone(), &self.copy)?)
                 }

@@ -2,8 +2,9 @@
 // with parameters, a batch), parameterised queries (also past pgjdbc's
 // prepareThreshold, where it switches to a named server-side statement and
 // binary results), system columns, transactions through setAutoCommit(false)
-// (commit, rollback, isolation from a second connection) and LISTEN via
-// PGConnection.getNotifications(timeoutMs).
+// (commit, rollback, isolation from a second connection), LISTEN via
+// PGConnection.getNotifications(timeoutMs), and a live COPY (SUBSCRIBE …)
+// TO STDOUT read with CopyManager.copyOut and ended with a cancel request.
 //
 // Connects to BRIKK_HOST:BRIKK_PORT as user brikk, database brikk. Exits 0 on
 // success, 1 with one FAIL line naming the step, the error and its SQLSTATE.
@@ -27,6 +28,7 @@ import java.util.Properties;
 
 import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
+import org.postgresql.copy.CopyOut;
 
 public class BrikkClient {
     static final String NAME = "pgjdbc";
@@ -268,6 +270,48 @@ public class BrikkClient {
             PGNotification n = waitNotification(conn, chan);
             check("hello from pgjdbc".equals(n.getParameter()), "payload " + n.getParameter());
             exec(conn, "UNLISTEN *");
+        });
+
+        step("COPY (SUBSCRIBE) live rows", () -> {
+            long total;
+            try (Statement st = other.createStatement(); ResultSet rs = st.executeQuery("SELECT count(*) FROM " + s)) {
+                rs.next();
+                total = rs.getLong(1);
+            }
+            // Every record from the beginning, then each one as it is
+            // committed: one tab-separated line per record (_partition,
+            // _offset, _timestamp, _key, then the columns).
+            CopyOut copy = conn.unwrap(PGConnection.class).getCopyAPI()
+                    .copyOut("COPY (SUBSCRIBE " + s + " FROM BEGINNING) TO STDOUT");
+            List<String[]> rows = new ArrayList<>();
+            while (true) {
+                byte[] line = copy.readFromCopy(); // waits for the next committed record
+                String[] f = new String(line, java.nio.charset.StandardCharsets.UTF_8).stripTrailing().split("\t", -1);
+                rows.add(f);
+                if (rows.size() == total) insert(other, s, "live", "copy", 7);
+                if (f[4].equals("live")) break;
+            }
+            // A cancel request ends it: the rows already sent are read, then
+            // the statement fails with 57014 and the connection goes on.
+            conn.unwrap(PGConnection.class).cancelQuery();
+            try {
+                while (copy.readFromCopy() != null) {
+                    // rows committed before the cancel
+                }
+                check(false, "the subscription ended without an error");
+            } catch (SQLException e) {
+                check("57014".equals(e.getSQLState()), "ended with " + e);
+            }
+            check(rows.size() == total + 1, rows.size() + " rows, want " + (total + 1));
+            java.util.Map<String, Long> next = new java.util.HashMap<>();
+            for (String[] f : rows) {
+                long want = next.getOrDefault(f[0], 0L);
+                check(Long.parseLong(f[1]) == want, "partition " + f[0] + ": offset " + f[1] + " out of order");
+                next.put(f[0], want + 1);
+            }
+            try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery("SELECT 1")) {
+                check(rs.next() && rs.getInt(1) == 1, "connection usable after the cancel");
+            }
         });
 
         step("drop stream", () -> {

@@ -1,14 +1,16 @@
 // node-postgres (pg) against Brikk: stream DDL, appends (literal and
 // parameterised), parameterised queries and a named prepared statement
 // (extended protocol), system columns, transactions (commit, rollback,
-// isolation from a second connection) and LISTEN via
-// client.on('notification').
+// isolation from a second connection), LISTEN via
+// client.on('notification'), and a live COPY (SUBSCRIBE …) TO STDOUT read
+// with pg-copy-streams and ended by closing its connection.
 //
 // Connects to BRIKK_HOST:BRIKK_PORT as user brikk, database brikk. Exits 0 on
 // success, 1 with one FAIL line naming the step, the error and its SQLSTATE.
 'use strict';
 
 const { Client } = require('pg');
+const { to: copyTo } = require('pg-copy-streams');
 
 const NAME = 'node-pg';
 const NOTIFY_TIMEOUT_MS = 10000;
@@ -174,6 +176,47 @@ async function main() {
     const msg = await wait;
     check(msg.payload === 'hello from node-pg', `payload ${JSON.stringify(msg.payload)}`);
     await conn.query('UNLISTEN *');
+  });
+
+  await step('COPY (SUBSCRIBE) live rows', async () => {
+    const total = Number((await other.query(`SELECT count(*) AS n FROM ${s}`)).rows[0].n);
+    const sub = new Client(config);
+    sub.on('error', () => {}); // closed below, on purpose
+    await sub.connect();
+    // Every record from the beginning, then each one as it is committed:
+    // one tab-separated line per record (_partition, _offset, _timestamp,
+    // _key, then the columns). Lines may be split across chunks.
+    const copy = sub.query(copyTo(`COPY (SUBSCRIBE ${s} FROM BEGINNING) TO STDOUT`));
+    const rows = [];
+    await new Promise((resolve, reject) => {
+      let pending = '';
+      copy.on('error', reject);
+      copy.on('data', (chunk) => {
+        pending += chunk.toString('utf8');
+        let nl;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          rows.push(pending.slice(0, nl).split('\t'));
+          pending = pending.slice(nl + 1);
+          if (rows.length === total) other.query(`INSERT INTO ${s} VALUES ('live', 'copy', 7)`).catch(reject);
+          if (rows[rows.length - 1][4] === 'live') resolve();
+        }
+      });
+    });
+    // Closing the connection ends the subscription on the server.
+    await sub.end();
+    check(rows.length === total + 1, `${rows.length} rows, want ${total + 1}`);
+    const next = {};
+    for (const [p, o] of rows) {
+      check(Number(o) === (next[p] || 0), `partition ${p}: offset ${o} out of order`);
+      next[p] = Number(o) + 1;
+    }
+    const deadline = Date.now() + NOTIFY_TIMEOUT_MS;
+    for (;;) {
+      const live = Number((await other.query(`SELECT count(*) AS n FROM brikk_subscriptions WHERE stream = $1`, [s])).rows[0].n);
+      if (live === 0) break;
+      check(Date.now() < deadline, 'the subscription outlived its connection');
+      await new Promise((r) => setTimeout(r, 20));
+    }
   });
 
   await step('drop stream', async () => {

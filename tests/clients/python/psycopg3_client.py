@@ -1,7 +1,8 @@
 """psycopg 3 against Brikk: stream DDL, appends (literal, parameterised,
 executemany, pipeline mode), parameterised and binary queries, transactions
-(commit, rollback, isolation from a second connection) and LISTEN via
-conn.notifies()."""
+(commit, rollback, isolation from a second connection), LISTEN via
+conn.notifies(), and a live COPY (SUBSCRIBE …) TO STDOUT read with
+cursor.copy() and ended with a cancel request."""
 
 import psycopg
 
@@ -112,6 +113,28 @@ with c.step("LISTEN/NOTIFY channel"):
     c.check(got, f"no notification on channel {chan} within {NOTIFY_TIMEOUT}s")
     c.check((got[0].channel, got[0].payload) == (chan, "hello from psycopg3"), f"got {got[0]!r}")
     conn.execute("UNLISTEN *")
+
+with c.step("COPY (SUBSCRIBE) live rows"):
+    total = other.execute(f"SELECT count(*) FROM {s}").fetchone()[0]
+    rows = []
+    try:
+        # Every record from the beginning, then each one as it is committed:
+        # (_partition, _offset, _timestamp, _key, task_id, kind, n) as text.
+        with conn.cursor().copy(f"COPY (SUBSCRIBE {s} FROM BEGINNING) TO STDOUT") as copy:
+            for row in copy.rows():
+                rows.append(row)
+                if len(rows) == total:
+                    other.execute(f"INSERT INTO {s} VALUES ('live', 'copy', 7)")
+                if row[4] == "live":
+                    conn.cancel_safe()  # ends it with 57014; the connection goes on
+    except psycopg.errors.QueryCanceled:
+        pass
+    c.check(len(rows) == total + 1, f"{len(rows)} rows, want {total + 1}")
+    nxt = {}
+    for part, off, *_ in rows:
+        c.check(int(off) == nxt.get(part, 0), f"partition {part}: offset {off} out of order")
+        nxt[part] = int(off) + 1
+    c.check(conn.execute("SELECT 1").fetchone() == (1,), "connection usable after cancel")
 
 with c.step("drop stream"):
     conn.execute(f"DROP STREAM {s}")

@@ -1,0 +1,291 @@
+//! Brikk's amendments to the Postgres catalog that `datafusion-pg-catalog`
+//! builds (`pg_catalog.*` and its functions), so that psql's meta-commands
+//! and drivers' reflection queries describe Brikk truthfully:
+//!
+//! - `pg_class.reloptions`: a stream's options (`partitions=8`,
+//!   `key=task_id`, `retention=7 days`) and a table's changelog
+//!   (`changelog=board$changes`); psql's `\d+` prints them as "Options".
+//! - `pg_attribute.atttypid` of a `json`/`jsonb` column is `json`/`jsonb`
+//!   (the crate sees only the Arrow text underneath).
+//! - `pg_database` lists `brikk` only: the one database a client can
+//!   connect to.
+//! - `pg_get_userbyid` names `brikk`, the only role; `pg_get_serial_sequence`
+//!   is NULL (Brikk has no sequences); `col_description` and
+//!   `obj_description` are NULL (nor comments); `pg_collation_is_visible`
+//!   is true.
+//!
+//! The amended tables are the crate's tables with a column added or rows
+//! filtered when scanned; everything else is the crate's as is.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use brikk_storage::{ColumnType, Store, WeakStore};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+
+use crate::db::DATABASE;
+
+/// Replaces the `pg_catalog` schema of `ctx`'s catalog [`DATABASE`] (set up
+/// by `datafusion_pg_catalog::setup_pg_catalog`) with the amended one, and
+/// registers the functions above.
+pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
+    let catalog = ctx.catalog(DATABASE).ok_or_else(|| DataFusionError::Internal(format!("no catalog {DATABASE}")))?;
+    let inner =
+        catalog.schema("pg_catalog").ok_or_else(|| DataFusionError::Internal("pg_catalog is not set up".into()))?;
+    catalog.register_schema("pg_catalog", Arc::new(PgCatalog { inner, store: store.downgrade() }))?;
+    ctx.register_udf(constant_udf("pg_get_userbyid", 1, ScalarValue::from("brikk")));
+    ctx.register_udf(constant_udf("pg_get_serial_sequence", 2, ScalarValue::Utf8(None)));
+    ctx.register_udf(constant_udf("pg_collation_is_visible", 1, ScalarValue::Boolean(Some(true))));
+    ctx.register_udf(constant_udf("col_description", 2, ScalarValue::Utf8(None)));
+    ctx.register_udf(constant_udf("obj_description", 2, ScalarValue::Utf8(None)));
+    Ok(())
+}
+
+/// A function of `arity` arguments of any type that returns the same
+/// value for every row.
+fn constant_udf(name: &str, arity: usize, value: ScalarValue) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Constant {
+        name: name.to_string(),
+        signature: Signature::any(arity, Volatility::Immutable),
+        value,
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Constant {
+    name: String,
+    signature: Signature,
+    value: ScalarValue,
+}
+
+impl ScalarUDFImpl for Constant {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(self.value.data_type())
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+}
+
+#[derive(Debug)]
+struct PgCatalog {
+    inner: Arc<dyn SchemaProvider>,
+    store: WeakStore,
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalog {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(table) = self.inner.table(name).await? else { return Ok(None) };
+        let amendment = match name.to_ascii_lowercase().as_str() {
+            "pg_class" => Amendment::RelOptions(self.store.clone()),
+            "pg_attribute" => match self.inner.table("pg_class").await? {
+                Some(pg_class) => Amendment::JsonTypes(self.store.clone(), pg_class),
+                None => return Ok(Some(table)),
+            },
+            "pg_database" => Amendment::OnlyBrikk,
+            _ => return Ok(Some(table)),
+        };
+        Ok(Some(Arc::new(Amended::new(table, amendment))))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+enum Amendment {
+    /// Adds `reloptions text[]` to `pg_class`.
+    RelOptions(WeakStore),
+    /// Types `json`/`jsonb` columns in `pg_attribute` (relation names from
+    /// the crate's `pg_class`).
+    JsonTypes(WeakStore, Arc<dyn TableProvider>),
+    /// Keeps the rows of `pg_database` named [`DATABASE`].
+    OnlyBrikk,
+}
+
+impl std::fmt::Debug for Amendment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Amendment::RelOptions(_) => "RelOptions",
+            Amendment::JsonTypes(..) => "JsonTypes",
+            Amendment::OnlyBrikk => "OnlyBrikk",
+        })
+    }
+}
+
+/// One of the crate's tables, amended as it is scanned.
+#[derive(Debug)]
+struct Amended {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+    amendment: Amendment,
+}
+
+impl Amended {
+    fn new(inner: Arc<dyn TableProvider>, amendment: Amendment) -> Amended {
+        let schema = match &amendment {
+            Amendment::RelOptions(_) => {
+                let mut fields: Vec<Field> = inner.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields.push(Field::new("reloptions", DataType::new_list(DataType::Utf8, true), true));
+                Arc::new(Schema::new(fields))
+            }
+            Amendment::JsonTypes(..) | Amendment::OnlyBrikk => inner.schema(),
+        };
+        Amended { inner, schema, amendment }
+    }
+
+    /// `relations`: oid → name of every relation, for `JsonTypes`.
+    fn apply(&self, batch: RecordBatch, relations: &HashMap<i32, String>) -> Result<RecordBatch> {
+        match &self.amendment {
+            Amendment::JsonTypes(store, _) => {
+                let Some(store) = store.upgrade() else { return Ok(batch) };
+                let rel = int_column(&batch, "attrelid")?;
+                let names = string_column(&batch, "attname")?;
+                let types = int_column(&batch, "atttypid")?;
+                let typed: Int32Array = (0..batch.num_rows())
+                    .map(|i| {
+                        let ty = relations
+                            .get(&rel.value(i))
+                            .and_then(|r| column_type(&store, r, names.value(i)))
+                            .and_then(|t| match t {
+                                ColumnType::Json => Some(JSON_OID),
+                                ColumnType::Jsonb => Some(JSONB_OID),
+                                _ => None,
+                            });
+                        Some(ty.unwrap_or(types.value(i)))
+                    })
+                    .collect();
+                let mut columns = batch.columns().to_vec();
+                let at = batch.schema().index_of("atttypid")?;
+                columns[at] = Arc::new(typed);
+                Ok(RecordBatch::try_new(batch.schema(), columns)?)
+            }
+            Amendment::RelOptions(store) => {
+                let names = string_column(&batch, "relname")?;
+                let store = store.upgrade();
+                let mut options = ListBuilder::new(StringBuilder::new());
+                for i in 0..names.len() {
+                    match store.as_ref().and_then(|s| relation_options(s, names.value(i))) {
+                        Some(opts) => {
+                            opts.iter().for_each(|o| options.values().append_value(o));
+                            options.append(true);
+                        }
+                        None => options.append(false),
+                    }
+                }
+                let mut columns = batch.columns().to_vec();
+                columns.push(Arc::new(options.finish()) as ArrayRef);
+                Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+            }
+            Amendment::OnlyBrikk => {
+                let names = string_column(&batch, "datname")?;
+                let keep: BooleanArray = names.iter().map(|n| Some(n == Some(DATABASE))).collect();
+                Ok(filter_record_batch(&batch, &keep)?)
+            }
+        }
+    }
+}
+
+fn int_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<Int32Array>())
+        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog table without an int column {name}")))
+}
+
+/// Postgres' type OIDs of `json` and `jsonb`.
+const JSON_OID: i32 = 114;
+const JSONB_OID: i32 = 3802;
+
+/// The type of column `column` of Brikk relation `relation`, if it is one.
+fn column_type(store: &Store, relation: &str, column: &str) -> Option<ColumnType> {
+    let columns = match store.table(relation) {
+        Some(t) => t.def.columns.clone(),
+        None => store.stream(relation)?.def.columns.clone(),
+    };
+    columns.into_iter().find(|c| c.name == column).map(|c| c.ty)
+}
+
+fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog table without a text column {name}")))
+}
+
+/// What `reloptions` says of a Brikk relation; `None` for others.
+fn relation_options(store: &Store, name: &str) -> Option<Vec<String>> {
+    if let Some(t) = store.table(name) {
+        return Some(vec![format!("changelog={}", t.changelog.def.name)]);
+    }
+    let s = store.stream(name)?;
+    let mut opts = vec![format!("partitions={}", s.def.partitions)];
+    if let Some(k) = s.def.key_column {
+        opts.push(format!("key={}", s.def.columns[k].name));
+    }
+    if let Some(r) = s.def.retention_micros {
+        opts.push(format!("retention={}", crate::sql::format_duration(r)));
+    }
+    Some(opts)
+}
+
+#[async_trait]
+impl TableProvider for Amended {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Catalog tables are small snapshots: read the crate's whole, amend
+        // it, and scan that.
+        let plan = self.inner.scan(state, None, &[], None).await?;
+        let batches = collect(plan, state.task_ctx()).await?;
+        let mut relations = HashMap::new();
+        if let Amendment::JsonTypes(_, pg_class) = &self.amendment {
+            let plan = pg_class.scan(state, None, &[], None).await?;
+            for b in collect(plan, state.task_ctx()).await? {
+                let (oids, names) = (int_column(&b, "oid")?, string_column(&b, "relname")?);
+                relations.extend((0..b.num_rows()).map(|i| (oids.value(i), names.value(i).to_string())));
+            }
+        }
+        let batches = batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?;
+        MemTable::try_new(self.schema.clone(), vec![batches])?.scan(state, projection, filters, limit).await
+    }
+}

@@ -1,0 +1,486 @@
+//! Postgres forms that clients' catalog queries use and DataFusion lacks,
+//! rewritten to equivalents DataFusion plans. Applied after
+//! `datafusion-pg-catalog`'s own rewrites, to every statement it parses.
+//!
+//! - `ARRAY(SELECT e FROM unnest(a) x)` (psql's `\d+` reads a table's
+//!   TOAST options so) becomes `array_transform(a, x -> e)`: the same array,
+//!   element by element, without a correlated subquery.
+//! - Any other `ARRAY(subquery)` becomes `(SELECT array_agg(e) FROM …)`
+//!   with the subquery's ORDER BY as the aggregate's order. (An empty
+//!   result is then NULL rather than `'{}'`.)
+//! - A correlated scalar subquery that does not aggregate, `(SELECT e FROM
+//!   t WHERE t.k = outer.k)`, which DataFusion refuses, becomes `(SELECT
+//!   first_value(e) FROM …)`: the same value when at most one row matches
+//!   (drivers' catalog lookups by key, as SQLAlchemy's reflection), NULL
+//!   when none does. Where several rows match, Postgres fails with `21000`
+//!   and Brikk returns one of them.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
+    FunctionArguments, GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, ObjectName,
+    OneOrManyWithParens, Query, SelectItem, SetExpr, Statement, TableFactor, VisitMut, VisitorMut,
+};
+
+/// Rewrites the forms above everywhere in `stmt`.
+pub fn rewrite(stmt: &mut Statement) {
+    let _ = stmt.visit(&mut ArrayConstructor);
+    let _ = stmt.visit(&mut CorrelatedScalar);
+}
+
+struct CorrelatedScalar;
+
+impl VisitorMut for CorrelatedScalar {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Subquery(query) = expr else { return ControlFlow::Continue(()) };
+        if query.limit_clause.is_some() || query.order_by.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let SetExpr::Select(select) = query.body.as_mut() else { return ControlFlow::Continue(()) };
+        let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+        if grouped || select.projection.len() != 1 || select.distinct.is_some() || select.having.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let Some(own) = own_relations(select) else { return ControlFlow::Continue(()) };
+        let (SelectItem::UnnamedExpr(value) | SelectItem::ExprWithAlias { expr: value, .. }) = &select.projection[0]
+        else {
+            return ControlFlow::Continue(());
+        };
+        let value = value.clone();
+        if is_aggregate(&value) || !references_outer(select, &own) {
+            return ControlFlow::Continue(());
+        }
+        // Conditions on the outer row only decide whether any row matches:
+        // they move out, `CASE WHEN cond THEN (SELECT …) END`, as DataFusion
+        // decorrelates only conditions that join the two.
+        let (outer_only, rest): (Vec<Expr>, Vec<Expr>) =
+            select.selection.take().map(conjuncts).unwrap_or_default().into_iter().partition(|c| only_outer(c, &own));
+        select.selection = rest.into_iter().reduce(and);
+        let query = query.as_ref().clone();
+        let with = |e: Expr| {
+            let mut q = query.clone();
+            if let SetExpr::Select(select) = q.body.as_mut() {
+                select.projection = vec![SelectItem::UnnamedExpr(e)];
+            }
+            Expr::Subquery(Box::new(q))
+        };
+        let result = if mentions(&value, &own, Side::Outer) {
+            // The value uses the outer row too, which DataFusion cannot
+            // decorrelate: each inner part gets its own subquery, and the
+            // whole is NULL when no row matches.
+            let parts = split(value, &own, &|e| with(call("first_value", vec![e], vec![])));
+            let one = Expr::value(datafusion::sql::sqlparser::ast::Value::Number("1".into(), false));
+            let count = with(call("count", vec![one], vec![]));
+            let matched = Expr::BinaryOp {
+                left: Box::new(count),
+                op: BinaryOperator::Gt,
+                right: Box::new(Expr::value(datafusion::sql::sqlparser::ast::Value::Number("0".into(), false))),
+            };
+            case_when(matched, parts)
+        } else {
+            with(call("first_value", vec![value], vec![]))
+        };
+        *expr = match outer_only.into_iter().reduce(and) {
+            Some(cond) => case_when(cond, result),
+            None => result,
+        };
+        ControlFlow::Continue(())
+    }
+}
+
+fn case_when(condition: Expr, result: Expr) -> Expr {
+    use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+    Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![datafusion::sql::sqlparser::ast::CaseWhen { condition, result }],
+        else_result: None,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    /// Columns of the subquery's own relations (or unqualified ones).
+    Inner,
+    /// Columns of the enclosing query's relations.
+    Outer,
+}
+
+/// Whether `e` names a column of `side`.
+fn mentions(e: &Expr, own: &[String], side: Side) -> bool {
+    let found = datafusion::sql::sqlparser::ast::visit_expressions(e, |e: &Expr| {
+        let this = match e {
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                if own.contains(&parts[parts.len() - 2].value.to_ascii_lowercase()) {
+                    Side::Inner
+                } else {
+                    Side::Outer
+                }
+            }
+            Expr::Identifier(_) => Side::Inner,
+            _ => return ControlFlow::Continue(()),
+        };
+        if this == side {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    found.is_break()
+}
+
+/// `e` with each largest part that names inner columns only replaced by
+/// `inner(part)`.
+fn split(e: Expr, own: &[String], inner: &dyn Fn(Expr) -> Expr) -> Expr {
+    if !mentions(&e, own, Side::Inner) {
+        return e;
+    }
+    if !mentions(&e, own, Side::Outer) {
+        return inner(e);
+    }
+    let go = |e: Box<Expr>| Box::new(split(*e, own, inner));
+    match e {
+        Expr::BinaryOp { left, op, right } => Expr::BinaryOp { left: go(left), op, right: go(right) },
+        Expr::UnaryOp { op, expr } => Expr::UnaryOp { op, expr: go(expr) },
+        Expr::Nested(e) => Expr::Nested(go(e)),
+        Expr::IsNull(e) => Expr::IsNull(go(e)),
+        Expr::IsNotNull(e) => Expr::IsNotNull(go(e)),
+        Expr::Cast { kind, expr, data_type, array, format } => {
+            Expr::Cast { kind, expr: go(expr), data_type, array, format }
+        }
+        Expr::Function(mut f) => {
+            if let FunctionArguments::List(list) = &mut f.args {
+                for arg in &mut list.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(a)) = arg {
+                        *a = split(a.clone(), own, inner);
+                    }
+                }
+            }
+            Expr::Function(f)
+        }
+        // Other shapes stay as they are (and DataFusion reports them).
+        other => other,
+    }
+}
+
+fn conjuncts(e: Expr) -> Vec<Expr> {
+    match e {
+        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+            let mut out = conjuncts(*left);
+            out.extend(conjuncts(*right));
+            out
+        }
+        Expr::Nested(inner) if matches!(*inner, Expr::BinaryOp { op: BinaryOperator::And, .. }) => conjuncts(*inner),
+        other => vec![other],
+    }
+}
+
+fn and(a: Expr, b: Expr) -> Expr {
+    Expr::BinaryOp { left: Box::new(a), op: BinaryOperator::And, right: Box::new(b) }
+}
+
+/// Whether `e` names columns only through relations not in `own` (and
+/// names some), with no subquery.
+fn only_outer(e: &Expr, own: &[String]) -> bool {
+    let mut outer = false;
+    let inner = datafusion::sql::sqlparser::ast::visit_expressions(e, |e: &Expr| match e {
+        Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+            if own.contains(&parts[parts.len() - 2].value.to_ascii_lowercase()) {
+                ControlFlow::Break(())
+            } else {
+                outer = true;
+                ControlFlow::Continue(())
+            }
+        }
+        Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    });
+    outer && inner.is_continue()
+}
+
+/// Names and aliases of the relations in `select`'s FROM; `None` when FROM
+/// holds a kind of relation whose names this cannot tell (then nothing is
+/// rewritten).
+fn own_relations(select: &datafusion::sql::sqlparser::ast::Select) -> Option<Vec<String>> {
+    fn add(factor: &TableFactor, own: &mut Vec<String>) -> Option<()> {
+        let alias = match factor {
+            TableFactor::Table { name, alias, .. } => {
+                if let Some(n) = name.0.last().and_then(|p| p.as_ident()) {
+                    own.push(n.value.to_ascii_lowercase());
+                }
+                alias
+            }
+            TableFactor::Derived { alias, .. }
+            | TableFactor::UNNEST { alias, .. }
+            | TableFactor::Function { alias, .. }
+            | TableFactor::TableFunction { alias, .. } => alias,
+            TableFactor::NestedJoin { table_with_joins, alias } => {
+                add(&table_with_joins.relation, own)?;
+                for j in &table_with_joins.joins {
+                    add(&j.relation, own)?;
+                }
+                alias
+            }
+            _ => return None,
+        };
+        if let Some(a) = alias {
+            own.push(a.name.value.to_ascii_lowercase());
+        }
+        Some(())
+    }
+    let mut own: Vec<String> = Vec::new();
+    for twj in &select.from {
+        add(&twj.relation, &mut own)?;
+        for j in &twj.joins {
+            add(&j.relation, &mut own)?;
+        }
+    }
+    Some(own)
+}
+
+/// Aggregate functions a scalar subquery's result may already be.
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "first_value",
+    "last_value",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "jsonb_object_agg",
+];
+
+fn is_aggregate(e: &Expr) -> bool {
+    match e {
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str())),
+        Expr::Nested(e) | Expr::Cast { expr: e, .. } => is_aggregate(e),
+        _ => false,
+    }
+}
+
+/// Whether `select` names a column through a relation it does not have in
+/// its FROM (`outer_table.column`): a correlated subquery.
+fn references_outer(select: &datafusion::sql::sqlparser::ast::Select, own: &[String]) -> bool {
+    datafusion::sql::sqlparser::ast::visit_expressions(select, |e: &Expr| match e {
+        Expr::CompoundIdentifier(parts)
+            if parts.len() >= 2 && !own.contains(&parts[parts.len() - 2].value.to_ascii_lowercase()) =>
+        {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+struct ArrayConstructor;
+
+impl VisitorMut for ArrayConstructor {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else { return ControlFlow::Continue(()) };
+        let is_array =
+            f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("array"));
+        let FunctionArguments::Subquery(query) = &f.args else { return ControlFlow::Continue(()) };
+        if !is_array {
+            return ControlFlow::Continue(());
+        }
+        if let Some(new) = over_unnest(query).or_else(|| aggregated(query)) {
+            *expr = new;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `SELECT e FROM unnest(a) [AS] x[(y)]` → `array_transform(a, x -> e)`.
+fn over_unnest(query: &Query) -> Option<Expr> {
+    if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else { return None };
+    let plain = select.distinct.is_none()
+        && select.selection.is_none()
+        && select.having.is_none()
+        && select.projection.len() == 1
+        && select.from.len() == 1
+        && select.from[0].joins.is_empty()
+        && matches!(&select.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    if !plain {
+        return None;
+    }
+    let (array, alias) = match &select.from[0].relation {
+        TableFactor::UNNEST { alias, array_exprs, with_offset: false, with_ordinality: false, .. }
+            if array_exprs.len() == 1 =>
+        {
+            (array_exprs[0].clone(), alias.clone())
+        }
+        TableFactor::Table { name, args: Some(args), alias, .. }
+            if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("unnest"))
+                && args.args.len() == 1 =>
+        {
+            let FunctionArg::Unnamed(FunctionArgExpr::Expr(a)) = &args.args[0] else { return None };
+            (a.clone(), alias.clone())
+        }
+        _ => return None,
+    };
+    // The element is named by the alias's column, else the alias, else
+    // `unnest`, as in Postgres.
+    let param = match &alias {
+        Some(a) if a.columns.len() == 1 => a.columns[0].name.clone(),
+        Some(a) if a.columns.is_empty() => a.name.clone(),
+        Some(_) => return None,
+        None => Ident::new("unnest"),
+    };
+    let body = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return None,
+    };
+    let lambda = Expr::Lambda(LambdaFunction {
+        params: OneOrManyWithParens::One(LambdaFunctionParameter { name: param, data_type: None }),
+        body: Box::new(body),
+        syntax: LambdaSyntax::Arrow,
+    });
+    Some(call("array_transform", vec![array, lambda], vec![]))
+}
+
+/// `ARRAY(SELECT e FROM … ORDER BY o)` → `(SELECT array_agg(e ORDER BY o) FROM …)`.
+fn aggregated(query: &Query) -> Option<Expr> {
+    let mut query = query.clone();
+    let order = query.order_by.take();
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    if select.projection.len() != 1 {
+        return None;
+    }
+    let e = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return None,
+    };
+    // `ORDER BY 1` names the (only) output column, which inside the
+    // aggregate is the expression itself.
+    let order = order.map(|o| {
+        order_exprs(o)
+            .into_iter()
+            .map(|mut o| {
+                if matches!(&o.expr, Expr::Value(v) if v.value.to_string() == "1") {
+                    o.expr = e.clone();
+                }
+                o
+            })
+            .collect::<Vec<_>>()
+    });
+    let clauses = order.map(|o| vec![FunctionArgumentClause::OrderBy(o)]).unwrap_or_default();
+    select.projection = vec![SelectItem::UnnamedExpr(call("array_agg", vec![e], clauses))];
+    Some(Expr::Subquery(Box::new(query)))
+}
+
+fn order_exprs(order: datafusion::sql::sqlparser::ast::OrderBy) -> Vec<datafusion::sql::sqlparser::ast::OrderByExpr> {
+    match order.kind {
+        datafusion::sql::sqlparser::ast::OrderByKind::Expressions(e) => e,
+        datafusion::sql::sqlparser::ast::OrderByKind::All(_) => Vec::new(),
+    }
+}
+
+fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+            clauses,
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+    fn rewritten(sql: &str) -> String {
+        let mut stmt = PostgresCompatibilityParser::new().parse(sql).unwrap().remove(0);
+        rewrite(&mut stmt);
+        stmt.to_string()
+    }
+
+    #[test]
+    fn array_over_unnest_becomes_array_transform() {
+        let out =
+            rewritten("SELECT array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ') FROM pg_class c, pg_class tc");
+        assert!(out.contains("array_transform(tc.reloptions, x -> 'toast.' || x)"), "{out}");
+        let out = rewritten("SELECT array(SELECT u * 2 FROM unnest(a) AS t(u)) FROM t");
+        assert!(out.contains("array_transform(a, u -> u * 2)"), "{out}");
+    }
+
+    #[test]
+    fn correlated_scalar_subqueries_aggregate() {
+        let out = rewritten(
+            "SELECT CASE WHEN a.atthasdef THEN (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d \
+             WHERE d.adrelid = a.attrelid) END, coalesce((SELECT count(*) FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid)), \
+             coalesce((SELECT 1 FROM pg_catalog.pg_type WHERE pg_type.oid = 5)) FROM pg_catalog.pg_attribute a",
+        );
+        assert!(out.contains("(SELECT first_value(pg_get_expr(d.adbin, d.adrelid)) FROM"), "{out}");
+        assert!(out.contains("(SELECT count(*) FROM"), "aggregated already: {out}");
+        assert!(out.contains("(SELECT 1 FROM"), "not correlated: {out}");
+        // Columns of a derived table in the subquery's FROM are its own.
+        let sql = "SELECT coalesce((SELECT d.n FROM (SELECT 1 AS n) d WHERE d.n = 1)) FROM pg_catalog.pg_class c";
+        assert_eq!(rewritten(sql), PostgresCompatibilityParser::new().parse(sql).unwrap()[0].to_string());
+        let out = rewritten(
+            "SELECT coalesce((SELECT s.seqstart FROM pg_catalog.pg_sequence s WHERE a.attidentity != '' AND s.seqrelid = a.attrelid)) \
+             FROM pg_catalog.pg_attribute a",
+        );
+        assert!(
+            out.contains("CASE WHEN a.attidentity <> '' THEN (SELECT first_value(s.seqstart) FROM pg_catalog.pg_sequence s WHERE s.seqrelid = a.attrelid) END"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn outer_columns_in_the_value_split_it() {
+        let out = rewritten(
+            "SELECT coalesce((SELECT json_build_object('always', a.attidentity = 'a', 'start', s.seqstart) \
+             FROM pg_catalog.pg_sequence s WHERE s.seqrelid = a.attrelid)) FROM pg_catalog.pg_attribute a",
+        );
+        assert!(
+            out.contains(
+                "CASE WHEN (SELECT count(1) FROM pg_catalog.pg_sequence s WHERE s.seqrelid = a.attrelid) > 0 \
+                 THEN json_build_object('always', a.attidentity = 'a', 'start', \
+                 (SELECT first_value(s.seqstart) FROM pg_catalog.pg_sequence s WHERE s.seqrelid = a.attrelid)) END"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn other_array_subqueries_aggregate() {
+        let out = rewritten("SELECT array(SELECT rolname FROM pg_roles WHERE oid > 10 ORDER BY 1)");
+        assert!(
+            out.contains("(SELECT array_agg(rolname ORDER BY rolname) FROM pg_catalog.pg_roles WHERE oid > 10)"),
+            "{out}"
+        );
+    }
+}
