@@ -135,7 +135,8 @@ impl Brikk {
         let catalog = Arc::new(MemoryCatalogProvider::new());
         let archive = crate::catalog::schema::ArchiveSlot::default();
         let subscriptions = Arc::new(LiveSubscriptions::default());
-        catalog.register_schema("public", Arc::new(BrikkSchema::new(&store, archive.clone(), subscriptions.clone())))?;
+        catalog
+            .register_schema("public", Arc::new(BrikkSchema::new(&store, archive.clone(), subscriptions.clone())))?;
         ctx.register_catalog(DATABASE, catalog);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;

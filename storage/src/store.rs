@@ -26,8 +26,7 @@ pub(crate) const CF_GROUPS: &str = "groups";
 pub(crate) const CF_TABLES: &str = "tables";
 pub(crate) const CF_CONTINUOUS: &str = "continuous";
 pub(crate) const CF_ARCHIVE: &str = "archive";
-const COLUMN_FAMILIES: [&str; 7] =
-    [CF_CATALOG, CF_LOG, CF_TIME_INDEX, CF_GROUPS, CF_TABLES, CF_CONTINUOUS, CF_ARCHIVE];
+const COLUMN_FAMILIES: [&str; 7] = [CF_CATALOG, CF_LOG, CF_TIME_INDEX, CF_GROUPS, CF_TABLES, CF_CONTINUOUS, CF_ARCHIVE];
 
 /// How often the housekeeping thread looks for silent group members.
 const MEMBER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);

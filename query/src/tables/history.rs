@@ -64,7 +64,8 @@ impl TableFunctionImpl for ChangesFunction {
             return Err(plan_err(Error::InvalidParameter("changes() takes one argument, a table".into())));
         }
         let table = table_arg(&store, args.exprs().first(), CHANGES_FUNCTION)?;
-        let inner = StreamTable::new(store, table.changelog.clone());
+        // A changelog is never archived: it has no retention of its own.
+        let inner = StreamTable::new(store, table.changelog.clone(), None);
         // The changelog's columns without `_partition` (always 0) and `_key`.
         let keep: Vec<usize> =
             std::iter::once(1).chain(std::iter::once(2)).chain(4..inner.schema().fields().len()).collect();
