@@ -109,6 +109,26 @@ async fn insert_select_and_filter_pushdown_in_explain() {
     }
 }
 
+/// A stream scan reports its row count (the width of its offset ranges), so
+/// joins build on the smaller side: a cross join of a stream with three
+/// values keeps the values in memory and streams the stream, rather than
+/// emitting one tiny batch per stream row.
+#[tokio::test]
+async fn joins_build_on_the_smaller_side_by_stream_row_counts() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute("CREATE STREAM big (n BIGINT) WITH (partitions = 2)").await.unwrap();
+    c.batch_execute("INSERT INTO big SELECT value FROM generate_series(1, 1000)").await.unwrap();
+    let sql = "SELECT n + d FROM big CROSS JOIN (VALUES (1), (2), (3)) AS t(d)";
+    let plan = explain(&c, sql).await;
+    let join = plan.lines().position(|l| l.contains("CrossJoinExec")).expect("a cross join");
+    let values = plan.lines().position(|l| l.contains("DataSourceExec")).expect("the values");
+    let scan = plan.lines().position(|l| l.contains("StreamScanExec")).expect("the stream");
+    assert!(join < values && values < scan, "the values are the build (first) side:\n{plan}");
+    let n: i64 = c.query_one(&format!("SELECT count(*) FROM ({sql}) q"), &[]).await.unwrap().get(0);
+    assert_eq!(n, 3000);
+}
+
 async fn explain(c: &tokio_postgres::Client, sql: &str) -> String {
     let rows = c.query(&format!("EXPLAIN {sql}"), &[]).await.unwrap();
     rows.iter().map(|r| format!("{}\n", r.get::<_, String>(1))).collect()

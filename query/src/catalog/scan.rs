@@ -15,12 +15,15 @@ use brikk_storage::{Record, Store, StreamHandle, Value};
 use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::Statistics;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -333,6 +336,21 @@ impl DisplayAs for StreamScanExec {
 
 impl ExecutionPlan for StreamScanExec {
     super::leaf::leaf_exec!("StreamScanExec");
+
+    /// The row count is the width of the offset ranges read (capped by the
+    /// limit): inexact, as retention may have dropped some of them, but
+    /// enough for the optimizer to build joins on the smaller side.
+    fn statistics_from_inputs(&self, _inputs: &[Arc<Statistics>], args: &StatisticsArgs) -> Result<Arc<Statistics>> {
+        let width = |r: &PartitionRange| (r.to - r.from) as usize;
+        let rows = match args.partition() {
+            Some(p) => self.ranges.get(p).map(width).unwrap_or(0),
+            None => self.ranges.iter().map(width).sum(),
+        };
+        let rows = self.limit.map_or(rows, |l| rows.min(l));
+        let mut stats = Statistics::new_unknown(&self.schema());
+        stats.num_rows = Precision::Inexact(rows);
+        Ok(Arc::new(stats))
+    }
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let schema = self.schema();
