@@ -18,6 +18,7 @@ use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
 use datafusion::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::statistics::Statistics;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::future::BoxFuture;
@@ -168,9 +169,13 @@ impl ParquetArchive {
         let open = async move {
             let (loc, meta) = this.footer(&def, &file).await?;
             let shown = loc.display(&file.path);
-            // Always read _offset (column 1) to cut and check the rows.
+            // Read _offset (column 1) to cut and check the rows, unless the
+            // row groups' statistics show they hold exactly `[from, to)`:
+            // then counting the rows checks them, and a scan that does not
+            // project `_offset` decodes one column less.
+            let whole = !projection.is_empty() && covers_exactly(meta.metadata(), &row_groups, from, to);
             let mut cols = projection.clone();
-            if !cols.contains(&1) {
+            if !whole && !cols.contains(&1) {
                 cols.push(1);
             }
             cols.sort_unstable();
@@ -184,9 +189,9 @@ impl ParquetArchive {
                 .with_batch_size(BATCH_ROWS)
                 .build()
                 .map_err(|e| classify(&shown, e))?;
-            let offset_at = cols.iter().position(|c| *c == 1).expect("pushed");
             let order: Vec<usize> =
                 projection.iter().map(|p| cols.iter().position(|c| c == p).expect("projected")).collect();
+            let offset_at = cols.iter().position(|c| *c == 1);
             let ctx = Arc::new((shown, order));
             let checked = futures::stream::unfold((stream, from, false), move |(mut inner, mut next, done)| {
                 let ctx = ctx.clone();
@@ -199,7 +204,7 @@ impl ParquetArchive {
                     loop {
                         let item = match inner.next().await {
                             Some(Err(e)) => Err(classify(shown, e)),
-                            Some(Ok(b)) => match cut_batch(&b, offset_at, order, &mut next, to) {
+                            Some(Ok(b)) => match cut_batch(&b, offset_at, order, &mut next, to, whole) {
                                 Ok(c) if c.num_rows() == 0 => continue,
                                 Ok(c) => return Some((Ok(c), (inner, next, false))),
                                 Err(d) => Err(corrupt(d)),
@@ -219,13 +224,25 @@ impl ParquetArchive {
 
 /// Keeps the rows of `b` with offsets in `[*next, to)` (they must start at
 /// `*next` and be dense) and reorders its columns to the projection.
+///
+/// With `whole` (the row groups hold exactly `[*next, to)` by their
+/// statistics and `_offset` may not be read) the rows are counted instead.
 fn cut_batch(
     b: &RecordBatch,
-    offset_at: usize,
+    offset_at: Option<usize>,
     order: &[usize],
     next: &mut u64,
     to: u64,
+    whole: bool,
 ) -> std::result::Result<RecordBatch, String> {
+    let Some(offset_at) = offset_at.filter(|_| !whole) else {
+        let n = b.num_rows() as u64;
+        if *next + n > to {
+            return Err(format!("more rows than offsets {}..{to}", *next));
+        }
+        *next += n;
+        return b.project(order).map_err(|e| e.to_string());
+    };
     let offsets = b.column(offset_at).as_primitive_opt::<Int64Type>().ok_or("_offset is not bigint")?;
     let n = b.num_rows();
     if n == 0 || offsets.null_count() > 0 {
@@ -246,6 +263,23 @@ fn cut_batch(
     *next = first + end as u64;
     let projected = b.project(order).map_err(|e| e.to_string())?;
     Ok(projected.slice(start, end - start))
+}
+
+/// Whether `row_groups`, in order, hold the offsets `[from, to)` and no
+/// others by their `_offset` statistics: each dense (max − min + 1 rows), each
+/// starting where the previous ended, the first at `from`, the last at `to`.
+fn covers_exactly(md: &ParquetMetaData, row_groups: &[usize], from: u64, to: u64) -> bool {
+    let mut next = from as i64;
+    for &rg in row_groups {
+        let Some(group) = md.row_groups().get(rg) else { return false };
+        let Some(Statistics::Int64(s)) = group.column(1).statistics() else { return false };
+        let (Some(&lo), Some(&hi)) = (s.min_opt(), s.max_opt()) else { return false };
+        if lo != next || hi - lo + 1 != group.num_rows() || s.null_count_opt().unwrap_or(1) != 0 {
+            return false;
+        }
+        next = hi + 1;
+    }
+    !row_groups.is_empty() && next == to as i64
 }
 
 /// Checks a footer against the manifest entry: same schema as the stream,
@@ -347,5 +381,53 @@ impl ArchiveReader for ParquetArchive {
             let _ = tx.send(work.await);
         });
         rx.recv().map_err(|_| StorageError::ArchiveUnavailable("the archive reader stopped".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int32Array, Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+    use datafusion::parquet::file::properties::WriterProperties;
+
+    use super::covers_exactly;
+
+    /// A file of `offsets` in row groups of 10, `_offset` as column 1.
+    fn file(offsets: &[i64]) -> ParquetMetaData {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("_partition", DataType::Int32, false),
+            Field::new("_offset", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(vec![0; offsets.len()])), Arc::new(Int64Array::from(offsets.to_vec()))],
+        )
+        .unwrap();
+        let props = WriterProperties::builder().set_max_row_group_row_count(Some(10)).build();
+        let mut bytes = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut bytes, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        ParquetMetaDataReader::new().parse_and_finish(&bytes::Bytes::from(bytes)).unwrap()
+    }
+
+    #[test]
+    fn only_row_groups_holding_exactly_the_range_skip_reading_offsets() {
+        let dense: Vec<i64> = (100..130).collect();
+        let md = file(&dense);
+        assert!(covers_exactly(&md, &[0, 1, 2], 100, 130));
+        assert!(covers_exactly(&md, &[1], 110, 120));
+        assert!(!covers_exactly(&md, &[0, 1, 2], 101, 130), "a range starting inside a group is cut");
+        assert!(!covers_exactly(&md, &[0, 1, 2], 100, 125), "a range ending inside a group is cut");
+        assert!(!covers_exactly(&md, &[0, 2], 100, 130), "a skipped group leaves a gap");
+        assert!(!covers_exactly(&md, &[], 100, 100));
+        // A group with a gap inside has as many rows but a wider min..max.
+        let mut gappy = dense.clone();
+        gappy[5] = 1000;
+        assert!(!covers_exactly(&file(&gappy), &[0, 1, 2], 100, 130));
     }
 }
