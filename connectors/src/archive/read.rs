@@ -173,7 +173,9 @@ impl ParquetArchive {
             // row groups' statistics show they hold exactly `[from, to)`:
             // then counting the rows checks them, and a scan that does not
             // project `_offset` decodes one column less.
-            let whole = !projection.is_empty() && covers_exactly(meta.metadata(), &row_groups, from, to);
+            let whole = !projection.is_empty()
+                && !projection.contains(&1)
+                && covers_exactly(meta.metadata(), &row_groups, from, to);
             let mut cols = projection.clone();
             if !whole && !cols.contains(&1) {
                 cols.push(1);
