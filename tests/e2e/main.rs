@@ -13,6 +13,7 @@ mod groups;
 mod listen;
 mod psql;
 mod rust_client;
+mod s3;
 mod slt;
 mod subscribe;
 mod tables;

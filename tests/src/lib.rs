@@ -47,6 +47,12 @@ impl Server {
 
     /// [`Server::start`] with extra `brikk serve` arguments.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Result<Server> {
+        Server::start_with_env(data_dir, extra, &[])
+    }
+
+    /// [`Server::start_with`] with extra environment variables for the
+    /// server process.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Server> {
         let bin = brikk_bin();
         if !bin.exists() {
             bail!("{} not found: build it first (cargo build --bin brikk) or set BRIKK_BIN", bin.display());
@@ -56,6 +62,7 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("BRIKK_LOG", std::env::var("BRIKK_LOG").unwrap_or_else(|_| "warn".into()))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
