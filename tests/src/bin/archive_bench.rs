@@ -63,6 +63,15 @@ fn queries(duck: bool) -> Vec<(&'static str, String)> {
     // Dollars to euros at 0.908, in integer cents (DuckDB spells integer
     // division `//`).
     let div = if duck { "//" } else { "/" };
+    // q5's hopping windows (10 s sliding by 2 s: each bid in five windows)
+    // and the bids per auction and window.
+    let hop_counts = format!(
+        "WITH hop AS (SELECT auction, {b} - d AS ws \
+           FROM bid CROSS JOIN (VALUES (INTERVAL '0 seconds'), (INTERVAL '2 seconds'), \
+           (INTERVAL '4 seconds'), (INTERVAL '6 seconds'), (INTERVAL '8 seconds')) AS t(d)), \
+         counts AS (SELECT auction, ws, count(*) AS num FROM hop GROUP BY auction, ws)",
+        b = bucket(2, "date_time")
+    );
     vec![
         (
             "q1 currency conversion",
@@ -77,13 +86,8 @@ fn queries(duck: bool) -> Vec<(&'static str, String)> {
         (
             "q5 hot items (hop 10s/2s)",
             format!(
-                "WITH hop AS (SELECT auction, {b} - d AS ws \
-                   FROM bid CROSS JOIN (VALUES (INTERVAL '0 seconds'), (INTERVAL '2 seconds'), \
-                   (INTERVAL '4 seconds'), (INTERVAL '6 seconds'), (INTERVAL '8 seconds')) AS t(d)), \
-                 counts AS (SELECT auction, ws, count(*) AS num FROM hop GROUP BY auction, ws), \
-                 maxes AS (SELECT ws, max(num) AS maxn FROM counts GROUP BY ws) \
-                 SELECT count(*), sum(c.auction) FROM counts c JOIN maxes m ON c.ws = m.ws AND c.num = m.maxn",
-                b = bucket(2, "date_time")
+                "{hop_counts}, maxes AS (SELECT ws, max(num) AS maxn FROM counts GROUP BY ws) \
+                 SELECT count(*), sum(c.auction) FROM counts c JOIN maxes m ON c.ws = m.ws AND c.num = m.maxn"
             ),
         ),
         (
@@ -92,13 +96,8 @@ fn queries(duck: bool) -> Vec<(&'static str, String)> {
             // evaluates a CTE once per reference, DuckDB once.
             "q5 hot items, window form",
             format!(
-                "WITH hop AS (SELECT auction, {b} - d AS ws \
-                   FROM bid CROSS JOIN (VALUES (INTERVAL '0 seconds'), (INTERVAL '2 seconds'), \
-                   (INTERVAL '4 seconds'), (INTERVAL '6 seconds'), (INTERVAL '8 seconds')) AS t(d)), \
-                 counts AS (SELECT auction, ws, count(*) AS num FROM hop GROUP BY auction, ws), \
-                 ranked AS (SELECT auction, num, max(num) OVER (PARTITION BY ws) AS maxn FROM counts) \
-                 SELECT count(*), sum(auction) FROM ranked WHERE num = maxn",
-                b = bucket(2, "date_time")
+                "{hop_counts}, ranked AS (SELECT auction, num, max(num) OVER (PARTITION BY ws) AS maxn FROM counts) \
+                 SELECT count(*), sum(auction) FROM ranked WHERE num = maxn"
             ),
         ),
         (
