@@ -206,7 +206,7 @@ impl ParquetArchive {
                     loop {
                         let item = match inner.next().await {
                             Some(Err(e)) => Err(classify(shown, e)),
-                            Some(Ok(b)) => match cut_batch(&b, offset_at, order, &mut next, to, whole) {
+                            Some(Ok(b)) => match cut_batch(&b, offset_at, order, &mut next, to) {
                                 Ok(c) if c.num_rows() == 0 => continue,
                                 Ok(c) => return Some((Ok(c), (inner, next, false))),
                                 Err(d) => Err(corrupt(d)),
@@ -227,17 +227,17 @@ impl ParquetArchive {
 /// Keeps the rows of `b` with offsets in `[*next, to)` (they must start at
 /// `*next` and be dense) and reorders its columns to the projection.
 ///
-/// With `whole` (the row groups hold exactly `[*next, to)` by their
-/// statistics and `_offset` may not be read) the rows are counted instead.
+/// Without `_offset` among the columns read (`offset_at` is `None`: the row
+/// groups hold exactly `[*next, to)` by their statistics) the rows are
+/// counted instead.
 fn cut_batch(
     b: &RecordBatch,
     offset_at: Option<usize>,
     order: &[usize],
     next: &mut u64,
     to: u64,
-    whole: bool,
 ) -> std::result::Result<RecordBatch, String> {
-    let Some(offset_at) = offset_at.filter(|_| !whole) else {
+    let Some(offset_at) = offset_at else {
         let n = b.num_rows() as u64;
         if *next + n > to {
             return Err(format!("more rows than offsets {}..{to}", *next));
