@@ -8,11 +8,7 @@ use std::process::Command;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duckdb_pyarrow_and_pandas_read_the_archive() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let install = Command::new(root.join("scripts/install-clients.sh")).arg("--python").output().unwrap();
-    assert!(install.status.success(), "installing the Python readers: {}", String::from_utf8_lossy(&install.stderr));
-    let venv = std::env::var("BRIKK_CLIENTS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/brikk-clients-venv"));
+    let venv = brikk_tests::install_python_clients().unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let server = super::archive::archiving(dir.path());

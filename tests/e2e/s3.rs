@@ -4,11 +4,10 @@
 //! configured from the standard `AWS_*` environment variables.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use brikk_tests::Server;
+use brikk_tests::{clients_venv, install_python_clients, Server};
 
 use super::archive::{fill, wait_for};
 
@@ -25,18 +24,10 @@ impl Drop for Moto {
     }
 }
 
-fn venv() -> PathBuf {
-    std::env::var("BRIKK_CLIENTS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/brikk-clients-venv"))
-}
-
 fn start_moto() -> Moto {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let install = Command::new(root.join("scripts/install-clients.sh")).arg("--python").output().unwrap();
-    assert!(install.status.success(), "installing moto: {}", String::from_utf8_lossy(&install.stderr));
+    let venv = install_python_clients().unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(venv().join("bin/moto_server"))
+    let child = Command::new(venv.join("bin/moto_server"))
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -57,7 +48,7 @@ fn boto(endpoint: &str, script: &str) -> String {
         "import boto3\ns3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', \
          aws_access_key_id='brikk', aws_secret_access_key='brikk')\n{script}"
     );
-    let out = Command::new(venv().join("bin/python")).arg("-c").arg(program).output().unwrap();
+    let out = Command::new(clients_venv().join("bin/python")).arg("-c").arg(program).output().unwrap();
     assert!(out.status.success(), "boto3: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }

@@ -30,6 +30,25 @@ pub fn brikk_bin() -> PathBuf {
     dir.join("brikk")
 }
 
+/// The Python venv of the client programs and readers:
+/// `$BRIKK_CLIENTS_VENV`, or `~/.cache/brikk-clients-venv`.
+pub fn clients_venv() -> PathBuf {
+    std::env::var("BRIKK_CLIENTS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/brikk-clients-venv"))
+}
+
+/// Installs the Python packages (`scripts/install-clients.sh --python`:
+/// the drivers, the archive readers, moto) and returns the venv.
+pub fn install_python_clients() -> Result<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+    let out = Command::new(root.join("scripts/install-clients.sh")).arg("--python").output()?;
+    if !out.status.success() {
+        bail!("installing the Python packages: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(clients_venv())
+}
+
 /// A running `brikk serve` process. Killed (SIGKILL) when dropped.
 pub struct Server {
     child: Option<Child>,

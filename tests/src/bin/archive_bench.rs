@@ -241,9 +241,7 @@ async fn main() -> Result<()> {
         let qs: serde_json::Map<String, serde_json::Value> =
             queries(true).into_iter().map(|(n, s)| (n.to_string(), s.into())).collect();
         std::fs::write(&qfile, serde_json::Value::Object(qs).to_string())?;
-        let venv = std::env::var("BRIKK_CLIENTS_VENV").map(PathBuf::from).unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/brikk-clients-venv")
-        });
+        let venv = brikk_tests::clients_venv();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/archive_duckdb.py");
         let out = std::process::Command::new(venv.join("bin/python")).arg(script).arg(&qfile).args(&files).output()?;
         if !out.status.success() {
