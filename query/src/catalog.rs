@@ -11,6 +11,7 @@ pub mod scan;
 pub mod schema;
 pub mod stream_table;
 pub mod system;
+pub mod time_windows;
 
 pub use archive::{ArchivePart, ArchiveScan, PartitionArchive, RowGroups};
 pub use keyed_table::{KeyScanExec, KeyedTable, TABLE_SYSTEM_COLUMNS};

@@ -11,7 +11,7 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::TryStreamExt;
 
-use crate::catalog::BrikkSchema;
+use crate::catalog::{time_windows, BrikkSchema};
 use crate::error::{Error, Result};
 use crate::session::subscribe::LiveSubscriptions;
 use crate::session::{Output, Session};
@@ -135,8 +135,8 @@ impl Brikk {
         let catalog = Arc::new(MemoryCatalogProvider::new());
         let archive = crate::catalog::schema::ArchiveSlot::default();
         let subscriptions = Arc::new(LiveSubscriptions::default());
-        catalog
-            .register_schema("public", Arc::new(BrikkSchema::new(&store, archive.clone(), subscriptions.clone())))?;
+        let schema = Arc::new(BrikkSchema::new(&store, archive.clone(), subscriptions.clone()));
+        catalog.register_schema("public", schema.clone())?;
         ctx.register_catalog(DATABASE, catalog);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
@@ -151,6 +151,9 @@ impl Brikk {
             crate::market::ORDER_BOOK_FUNCTION,
             Arc::new(crate::market::OrderBookFunction { store: store.downgrade() }),
         );
+        for (name, hop) in [(time_windows::TUMBLE_FUNCTION, false), (time_windows::HOP_FUNCTION, true)] {
+            ctx.register_udtf(name, Arc::new(time_windows::WindowFunction { schema: schema.clone(), hop }));
+        }
         ctx.register_udtf(
             crate::tables::history::AS_OF_FUNCTION,
             Arc::new(crate::tables::history::AsOfFunction { store: store.downgrade() }),

@@ -39,6 +39,19 @@ impl BrikkSchema {
     fn store(&self) -> Option<Store> {
         self.store.upgrade()
     }
+
+    /// The relation called `name`: a table, a stream or a system table.
+    pub fn relation(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(store) = self.store() else { return Ok(None) };
+        if let Some(table) = store.table(name) {
+            return Ok(Some(Arc::new(KeyedTable::new(store, table))));
+        }
+        if let Some(stream) = store.stream(name) {
+            let archive = self.archive.read().expect("archive slot").clone();
+            return Ok(Some(Arc::new(StreamTable::new(store, stream, archive))));
+        }
+        system::table(&store, &self.subscriptions, name)
+    }
 }
 
 #[async_trait]
@@ -56,15 +69,7 @@ impl SchemaProvider for BrikkSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let Some(store) = self.store() else { return Ok(None) };
-        if let Some(table) = store.table(name) {
-            return Ok(Some(Arc::new(KeyedTable::new(store, table))));
-        }
-        if let Some(stream) = store.stream(name) {
-            let archive = self.archive.read().expect("archive slot").clone();
-            return Ok(Some(Arc::new(StreamTable::new(store, stream, archive))));
-        }
-        system::table(&store, &self.subscriptions, name)
+        self.relation(name)
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -22,7 +22,6 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::session::listen::MAX_PAYLOAD;
 use crate::sql::continuous::ContinuousStatement;
 use crate::sql::parser::normalize;
-use crate::sql::rewrite::hide_system_columns;
 use crate::sql::{self, Statement};
 use crate::tables::dml::{self, Built, DmlPlan};
 use crate::tables::TxnRows;
@@ -724,7 +723,7 @@ impl Brikk {
     pub(crate) async fn plan_query(&self, mut stmt: ast::Statement) -> Result<LogicalPlan> {
         let shared = self.shared();
         let store = &shared.store;
-        hide_system_columns(&mut stmt, &crate::sql::rewrite::system_columns_in(store));
+        crate::sql::rewrite::before_planning(&mut stmt, store);
         let plan =
             shared.ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
         match &plan {

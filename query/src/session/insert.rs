@@ -109,7 +109,7 @@ impl InsertPlan {
             }
         }
         let mut stmt = ast::Statement::Query(source.clone());
-        crate::sql::rewrite::hide_system_columns(&mut stmt, &crate::sql::rewrite::system_columns_in(store));
+        crate::sql::rewrite::before_planning(&mut stmt, store);
         let plan = ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
         check_width(std::iter::once(plan.schema().fields().len()), targets.len())?;
         let param_types = crate::session::prepared::param_types(&plan, declared)?;

@@ -9,16 +9,47 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    ExcludeSelectItem, Expr, Ident, ObjectName, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
-    Statement, TableFactor, VisitMut, VisitorMut, WildcardAdditionalOptions,
+    ExcludeSelectItem, Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, Query, Select,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, VisitMut, VisitorMut,
+    WildcardAdditionalOptions,
 };
 
-use crate::catalog::{SYSTEM_COLUMNS, TABLE_SYSTEM_COLUMNS};
+use crate::catalog::{time_windows, SYSTEM_COLUMNS, TABLE_SYSTEM_COLUMNS};
 use crate::sql::parser::normalize;
 
 /// The system columns of a relation by (unqualified, normalized) name, if
 /// it has any: a stream's, a table's, or those of a table function's result.
 pub type SystemColumnsOf<'a> = dyn Fn(&str) -> Option<&'static [&'static str]> + 'a;
+
+/// Every rewrite a statement gets before DataFusion plans it, in order:
+/// [`fold_table_function_names`], then [`hide_system_columns`].
+pub fn before_planning(stmt: &mut Statement, store: &brikk_storage::Store) {
+    fold_table_function_names(stmt);
+    hide_system_columns(stmt, &system_columns_in(store));
+}
+
+/// Lower-cases unquoted table-function names (`HOP(…)` is `hop(…)`), as
+/// Postgres folds every unquoted name; DataFusion looks them up as written.
+pub fn fold_table_function_names(stmt: &mut Statement) {
+    struct Folder;
+    impl VisitorMut for Folder {
+        type Break = ();
+
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, args: Some(_), .. } = factor {
+                for part in &mut name.0 {
+                    if let ObjectNamePart::Identifier(ident) = part {
+                        if ident.quote_style.is_none() {
+                            ident.value = ident.value.to_lowercase();
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Folder);
+}
 
 /// Rewrites every wildcard over a relation with system columns in `stmt`.
 pub fn hide_system_columns(stmt: &mut Statement, system_columns: &SystemColumnsOf) {
@@ -133,6 +164,15 @@ impl Hider<'_> {
                 let system = match args {
                     None => (self.system_columns)(&last),
                     Some(_) if last == crate::tables::history::AS_OF_FUNCTION => (self.system_columns)(&last),
+                    // A window over a relation has the relation's.
+                    Some(a) if last == time_windows::TUMBLE_FUNCTION || last == time_windows::HOP_FUNCTION => {
+                        match a.args.first() {
+                            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(i)))) => {
+                                (self.system_columns)(&normalize(i))
+                            }
+                            _ => None,
+                        }
+                    }
                     Some(_) => None,
                 };
                 let label = match alias {

@@ -407,7 +407,8 @@ impl DmlPlan {
                 (Source::Values(rows), 0)
             }
             None => {
-                let stmt = ast::Statement::Query(source.clone());
+                let mut stmt = ast::Statement::Query(source.clone());
+                crate::sql::rewrite::fold_table_function_names(&mut stmt);
                 let plan =
                     state.statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
                 check_width(std::iter::once(plan.schema().fields().len()), targets.len())?;
