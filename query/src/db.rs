@@ -6,6 +6,7 @@ use std::sync::Arc;
 use brikk_storage::Store;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -130,7 +131,12 @@ impl Brikk {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
-        let mut ctx = SessionContext::new_with_config(config);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(crate::shared_subplans::ShareRepeatedAggregates))
+            .build();
+        let mut ctx = SessionContext::new_with_state(state);
         crate::json::register(&mut ctx)?;
         let catalog = Arc::new(MemoryCatalogProvider::new());
         let archive = crate::catalog::schema::ArchiveSlot::default();

@@ -51,6 +51,7 @@ pub mod error;
 pub mod json;
 pub mod market;
 pub mod session;
+pub mod shared_subplans;
 pub mod sql;
 pub mod tables;
 pub mod types;

@@ -129,6 +129,57 @@ async fn joins_build_on_the_smaller_side_by_stream_row_counts() {
     assert_eq!(n, 3000);
 }
 
+/// HOP expands the rows above the stream scan, so filters on the stream's
+/// columns still narrow the scan; an aggregation referenced twice (a CTE
+/// read by both sides of a join) runs once, and gives what it gives when
+/// run twice; a CTE with a volatile function is never shared.
+#[tokio::test]
+async fn time_windows_keep_scan_ranges_and_repeated_aggregates_run_once() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute("CREATE STREAM ticks (item BIGINT, at TIMESTAMP) WITH (partitions = 2)").await.unwrap();
+    c.batch_execute(
+        "INSERT INTO ticks SELECT value % 7, to_timestamp_micros(value * 300000) FROM generate_series(1, 2000)",
+    )
+    .await
+    .unwrap();
+    let plan = explain(
+        &c,
+        "SELECT count(*) FROM HOP(ticks, at, INTERVAL '2 seconds', INTERVAL '10 seconds') WHERE _offset < 10",
+    )
+    .await;
+    let expand = plan.lines().position(|l| l.contains("WindowExpandExec: slide='2 seconds', size='10 seconds'"));
+    let scan = plan.lines().position(|l| l.contains("StreamScanExec: stream=ticks, ranges=[p0:0..10, p1:0..10]"));
+    assert!(expand.is_some() && scan.is_some() && expand < scan, "{plan}");
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM HOP(ticks, at, INTERVAL '2 seconds', INTERVAL '10 seconds')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 10_000, "each tick is in five windows");
+
+    let hottest = "WITH counts AS (SELECT item, window_start AS ws, count(*) AS num \
+           FROM HOP(ticks, at, INTERVAL '2 seconds', INTERVAL '10 seconds') GROUP BY item, window_start), \
+         maxes AS (SELECT ws, max(num) AS maxn FROM counts GROUP BY ws) \
+         SELECT count(*), sum(c.item), sum(c.num) FROM counts c JOIN maxes m ON c.ws = m.ws AND c.num = m.maxn";
+    let plan = explain(&c, hottest).await;
+    assert_eq!(plan.matches("SharedExec: consumers=2").count(), 2, "{plan}");
+    // The same answer from a window function (one reference, no sharing).
+    let ranked = "WITH counts AS (SELECT item, window_start AS ws, count(*) AS num \
+           FROM HOP(ticks, at, INTERVAL '2 seconds', INTERVAL '10 seconds') GROUP BY item, window_start), \
+         ranked AS (SELECT item, num, max(num) OVER (PARTITION BY ws) AS maxn FROM counts) \
+         SELECT count(*), sum(item), sum(num) FROM ranked WHERE num = maxn";
+    assert!(!explain(&c, ranked).await.contains("SharedExec"));
+    let row = |r: tokio_postgres::Row| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2));
+    let shared = row(c.query_one(hottest, &[]).await.unwrap());
+    assert_eq!(shared, row(c.query_one(ranked, &[]).await.unwrap()));
+    assert!(shared.0 > 0);
+
+    let volatile = "WITH r AS (SELECT item, max(random()) AS x FROM ticks GROUP BY item) \
+         SELECT count(*) FROM r a JOIN r b ON a.item = b.item AND a.x = b.x";
+    assert!(!explain(&c, volatile).await.contains("SharedExec"), "random() is evaluated per reference");
+}
+
 async fn explain(c: &tokio_postgres::Client, sql: &str) -> String {
     let rows = c.query(&format!("EXPLAIN {sql}"), &[]).await.unwrap();
     rows.iter().map(|r| format!("{}\n", r.get::<_, String>(1))).collect()
