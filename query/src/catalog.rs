@@ -5,7 +5,7 @@
 
 pub mod archive;
 pub mod keyed_table;
-mod leaf;
+pub(crate) mod leaf;
 pub mod pg;
 pub mod scan;
 pub mod schema;

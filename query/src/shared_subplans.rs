@@ -199,22 +199,15 @@ impl ExecutionPlan for SharedExec {
         vec![&self.inner]
     }
 
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
+    crate::catalog::leaf::no_expressions!();
 
     /// A new child makes a new, unshared node: what it computes may differ.
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (Some(inner), true) = (children.pop(), children.is_empty()) else {
-            return Err(DataFusionError::Internal("SharedExec has exactly one child".into()));
-        };
+        let inner = crate::catalog::leaf::only_child(children, "SharedExec")?;
         if Arc::ptr_eq(&inner, &self.inner) {
             return Ok(self);
         }
@@ -223,9 +216,7 @@ impl ExecutionPlan for SharedExec {
         Ok(Arc::new(node))
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
-    }
+    crate::catalog::leaf::with_new_children_recomputed!();
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         if partition >= self.state.partitions.len() {

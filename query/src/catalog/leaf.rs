@@ -1,4 +1,31 @@
-//! The parts of `ExecutionPlan` every leaf scan of Brikk writes alike.
+//! The parts of `ExecutionPlan` Brikk's plan nodes write alike.
+
+use std::sync::Arc;
+
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// `apply_expressions` of a node that evaluates no expressions.
+macro_rules! no_expressions {
+    () => {
+        fn apply_expressions(
+            &self,
+            _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        ) -> Result<TreeNodeRecursion> {
+            Ok(TreeNodeRecursion::Continue)
+        }
+    };
+}
+
+/// The deprecated `with_new_children`, as `replace_children` recomputing
+/// the node's properties.
+macro_rules! with_new_children_recomputed {
+    () => {
+        fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+            self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+        }
+    };
+}
 
 /// Implements `name`, `properties` (from a `properties` field), and the
 /// child handling of a plan node without children.
@@ -16,12 +43,7 @@ macro_rules! leaf_exec {
             vec![]
         }
 
-        fn apply_expressions(
-            &self,
-            _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-        ) -> Result<TreeNodeRecursion> {
-            Ok(TreeNodeRecursion::Continue)
-        }
+        $crate::catalog::leaf::no_expressions!();
 
         fn replace_children(
             self: Arc<Self>,
@@ -34,10 +56,16 @@ macro_rules! leaf_exec {
             Ok(self)
         }
 
-        fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-            self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
-        }
+        $crate::catalog::leaf::with_new_children_recomputed!();
     };
 }
 
-pub(crate) use leaf_exec;
+/// The one child of a node `name` that has exactly one.
+pub(crate) fn only_child(mut children: Vec<Arc<dyn ExecutionPlan>>, name: &str) -> Result<Arc<dyn ExecutionPlan>> {
+    match (children.pop(), children.is_empty()) {
+        (Some(child), true) => Ok(child),
+        _ => Err(DataFusionError::Internal(format!("{name} has exactly one child"))),
+    }
+}
+
+pub(crate) use {leaf_exec, no_expressions, with_new_children_recomputed};
