@@ -209,6 +209,18 @@ async fn prepared_lookups_upserts_and_json_in_text_and_binary() {
     assert_eq!(r.get(0), Some(r#"{"agent":"a9","claim":70}"#));
     assert_eq!(r.get(1), Some("a9"));
 
+    // The key alone decides these (the row is read, not filtered again):
+    // a column asked twice, a renamed one, and the transaction's own rows.
+    let twice = c.prepare("SELECT id, score AS s, id AS again FROM kb WHERE id = $1").await.unwrap();
+    assert_eq!(twice.columns()[1].name(), "s");
+    let row = c.query_one(&twice, &[&7i64]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, f64>(1), row.get::<_, i64>(2)), (7, 3.5, 7));
+    c.batch_execute("BEGIN").await.unwrap();
+    c.execute(&upsert, &[&500i64, &"{}", &"{}", &1.0f64]).await.unwrap();
+    assert_eq!(c.query(&get, &[&500i64]).await.unwrap().len(), 1, "the transaction's own row");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert!(c.query_opt(&get, &[&500i64]).await.unwrap().is_none());
+
     // Prepared lookups with a residual condition and parameters of every kind.
     let cond = c.prepare("SELECT id FROM kb WHERE id = $1 AND score > $2").await.unwrap();
     assert_eq!(c.query(&cond, &[&7i64, &3.0f64]).await.unwrap().len(), 1);

@@ -28,19 +28,64 @@ use crate::sql::parser::normalize;
 use crate::tables::dml::{key_target, param_types, Target};
 use crate::tables::expr::{RowExprs, Scope};
 use crate::tables::{Current, TxnRows};
-use crate::types::assign;
+use crate::types::{arrow_type, assign};
+use brikk_storage::ColumnType;
 
 /// A planned primary-key lookup.
 #[derive(Debug, Clone)]
 pub struct LookupPlan {
     table: Arc<TableHandle>,
     keys: Vec<Vec<Operand>>,
-    /// The whole WHERE clause, checked on each row found.
-    filter: RowExprs,
+    /// The whole WHERE clause, checked on each row found; `None` when the
+    /// key alone decides it (see [`key_decides`]).
+    filter: Option<RowExprs>,
     /// Indexes into the table's schema (system columns first).
     projection: Vec<usize>,
+    /// The table's schema, system columns first.
+    full: SchemaRef,
     schema: SchemaRef,
     pub param_types: Vec<DataType>,
+}
+
+/// Whether finding the row by key already proves `selection` true: it is
+/// nothing but `key_column = $n` terms joined by AND, each parameter of the
+/// column's own type (so binding it is no conversion) and the column of a
+/// type whose SQL equality is equality of the stored key (text, integers).
+fn key_decides(table: &TableHandle, selection: &ast::Expr, param_types: &[DataType]) -> bool {
+    fn terms<'a>(e: &'a ast::Expr, out: &mut Vec<&'a ast::Expr>) {
+        match e {
+            ast::Expr::BinaryOp { left, op: ast::BinaryOperator::And, right } => {
+                terms(left, out);
+                terms(right, out);
+            }
+            ast::Expr::Nested(inner) => terms(inner, out),
+            other => out.push(other),
+        }
+    }
+    let mut all = Vec::new();
+    terms(selection, &mut all);
+    let key_param = |column: &ast::Expr, value: &ast::Expr| -> bool {
+        let name = match column {
+            ast::Expr::Identifier(i) => normalize(i),
+            ast::Expr::CompoundIdentifier(p) if p.len() == 2 => p.last().map(normalize).unwrap_or_default(),
+            _ => return false,
+        };
+        let Some(c) = table.def.primary_key.iter().map(|&k| &table.def.columns[k]).find(|c| c.name == name) else {
+            return false;
+        };
+        let exact = matches!(c.ty, ColumnType::Text | ColumnType::BigInt | ColumnType::Integer | ColumnType::SmallInt);
+        match crate::session::insert::operand(value) {
+            Some(Operand::Param(i)) => exact && param_types.get(i) == Some(&arrow_type(c.ty)),
+            _ => false,
+        }
+    };
+    all.len() == table.def.primary_key.len()
+        && all.iter().all(|t| match t {
+            ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } => {
+                key_param(left, right) || key_param(right, left)
+            }
+            _ => false,
+        })
 }
 
 impl LookupPlan {
@@ -124,8 +169,19 @@ impl LookupPlan {
         };
         let all: Vec<&Expr> = vec![&filter];
         let param_types = param_types(&all, declared, &[], 0)?;
-        let filter = RowExprs::compile(state, &scope, vec![filter], &param_types)?;
-        Ok(Some(LookupPlan { table, keys, filter, projection, schema: Arc::new(Schema::new(fields)), param_types }))
+        let filter = match key_decides(&table, selection, &param_types) {
+            true => None,
+            false => Some(RowExprs::compile(state, &scope, vec![filter], &param_types)?),
+        };
+        Ok(Some(LookupPlan {
+            table,
+            keys,
+            filter,
+            projection,
+            full,
+            schema: Arc::new(Schema::new(fields)),
+            param_types,
+        }))
     }
 
     /// The schema of the rows returned.
@@ -170,13 +226,21 @@ impl LookupPlan {
             seen.push(key);
             rows.extend(row);
         }
-        let full = table_schema(&self.table);
-        let all: Vec<usize> = (0..full.fields().len()).collect();
-        let batch = rows_to_batch(&full, &all, &self.table, rows)?;
+        let all: Vec<usize> = (0..self.full.fields().len()).collect();
+        let Some(filter) = &self.filter else {
+            // Only the columns returned are built, unless one is returned
+            // twice (building a column takes the rows' values).
+            let unique = self.projection.iter().enumerate().all(|(i, c)| !self.projection[..i].contains(c));
+            if unique {
+                return Ok(rows_to_batch(&self.schema, &self.projection, &self.table, rows)?);
+            }
+            return self.project(&rows_to_batch(&self.full, &all, &self.table, rows)?);
+        };
+        let batch = rows_to_batch(&self.full, &all, &self.table, rows)?;
         let batch = if batch.num_rows() == 0 {
             batch
         } else {
-            let keep = self.filter.eval(state, 0, &batch, params)?;
+            let keep = filter.eval(state, 0, &batch, params)?;
             let keep = keep
                 .as_any()
                 .downcast_ref::<BooleanArray>()
@@ -185,6 +249,11 @@ impl LookupPlan {
             let keep: BooleanArray = (0..keep.len()).map(|i| Some(keep.is_valid(i) && keep.value(i))).collect();
             filter_record_batch(&batch, &keep)?
         };
+        self.project(&batch)
+    }
+
+    /// The returned columns of `batch`, a batch of every column.
+    fn project(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let columns = self.projection.iter().map(|&i| batch.column(i).clone()).collect();
         Ok(RecordBatch::try_new_with_options(
             self.schema.clone(),
