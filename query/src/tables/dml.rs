@@ -233,19 +233,26 @@ fn plan_sets(
     Ok((exprs, set_idx, filter))
 }
 
-/// The rows `where` pins by primary key, if it pins every key column:
-/// top-level AND terms `key = literal/parameter` or `key IN (…)`.
-pub(crate) fn key_target(table: &TableHandle, selection: Option<&ast::Expr>) -> Target {
-    fn terms<'a>(e: &'a ast::Expr, out: &mut Vec<&'a ast::Expr>) {
+/// The top-level terms of `e` joined by AND (parentheses looked through).
+pub(crate) fn and_terms(e: &ast::Expr) -> Vec<&ast::Expr> {
+    fn walk<'a>(e: &'a ast::Expr, out: &mut Vec<&'a ast::Expr>) {
         match e {
             ast::Expr::BinaryOp { left, op: ast::BinaryOperator::And, right } => {
-                terms(left, out);
-                terms(right, out);
+                walk(left, out);
+                walk(right, out);
             }
-            ast::Expr::Nested(inner) => terms(inner, out),
+            ast::Expr::Nested(inner) => walk(inner, out),
             other => out.push(other),
         }
     }
+    let mut out = Vec::new();
+    walk(e, &mut out);
+    out
+}
+
+/// The rows `where` pins by primary key, if it pins every key column:
+/// top-level AND terms `key = literal/parameter` or `key IN (…)`.
+pub(crate) fn key_target(table: &TableHandle, selection: Option<&ast::Expr>) -> Target {
     fn column_name(e: &ast::Expr) -> Option<String> {
         match e {
             ast::Expr::Identifier(i) => Some(normalize(i)),
@@ -254,8 +261,7 @@ pub(crate) fn key_target(table: &TableHandle, selection: Option<&ast::Expr>) -> 
         }
     }
     let Some(selection) = selection else { return Target::Scan };
-    let mut all = Vec::new();
-    terms(selection, &mut all);
+    let all = and_terms(selection);
     let mut per_column: Vec<Vec<Operand>> = Vec::new();
     for &k in &table.def.primary_key {
         let name = &table.def.columns[k].name;

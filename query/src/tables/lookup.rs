@@ -25,7 +25,7 @@ use crate::catalog::keyed_table::{rows_to_batch, table_schema, TABLE_SYSTEM_COLU
 use crate::error::{Error, Result};
 use crate::session::insert::Operand;
 use crate::sql::parser::normalize;
-use crate::tables::dml::{key_target, param_types, Target};
+use crate::tables::dml::{and_terms, key_target, param_types, Target};
 use crate::tables::expr::{RowExprs, Scope};
 use crate::tables::{Current, TxnRows};
 use crate::types::{arrow_type, assign};
@@ -52,18 +52,7 @@ pub struct LookupPlan {
 /// column's own type (so binding it is no conversion) and the column of a
 /// type whose SQL equality is equality of the stored key (text, integers).
 fn key_decides(table: &TableHandle, selection: &ast::Expr, param_types: &[DataType]) -> bool {
-    fn terms<'a>(e: &'a ast::Expr, out: &mut Vec<&'a ast::Expr>) {
-        match e {
-            ast::Expr::BinaryOp { left, op: ast::BinaryOperator::And, right } => {
-                terms(left, out);
-                terms(right, out);
-            }
-            ast::Expr::Nested(inner) => terms(inner, out),
-            other => out.push(other),
-        }
-    }
-    let mut all = Vec::new();
-    terms(selection, &mut all);
+    let all = and_terms(selection);
     let key_param = |column: &ast::Expr, value: &ast::Expr| -> bool {
         let name = match column {
             ast::Expr::Identifier(i) => normalize(i),
