@@ -61,10 +61,10 @@ fn is_final_aggregate(plan: &Arc<dyn ExecutionPlan>) -> bool {
     })
 }
 
-/// Whether running `plan` twice surely gives the same rows: no volatile
-/// function and no dynamic filter anywhere in it.
-fn deterministic(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    let mut ok = !fingerprint(plan).contains("DynamicFilter");
+/// Whether running `plan` (whose [`fingerprint`] is `key`) twice surely
+/// gives the same rows: no volatile function and no dynamic filter in it.
+fn deterministic(plan: &Arc<dyn ExecutionPlan>, key: &str) -> bool {
+    let mut ok = !key.contains("DynamicFilter");
     let _ = plan.apply(|node| {
         let _ = node.apply_expressions(&mut |root: &Arc<dyn PhysicalExpr>| {
             let _ = root.apply(|e| {
@@ -102,7 +102,7 @@ fn share(
 ) -> Result<Arc<dyn ExecutionPlan>> {
     if is_final_aggregate(&plan) {
         let key = fingerprint(&plan);
-        if seen.get(&key).is_some_and(|&n| n > 1) && deterministic(&plan) {
+        if seen.get(&key).is_some_and(|&n| n > 1) && deterministic(&plan, &key) {
             let node = shared.entry(key).or_insert_with(|| Arc::new(SharedExec::new(plan.clone())));
             node.state.consumers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(node.clone());

@@ -215,7 +215,7 @@ impl LookupPlan {
             seen.push(key);
             rows.extend(row);
         }
-        let all: Vec<usize> = (0..self.full.fields().len()).collect();
+        let all = || (0..self.full.fields().len()).collect::<Vec<usize>>();
         let Some(filter) = &self.filter else {
             // Only the columns returned are built, unless one is returned
             // twice (building a column takes the rows' values).
@@ -223,9 +223,9 @@ impl LookupPlan {
             if unique {
                 return Ok(rows_to_batch(&self.schema, &self.projection, &self.table, rows)?);
             }
-            return self.project(&rows_to_batch(&self.full, &all, &self.table, rows)?);
+            return self.project(&rows_to_batch(&self.full, &all(), &self.table, rows)?);
         };
-        let batch = rows_to_batch(&self.full, &all, &self.table, rows)?;
+        let batch = rows_to_batch(&self.full, &all(), &self.table, rows)?;
         let batch = if batch.num_rows() == 0 {
             batch
         } else {
