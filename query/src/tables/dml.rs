@@ -13,7 +13,7 @@
 //! evaluated on each candidate row either way.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use brikk_storage::tables::write::{OP_INSERT, OP_UPDATE};
 use brikk_storage::{Expect, RowWrite, Store, TableHandle, TableId, Value};
@@ -42,6 +42,9 @@ pub struct DmlPlan {
     pub param_types: Vec<DataType>,
     kind: Kind,
     returning: Option<Returning>,
+    /// The table's row schema (system columns first), and the ON CONFLICT
+    /// row (existing row, then the excluded row), built on first use.
+    schemas: OnceLock<(SchemaRef, SchemaRef)>,
 }
 
 #[derive(Debug, Clone)]
@@ -339,6 +342,7 @@ impl DmlPlan {
                     param_types,
                     kind: Kind::Update { target, filter, sets: set_idx, exprs: compiled },
                     returning,
+                    schemas: OnceLock::new(),
                 })
             }
             ast::Statement::Delete(d) => {
@@ -371,7 +375,13 @@ impl DmlPlan {
                 let compiled = RowExprs::compile(state, &scope, exprs, &param_types)?;
                 let returning = Returning::new(state, &scope, ret_exprs, &param_types)?;
                 let target = key_target(&table, d.selection.as_ref());
-                Ok(DmlPlan { table, param_types, kind: Kind::Delete { target, filter, exprs: compiled }, returning })
+                Ok(DmlPlan {
+                    table,
+                    param_types,
+                    kind: Kind::Delete { target, filter, exprs: compiled },
+                    returning,
+                    schemas: OnceLock::new(),
+                })
             }
             _ => Err(Error::Internal("DmlPlan::new on a statement that is not DML".into())),
         }
@@ -484,7 +494,13 @@ impl DmlPlan {
             Some(other) => other,
         };
         let returning = Returning::new(state, &table_scope, ret_exprs, &param_types)?;
-        Ok(DmlPlan { table, param_types, kind: Kind::Insert { targets, source: source_plan, conflict }, returning })
+        Ok(DmlPlan {
+            table,
+            param_types,
+            kind: Kind::Insert { targets, source: source_plan, conflict },
+            returning,
+            schemas: OnceLock::new(),
+        })
     }
 
     /// The command tag of this statement.
@@ -557,8 +573,9 @@ impl DmlPlan {
                                     }
                                 }
                                 let mut new = existing.values.clone();
-                                for (col, i) in sets {
-                                    let a = exprs.eval(state, *i, &batch, params)?;
+                                let which: Vec<usize> = sets.iter().map(|(_, i)| *i).collect();
+                                let values = exprs.eval_many(state, &which, &batch, params)?;
+                                for ((col, _), a) in sets.iter().zip(values) {
                                     let c = &self.table.def.columns[*col];
                                     new[*col] = assign(ScalarValue::try_from_array(&a, 0)?, c.ty, &c.name)?;
                                 }
@@ -573,10 +590,9 @@ impl DmlPlan {
                 let rows = self.target_rows(&mut b, target, params).await?;
                 let batch = self.row_batch(&rows)?;
                 let keep = self.filtered(exprs, *filter, state, &batch, params)?;
-                let set_values: Vec<(usize, ArrayRef)> = sets
-                    .iter()
-                    .map(|(col, i)| Ok((*col, exprs.eval(state, *i, &batch, params)?)))
-                    .collect::<Result<_>>()?;
+                let which: Vec<usize> = sets.iter().map(|(_, i)| *i).collect();
+                let set_values: Vec<(usize, ArrayRef)> =
+                    sets.iter().map(|(col, _)| *col).zip(exprs.eval_many(state, &which, &batch, params)?).collect();
                 for (i, (key, row)) in rows.into_iter().enumerate() {
                     if !keep[i] {
                         continue;
@@ -717,10 +733,19 @@ impl DmlPlan {
         self.row_batch_of(rows.iter().map(|(_, r)| r.clone()).collect())
     }
 
+    fn schemas(&self) -> &(SchemaRef, SchemaRef) {
+        self.schemas.get_or_init(|| {
+            let row = table_schema(&self.table);
+            let mut fields: Vec<_> = row.fields().iter().cloned().collect();
+            fields.extend(row.fields()[TABLE_SYSTEM_COLUMNS.len()..].iter().cloned());
+            (row, Arc::new(Schema::new(fields)))
+        })
+    }
+
     fn row_batch_of(&self, rows: Vec<Current>) -> Result<RecordBatch> {
-        let schema = table_schema(&self.table);
+        let schema = &self.schemas().0;
         let projection: Vec<usize> = (0..schema.fields().len()).collect();
-        Ok(rows_to_batch(&schema, &projection, &self.table, rows)?)
+        Ok(rows_to_batch(schema, &projection, &self.table, rows)?)
     }
 
     /// One row: the existing row (with system columns), then the excluded row.
@@ -729,10 +754,8 @@ impl DmlPlan {
         let right = self.row_batch_of(vec![Current::pending(excluded.to_vec())])?;
         let mut columns = left.columns().to_vec();
         columns.extend(right.columns()[TABLE_SYSTEM_COLUMNS.len()..].iter().cloned());
-        let mut fields: Vec<_> = left.schema().fields().iter().cloned().collect();
-        fields.extend(right.schema().fields()[TABLE_SYSTEM_COLUMNS.len()..].iter().cloned());
         Ok(RecordBatch::try_new_with_options(
-            Arc::new(Schema::new(fields)),
+            self.schemas().1.clone(),
             columns,
             &RecordBatchOptions::new().with_row_count(Some(1)),
         )?)

@@ -102,6 +102,8 @@ pub(crate) struct RowExprs {
     scope: Scope,
     /// Row fields plus one field per parameter (`$1`, …).
     eval: DFSchemaRef,
+    /// `eval` as an Arrow schema, built once for every evaluation.
+    eval_arrow: SchemaRef,
     exprs: Vec<Compiled>,
 }
 
@@ -161,12 +163,14 @@ impl RowExprs {
                 if varies(&logical)? { None } else { Some(state.create_physical_expr(logical.clone(), &eval)?) };
             compiled.push(Compiled { logical, physical });
         }
-        Ok(RowExprs { scope: scope.clone(), eval, exprs: compiled })
+        let eval_arrow = Arc::new(Schema::new(eval.fields().clone()));
+        Ok(RowExprs { scope: scope.clone(), eval, eval_arrow, exprs: compiled })
     }
 
     /// No expressions yet: a placeholder that only carries `scope`.
     pub(crate) fn empty(scope: &Scope) -> RowExprs {
-        RowExprs { scope: scope.clone(), eval: scope.row.clone(), exprs: Vec::new() }
+        let eval_arrow = Arc::new(Schema::new(scope.row.fields().clone()));
+        RowExprs { scope: scope.clone(), eval: scope.row.clone(), eval_arrow, exprs: Vec::new() }
     }
 
     /// Evaluates expression `i` on every row of `rows` (a batch of the
@@ -178,6 +182,18 @@ impl RowExprs {
         rows: &RecordBatch,
         params: &[ScalarValue],
     ) -> Result<ArrayRef> {
+        Ok(self.eval_many(state, &[i], rows, params)?.pop().expect("one expression"))
+    }
+
+    /// Evaluates each expression of `which` on every row of `rows`, binding
+    /// `params` once for all of them. Returns one array per expression.
+    pub(crate) fn eval_many(
+        &self,
+        state: &SessionState,
+        which: &[usize],
+        rows: &RecordBatch,
+        params: &[ScalarValue],
+    ) -> Result<Vec<ArrayRef>> {
         let n = rows.num_rows();
         let mut columns = rows.columns().to_vec();
         let param_fields = &self.eval.fields()[rows.num_columns()..];
@@ -186,9 +202,16 @@ impl RowExprs {
             let v = if v.data_type() == *f.data_type() { v } else { v.cast_to(f.data_type())? };
             columns.push(v.to_array_of_size(n)?);
         }
-        let schema: SchemaRef = Arc::new(Schema::new(self.eval.fields().clone()));
-        let batch =
-            RecordBatch::try_new_with_options(schema, columns, &RecordBatchOptions::new().with_row_count(Some(n)))?;
+        let batch = RecordBatch::try_new_with_options(
+            self.eval_arrow.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        which.iter().map(|&i| self.eval_one(state, i, &batch)).collect()
+    }
+
+    fn eval_one(&self, state: &SessionState, i: usize, batch: &RecordBatch) -> Result<ArrayRef> {
+        let n = batch.num_rows();
         let c = &self.exprs[i];
         let physical = match &c.physical {
             Some(p) => p.clone(),
@@ -202,7 +225,7 @@ impl RowExprs {
                 state.create_physical_expr(simplified, &self.eval)?
             }
         };
-        Ok(physical.evaluate(&batch)?.into_array(n)?)
+        Ok(physical.evaluate(batch)?.into_array(n)?)
     }
 
     /// The scope these expressions are written in.
