@@ -146,6 +146,7 @@ impl Pending {
 struct Group<'a> {
     catalog: &'a Catalog,
     groups: &'a Arc<Groups>,
+    versions: &'a RowVersions,
     batch: WriteBatch,
     /// How to take back the in-memory group changes if the write fails.
     undo: Vec<crate::groups::Undo>,
@@ -222,7 +223,8 @@ impl Group<'_> {
     /// The version of a row as of everything staged so far: `Some(v)` if it
     /// exists at version `v`.
     fn row_version(&self, table: TableId, key: &[u8]) -> Result<Option<u64>> {
-        if let Some(v) = self.rows.get(&(table, key.to_vec())) {
+        let key_of = (table, key.to_vec());
+        if let Some(v) = self.rows.get(&key_of).or_else(|| self.versions.rows.get(&key_of)) {
             return Ok(*v);
         }
         match self.catalog.db.get_pinned_cf(cf(self.catalog, CF_TABLES), keys::row_key(table, key))? {
@@ -520,6 +522,30 @@ impl Group<'_> {
     }
 }
 
+/// The version of every row the committer wrote lately (`None`: deleted).
+/// The committer is the only writer of table rows, so an entry is the row's
+/// current version and checking a write's expectation needs no read.
+#[derive(Default)]
+struct RowVersions {
+    rows: HashMap<(TableId, Vec<u8>), Option<u64>>,
+}
+
+impl RowVersions {
+    /// Entries kept before the map starts over (a few tens of MB).
+    const CAPACITY: usize = 1 << 18;
+
+    /// Takes in what a durable group wrote and forgets dropped tables.
+    fn record(&mut self, rows: HashMap<(TableId, Vec<u8>), Option<u64>>, dropped: &[Arc<TableHandle>]) {
+        if !dropped.is_empty() {
+            self.rows.retain(|(id, _), _| !dropped.iter().any(|t| t.def.id == *id));
+        }
+        if self.rows.len() + rows.len() > Self::CAPACITY {
+            self.rows.clear();
+        }
+        self.rows.extend(rows);
+    }
+}
+
 fn cf<'a>(catalog: &'a Catalog, name: &str) -> &'a rocksdb::ColumnFamily {
     catalog.db.cf_handle(name).expect("column family opened at startup")
 }
@@ -540,6 +566,7 @@ pub(crate) fn run(
     let mut last_now = watermark.load(Ordering::Acquire);
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
+    let mut versions = RowVersions::default();
     while let Ok(first) = rx.recv() {
         let mut requests = vec![first];
         while requests.len() < MAX_GROUP {
@@ -552,6 +579,7 @@ pub(crate) fn run(
         let mut group = Group {
             catalog: &snapshot,
             groups: &groups,
+            versions: &versions,
             batch: WriteBatch::default(),
             undo: Vec::new(),
             dropped_ids: Vec::new(),
@@ -620,6 +648,7 @@ pub(crate) fn run(
             undo,
             dropped_ids,
             dropped_tables,
+            rows,
             ..
         } = group;
         if batch.is_empty() {
@@ -651,6 +680,7 @@ pub(crate) fn run(
         for t in &dropped_tables {
             t.mark_dropped();
         }
+        versions.record(rows, &dropped_tables);
         for (h, p, low, bytes) in trimmed {
             h.set_low(p, low);
             h.add_live_bytes(p, 0, bytes);
