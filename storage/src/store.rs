@@ -17,6 +17,7 @@ use crate::groups::Groups;
 use crate::keys;
 use crate::log::commit::{self, CommitReceipt, Request, WriteSet};
 use crate::log::stream::{PartitionInit, StreamHandle};
+use crate::tables::cache::RowCache;
 use crate::tables::TableHandle;
 
 pub(crate) const CF_CATALOG: &str = "catalog";
@@ -130,6 +131,8 @@ struct Inner {
     /// The commit timestamp of the newest group whose records are all
     /// visible (see [`Store::watermark`]).
     watermark: Arc<AtomicI64>,
+    /// Rows the committer wrote lately, for point reads.
+    rows: Arc<RowCache>,
     sender: Mutex<Option<Sender<Request>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
     retention: Mutex<Option<JoinHandle<()>>>,
@@ -201,11 +204,13 @@ impl Store {
         let watermark = Arc::new(AtomicI64::new(newest));
         let catalog = Arc::new(RwLock::new(Arc::new(catalog)));
         let (tx, rx) = std::sync::mpsc::channel();
+        let rows = Arc::new(RowCache::default());
         let committer = {
             let (db, catalog, groups, watermark) = (db.clone(), catalog.clone(), groups.clone(), watermark.clone());
+            let rows = rows.clone();
             std::thread::Builder::new()
                 .name("brikk-committer".into())
-                .spawn(move || commit::run(db, catalog, groups, watermark, next_stream_id, rx))
+                .spawn(move || commit::run(db, catalog, groups, watermark, rows, next_stream_id, rx))
                 .map_err(|e| Error::InvalidInput(format!("cannot start committer thread: {e}")))?
         };
         tracing::info!(path = %path.display(), "opened database");
@@ -216,6 +221,7 @@ impl Store {
             catalog,
             groups,
             watermark,
+            rows,
             sender: Mutex::new(Some(tx)),
             committer: Mutex::new(Some(committer)),
             retention: Mutex::new(None),
@@ -378,6 +384,10 @@ impl Store {
                 tracing::warn!(error = %e, "flush on close failed; the WAL still has every write");
             }
         }
+    }
+
+    pub(crate) fn row_cache(&self) -> &RowCache {
+        &self.inner.rows
     }
 
     pub(crate) fn db(&self) -> &DB {

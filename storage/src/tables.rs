@@ -20,7 +20,12 @@
 //!
 //! Writes to one row are therefore serializable: of two compare-and-set
 //! updates that read the same version, exactly one commits.
+//!
+//! Rows the committer wrote lately are also kept in memory ([`cache`]), so
+//! point reads and the committer's expectation checks of hot rows do not
+//! walk RocksDB's memtable.
 
+pub(crate) mod cache;
 pub mod handle;
 pub mod key;
 pub mod read;

@@ -313,7 +313,7 @@ fn sealing_and_hand_over_move_a_segment_atomically() {
 }
 
 #[test]
-fn row_expectations_hold_across_groups_drops_and_reopen() {
+fn row_reads_and_expectations_hold_across_groups_drops_and_reopen() {
     use crate::catalog::{TableDef, TableId};
     use crate::tables::{Expect, RowWrite};
     let table_def = || TableDef {
@@ -345,12 +345,15 @@ fn row_expectations_hold_across_groups_drops_and_reopen() {
         assert!(v1 > v0);
         let del = RowWrite::delete(&t, Expect::Version(v1), &row(1)).unwrap();
         store.commit(rows(del)).await.unwrap();
+        assert_eq!(store.table_get(&t, &t.key_of(&row(1)).unwrap()).unwrap(), None);
         assert!(store.commit(rows(put(Expect::Version(v1), 3))).await.is_err());
         store.commit(rows(put(Expect::Absent, 4))).await.unwrap();
         // A table dropped and created again starts empty.
         assert!(store.drop_table("t", false).await.unwrap());
         let t2 = store.create_table(table_def(), false).await.unwrap().unwrap();
         store.commit(rows(RowWrite::put(&t2, "insert", Expect::Absent, &row(5)).unwrap())).await.unwrap();
+        let got = store.table_get(&t2, &t2.key_of(&row(5)).unwrap()).unwrap().unwrap();
+        assert_eq!(got.values, row(5).to_vec());
         store.close();
     });
     // After a restart the versions come from disk.

@@ -40,6 +40,7 @@ use crate::state::StateWrite;
 use crate::store::{
     Catalog, CatalogChanges, CF_ARCHIVE, CF_CATALOG, CF_CONTINUOUS, CF_GROUPS, CF_LOG, CF_TABLES, CF_TIME_INDEX,
 };
+use crate::tables::cache::{Cached, RowCache};
 use crate::tables::{Expect, RowWrite, TableHandle};
 
 /// Most requests folded into one write; bounds the latency of the group.
@@ -146,7 +147,7 @@ impl Pending {
 struct Group<'a> {
     catalog: &'a Catalog,
     groups: &'a Arc<Groups>,
-    versions: &'a RowVersions,
+    cache: &'a RowCache,
     batch: WriteBatch,
     /// How to take back the in-memory group changes if the write fails.
     undo: Vec<crate::groups::Undo>,
@@ -154,8 +155,8 @@ struct Group<'a> {
     dropped_ids: Vec<StreamId>,
     /// Streams and tables created or dropped in this group (None = dropped).
     changed: CatalogChanges,
-    /// Staged version of each row this group wrote (None = deleted).
-    rows: HashMap<(TableId, Vec<u8>), Option<u64>>,
+    /// Staged value of each row this group wrote (None = deleted).
+    rows: HashMap<(TableId, Vec<u8>), Cached>,
     dropped_tables: Vec<Arc<TableHandle>>,
     /// Staged (next offset, last timestamp) per touched partition.
     heads: HashMap<(StreamId, u32), (u64, i64)>,
@@ -224,8 +225,12 @@ impl Group<'_> {
     /// exists at version `v`.
     fn row_version(&self, table: TableId, key: &[u8]) -> Result<Option<u64>> {
         let key_of = (table, key.to_vec());
-        if let Some(v) = self.rows.get(&key_of).or_else(|| self.versions.rows.get(&key_of)) {
-            return Ok(*v);
+        let known = match self.rows.get(&key_of) {
+            Some(v) => Some(v.clone()),
+            None => self.cache.get(table, key),
+        };
+        if let Some(value) = known {
+            return value.map(|v| crate::tables::read::version_of(&v)).transpose();
         }
         match self.catalog.db.get_pinned_cf(cf(self.catalog, CF_TABLES), keys::row_key(table, key))? {
             Some(v) => crate::tables::read::version_of(&v).map(Some),
@@ -339,9 +344,9 @@ impl Group<'_> {
             match &mut w.row {
                 Some(row) => {
                     codec::stamp(row, codec::timestamp_of(&w.change).unwrap_or(self.now));
-                    let value = crate::tables::read::encode_value(version, row);
-                    self.batch.put_cf(cf(self.catalog, CF_TABLES), key, value);
-                    self.rows.insert((w.table, w.key.clone()), Some(version));
+                    let value: Arc<[u8]> = crate::tables::read::encode_value(version, row).into();
+                    self.batch.put_cf(cf(self.catalog, CF_TABLES), key, &value);
+                    self.rows.insert((w.table, w.key.clone()), Some(value));
                 }
                 None => {
                     self.batch.delete_cf(cf(self.catalog, CF_TABLES), key);
@@ -522,30 +527,6 @@ impl Group<'_> {
     }
 }
 
-/// The version of every row the committer wrote lately (`None`: deleted).
-/// The committer is the only writer of table rows, so an entry is the row's
-/// current version and checking a write's expectation needs no read.
-#[derive(Default)]
-struct RowVersions {
-    rows: HashMap<(TableId, Vec<u8>), Option<u64>>,
-}
-
-impl RowVersions {
-    /// Entries kept before the map starts over (a few tens of MB).
-    const CAPACITY: usize = 1 << 18;
-
-    /// Takes in what a durable group wrote and forgets dropped tables.
-    fn record(&mut self, rows: HashMap<(TableId, Vec<u8>), Option<u64>>, dropped: &[Arc<TableHandle>]) {
-        if !dropped.is_empty() {
-            self.rows.retain(|(id, _), _| !dropped.iter().any(|t| t.def.id == *id));
-        }
-        if self.rows.len() + rows.len() > Self::CAPACITY {
-            self.rows.clear();
-        }
-        self.rows.extend(rows);
-    }
-}
-
 fn cf<'a>(catalog: &'a Catalog, name: &str) -> &'a rocksdb::ColumnFamily {
     catalog.db.cf_handle(name).expect("column family opened at startup")
 }
@@ -557,6 +538,7 @@ pub(crate) fn run(
     catalog: Arc<RwLock<Arc<Catalog>>>,
     groups: Arc<Groups>,
     watermark: Arc<AtomicI64>,
+    cache: Arc<RowCache>,
     next_stream_id: u64,
     rx: Receiver<Request>,
 ) {
@@ -566,7 +548,6 @@ pub(crate) fn run(
     let mut last_now = watermark.load(Ordering::Acquire);
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
-    let mut versions = RowVersions::default();
     while let Ok(first) = rx.recv() {
         let mut requests = vec![first];
         while requests.len() < MAX_GROUP {
@@ -579,7 +560,7 @@ pub(crate) fn run(
         let mut group = Group {
             catalog: &snapshot,
             groups: &groups,
-            versions: &versions,
+            cache: &cache,
             batch: WriteBatch::default(),
             undo: Vec::new(),
             dropped_ids: Vec::new(),
@@ -680,7 +661,8 @@ pub(crate) fn run(
         for t in &dropped_tables {
             t.mark_dropped();
         }
-        versions.record(rows, &dropped_tables);
+        let dropped_table_ids: Vec<TableId> = dropped_tables.iter().map(|t| t.def.id).collect();
+        cache.record(rows, &dropped_table_ids);
         for (h, p, low, bytes) in trimmed {
             h.set_low(p, low);
             h.add_live_bytes(p, 0, bytes);

@@ -47,6 +47,9 @@ impl Store {
     /// The current row of `table` with encoded primary key `pk`, if any.
     /// Blocking (RocksDB I/O); sees every acknowledged write.
     pub fn table_get(&self, table: &TableHandle, pk: &[u8]) -> Result<Option<Row>> {
+        if let Some(cached) = self.row_cache().get(table.def.id, pk) {
+            return cached.map(|v| decode(table, &v)).transpose();
+        }
         match self.db().get_pinned_cf(self.cf(CF_TABLES), keys::row_key(table.def.id, pk))? {
             Some(v) => decode(table, &v).map(Some),
             None => Ok(None),
