@@ -26,7 +26,6 @@ pub(crate) struct RowCache {
 #[derive(Default)]
 struct Inner {
     tables: HashMap<TableId, HashMap<Vec<u8>, Cached>>,
-    rows: usize,
     /// Bytes of the keys and values held.
     bytes: usize,
 }
@@ -52,27 +51,25 @@ impl RowCache {
         let mut inner = self.inner.write().expect("row cache lock");
         for id in dropped {
             if let Some(t) = inner.tables.remove(id) {
-                inner.rows -= t.len();
-                inner.bytes -= t.iter().map(|(k, v)| k.len() + value_len(v)).sum::<usize>();
+                inner.bytes -= t.iter().map(|(k, v)| size(k, v)).sum::<usize>();
             }
         }
-        let added: usize = rows.iter().map(|((_, k), v)| k.len() + value_len(v)).sum();
-        if inner.rows + rows.len() > Self::MAX_ROWS || inner.bytes + added > Self::MAX_BYTES {
+        let held: usize = inner.tables.values().map(HashMap::len).sum();
+        let added: usize = rows.iter().map(|((_, k), v)| size(k, v)).sum();
+        if held + rows.len() > Self::MAX_ROWS || inner.bytes + added > Self::MAX_BYTES {
             *inner = Inner::default();
         }
         for ((id, key), value) in rows {
-            let size = key.len() + value_len(&value);
+            inner.bytes += size(&key, &value);
             let key_len = key.len();
-            let old = inner.tables.entry(id).or_default().insert(key, value);
-            match old {
-                Some(old) => inner.bytes -= key_len + value_len(&old),
-                None => inner.rows += 1,
+            if let Some(old) = inner.tables.entry(id).or_default().insert(key, value) {
+                inner.bytes -= key_len + old.as_ref().map_or(0, |v| v.len());
             }
-            inner.bytes += size;
         }
     }
 }
 
-fn value_len(value: &Cached) -> usize {
-    value.as_ref().map_or(0, |v| v.len())
+/// Bytes an entry holds.
+fn size(key: &[u8], value: &Cached) -> usize {
+    key.len() + value.as_ref().map_or(0, |v| v.len())
 }
