@@ -13,7 +13,9 @@
 //! 3. The committer thread ([`log::commit`]) drains every request queued so
 //!    far, assigns each append the next offset of its partition and the
 //!    commit timestamp, packs each partition's new records into one chunk,
-//!    and writes the whole group as **one** `WriteBatch` with `sync = true`.
+//!    and writes the whole group as **one** `WriteBatch` with `sync = true`
+//!    (to a recycled WAL file, so the sync is a cheap overwrite; see the
+//!    `engine` module).
 //! 4. Only after that write returns are the partition heads advanced
 //!    ([`StreamHandle::head`]) and the callers answered: an acknowledged
 //!    append is durable, and a reader never sees an offset that is not.
@@ -56,6 +58,7 @@
 pub mod archive;
 pub mod catalog;
 pub mod codec;
+mod engine;
 pub mod error;
 pub mod groups;
 pub mod keys;

@@ -7,11 +7,12 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, DB};
 
 use crate::archive::{self, ArchiveReader, Handover};
 use crate::catalog::{StreamDef, StreamId, TableDef, TableId};
 use crate::codec;
+use crate::engine;
 use crate::error::{Error, Result};
 use crate::groups::Groups;
 use crate::keys;
@@ -178,19 +179,9 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&path)
             .map_err(|e| Error::InvalidInput(format!("cannot create data directory {}: {e}", path.display())))?;
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.increase_parallelism(2);
-        opts.set_max_background_jobs(2);
-        let cfs = COLUMN_FAMILIES.iter().map(|name| {
-            let mut cf_opts = Options::default();
-            if *name == CF_LOG {
-                cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-            }
-            ColumnFamilyDescriptor::new(*name, cf_opts)
-        });
-        let db = Arc::new(DB::open_cf_descriptors(&opts, &path, cfs)?);
+        let cfs = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, engine::cf_options(name)));
+        let db = Arc::new(DB::open_cf_descriptors(&engine::db_options(), &path, cfs)?);
+        engine::prepare_wal(&db)?;
         let (streams, tables, next_stream_id) = recover(&db)?;
         let catalog = Catalog::new(db.clone(), streams, tables);
         let groups = Arc::new(Groups::recover(&db, &catalog.ids)?);
