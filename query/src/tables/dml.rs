@@ -83,7 +83,55 @@ enum Conflict {
         sets: Vec<(usize, usize)>,
         filter: Option<usize>,
         exprs: RowExprs,
+        /// Every SET value as a [`RowSet`], when all are that simple and
+        /// there is no WHERE: then an upsert builds no Arrow batch.
+        direct: Option<Vec<RowSet>>,
     },
+}
+
+/// A SET of ON CONFLICT DO UPDATE computed straight from the two rows:
+/// `column = <existing or excluded>.source [+ delta]`, where `source` has
+/// the type of `column`.
+#[derive(Debug, Clone, Copy)]
+struct RowSet {
+    column: usize,
+    excluded: bool,
+    source: usize,
+    delta: Option<i64>,
+}
+
+impl RowSet {
+    /// The SETs `sets` of `exprs` (over the existing row with its system
+    /// columns, then `excluded`) as [`RowSet`]s, if every one is simple.
+    fn all(table: &TableHandle, sets: &[(usize, usize)], exprs: &RowExprs) -> Option<Vec<RowSet>> {
+        let (system, n) = (TABLE_SYSTEM_COLUMNS.len(), table.def.columns.len());
+        sets.iter()
+            .map(|&(column, e)| {
+                let f = exprs.field_plus(e)?;
+                let (excluded, source) = match f.field.checked_sub(system)? {
+                    i if i < n => (false, i),
+                    i => (true, i - n),
+                };
+                (table.def.columns.get(source)?.ty == table.def.columns[column].ty).then_some(RowSet {
+                    column,
+                    excluded,
+                    source,
+                    delta: f.delta,
+                })
+            })
+            .collect()
+    }
+
+    /// The new value of the column from the existing row and `excluded`.
+    fn value(&self, existing: &[Value], excluded: &[Value]) -> Result<Value> {
+        let v = if self.excluded { &excluded[self.source] } else { &existing[self.source] };
+        match (self.delta, v) {
+            (None, v) => Ok(v.clone()),
+            (Some(_), Value::Null) => Ok(Value::Null),
+            (Some(d), Value::Int(i)) => Ok(Value::Int(i.wrapping_add(d))),
+            (Some(_), other) => Err(Error::Internal(format!("integer column holds {other:?}"))),
+        }
+    }
 }
 
 /// Which rows an UPDATE or DELETE reads.
@@ -476,7 +524,9 @@ impl DmlPlan {
                         }
                         let (exprs, set_idx, filter) =
                             plan_sets(&table, &scope, state, &sets, du.selection.as_ref(), &mut hints)?;
-                        (Some(Conflict::Update { sets: set_idx, filter, exprs: RowExprs::empty(&scope) }), exprs)
+                        let update =
+                            Conflict::Update { sets: set_idx, filter, exprs: RowExprs::empty(&scope), direct: None };
+                        (Some(update), exprs)
                     }
                 }
             }
@@ -486,11 +536,11 @@ impl DmlPlan {
         let param_types = param_types(&all, declared, &hints, extra)?;
         let conflict = match conflict {
             None => Conflict::Error,
-            Some(Conflict::Update { sets, filter, exprs }) => Conflict::Update {
-                sets,
-                filter,
-                exprs: RowExprs::compile(state, exprs.scope(), conflict_exprs, &param_types)?,
-            },
+            Some(Conflict::Update { sets, filter, exprs, .. }) => {
+                let exprs = RowExprs::compile(state, exprs.scope(), conflict_exprs, &param_types)?;
+                let direct = if filter.is_none() { RowSet::all(&table, &sets, &exprs) } else { None };
+                Conflict::Update { sets, filter, exprs, direct }
+            }
             Some(other) => other,
         };
         let returning = Returning::new(state, &table_scope, ret_exprs, &param_types)?;
@@ -560,11 +610,20 @@ impl DmlPlan {
                         (Some(existing), expect) => match conflict {
                             Conflict::Error => return Err(self.duplicate(&values)),
                             Conflict::Nothing => {}
-                            Conflict::Update { sets, filter, exprs } => {
+                            Conflict::Update { sets, filter, exprs, direct } => {
                                 if b.written.contains_key(&key) {
                                     return Err(Error::Cardinality(
                                         "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
                                     ));
+                                }
+                                if let Some(direct) = direct {
+                                    let mut new = existing.values.clone();
+                                    for set in direct {
+                                        new[set.column] = set.value(&existing.values, &values)?;
+                                    }
+                                    self.check_not_null(&new)?;
+                                    b.put(OP_UPDATE, key, new, expect)?;
+                                    continue;
                                 }
                                 let batch = self.conflict_batch(&existing, &values)?;
                                 if let Some(f) = filter {

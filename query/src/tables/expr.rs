@@ -113,6 +113,48 @@ struct Compiled {
     logical: Expr,
     /// Compiled once, or `None` when it must be compiled per execution.
     physical: Option<Arc<dyn PhysicalExpr>>,
+    /// The expression's shape when it is a [`FieldPlus`].
+    field_plus: Option<FieldPlus>,
+}
+
+/// An expression simple enough for a caller to evaluate on one row's values
+/// without building Arrow arrays: field `field` of the row (an index into
+/// the scope's row fields), plus `delta` when it is `Some` (a 64-bit integer
+/// field plus or minus an integer literal, such as `version + 1`).
+///
+/// Evaluating it by hand must give what the compiled expression gives:
+/// the field's value, or for `delta` the field's `Int64` value with
+/// two's-complement wrapping, as DataFusion's integer `+` does, and NULL
+/// for NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldPlus {
+    pub(crate) field: usize,
+    pub(crate) delta: Option<i64>,
+}
+
+impl FieldPlus {
+    /// `e` as a [`FieldPlus`] over the fields of `row`, if it is one.
+    fn of(e: &Expr, row: &DFSchema) -> Option<FieldPlus> {
+        use datafusion::logical_expr::{BinaryExpr, Operator};
+        let field = |e: &Expr| match e {
+            Expr::Column(c) => row.index_of_column(c).ok(),
+            _ => None,
+        };
+        match e {
+            Expr::Column(_) => Some(FieldPlus { field: field(e)?, delta: None }),
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (col, n) = match (left.as_ref(), op, right.as_ref()) {
+                    (c, Operator::Plus, Expr::Literal(ScalarValue::Int64(Some(n)), _)) => (c, *n),
+                    (Expr::Literal(ScalarValue::Int64(Some(n)), _), Operator::Plus, c) => (c, *n),
+                    (c, Operator::Minus, Expr::Literal(ScalarValue::Int64(Some(n)), _)) => (c, n.wrapping_neg()),
+                    _ => return None,
+                };
+                let f = field(col)?;
+                (row.field(f).data_type() == &DataType::Int64).then_some(FieldPlus { field: f, delta: Some(n) })
+            }
+            _ => None,
+        }
+    }
 }
 
 fn param_name(i: usize) -> String {
@@ -161,7 +203,8 @@ impl RowExprs {
                 .data;
             let physical =
                 if varies(&logical)? { None } else { Some(state.create_physical_expr(logical.clone(), &eval)?) };
-            compiled.push(Compiled { logical, physical });
+            let field_plus = FieldPlus::of(&logical, &scope.row);
+            compiled.push(Compiled { logical, physical, field_plus });
         }
         let eval_arrow = Arc::new(Schema::new(eval.fields().clone()));
         Ok(RowExprs { scope: scope.clone(), eval, eval_arrow, exprs: compiled })
@@ -226,6 +269,11 @@ impl RowExprs {
             }
         };
         Ok(physical.evaluate(batch)?.into_array(n)?)
+    }
+
+    /// Expression `i` as a [`FieldPlus`], if it is that simple.
+    pub(crate) fn field_plus(&self, i: usize) -> Option<FieldPlus> {
+        self.exprs[i].field_plus
     }
 
     /// The scope these expressions are written in.
