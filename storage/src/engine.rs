@@ -19,7 +19,7 @@
 //!   goes to a recycled file rather than waiting for the first memtable
 //!   switch.
 
-use rocksdb::{Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{BlockBasedOptions, Options, WriteBatch, WriteOptions, DB};
 
 use crate::error::Result;
 
@@ -34,10 +34,17 @@ const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 const PREPARED_WAL_BYTES: usize = 32 << 20;
 
 /// Memtable size of the `tables` column family. Row tables take one entry
-/// per change of a row; a smaller memtable keeps its skiplist shallow, so an
-/// insert walks fewer cache lines (the committer does the inserts, between
-/// a group's sync and its replies).
-const TABLES_WRITE_BUFFER_BYTES: usize = 16 << 20;
+/// per change of a row; a small memtable keeps its skiplist shallow and in
+/// cache, so an insert walks fewer cache lines (the committer does the
+/// inserts, between a group's sync and its replies). Profiles of upserts:
+/// the skiplist search took 21% of the server's CPU at 64 MB, 10% at 16 MB
+/// and 4% at 4 MB.
+const TABLES_WRITE_BUFFER_BYTES: usize = 4 << 20;
+
+/// Bloom filter bits per key of the `tables` column family: with small
+/// memtables a row is more often in a table file, and the filter lets a
+/// point read skip the files that do not have its key.
+const TABLES_BLOOM_BITS_PER_KEY: f64 = 10.0;
 
 /// Options of the database as a whole.
 pub(crate) fn db_options() -> Options {
@@ -56,7 +63,12 @@ pub(crate) fn cf_options(name: &str) -> Options {
     let mut opts = Options::default();
     match name {
         crate::store::CF_LOG => opts.set_compression_type(rocksdb::DBCompressionType::Lz4),
-        crate::store::CF_TABLES => opts.set_write_buffer_size(TABLES_WRITE_BUFFER_BYTES),
+        crate::store::CF_TABLES => {
+            opts.set_write_buffer_size(TABLES_WRITE_BUFFER_BYTES);
+            let mut table = BlockBasedOptions::default();
+            table.set_bloom_filter(TABLES_BLOOM_BITS_PER_KEY, false);
+            opts.set_block_based_table_factory(&table);
+        }
         _ => {}
     }
     opts
