@@ -97,17 +97,43 @@ impl ChunkBuilder {
 /// The records of a chunk whose first offset is `first`, as
 /// `(offset, record bytes)`.
 pub(crate) fn chunk_records(first: u64, chunk: &[u8]) -> Result<Vec<(u64, &[u8])>> {
-    let mut r = Reader { buf: chunk, pos: 0 };
-    if r.array::<1>()?[0] != CHUNK_VERSION {
+    chunk_iter(first, chunk)?.collect()
+}
+
+/// The records of a chunk whose first offset is `first`, one at a time:
+/// reading the first few does not decode the rest. Fails at once on an
+/// unknown chunk format, and yields an error for a truncated record.
+pub(crate) fn chunk_iter(first: u64, chunk: &[u8]) -> Result<ChunkIter<'_>> {
+    let mut reader = Reader { buf: chunk, pos: 0 };
+    if reader.array::<1>()?[0] != CHUNK_VERSION {
         return Err(Error::Corrupt("unknown chunk format".into()));
     }
-    let count = u32::from_le_bytes(r.array()?);
-    let mut out = Vec::with_capacity(count as usize);
-    for i in 0..count as u64 {
-        let rec = r.bytes()?.ok_or_else(|| Error::Corrupt("null record in chunk".into()))?;
-        out.push((first + i, rec));
+    let count = u32::from_le_bytes(reader.array()?) as u64;
+    Ok(ChunkIter { reader, next: first, end: first + count })
+}
+
+/// Iterator of [`chunk_iter`]: `(offset, record bytes)`.
+pub(crate) struct ChunkIter<'a> {
+    reader: Reader<'a>,
+    next: u64,
+    end: u64,
+}
+
+impl<'a> Iterator for ChunkIter<'a> {
+    type Item = Result<(u64, &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let offset = self.next;
+        self.next += 1;
+        let rec = self.reader.bytes().and_then(|r| r.ok_or_else(|| Error::Corrupt("null record in chunk".into())));
+        if rec.is_err() {
+            self.next = self.end; // nothing after a bad record can be trusted
+        }
+        Some(rec.map(|r| (offset, r)))
     }
-    Ok(out)
 }
 
 /// The number of records in a chunk.

@@ -241,6 +241,21 @@ fn a_bulk_commit_is_split_into_bounded_chunks() {
         let recs = store.read(&s, 0, 0, u64::MAX, usize::MAX).unwrap();
         assert_eq!(recs.len() as i64, n);
         assert!(recs.iter().enumerate().all(|(i, r)| r.offset == i as u64 && r.values[0] == Value::Int(i as i64)));
+        // Reads starting inside a chunk, on its first record, on its last,
+        // across chunk boundaries, and bounded by `to` and `limit`.
+        let per = crate::log::commit::MAX_CHUNK_RECORDS as u64;
+        for (from, to, limit) in [
+            (1, u64::MAX, 3),
+            (per - 1, u64::MAX, 2),
+            (per, per + 5, usize::MAX),
+            (per + 7, 3 * per + 2, usize::MAX),
+            (3 * per + 4, u64::MAX, 10),
+            (n as u64, u64::MAX, 10),
+        ] {
+            let got: Vec<u64> = store.read(&s, 0, from, to, limit).unwrap().iter().map(|r| r.offset).collect();
+            let want: Vec<u64> = (from..to.min(n as u64)).take(limit).collect();
+            assert_eq!(got, want, "read from {from} to {to} limit {limit}");
+        }
     });
 }
 

@@ -91,20 +91,27 @@ impl Store {
             return Ok(Vec::new());
         }
         let id = stream.def.id;
-        // Start at the chunk that holds `from`, which may begin before it.
-        let start = match self.chunk_containing(stream, partition, from)? {
-            Some(c) => c.first,
-            None => from,
-        };
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(keys::log_key(id, partition, to).to_vec());
-        let begin = keys::log_key(id, partition, start);
-        let iter = self.db().iterator_cf_opt(self.cf(CF_LOG), opts, IteratorMode::From(&begin, Direction::Forward));
+        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_LOG), opts);
+        // Start at the chunk that holds `from`, which may begin before it;
+        // one iterator serves both the backward look and the scan.
+        it.seek_for_prev(keys::log_key(id, partition, from));
+        let holds_from = match (it.key(), it.value()) {
+            (Some(key), Some(value)) => match keys::parse_log_key(key) {
+                Some((s, p, first)) if s == id && p == partition => from < first + codec::chunk_len(value)?,
+                _ => false,
+            },
+            _ => false,
+        };
+        if !holds_from {
+            it.seek(keys::log_key(id, partition, from));
+        }
         let mut out = Vec::with_capacity(limit.min((to - from) as usize));
-        for item in iter {
-            let (key, value) = item?;
-            let (_, _, first) = keys::parse_log_key(&key).ok_or_else(|| Error::Corrupt("malformed log key".into()))?;
-            for (offset, rec) in codec::chunk_records(first, &value)? {
+        while let (Some(key), Some(value)) = (it.key(), it.value()) {
+            let (_, _, first) = keys::parse_log_key(key).ok_or_else(|| Error::Corrupt("malformed log key".into()))?;
+            for item in codec::chunk_iter(first, value)? {
+                let (offset, rec) = item?;
                 if offset < from {
                     continue;
                 }
@@ -113,7 +120,9 @@ impl Store {
                 }
                 out.push(codec::decode_record(stream.types(), offset, rec)?);
             }
+            it.next();
         }
+        it.status()?;
         Ok(out)
     }
 
@@ -137,8 +146,8 @@ impl Store {
                 if offset >= first + count {
                     return Ok(None);
                 }
-                let timestamp = match codec::chunk_records(first, value)?.first() {
-                    Some((_, rec)) => codec::timestamp_of(rec)?,
+                let timestamp = match codec::chunk_iter(first, value)?.next() {
+                    Some(first) => codec::timestamp_of(first?.1)?,
                     None => i64::MIN,
                 };
                 Ok(Some(ChunkInfo { first, count, timestamp }))
