@@ -616,27 +616,24 @@ impl DmlPlan {
                                         "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
                                     ));
                                 }
+                                let mut new = existing.values.clone();
                                 if let Some(direct) = direct {
-                                    let mut new = existing.values.clone();
                                     for set in direct {
                                         new[set.column] = set.value(&existing.values, &values)?;
                                     }
-                                    self.check_not_null(&new)?;
-                                    b.put(OP_UPDATE, key, new, expect)?;
-                                    continue;
-                                }
-                                let batch = self.conflict_batch(&existing, &values)?;
-                                if let Some(f) = filter {
-                                    if !selected(&exprs.eval(state, *f, &batch, params)?, 0)? {
-                                        continue;
+                                } else {
+                                    let batch = self.conflict_batch(&existing, &values)?;
+                                    if let Some(f) = filter {
+                                        if !selected(&exprs.eval(state, *f, &batch, params)?, 0)? {
+                                            continue;
+                                        }
                                     }
-                                }
-                                let mut new = existing.values.clone();
-                                let which: Vec<usize> = sets.iter().map(|(_, i)| *i).collect();
-                                let values = exprs.eval_many(state, &which, &batch, params)?;
-                                for ((col, _), a) in sets.iter().zip(values) {
-                                    let c = &self.table.def.columns[*col];
-                                    new[*col] = assign(ScalarValue::try_from_array(&a, 0)?, c.ty, &c.name)?;
+                                    let which: Vec<usize> = sets.iter().map(|(_, i)| *i).collect();
+                                    let values = exprs.eval_many(state, &which, &batch, params)?;
+                                    for ((col, _), a) in sets.iter().zip(values) {
+                                        let c = &self.table.def.columns[*col];
+                                        new[*col] = assign(ScalarValue::try_from_array(&a, 0)?, c.ty, &c.name)?;
+                                    }
                                 }
                                 self.check_not_null(&new)?;
                                 b.put(OP_UPDATE, key, new, expect)?;

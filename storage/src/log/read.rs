@@ -97,14 +97,7 @@ impl Store {
         // Start at the chunk that holds `from`, which may begin before it;
         // one iterator serves both the backward look and the scan.
         it.seek_for_prev(keys::log_key(id, partition, from));
-        let holds_from = match (it.key(), it.value()) {
-            (Some(key), Some(value)) => match keys::parse_log_key(key) {
-                Some((s, p, first)) if s == id && p == partition => from < first + codec::chunk_len(value)?,
-                _ => false,
-            },
-            _ => false,
-        };
-        if !holds_from {
+        if chunk_holding(&it, stream, partition, from)?.is_none() {
             it.seek(keys::log_key(id, partition, from));
         }
         let mut out = Vec::with_capacity(limit.min((to - from) as usize));
@@ -133,27 +126,17 @@ impl Store {
         partition: u32,
         offset: u64,
     ) -> Result<Option<ChunkInfo>> {
-        let id = stream.def.id;
         let mut it = self.db().raw_iterator_cf(self.cf(CF_LOG));
-        it.seek_for_prev(keys::log_key(id, partition, offset));
-        let (Some(key), Some(value)) = (it.key(), it.value()) else {
+        it.seek_for_prev(keys::log_key(stream.def.id, partition, offset));
+        let Some((first, chunk)) = chunk_holding(&it, stream, partition, offset)? else {
             it.status()?;
             return Ok(None);
         };
-        match keys::parse_log_key(key) {
-            Some((s, p, first)) if s == id && p == partition => {
-                let count = codec::chunk_len(value)?;
-                if offset >= first + count {
-                    return Ok(None);
-                }
-                let timestamp = match codec::chunk_iter(first, value)?.next() {
-                    Some(first) => codec::timestamp_of(first?.1)?,
-                    None => i64::MIN,
-                };
-                Ok(Some(ChunkInfo { first, count, timestamp }))
-            }
-            _ => Ok(None),
-        }
+        let timestamp = match codec::chunk_iter(first, chunk)?.next() {
+            Some(record) => codec::timestamp_of(record?.1)?,
+            None => i64::MIN,
+        };
+        Ok(Some(ChunkInfo { first, count: codec::chunk_len(chunk)?, timestamp }))
     }
 
     /// The first offset of `partition` whose commit timestamp is at or after
@@ -178,5 +161,25 @@ impl Store {
             }
             None => Ok(head),
         }
+    }
+}
+
+/// The chunk under `it` as (first offset, bytes), if it is a chunk of
+/// `partition` that holds `offset` (`it` placed by a `seek_for_prev` to
+/// `offset`'s key).
+fn chunk_holding<'a>(
+    it: &'a rocksdb::DBRawIterator<'_>,
+    stream: &StreamHandle,
+    partition: u32,
+    offset: u64,
+) -> Result<Option<(u64, &'a [u8])>> {
+    let (Some(key), Some(value)) = (it.key(), it.value()) else {
+        return Ok(None);
+    };
+    match keys::parse_log_key(key) {
+        Some((s, p, first)) if s == stream.def.id && p == partition && offset < first + codec::chunk_len(value)? => {
+            Ok(Some((first, value)))
+        }
+        _ => Ok(None),
     }
 }
