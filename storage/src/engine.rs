@@ -13,6 +13,14 @@
 //!   place instead of creating new ones (RocksDB then writes records that
 //!   carry their WAL's number, so stale bytes from the file's previous life
 //!   are never replayed; point-in-time recovery is unchanged);
+//! * `atomic_flush` flushes every column family together, so the WAL file
+//!   a flush leaves behind is obsolete at once and can be recycled. Without
+//!   it, a file stays alive until every column family that wrote into it has
+//!   flushed: under upserts, the `tables` family's small memtable switched
+//!   WAL files every ≈7 MB while the `log` family's larger one kept the old
+//!   files alive, so each new WAL file was a fresh one, every sync appended
+//!   to it and also wrote its inode (≈210 µs against ≈130 µs per sync; 16
+//!   connections upserting went from ≈31k to ≈37k/s);
 //! * `max_total_wal_size` makes RocksDB flush the column families that keep
 //!   old WAL files alive, so files do become obsolete and recyclable;
 //! * [`prepare_wal`] runs at open, so the very first synced write already
@@ -55,6 +63,7 @@ pub(crate) fn db_options() -> Options {
     opts.set_max_background_jobs(2);
     opts.set_recycle_log_file_num(RECYCLED_WAL_FILES);
     opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+    opts.set_atomic_flush(true);
     opts
 }
 

@@ -384,3 +384,52 @@ fn row_reads_and_expectations_hold_across_groups_drops_and_reopen() {
         store.commit(WriteSet { rows: vec![fresh], ..Default::default() }).await.unwrap();
     });
 }
+
+#[test]
+fn wal_files_are_recycled_while_row_tables_flush() {
+    use crate::catalog::{TableDef, TableId};
+    use crate::tables::{Expect, RowWrite};
+    let dir = tempfile::tempdir().unwrap();
+    let wal_files = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
+            .count()
+    };
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let def = TableDef {
+            id: TableId(0),
+            name: "t".into(),
+            columns: vec![
+                ColumnDef { name: "k".into(), ty: ColumnType::BigInt, nullable: false },
+                ColumnDef { name: "v".into(), ty: ColumnType::Text, nullable: true },
+            ],
+            primary_key: vec![0],
+            changelog: StreamId(0),
+            created_at_micros: 0,
+        };
+        let t = store.create_table(def, false).await.unwrap().unwrap();
+        // 24 MB of rows: several flushes of the `tables` family's 4 MB
+        // memtable, each of which switches WAL files. Each switch must leave
+        // the previous file obsolete (its changelog records are flushed with
+        // it), so it is recycled instead of a new file being created.
+        let payload = "x".repeat(16 << 10);
+        for batch in 0..30 {
+            let rows = (0..50)
+                .map(|i| {
+                    let row = [Value::Int(batch * 50 + i), Value::Text(payload.clone())];
+                    RowWrite::put(&t, "insert", Expect::Any, &row).unwrap()
+                })
+                .collect();
+            store.commit(WriteSet { rows, ..Default::default() }).await.unwrap();
+        }
+        // The last flush may still be running in the background.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while wal_files() > 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(wal_files() <= 3, "{} WAL files: obsolete ones are not recycled", wal_files());
+        store.close();
+    });
+}
