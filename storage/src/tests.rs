@@ -27,6 +27,21 @@ fn append(stream: StreamId, partition: u32, v: i64) -> Append {
     Append { stream, partition, record: encode_row(&[ColumnType::BigInt], None, &[Value::Int(v)]).unwrap() }
 }
 
+/// Table `t (k BIGINT PRIMARY KEY, v <value>)`.
+fn table_def(value: ColumnType) -> crate::catalog::TableDef {
+    crate::catalog::TableDef {
+        id: crate::catalog::TableId(0),
+        name: "t".into(),
+        columns: vec![
+            ColumnDef { name: "k".into(), ty: ColumnType::BigInt, nullable: false },
+            ColumnDef { name: "v".into(), ty: value, nullable: true },
+        ],
+        primary_key: vec![0],
+        changelog: StreamId(0),
+        created_at_micros: 0,
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap()
 }
@@ -329,24 +344,12 @@ fn sealing_and_hand_over_move_a_segment_atomically() {
 
 #[test]
 fn row_reads_and_expectations_hold_across_groups_drops_and_reopen() {
-    use crate::catalog::{TableDef, TableId};
     use crate::tables::{Expect, RowWrite};
-    let table_def = || TableDef {
-        id: TableId(0),
-        name: "t".into(),
-        columns: vec![
-            ColumnDef { name: "k".into(), ty: ColumnType::BigInt, nullable: false },
-            ColumnDef { name: "v".into(), ty: ColumnType::BigInt, nullable: true },
-        ],
-        primary_key: vec![0],
-        changelog: StreamId(0),
-        created_at_micros: 0,
-    };
     let rows = |w: RowWrite| WriteSet { rows: vec![w], ..Default::default() };
     let dir = tempfile::tempdir().unwrap();
     rt().block_on(async {
         let store = Store::open(dir.path()).unwrap();
-        let t = store.create_table(table_def(), false).await.unwrap().unwrap();
+        let t = store.create_table(table_def(ColumnType::BigInt), false).await.unwrap().unwrap();
         let row = |v: i64| [Value::Int(1), Value::Int(v)];
         let put = |expect, v| RowWrite::put(&t, "insert", expect, &row(v)).unwrap();
         store.commit(rows(put(Expect::Absent, 0))).await.unwrap();
@@ -365,7 +368,7 @@ fn row_reads_and_expectations_hold_across_groups_drops_and_reopen() {
         store.commit(rows(put(Expect::Absent, 4))).await.unwrap();
         // A table dropped and created again starts empty.
         assert!(store.drop_table("t", false).await.unwrap());
-        let t2 = store.create_table(table_def(), false).await.unwrap().unwrap();
+        let t2 = store.create_table(table_def(ColumnType::BigInt), false).await.unwrap().unwrap();
         store.commit(rows(RowWrite::put(&t2, "insert", Expect::Absent, &row(5)).unwrap())).await.unwrap();
         let got = store.table_get(&t2, &t2.key_of(&row(5)).unwrap()).unwrap().unwrap();
         assert_eq!(got.values, row(5).to_vec());
@@ -387,7 +390,6 @@ fn row_reads_and_expectations_hold_across_groups_drops_and_reopen() {
 
 #[test]
 fn wal_files_are_recycled_while_row_tables_flush() {
-    use crate::catalog::{TableDef, TableId};
     use crate::tables::{Expect, RowWrite};
     let dir = tempfile::tempdir().unwrap();
     let wal_files = || {
@@ -398,18 +400,7 @@ fn wal_files_are_recycled_while_row_tables_flush() {
     };
     rt().block_on(async {
         let store = Store::open(dir.path()).unwrap();
-        let def = TableDef {
-            id: TableId(0),
-            name: "t".into(),
-            columns: vec![
-                ColumnDef { name: "k".into(), ty: ColumnType::BigInt, nullable: false },
-                ColumnDef { name: "v".into(), ty: ColumnType::Text, nullable: true },
-            ],
-            primary_key: vec![0],
-            changelog: StreamId(0),
-            created_at_micros: 0,
-        };
-        let t = store.create_table(def, false).await.unwrap().unwrap();
+        let t = store.create_table(table_def(ColumnType::Text), false).await.unwrap().unwrap();
         // 24 MB of rows: several flushes of the `tables` family's 4 MB
         // memtable, each of which switches WAL files. Each switch must leave
         // the previous file obsolete (its changelog records are flushed with
