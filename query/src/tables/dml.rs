@@ -628,8 +628,8 @@ impl DmlPlan {
                                             continue;
                                         }
                                     }
-                                    let which: Vec<usize> = sets.iter().map(|(_, i)| *i).collect();
-                                    let values = exprs.eval_many(state, &which, &batch, params)?;
+                                    let which = sets.iter().map(|&(_, i)| i);
+                                    let values = exprs.eval_many(state, which, &batch, params)?;
                                     for ((col, _), a) in sets.iter().zip(values) {
                                         let c = &self.table.def.columns[*col];
                                         new[*col] = assign(ScalarValue::try_from_array(&a, 0)?, c.ty, &c.name)?;
@@ -646,9 +646,9 @@ impl DmlPlan {
                 let rows = self.target_rows(&mut b, target, params).await?;
                 let batch = self.row_batch(&rows)?;
                 let keep = self.filtered(exprs, *filter, state, &batch, params)?;
-                let which: Vec<usize> = sets.iter().map(|(_, i)| *i).collect();
+                let which = sets.iter().map(|&(_, i)| i);
                 let set_values: Vec<(usize, ArrayRef)> =
-                    sets.iter().map(|(col, _)| *col).zip(exprs.eval_many(state, &which, &batch, params)?).collect();
+                    sets.iter().map(|&(col, _)| col).zip(exprs.eval_many(state, which, &batch, params)?).collect();
                 for (i, (key, row)) in rows.into_iter().enumerate() {
                     if !keep[i] {
                         continue;

@@ -225,7 +225,7 @@ impl RowExprs {
         rows: &RecordBatch,
         params: &[ScalarValue],
     ) -> Result<ArrayRef> {
-        Ok(self.eval_many(state, &[i], rows, params)?.pop().expect("one expression"))
+        Ok(self.eval_many(state, [i], rows, params)?.pop().expect("one expression"))
     }
 
     /// Evaluates each expression of `which` on every row of `rows`, binding
@@ -233,7 +233,7 @@ impl RowExprs {
     pub(crate) fn eval_many(
         &self,
         state: &SessionState,
-        which: &[usize],
+        which: impl IntoIterator<Item = usize>,
         rows: &RecordBatch,
         params: &[ScalarValue],
     ) -> Result<Vec<ArrayRef>> {
@@ -250,7 +250,7 @@ impl RowExprs {
             columns,
             &RecordBatchOptions::new().with_row_count(Some(n)),
         )?;
-        which.iter().map(|&i| self.eval_one(state, i, &batch)).collect()
+        which.into_iter().map(|i| self.eval_one(state, i, &batch)).collect()
     }
 
     fn eval_one(&self, state: &SessionState, i: usize, batch: &RecordBatch) -> Result<ArrayRef> {
