@@ -249,6 +249,34 @@ async fn transactions_are_atomic_and_invisible_until_commit() {
     let seen = b.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap();
     assert_eq!(seen.get::<_, i64>(0), 3, "first INSERT of the failed string is not committed");
 
+    // A statement that fails while its rows are being sent (not when it is
+    // planned) aborts the transaction too, in either protocol.
+    const FAILS_LATE: &str = "SELECT x / 0 FROM (VALUES (1)) t(x)";
+    for extended in [false, true] {
+        a.batch_execute("BEGIN").await.unwrap();
+        a.execute("INSERT INTO tasks VALUES ('t7', 'k', 'p')", &[]).await.unwrap();
+        let e = if extended {
+            a.query("SELECT x / $1 FROM (VALUES (1::bigint)) t(x)", &[&0i64]).await.unwrap_err()
+        } else {
+            a.simple_query(FAILS_LATE).await.unwrap_err()
+        };
+        assert_eq!(sqlstate(&e).as_deref(), Some("22012"), "{e}");
+        let e = a.execute("SELECT 1", &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e).as_deref(), Some("25P02"), "extended: {extended}");
+        a.batch_execute("COMMIT").await.unwrap(); // acts as ROLLBACK
+    }
+    // In a multi-statement string, such a failure stops the statements
+    // after it and takes back those before it.
+    for sql in [
+        format!("{FAILS_LATE}; INSERT INTO tasks VALUES ('t8', 'k', 'p')"),
+        format!("INSERT INTO tasks VALUES ('t8', 'k', 'p'); {FAILS_LATE}"),
+    ] {
+        let e = a.batch_execute(&sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e).as_deref(), Some("22012"), "{sql}: {e}");
+    }
+    let seen = b.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap();
+    assert_eq!(seen.get::<_, i64>(0), 3, "nothing of the failed transactions and strings is committed");
+
     // DDL inside an explicit transaction is refused.
     a.batch_execute("BEGIN").await.unwrap();
     let e = a.batch_execute("CREATE STREAM x (a TEXT)").await.unwrap_err();

@@ -1,5 +1,6 @@
 //! Running statements: dispatch, transactions, `SET`/`SHOW`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use brikk_storage::{now_micros, StreamDef, StreamId, WriteSet};
@@ -68,6 +69,11 @@ pub struct Session {
     /// The open transaction's own table rows, seen by its later statements.
     /// Empty whenever no transaction is open.
     rows: Arc<TxnRows>,
+    /// Set when a result stream this session returned ended in an error:
+    /// the statement failed while its rows were being sent, after it had
+    /// returned. The session's next call aborts the transaction then, as it
+    /// would have had the statement failed at once ([`Session::settle`]).
+    stream_failed: Arc<AtomicBool>,
 }
 
 /// How often an autocommit statement on a table runs again when a row it
@@ -83,7 +89,21 @@ impl Session {
             groups: SessionGroups::new(),
             listening: Listening::default(),
             rows: Arc::new(TxnRows::default()),
+            stream_failed: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Aborts the transaction if a result stream failed since the last call.
+    fn settle(&mut self) {
+        if self.stream_failed.swap(false, Ordering::AcqRel) {
+            self.fail();
+        }
+    }
+
+    /// `output`, with its rows (if any) reporting an error to this session.
+    fn watched(&self, output: Output) -> Output {
+        let failed = self.stream_failed.clone();
+        output.on_error(move || failed.store(true, Ordering::Release))
     }
 
     /// Where this session's notifications go (`LISTEN`): take the
@@ -100,6 +120,9 @@ impl Session {
 
     /// Transaction status, as Postgres reports it in ReadyForQuery.
     pub fn status(&self) -> TxnStatus {
+        if self.stream_failed.load(Ordering::Acquire) && !matches!(self.txn, Txn::Idle) {
+            return TxnStatus::Failed;
+        }
         match self.txn {
             Txn::Idle => TxnStatus::Idle,
             Txn::Active { implicit: true, .. } => TxnStatus::Idle,
@@ -113,8 +136,12 @@ impl Session {
     /// Returns one result per statement run; if the last is an `Err`, the
     /// statements after it were not run. With more than one statement and no
     /// open transaction, the statements form one implicit transaction: their
-    /// appends commit together at the end, or not at all.
+    /// appends commit together at the end, or not at all. With more than one
+    /// statement, each one's rows are computed before the next runs, so an
+    /// error stops the rest. A single statement's rows are streamed; an
+    /// error while streaming them aborts an open transaction.
     pub async fn execute(&mut self, sql: &str) -> Vec<Result<Output>> {
+        self.settle();
         let statements = match sql::parse(sql, &self.db.shared().compat) {
             Ok(s) => s,
             Err(e) => {
@@ -128,9 +155,14 @@ impl Session {
         if statements.len() > 1 && matches!(self.txn, Txn::Idle) {
             self.txn = Txn::active(true);
         }
+        let several = statements.len() > 1;
         let mut results = Vec::with_capacity(statements.len());
         for stmt in statements {
-            let r = self.run(stmt, &[]).await;
+            let r = match self.run(stmt, &[]).await {
+                Ok(output) if several => output.computed().await,
+                Ok(output) => Ok(self.watched(output)),
+                Err(e) => Err(e),
+            };
             let failed = r.is_err();
             results.push(r);
             if failed {
@@ -155,12 +187,18 @@ impl Session {
 
 impl Session {
     /// Executes a prepared statement with `params` bound (`$1` first).
+    ///
+    /// The rows are streamed; an error while streaming them aborts an open
+    /// transaction.
     pub async fn execute_prepared(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
-        let r = self.run_prepared(prepared, params).await;
-        if r.is_err() {
-            self.fail();
+        self.settle();
+        match self.run_prepared(prepared, params).await {
+            Ok(output) => Ok(self.watched(output)),
+            Err(e) => {
+                self.fail();
+                Err(e)
+            }
         }
-        r
     }
 
     async fn run_prepared(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {

@@ -1,6 +1,11 @@
 //! What statements produce, and the transaction status clients see.
 
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::{StreamExt, TryStreamExt};
 
 /// What one statement produced.
 pub enum Output {
@@ -42,6 +47,47 @@ impl std::fmt::Debug for Output {
             Output::CopyOut { columns, .. } => write!(f, "CopyOut({columns} columns)"),
             Output::Subscription(s) => write!(f, "Subscription({s:?})"),
         }
+    }
+}
+
+impl Output {
+    /// This output with `on_error` called when its rows (if it streams any)
+    /// end in an error.
+    pub(crate) fn on_error(self, on_error: impl Fn() + Send + Sync + 'static) -> Output {
+        let on_error = Arc::new(on_error);
+        let watch = |rows: SendableRecordBatchStream| -> SendableRecordBatchStream {
+            let on_error = on_error.clone();
+            let schema = rows.schema();
+            Box::pin(RecordBatchStreamAdapter::new(schema, rows.inspect_err(move |_| on_error())))
+        };
+        match self {
+            Output::Rows(rows) => Output::Rows(watch(rows)),
+            Output::Returning { tag, rows } => Output::Returning { tag, rows: watch(rows) },
+            Output::CopyOut { columns, rows } => {
+                let on_error = on_error.clone();
+                Output::CopyOut { columns, rows: rows.inspect_err(move |_| on_error()).boxed() }
+            }
+            other => other,
+        }
+    }
+
+    /// This output with its rows computed: an error in them is returned
+    /// here rather than met while sending them.
+    pub(crate) async fn computed(self) -> crate::Result<Output> {
+        async fn buffer(rows: SendableRecordBatchStream) -> crate::Result<SendableRecordBatchStream> {
+            let schema = rows.schema();
+            let batches: Vec<RecordBatch> = rows.try_collect().await?;
+            Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(batches.into_iter().map(Ok)))))
+        }
+        Ok(match self {
+            Output::Rows(rows) => Output::Rows(buffer(rows).await?),
+            Output::Returning { tag, rows } => Output::Returning { tag, rows: buffer(rows).await? },
+            Output::CopyOut { columns, rows } => {
+                let lines: Vec<bytes::Bytes> = rows.try_collect().await?;
+                Output::CopyOut { columns, rows: futures::stream::iter(lines.into_iter().map(Ok)).boxed() }
+            }
+            other => other,
+        })
     }
 }
 
