@@ -3,6 +3,7 @@
 //! consumer groups, `COPY (SUBSCRIBE …) TO STDOUT`),
 //! and the rewrites that make Postgres client SQL plan in DataFusion.
 
+pub mod colnames;
 pub mod continuous;
 pub mod duration;
 pub mod groups;

@@ -286,6 +286,34 @@ async fn transactions_are_atomic_and_invisible_until_commit() {
 }
 
 #[tokio::test]
+async fn result_columns_are_named_as_postgres_names_them() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute(TASKS).await.unwrap();
+    c.batch_execute("INSERT INTO tasks VALUES ('t1', 'build', 'p'), ('t2', 'test', 'p')").await.unwrap();
+    let sql = "SELECT count(*), max(task_id), kind, kind AS k, 1, payload::text, '7'::int, \
+               CASE WHEN kind = 'build' THEN 1 END FROM tasks GROUP BY kind, payload ORDER BY kind";
+    let expected = ["count", "max", "kind", "k", "?column?", "payload", "int4", "case"];
+    // Described at Parse (extended protocol)...
+    let st = c.prepare(sql).await.unwrap();
+    let described: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(described, expected);
+    let row = c.query(&st, &[]).await.unwrap().remove(0);
+    assert_eq!(row.get::<_, i64>("count"), 1);
+    assert_eq!(row.get::<_, &str>("max"), "t1");
+    // ...and sent with the rows (simple protocol).
+    let rows = c.simple_query(sql).await.unwrap();
+    let tokio_postgres::SimpleQueryMessage::RowDescription(columns) = &rows[0] else { panic!("{rows:?}") };
+    let sent: Vec<&str> = columns.iter().map(|c| c.name()).collect();
+    assert_eq!(sent, expected);
+    // Names may repeat, as in Postgres; `*` keeps the stream's names.
+    let st = c.prepare("SELECT 1, 2, *, count(*) OVER () FROM tasks").await.unwrap();
+    let described: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(described, ["?column?", "?column?", "task_id", "kind", "payload", "count"]);
+    assert_eq!(c.query(&st, &[]).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn prepared_statements_text_and_binary_formats() {
     let (_dir, server) = fresh();
     let c = server.client().await.unwrap();

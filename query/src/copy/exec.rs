@@ -13,6 +13,7 @@ use crate::copy::format::{CopyFormat, Format};
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::exec::Session;
 use crate::session::output::Output;
+use crate::sql::colnames::ColumnNames;
 use crate::sql::parser::{normalize, object_name};
 use crate::sql::Statement;
 
@@ -66,9 +67,13 @@ impl Session {
                 }
             }
         };
+        let names = ColumnNames::of(&query);
         let plan = self.db.plan_query(query).await?;
         let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
         let mut batches = df.execute_stream().await?;
+        if let Some(names) = names {
+            batches = names.rename(batches);
+        }
         let schema = batches.schema();
         match path {
             Some(p) => {

@@ -21,6 +21,7 @@ use super::vars::Vars;
 use crate::db::Brikk;
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::listen::MAX_PAYLOAD;
+use crate::sql::colnames::ColumnNames;
 use crate::sql::continuous::ContinuousStatement;
 use crate::sql::parser::normalize;
 use crate::sql::{self, Statement};
@@ -229,11 +230,11 @@ impl Session {
                 }
                 self.insert(plan, params).await
             }
-            PreparedKind::Query(plan) => {
+            PreparedKind::Query(plan, names) => {
                 self.check_not_failed()?;
                 let plan =
                     if params.is_empty() { (**plan).clone() } else { (**plan).clone().with_param_values(params)? };
-                self.run_plan(plan).await
+                Ok(self.run_plan(plan).await?.named(names.as_ref()))
             }
         }
     }
@@ -488,9 +489,10 @@ impl Session {
                 Ok(explain_text(&plan.explain()))
             }
             s if is_query(&s) => {
+                let names = ColumnNames::of(&s);
                 let plan = self.db.plan_query(s).await?;
                 let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
-                self.run_plan(plan).await
+                Ok(self.run_plan(plan).await?.named(names.as_ref()))
             }
             other => {
                 let text = other.to_string();

@@ -71,6 +71,14 @@ impl Output {
         }
     }
 
+    /// This output with its columns named `names`.
+    pub(crate) fn named(self, names: Option<&crate::sql::colnames::ColumnNames>) -> Output {
+        match (self, names) {
+            (Output::Rows(rows), Some(names)) => Output::Rows(names.rename(rows)),
+            (other, _) => other,
+        }
+    }
+
     /// This output with its rows computed: an error in them is returned
     /// here rather than met while sending them.
     pub(crate) async fn computed(self) -> crate::Result<Output> {

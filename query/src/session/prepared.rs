@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::session::exec::{is_query, result_schema_of};
 use crate::session::insert::InsertPlan;
 use crate::sql;
+use crate::sql::colnames::ColumnNames;
 use crate::sql::Statement;
 use crate::tables::dml::{self, DmlPlan};
 use crate::tables::lookup::LookupPlan;
@@ -34,7 +35,8 @@ pub(crate) enum PreparedKind {
     Dml(Box<DmlPlan>),
     /// A primary-key lookup run without DataFusion.
     Lookup(Box<LookupPlan>),
-    Query(Box<LogicalPlan>),
+    /// A query, with the Postgres names of its columns.
+    Query(Box<LogicalPlan>, Option<ColumnNames>),
     /// Statements without parameters or planning (BEGIN, SET, DDL): run as is.
     Other(Box<Statement>, Option<SchemaRef>),
 }
@@ -47,7 +49,7 @@ impl Prepared {
             PreparedKind::Insert(p) => p.param_types.clone(),
             PreparedKind::Dml(p) => p.param_types.clone(),
             PreparedKind::Lookup(p) => p.param_types.clone(),
-            PreparedKind::Query(plan) => query_param_types(plan, declared)?,
+            PreparedKind::Query(plan, _) => query_param_types(plan, declared)?,
             PreparedKind::Other(stmt, _) => match stmt.as_ref() {
                 Statement::Group(g) => vec![DataType::Int64; g.param_count()],
                 _ => Vec::new(),
@@ -66,7 +68,8 @@ impl Prepared {
     /// returns none (a command).
     pub fn result_schema(&self) -> Option<SchemaRef> {
         match &self.kind {
-            PreparedKind::Query(plan) => Some(plan.schema().inner().clone()),
+            PreparedKind::Query(plan, None) => Some(plan.schema().inner().clone()),
+            PreparedKind::Query(plan, Some(names)) => Some(names.apply(plan.schema().inner())),
             PreparedKind::Dml(plan) => plan.returning_schema(),
             PreparedKind::Lookup(plan) => Some(plan.schema()),
             PreparedKind::Other(_, schema) => schema.clone(),
@@ -164,7 +167,11 @@ impl Brikk {
                 ast::Statement::Query(q) => {
                     match LookupPlan::try_new(&q, &self.shared().store, &self.shared().state, declared)? {
                         Some(plan) => PreparedKind::Lookup(Box::new(plan)),
-                        None => PreparedKind::Query(Box::new(self.plan_query(ast::Statement::Query(q)).await?)),
+                        None => {
+                            let stmt = ast::Statement::Query(q);
+                            let names = ColumnNames::of(&stmt);
+                            PreparedKind::Query(Box::new(self.plan_query(stmt).await?), names)
+                        }
                     }
                 }
                 s @ ast::Statement::Explain { .. } if explains_table_dml(self, &s) => {
@@ -174,15 +181,18 @@ impl Brikk {
                     let plan = InsertPlan::new(&insert, &self.shared().store, &self.shared().ctx, declared).await?;
                     PreparedKind::Insert(Box::new(plan))
                 }
-                s if is_query(&s) => PreparedKind::Query(Box::new(self.plan_query(s).await?)),
+                s if is_query(&s) => {
+                    let names = ColumnNames::of(&s);
+                    PreparedKind::Query(Box::new(self.plan_query(s).await?), names)
+                }
                 s => {
                     let schema = result_schema_of(&s);
                     PreparedKind::Other(Box::new(Statement::Sql(Box::new(s))), schema)
                 }
             },
-            Some(Statement::ShowStreams) => PreparedKind::Query(Box::new(self.plan_show_streams().await?)),
+            Some(Statement::ShowStreams) => PreparedKind::Query(Box::new(self.plan_show_streams().await?), None),
             Some(Statement::Continuous(c)) if *c == crate::sql::continuous::ContinuousStatement::Show => {
-                PreparedKind::Query(Box::new(self.plan_show_queries().await?))
+                PreparedKind::Query(Box::new(self.plan_show_queries().await?), None)
             }
             Some(Statement::Group(g)) => {
                 let schema = crate::session::groups::result_schema(&self.shared().store, &g)?;

@@ -179,7 +179,9 @@ async function main() {
   });
 
   await step('COPY (SUBSCRIBE) live rows', async () => {
-    const total = Number((await other.query(`SELECT count(*) AS n FROM ${s}`)).rows[0].n);
+    // Rows are objects keyed by column name: `count(*)` is called `count`.
+    const total = Number((await other.query(`SELECT count(*) FROM ${s}`)).rows[0].count);
+    check(Number.isInteger(total) && total > 0, `count ${total}`);
     const sub = new Client(config);
     sub.on('error', () => {}); // closed below, on purpose
     await sub.connect();
