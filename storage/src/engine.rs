@@ -23,6 +23,12 @@
 //!   connections upserting went from ≈31k to ≈37k/s);
 //! * `max_total_wal_size` makes RocksDB flush the column families that keep
 //!   old WAL files alive, so files do become obsolete and recyclable;
+//! * `db_write_buffer_size` ([`MEMTABLE_BUDGET_BYTES`]) ends each WAL
+//!   file's life (a flush, then a switch) before it outgrows a recycled
+//!   file ([`PREPARED_WAL_BYTES`]). RocksDB trims a WAL file to its written
+//!   size when it closes it, so without a bound a long life (64 MB, the
+//!   `log` family's default memtable) would append at the end of every
+//!   recycled file, and syncs there write the inode too;
 //! * [`prepare_wal`] runs at open, so the very first synced write already
 //!   goes to a recycled file rather than waiting for the first memtable
 //!   switch.
@@ -39,7 +45,13 @@ const RECYCLED_WAL_FILES: usize = 2;
 const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
 
 /// Size of each WAL file [`prepare_wal`] writes for recycling.
-const PREPARED_WAL_BYTES: usize = 32 << 20;
+const PREPARED_WAL_BYTES: usize = 48 << 20;
+
+/// Memtable bytes of all column families together beyond which RocksDB
+/// flushes (all of them, see `atomic_flush`) and switches WAL files. Below
+/// [`PREPARED_WAL_BYTES`], so one WAL file's life never outgrows a recycled
+/// file: every write is an overwrite.
+const MEMTABLE_BUDGET_BYTES: usize = 40 << 20;
 
 /// Memtable size of the `tables` column family. Row tables take one entry
 /// per change of a row; a small memtable keeps its skiplist shallow and in
@@ -64,6 +76,7 @@ pub(crate) fn db_options() -> Options {
     opts.set_recycle_log_file_num(RECYCLED_WAL_FILES);
     opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
     opts.set_atomic_flush(true);
+    opts.set_db_write_buffer_size(MEMTABLE_BUDGET_BYTES);
     opts
 }
 

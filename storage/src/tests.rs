@@ -424,3 +424,37 @@ fn wal_files_are_recycled_while_row_tables_flush() {
         store.close();
     });
 }
+
+#[test]
+fn wal_files_keep_their_prepared_size_under_heavy_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_sizes = || -> Vec<u64> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension() == Some("log".as_ref()))
+            .map(|p| p.metadata().unwrap().len())
+            .collect()
+    };
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
+        let prepared = wal_sizes().into_iter().max().unwrap();
+        // 128 MB of records: several WAL switches. Each file's life must end
+        // (at the memtable budget) before it outgrows the recycled file;
+        // otherwise writes append, and every sync also writes the inode.
+        let big = "x".repeat(60 << 10);
+        let record = |_| Append {
+            stream: s.def.id,
+            partition: 0,
+            record: encode_row(&[ColumnType::Text], None, &[Value::Text(big.clone())]).unwrap(),
+        };
+        for _ in 0..128 {
+            store.commit(WriteSet::of_appends((0..16).map(record).collect())).await.unwrap();
+            let sizes = wal_sizes();
+            assert!(sizes.iter().all(|&n| n <= prepared), "WAL files {sizes:?} outgrew {prepared} bytes");
+        }
+        assert!(wal_sizes().len() <= 3, "{:?}", wal_sizes());
+        store.close();
+    });
+}
