@@ -13,7 +13,6 @@ use crate::copy::format::{CopyFormat, Format};
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::exec::Session;
 use crate::session::output::Output;
-use crate::sql::colnames::ColumnNames;
 use crate::sql::parser::{normalize, object_name};
 use crate::sql::Statement;
 
@@ -67,8 +66,7 @@ impl Session {
                 }
             }
         };
-        let names = ColumnNames::of(&query);
-        let plan = self.db.plan_query(query).await?;
+        let (plan, names) = self.db.plan_named(query).await?;
         let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
         let mut batches = df.execute_stream().await?;
         if let Some(names) = names {

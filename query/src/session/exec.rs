@@ -489,8 +489,7 @@ impl Session {
                 Ok(explain_text(&plan.explain()))
             }
             s if is_query(&s) => {
-                let names = ColumnNames::of(&s);
-                let plan = self.db.plan_query(s).await?;
+                let (plan, names) = self.db.plan_named(s).await?;
                 let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
                 Ok(self.run_plan(plan).await?.named(names.as_ref()))
             }
@@ -760,6 +759,12 @@ fn value_text(e: &ast::Expr) -> String {
 
 /// Planning needs the catalog and the DataFusion context, not a session.
 impl Brikk {
+    /// Plans a query, with the Postgres names of its result columns.
+    pub(crate) async fn plan_named(&self, stmt: ast::Statement) -> Result<(LogicalPlan, Option<ColumnNames>)> {
+        let names = ColumnNames::of(&stmt);
+        Ok((self.plan_query(stmt).await?, names))
+    }
+
     pub(crate) async fn plan_query(&self, mut stmt: ast::Statement) -> Result<LogicalPlan> {
         let shared = self.shared();
         let store = &shared.store;

@@ -168,9 +168,8 @@ impl Brikk {
                     match LookupPlan::try_new(&q, &self.shared().store, &self.shared().state, declared)? {
                         Some(plan) => PreparedKind::Lookup(Box::new(plan)),
                         None => {
-                            let stmt = ast::Statement::Query(q);
-                            let names = ColumnNames::of(&stmt);
-                            PreparedKind::Query(Box::new(self.plan_query(stmt).await?), names)
+                            let (plan, names) = self.plan_named(ast::Statement::Query(q)).await?;
+                            PreparedKind::Query(Box::new(plan), names)
                         }
                     }
                 }
@@ -182,8 +181,8 @@ impl Brikk {
                     PreparedKind::Insert(Box::new(plan))
                 }
                 s if is_query(&s) => {
-                    let names = ColumnNames::of(&s);
-                    PreparedKind::Query(Box::new(self.plan_query(s).await?), names)
+                    let (plan, names) = self.plan_named(s).await?;
+                    PreparedKind::Query(Box::new(plan), names)
                 }
                 s => {
                     let schema = result_schema_of(&s);
