@@ -8,6 +8,11 @@
 //! - `a @> b` / `a <@ b` is JSON containment ([`json_contains_value`]).
 //!
 //! `json_build_object(k, v, ...)` is Postgres' ([`JsonBuildObject`]).
+//!
+//! Casts to `json` and `jsonb` are rewritten to calls of [`JSON_CAST`] and
+//! [`JSONB_CAST`] ([`JsonCast`]): the text, checked to be JSON (`22P02`
+//! otherwise), typed `json` or `jsonb` on the wire; `jsonb` also normalizes
+//! it, as Postgres stores it parsed.
 
 use std::sync::Arc;
 
@@ -34,6 +39,8 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     registry.register_expr_planner(Arc::new(PostgresJsonPlanner))?;
     registry.register_udf(Arc::new(contains_udf()))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::default())))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(false))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(true))))?;
     datafusion_functions_json::register_all(registry)
 }
 
@@ -180,6 +187,75 @@ impl ScalarUDFImpl for JsonBuildObject {
                 object.insert(key, json_value(value, field.extension_type_name() == Some("arrow.json")));
             }
             out.push(Json::Object(object).to_string());
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// The function a cast to `json` becomes.
+pub const JSON_CAST: &str = "json";
+/// The function a cast to `jsonb` becomes.
+pub const JSONB_CAST: &str = "jsonb";
+
+/// `text::json` / `text::jsonb`: the text if it is JSON (for `jsonb`,
+/// normalized: parsed and printed again), typed as such; NULL stays NULL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct JsonCast {
+    binary: bool,
+    signature: Signature,
+}
+
+impl JsonCast {
+    fn new(binary: bool) -> JsonCast {
+        JsonCast { binary, signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable) }
+    }
+
+    fn pg_type(&self) -> &'static str {
+        if self.binary {
+            JSONB_CAST
+        } else {
+            JSON_CAST
+        }
+    }
+}
+
+impl ScalarUDFImpl for JsonCast {
+    fn name(&self) -> &str {
+        self.pg_type()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, nullable).with_metadata(json_metadata(self.pg_type()))))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let text = arrays[0]
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| DataFusionError::Internal(format!("{} expects text", self.name())))?;
+        let mut out = Vec::with_capacity(text.len());
+        for i in 0..text.len() {
+            if text.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let parsed = serde_json::from_str::<Json>(text.value(i)).map_err(|e| {
+                DataFusionError::External(Box::new(crate::error::Error::InvalidText(format!(
+                    "invalid input syntax for type {}: {e}",
+                    self.pg_type()
+                ))))
+            })?;
+            out.push(Some(if self.binary { parsed.to_string() } else { text.value(i).to_string() }));
         }
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
     }

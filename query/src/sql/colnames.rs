@@ -128,6 +128,12 @@ fn pg_name(e: &Expr) -> Option<(String, bool)> {
     match e {
         // DataFusion names a column by its name already.
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        // A cast to json/jsonb, which becomes a call (see `pg_compat`).
+        Expr::Function(f) if json_cast_argument(f).is_some() => match json_cast_argument(f) {
+            Some(Expr::Identifier(i)) => Some((i.value.clone(), true)),
+            Some(Expr::CompoundIdentifier(parts)) => parts.last().map(|i| (i.value.clone(), true)),
+            _ => function_name(f).map(|n| (n, false)),
+        },
         Expr::Function(f) => function_name(f).map(|n| (n, true)),
         Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
             Expr::Identifier(i) => Some((i.value.clone(), true)),
@@ -157,6 +163,21 @@ fn pg_name(e: &Expr) -> Option<(String, bool)> {
         Expr::AtTimeZone { .. } => weak("timezone"),
         Expr::Collate { expr, .. } => pg_name(expr),
         _ => weak(UNNAMED),
+    }
+}
+
+/// The argument of `f` if it is what a cast to json/jsonb was rewritten to.
+fn json_cast_argument(f: &Function) -> Option<&Expr> {
+    let name = function_name(f)?;
+    if name != crate::json::JSON_CAST && name != crate::json::JSONB_CAST {
+        return None;
+    }
+    match &f.args {
+        ast::FunctionArguments::List(list) => match list.args.as_slice() {
+            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))] => Some(e),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -231,6 +252,18 @@ mod tests {
             all("SELECT TIMESTAMP '2020-01-01', '1'::timestamptz, x::timestamp FROM t", 3),
             ["timestamp", "timestamptz", "x"]
         );
+    }
+
+    #[test]
+    fn json_casts_are_named_after_the_rewrite_too() {
+        let mut stmt =
+            Parser::parse_sql(&PostgreSqlDialect {}, "SELECT '{}'::jsonb, f::json, '[]'::jsonb::text FROM t")
+                .unwrap()
+                .pop()
+                .unwrap();
+        crate::sql::pg_compat::rewrite(&mut stmt);
+        let names = ColumnNames::of(&stmt).unwrap();
+        assert_eq!(names.resolve(3).unwrap(), [Some("jsonb"), Some("f"), Some("text")]);
     }
 
     #[test]

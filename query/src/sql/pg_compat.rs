@@ -14,19 +14,41 @@
 //!   (drivers' catalog lookups by key, as SQLAlchemy's reflection), NULL
 //!   when none does. Where several rows match, Postgres fails with `21000`
 //!   and Brikk returns one of them.
+//! - `e::json` and `e::jsonb` (DataFusion has no JSON type) become `json(e)`
+//!   and `jsonb(e)`: text checked to be JSON and typed `json`/`jsonb` (see
+//!   [`crate::json`]).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax, ObjectName,
-    OneOrManyWithParens, Query, SelectItem, SetExpr, Statement, TableFactor, VisitMut, VisitorMut,
+    BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax,
+    ObjectName, OneOrManyWithParens, Query, SelectItem, SetExpr, Statement, TableFactor, VisitMut, VisitorMut,
 };
 
 /// Rewrites the forms above everywhere in `stmt`.
 pub fn rewrite(stmt: &mut Statement) {
     let _ = stmt.visit(&mut ArrayConstructor);
     let _ = stmt.visit(&mut CorrelatedScalar);
+    let _ = stmt.visit(&mut JsonCast);
+}
+
+struct JsonCast;
+
+impl VisitorMut for JsonCast {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Cast { expr: inner, data_type, .. } = expr else { return ControlFlow::Continue(()) };
+        let function = match data_type {
+            DataType::JSON => crate::json::JSON_CAST,
+            DataType::JSONB => crate::json::JSONB_CAST,
+            _ => return ControlFlow::Continue(()),
+        };
+        let value = std::mem::replace(inner.as_mut(), Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+        *expr = call(function, vec![value], vec![]);
+        ControlFlow::Continue(())
+    }
 }
 
 struct CorrelatedScalar;

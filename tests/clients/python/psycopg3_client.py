@@ -1,8 +1,9 @@
 """psycopg 3 against Brikk: stream DDL, appends (literal, parameterised,
 executemany, pipeline mode), parameterised and binary queries, transactions
 (commit, rollback, isolation from a second connection), LISTEN via
-conn.notifies(), and a live COPY (SUBSCRIBE …) TO STDOUT read with
-cursor.copy() and ended with a cancel request."""
+conn.notifies(), a live COPY (SUBSCRIBE …) TO STDOUT read with
+cursor.copy() and ended with a cancel request, and JSON facts written with
+::jsonb parameters and read as dict rows."""
 
 import psycopg
 
@@ -135,6 +136,25 @@ with c.step("COPY (SUBSCRIBE) live rows"):
         c.check(int(off) == nxt.get(part, 0), f"partition {part}: offset {off} out of order")
         nxt[part] = int(off) + 1
     c.check(conn.execute("SELECT 1").fetchone() == (1,), "connection usable after cancel")
+
+with c.step("JSON facts with ::jsonb parameters and dict rows"):
+    import json
+    from psycopg.rows import dict_row
+    t = f"{s}_board"
+    conn.execute(f"DROP TABLE IF EXISTS {t}")
+    conn.execute(f"CREATE TABLE {t} (topic TEXT PRIMARY KEY, fact JSONB)")
+    conn.execute(f"INSERT INTO {t} VALUES (%s, %s::jsonb)", ("plan", json.dumps({"steps": 3, "by": "a1"})))
+    conn.execute(f"UPDATE {t} SET fact = %s::jsonb WHERE topic = %s AND fact @> %s::jsonb",
+                 (json.dumps({"steps": 4}), "plan", json.dumps({"by": "a1"})))
+    with conn.cursor(row_factory=dict_row) as cur:
+        got = cur.execute(f"SELECT count(*), max(fact ->> 'steps') FROM {t}").fetchone()
+    c.check(got == {"count": 1, "max": "4"}, f"got {got!r}")
+    try:
+        conn.execute("SELECT %s::jsonb", ("{not json",))
+        c.check(False, "invalid JSON accepted")
+    except psycopg.errors.InvalidTextRepresentation:
+        pass
+    conn.execute(f"DROP TABLE {t}")
 
 with c.step("drop stream"):
     conn.execute(f"DROP STREAM {s}")
