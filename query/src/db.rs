@@ -130,7 +130,10 @@ impl Brikk {
             .with_default_catalog_and_schema(DATABASE, "public")
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
-            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            // now() and current_timestamp are `timestamptz` (in UTC, the
+            // session's TimeZone), as in Postgres.
+            .set_str("datafusion.execution.time_zone", "+00:00");
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()

@@ -311,6 +311,13 @@ async fn result_columns_are_named_as_postgres_names_them() {
     let described: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
     assert_eq!(described, ["?column?", "?column?", "task_id", "kind", "payload", "count"]);
     assert_eq!(c.query(&st, &[]).await.unwrap().len(), 2);
+    // now() is a timestamptz, as in Postgres (drivers then return an aware
+    // datetime).
+    let st = c.prepare("SELECT now(), current_timestamp").await.unwrap();
+    assert!(st.columns().iter().all(|c| *c.type_() == Type::TIMESTAMPTZ), "{:?}", st.columns());
+    let row = c.query_one(&st, &[]).await.unwrap();
+    let now: std::time::SystemTime = row.get(0);
+    assert!(now.elapsed().unwrap_or_default() < std::time::Duration::from_secs(60));
 }
 
 #[tokio::test]
