@@ -137,6 +137,7 @@ impl Brikk {
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic))
             .with_physical_optimizer_rule(Arc::new(crate::shared_subplans::ShareRepeatedAggregates))
             .build();
         let mut ctx = SessionContext::new_with_state(state);

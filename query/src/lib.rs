@@ -44,6 +44,7 @@
 //! ```
 
 pub mod catalog;
+pub mod checked;
 pub mod continuous;
 pub mod copy;
 pub mod db;

@@ -128,7 +128,9 @@ impl RowSet {
         match (self.delta, v) {
             (None, v) => Ok(v.clone()),
             (Some(_), Value::Null) => Ok(Value::Null),
-            (Some(d), Value::Int(i)) => Ok(Value::Int(i.wrapping_add(d))),
+            (Some(d), Value::Int(i)) => {
+                i.checked_add(d).map(Value::Int).ok_or_else(|| Error::OutOfRange("bigint out of range".into()))
+            }
             (Some(_), other) => Err(Error::Internal(format!("integer column holds {other:?}"))),
         }
     }

@@ -201,9 +201,12 @@ impl RowExprs {
                     other => Ok(Transformed::no(other)),
                 })?
                 .data;
+            // Recognized before the rewrite below, which hides `col + n`
+            // behind a checked call; the direct path checks its own sums.
+            let field_plus = FieldPlus::of(&logical, &scope.row);
+            let logical = crate::checked::rewrite(logical, &eval)?;
             let physical =
                 if varies(&logical)? { None } else { Some(state.create_physical_expr(logical.clone(), &eval)?) };
-            let field_plus = FieldPlus::of(&logical, &scope.row);
             compiled.push(Compiled { logical, physical, field_plus });
         }
         let eval_arrow = Arc::new(Schema::new(eval.fields().clone()));
