@@ -31,7 +31,9 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde_json::Value as Json;
 
-use crate::types::json_metadata;
+use brikk_storage::ColumnType;
+
+use crate::types::{json_metadata, json_text};
 
 /// Registers the JSON functions and operators with `registry`.
 pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
@@ -39,8 +41,8 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     registry.register_expr_planner(Arc::new(PostgresJsonPlanner))?;
     registry.register_udf(Arc::new(contains_udf()))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::default())))?;
-    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(false))))?;
-    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(true))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Json))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Jsonb))))?;
     datafusion_functions_json::register_all(registry)
 }
 
@@ -201,27 +203,20 @@ pub const JSONB_CAST: &str = "jsonb";
 /// normalized: parsed and printed again), typed as such; NULL stays NULL.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct JsonCast {
-    binary: bool,
+    /// `ColumnType::Json` or `ColumnType::Jsonb`.
+    ty: ColumnType,
     signature: Signature,
 }
 
 impl JsonCast {
-    fn new(binary: bool) -> JsonCast {
-        JsonCast { binary, signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable) }
-    }
-
-    fn pg_type(&self) -> &'static str {
-        if self.binary {
-            JSONB_CAST
-        } else {
-            JSON_CAST
-        }
+    fn new(ty: ColumnType) -> JsonCast {
+        JsonCast { ty, signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable) }
     }
 }
 
 impl ScalarUDFImpl for JsonCast {
     fn name(&self) -> &str {
-        self.pg_type()
+        self.ty.sql_name()
     }
 
     fn signature(&self) -> &Signature {
@@ -234,7 +229,7 @@ impl ScalarUDFImpl for JsonCast {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
-        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, nullable).with_metadata(json_metadata(self.pg_type()))))
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, nullable).with_metadata(json_metadata(self.name()))))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -243,21 +238,12 @@ impl ScalarUDFImpl for JsonCast {
             .as_any()
             .downcast_ref::<StringArray>()
             .ok_or_else(|| DataFusionError::Internal(format!("{} expects text", self.name())))?;
-        let mut out = Vec::with_capacity(text.len());
-        for i in 0..text.len() {
-            if text.is_null(i) {
-                out.push(None);
-                continue;
-            }
-            let parsed = serde_json::from_str::<Json>(text.value(i)).map_err(|e| {
-                DataFusionError::External(Box::new(crate::error::Error::InvalidText(format!(
-                    "invalid input syntax for type {}: {e}",
-                    self.pg_type()
-                ))))
-            })?;
-            out.push(Some(if self.binary { parsed.to_string() } else { text.value(i).to_string() }));
-        }
-        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+        let out = text
+            .iter()
+            .map(|t| t.map(|t| json_text(t.to_string(), self.ty)).transpose())
+            .collect::<crate::Result<StringArray>>()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
 

@@ -35,6 +35,15 @@ pub fn arrow_type(ty: ColumnType) -> DataType {
     }
 }
 
+/// `text` as a value of JSON type `ty`: refused (`22P02`) unless it is
+/// JSON; `jsonb` keeps it normalized (parsed and printed again), `json` as
+/// written.
+pub fn json_text(text: String, ty: ColumnType) -> Result<String> {
+    let parsed: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::InvalidText(format!("invalid input syntax for type {}: {e}", ty.sql_name())))?;
+    Ok(if ty == ColumnType::Jsonb { parsed.to_string() } else { text })
+}
+
 /// Field metadata key naming the Postgres type of a JSON column (`json` or
 /// `jsonb`); the server reports that type to clients.
 pub const PG_TYPE_METADATA: &str = "brikk.pg_type";
@@ -108,9 +117,7 @@ pub fn assign(value: ScalarValue, ty: ColumnType, column: &str) -> Result<Value>
                 }
                 other => other.to_string(),
             };
-            let parsed: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| Error::InvalidText(format!("invalid input syntax for type {}: {e}", ty.sql_name())))?;
-            Ok(Value::Text(if ty == ColumnType::Jsonb { parsed.to_string() } else { text }))
+            Ok(Value::Text(json_text(text, ty)?))
         }
         ColumnType::Text => Ok(Value::Text(match value {
             ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s,

@@ -12,7 +12,7 @@ pub struct StreamId(pub u64);
 
 /// The value types a column can hold. Each maps to one Arrow type in the
 /// query layer and one Postgres type on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ColumnType {
     Boolean,
     SmallInt,

@@ -54,6 +54,9 @@ impl Output {
     /// This output with `on_error` called when its rows (if it streams any)
     /// end in an error.
     pub(crate) fn on_error(self, on_error: impl Fn() + Send + Sync + 'static) -> Output {
+        if !matches!(self, Output::Rows(_) | Output::Returning { .. } | Output::CopyOut { .. }) {
+            return self;
+        }
         let on_error = Arc::new(on_error);
         let watch = |rows: SendableRecordBatchStream| -> SendableRecordBatchStream {
             let on_error = on_error.clone();
@@ -64,7 +67,6 @@ impl Output {
             Output::Rows(rows) => Output::Rows(watch(rows)),
             Output::Returning { tag, rows } => Output::Returning { tag, rows: watch(rows) },
             Output::CopyOut { columns, rows } => {
-                let on_error = on_error.clone();
                 Output::CopyOut { columns, rows: rows.inspect_err(move |_| on_error()).boxed() }
             }
             other => other,

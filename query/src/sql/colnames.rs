@@ -129,16 +129,14 @@ fn pg_name(e: &Expr) -> Option<(String, bool)> {
         // DataFusion names a column by its name already.
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
         // A cast to json/jsonb, which becomes a call (see `pg_compat`).
-        Expr::Function(f) if json_cast_argument(f).is_some() => match json_cast_argument(f) {
-            Some(Expr::Identifier(i)) => Some((i.value.clone(), true)),
-            Some(Expr::CompoundIdentifier(parts)) => parts.last().map(|i| (i.value.clone(), true)),
-            _ => function_name(f).map(|n| (n, false)),
+        Expr::Function(f) if json_cast_argument(f).is_some() => match json_cast_argument(f).and_then(column_name) {
+            Some(name) => Some((name, true)),
+            None => function_name(f).map(|n| (n, false)),
         },
         Expr::Function(f) => function_name(f).map(|n| (n, true)),
-        Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
-            Expr::Identifier(i) => Some((i.value.clone(), true)),
-            Expr::CompoundIdentifier(parts) => parts.last().map(|i| (i.value.clone(), true)),
-            inner => match pg_name(inner) {
+        Expr::Cast { expr, data_type, .. } => match column_name(expr) {
+            Some(name) => Some((name, true)),
+            None => match pg_name(expr) {
                 Some((name, true)) => Some((name, true)),
                 _ => Some((type_name(data_type), false)),
             },
@@ -150,8 +148,10 @@ fn pg_name(e: &Expr) -> Option<(String, bool)> {
         Expr::Interval(_) => weak("interval"),
         Expr::TypedString(t) => Some((type_name(&t.data_type), false)),
         Expr::Subquery(q) => match first_select(q).and_then(|s| s.projection.first()) {
-            Some(SelectItem::UnnamedExpr(Expr::Identifier(i))) => Some((i.value.clone(), true)),
-            Some(SelectItem::UnnamedExpr(inner)) => pg_name(inner).or_else(|| weak(UNNAMED)),
+            Some(SelectItem::UnnamedExpr(inner)) => match column_name(inner) {
+                Some(name) => Some((name, true)),
+                None => pg_name(inner).or_else(|| weak(UNNAMED)),
+            },
             Some(SelectItem::ExprWithAlias { alias, .. }) => Some((alias.value.clone(), true)),
             _ => weak(UNNAMED),
         },
@@ -163,6 +163,15 @@ fn pg_name(e: &Expr) -> Option<(String, bool)> {
         Expr::AtTimeZone { .. } => weak("timezone"),
         Expr::Collate { expr, .. } => pg_name(expr),
         _ => weak(UNNAMED),
+    }
+}
+
+/// The name of a column reference (`v`, `t.v`), if `e` is one.
+fn column_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(i.value.clone()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
+        _ => None,
     }
 }
 
