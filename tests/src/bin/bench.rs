@@ -4,7 +4,9 @@
 //!
 //! For 1, 8 and 32 connections and single-row and 100-row INSERTs (prepared
 //! statements), it runs each system for a fixed time and prints rows/s and
-//! the Brikk/PostgreSQL ratio. Run with `make bench` (release build).
+//! the Brikk/PostgreSQL ratio. Then one connection sends 1,000-row INSERTs
+//! of literals as plain query strings, as `psql -f` loads a script. Run with
+//! `make bench` (release build).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,6 +30,10 @@ struct Args {
     /// Rows per INSERT to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,100")]
     rows: Vec<usize>,
+    /// Rows per INSERT of literals sent as a plain query string by one
+    /// connection (like `psql -f`); 0 skips that measurement.
+    #[arg(long, default_value_t = 1000)]
+    script_rows: usize,
     /// Skip PostgreSQL (e.g. where it is not installed).
     #[arg(long)]
     no_postgres: bool,
@@ -68,6 +74,36 @@ async fn wire(conn_str: &str, target: Target, conns: usize, rows: usize, secs: u
                     params.push(&payload);
                 }
                 c.execute(&st, &params).await?;
+                run.done(rows as u64);
+                i += 1;
+            }
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Rows/s of one connection sending `rows`-row INSERTs of literals as plain
+/// query strings, the way `psql -f` loads a script.
+async fn script(conn_str: &str, target: Target, rows: usize, secs: u64) -> Result<f64> {
+    let table = format!("script_{rows}");
+    let admin = connect(conn_str).await?;
+    let ddl = match target {
+        Target::Brikk => format!(
+            "CREATE STREAM {table} (task_id TEXT, kind TEXT, payload TEXT) WITH (partitions = 8, key = 'task_id')"
+        ),
+        Target::Postgres => format!("CREATE TABLE {table} (task_id TEXT, kind TEXT, payload TEXT)"),
+    };
+    admin.batch_execute(&ddl).await?;
+    for_seconds(1, secs, |_, run| {
+        let (conn_str, table) = (conn_str.to_string(), table.clone());
+        async move {
+            let c = connect(&conn_str).await?;
+            let payload = "x".repeat(64);
+            let mut i = 0u64;
+            while !run.stopped() {
+                let values: Vec<String> = (0..rows).map(|r| format!("('s-{i}-{r}', 'bench', '{payload}')")).collect();
+                c.batch_execute(&format!("INSERT INTO {table} VALUES {}", values.join(", "))).await?;
                 run.done(rows as u64);
                 i += 1;
             }
@@ -154,6 +190,19 @@ async fn main() -> Result<()> {
                 100.0 * b / raw
             );
         }
+    }
+    if args.script_rows > 0 {
+        let rows = args.script_rows;
+        let b = script(&brikk.conn_str(), Target::Brikk, rows, args.seconds).await?;
+        let p = match &pg {
+            Some(pg) => Some(script(&pg.conn_str(), Target::Postgres, rows, args.seconds).await?),
+            None => None,
+        };
+        println!(
+            "script: 1 connection, {rows}-row INSERTs of literals as query strings: brikk {b:.0}, postgres {}, ratio {}",
+            p.map(|p| format!("{p:.0}")).unwrap_or_else(|| "-".into()),
+            p.map(|p| format!("{:.2}x", b / p)).unwrap_or_else(|| "-".into()),
+        );
     }
     Ok(())
 }
