@@ -45,17 +45,23 @@ enum Target {
     Postgres,
 }
 
-/// Rows/s of `conns` connections each running prepared `rows`-row INSERTs.
-async fn wire(conn_str: &str, target: Target, conns: usize, rows: usize, secs: u64) -> Result<f64> {
-    let table = format!("bench_{conns}_{rows}");
-    let admin = connect(conn_str).await?;
+/// Creates the relation the rows go to: a stream with 8 partitions keyed by
+/// the first column on Brikk, a plain table on PostgreSQL.
+async fn create(conn_str: &str, target: Target, table: &str) -> Result<()> {
     let ddl = match target {
         Target::Brikk => format!(
             "CREATE STREAM {table} (task_id TEXT, kind TEXT, payload TEXT) WITH (partitions = 8, key = 'task_id')"
         ),
         Target::Postgres => format!("CREATE TABLE {table} (task_id TEXT, kind TEXT, payload TEXT)"),
     };
-    admin.batch_execute(&ddl).await?;
+    connect(conn_str).await?.batch_execute(&ddl).await?;
+    Ok(())
+}
+
+/// Rows/s of `conns` connections each running prepared `rows`-row INSERTs.
+async fn wire(conn_str: &str, target: Target, conns: usize, rows: usize, secs: u64) -> Result<f64> {
+    let table = format!("bench_{conns}_{rows}");
+    create(conn_str, target, &table).await?;
     let values: Vec<String> = (0..rows).map(|r| format!("(${}, ${}, ${})", 3 * r + 1, 3 * r + 2, 3 * r + 3)).collect();
     let sql = format!("INSERT INTO {table} VALUES {}", values.join(", "));
     for_seconds(conns, secs, |w, run| {
@@ -87,14 +93,7 @@ async fn wire(conn_str: &str, target: Target, conns: usize, rows: usize, secs: u
 /// query strings, the way `psql -f` loads a script.
 async fn script(conn_str: &str, target: Target, rows: usize, secs: u64) -> Result<f64> {
     let table = format!("script_{rows}");
-    let admin = connect(conn_str).await?;
-    let ddl = match target {
-        Target::Brikk => format!(
-            "CREATE STREAM {table} (task_id TEXT, kind TEXT, payload TEXT) WITH (partitions = 8, key = 'task_id')"
-        ),
-        Target::Postgres => format!("CREATE TABLE {table} (task_id TEXT, kind TEXT, payload TEXT)"),
-    };
-    admin.batch_execute(&ddl).await?;
+    create(conn_str, target, &table).await?;
     for_seconds(1, secs, |_, run| {
         let (conn_str, table) = (conn_str.to_string(), table.clone());
         async move {
