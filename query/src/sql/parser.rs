@@ -5,7 +5,9 @@
 //! then either one of Brikk's statements, parsed here with sqlparser's
 //! building blocks, or handed whole to `datafusion-pg-catalog`'s
 //! Postgres-compatibility parser, which also rewrites the catalog queries
-//! psql and drivers send.
+//! psql and drivers send. An `INSERT` without a `SELECT` (a script's bulk
+//! load) parses from the piece's tokens and gets only that parser's rewrite
+//! rules (see `parse_insert`).
 
 use brikk_storage::{ArchiveDef, ColumnDef, MAX_PARTITIONS};
 use datafusion::sql::sqlparser::ast::{self, ColumnOption, Expr, SqlOption, Value};
