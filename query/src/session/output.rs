@@ -54,9 +54,6 @@ impl Output {
     /// This output with `on_error` called when its rows (if it streams any)
     /// end in an error.
     pub(crate) fn on_error(self, on_error: impl Fn() + Send + Sync + 'static) -> Output {
-        if !matches!(self, Output::Rows(_) | Output::Returning { .. } | Output::CopyOut { .. }) {
-            return self;
-        }
         let on_error = Arc::new(on_error);
         let watch = |rows: SendableRecordBatchStream| -> SendableRecordBatchStream {
             let on_error = on_error.clone();

@@ -108,9 +108,8 @@ fn parse_piece(
     }
     let w: Vec<&str> = words.iter().map(String::as_str).collect();
     // `t AS OF OFFSET n` is Brikk's: rewritten to a table function first.
-    let has_of = tokens.iter().any(|t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::OF));
-    let has_select = tokens.iter().any(|t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::SELECT));
-    let as_of = if has_of { crate::tables::history::rewrite_as_of(&tokens) } else { None };
+    let as_of = if mentions(&tokens, Keyword::OF) { crate::tables::history::rewrite_as_of(&tokens) } else { None };
+    let plain_insert = w[0] == "INSERT" && as_of.is_none() && !mentions(&tokens, Keyword::SELECT);
     let text = as_of.as_deref().unwrap_or(text);
     let body_tokens = if w.get(1) == Some(&"CONTINUOUS") { tokens.clone() } else { Vec::new() };
     let mut parser = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens);
@@ -132,9 +131,7 @@ fn parse_piece(
             expect_end(&mut parser)?;
             Statement::ShowStreams
         }
-        ["INSERT", ..] if as_of.is_none() && !has_select => {
-            Statement::Sql(Box::new(parse_insert(&mut parser, compat)?))
-        }
+        ["INSERT", ..] if plain_insert => Statement::Sql(Box::new(parse_insert(&mut parser, compat)?)),
         _ => {
             let mut stmts = compat.parse(text)?;
             match stmts.len() {
@@ -149,6 +146,11 @@ fn parse_piece(
         }
     };
     Ok(Some(stmt))
+}
+
+/// Whether keyword `kw` occurs among `tokens`.
+fn mentions(tokens: &[TokenWithSpan], kw: Keyword) -> bool {
+    tokens.iter().any(|t| matches!(&t.token, Token::Word(w) if w.keyword == kw))
 }
 
 /// Parses an `INSERT` without a `SELECT` in it (`INSERT … VALUES`, the bulk
