@@ -22,6 +22,7 @@ pub mod peer;
 pub mod protocol;
 pub mod sqlstate;
 pub mod transfer;
+pub mod warm;
 
 /// The port `brikk serve` listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 5487;

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::handler::{Handlers, Startup};
+use crate::warm::Warm;
 
 /// How long open connections get to finish their current statement after
 /// shutdown begins, before they are closed.
@@ -19,10 +20,18 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Serves `db` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets running statements finish (up to [`SHUTDOWN_GRACE`]),
 /// closes connections and closes the database, so every commit that was
-/// queued is written before this returns.
-pub async fn serve(db: Brikk, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+/// queued is written before this returns. `idle_poll` is how long a worker
+/// keeps polling after the last message (see [`crate::warm`]; zero: never).
+pub async fn serve(
+    db: Brikk,
+    listener: TcpListener,
+    idle_poll: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let connections = Arc::new(ConnectionManager::new());
     let startup = Arc::new(Startup::new(connections.clone()));
+    let warm = Warm::new(idle_poll);
+    let warming = tokio::spawn(crate::warm::keep_warm(warm.clone()));
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -30,7 +39,7 @@ pub async fn serve(db: Brikk, listener: TcpListener, shutdown: impl Future<Outpu
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    let handlers = Arc::new(Handlers::new(&db, startup.clone(), connections.clone()));
+                    let handlers = Arc::new(Handlers::new(&db, startup.clone(), connections.clone(), warm.clone()));
                     tasks.spawn(connection(socket, peer, handlers));
                 }
                 Err(e) => {
@@ -43,6 +52,7 @@ pub async fn serve(db: Brikk, listener: TcpListener, shutdown: impl Future<Outpu
             _ = &mut shutdown => break,
         }
     }
+    warming.abort();
     tracing::info!(open = tasks.len(), "shutting down: no new connections");
     drop(listener);
     let drain = async { while tasks.join_next().await.is_some() {} };

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use brikk_server::transfer::{self, Target};
@@ -40,6 +41,13 @@ enum Command {
         /// thread that folds and syncs every write.
         #[arg(long)]
         worker_threads: Option<usize>,
+        /// Microseconds a worker keeps polling for work after the last
+        /// message before it sleeps; 0 lets it sleep at once. Polling spends
+        /// CPU while connections are busy and saves the wake-up of an idle
+        /// CPU (tens of microseconds on a virtual machine) on the path of
+        /// every statement.
+        #[arg(long, default_value_t = 300)]
+        idle_poll_us: u64,
         /// How often the archiver looks for sealed segments, in
         /// milliseconds, when it found none last time.
         #[arg(long, default_value_t = 1000)]
@@ -106,7 +114,7 @@ fn main() -> anyhow::Result<()> {
                 header,
             ))
         }
-        Command::Serve { data_dir, listen, allow_remote, worker_threads, archive_interval_ms } => {
+        Command::Serve { data_dir, listen, allow_remote, worker_threads, idle_poll_us, archive_interval_ms } => {
             if !listen.ip().is_loopback() && !allow_remote {
                 bail!(
                     "refusing to listen on {listen}: Brikk has no authentication yet; \
@@ -116,10 +124,9 @@ fn main() -> anyhow::Result<()> {
             let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let threads = worker_threads.unwrap_or(cores.saturating_sub(1)).max(1);
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
-            let archive = brikk_connectors::ArchiverOptions {
-                interval: std::time::Duration::from_millis(archive_interval_ms.max(1)),
-            };
-            runtime.block_on(serve(data_dir, listen, archive))
+            let archive =
+                brikk_connectors::ArchiverOptions { interval: Duration::from_millis(archive_interval_ms.max(1)) };
+            runtime.block_on(serve(data_dir, listen, Duration::from_micros(idle_poll_us), archive))
         }
     }
 }
@@ -127,6 +134,7 @@ fn main() -> anyhow::Result<()> {
 async fn serve(
     data_dir: PathBuf,
     listen: SocketAddr,
+    idle_poll: Duration,
     archive: brikk_connectors::ArchiverOptions,
 ) -> anyhow::Result<()> {
     let db = {
@@ -143,7 +151,7 @@ async fn serve(
     // Tests and scripts read this line to learn the port when given port 0.
     tracing::info!(data_dir = %data_dir.display(), "brikk listening on {local}");
     eprintln!("brikk listening on {local}");
-    listener::serve(db, listener, shutdown_signal()).await?;
+    listener::serve(db, listener, idle_poll, shutdown_signal()).await?;
     drop(archiver);
     Ok(())
 }

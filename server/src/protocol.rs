@@ -86,6 +86,7 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
                 }
             }
         };
+        handlers.warm.touch();
         let msg = match msg {
             Some(Ok(PgWireFrontendMessage::Terminate(_))) | None => break,
             Some(Ok(msg)) => msg,

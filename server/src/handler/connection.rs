@@ -8,6 +8,7 @@ use pgwire::api::{ClientInfo, ConnectionManager, ErrorHandler};
 use pgwire::error::PgWireError;
 
 use super::{Startup, StatementParser};
+use crate::warm::Warm;
 
 /// Per-connection state: the session, its statement parser, and the
 /// receiving end of its notifications (taken by the connection loop).
@@ -42,14 +43,16 @@ pub struct Handlers {
     pub(crate) connection: Arc<Connection>,
     pub(crate) startup: Arc<Startup>,
     pub(crate) cancel: Arc<DefaultCancelHandler>,
+    pub(crate) warm: Arc<Warm>,
 }
 
 impl Handlers {
-    pub fn new(db: &Brikk, startup: Arc<Startup>, connections: Arc<ConnectionManager>) -> Handlers {
+    pub fn new(db: &Brikk, startup: Arc<Startup>, connections: Arc<ConnectionManager>, warm: Arc<Warm>) -> Handlers {
         Handlers {
             connection: Arc::new(Connection::new(db)),
             startup,
             cancel: Arc::new(DefaultCancelHandler::new(connections)),
+            warm,
         }
     }
 }
