@@ -14,7 +14,9 @@
 //!
 //! `COPY (SUBSCRIBE …) TO STDOUT` is the one statement that writes without
 //! end: `handler::subscribe` streams it, with [`peer`] noticing a client
-//! that goes away meanwhile.
+//! that goes away meanwhile. [`warm`] keeps a worker polling for a moment
+//! after each message, so a busy server's replies do not wait for a
+//! sleeping CPU to wake.
 
 pub mod handler;
 pub mod listener;
