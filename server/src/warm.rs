@@ -58,7 +58,9 @@ impl Warm {
             return;
         }
         self.last.store(self.now(), Ordering::Relaxed);
-        if self.asleep.swap(false, Ordering::AcqRel) {
+        // Under load the task is polling: a plain load, not a write to the
+        // shared flag on every message.
+        if self.asleep.load(Ordering::Acquire) && self.asleep.swap(false, Ordering::AcqRel) {
             self.wake.notify_one();
         }
     }
