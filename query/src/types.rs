@@ -96,7 +96,16 @@ pub fn column_type(dt: &ast::DataType) -> Result<ColumnType> {
 /// Postgres' assignment rules closely enough that agents see the errors they
 /// expect: 42804 for a type that cannot be assigned, 22P02 for unreadable
 /// text, 22003 for numbers that do not fit.
+///
+/// Text without an offset assigned to a `timestamptz` column is a time in
+/// UTC here; [`assign_in`] reads it in a session's zone.
 pub fn assign(value: ScalarValue, ty: ColumnType, column: &str) -> Result<Value> {
+    assign_in(value, ty, column, UTC)
+}
+
+/// [`assign`], reading text without an offset for a `timestamptz` column as
+/// a local time of `zone` (the session's `TimeZone`, as Arrow spells it).
+pub fn assign_in(value: ScalarValue, ty: ColumnType, column: &str, zone: &str) -> Result<Value> {
     if value.is_null() {
         return Ok(Value::Null);
     }
@@ -200,7 +209,12 @@ pub fn assign(value: ScalarValue, ty: ColumnType, column: &str) -> Result<Value>
             }
         }
         ColumnType::Timestamp | ColumnType::TimestampTz | ColumnType::Date => {
-            let target = arrow_type(ty);
+            let target = match ty {
+                ColumnType::TimestampTz if !is_utc(zone) => {
+                    DataType::Timestamp(TimeUnit::Microsecond, Some(zone.into()))
+                }
+                _ => arrow_type(ty),
+            };
             let temporal = matches!(source, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64);
             if !temporal && !is_text(&source) {
                 return Err(mismatch(&value));
@@ -217,6 +231,17 @@ pub fn assign(value: ScalarValue, ty: ColumnType, column: &str) -> Result<Value>
             }
         }
     }
+}
+
+/// Whether `zone` is UTC, as the session (`UTC`) or Arrow (`+00:00`)
+/// spells it.
+pub fn is_utc(zone: &str) -> bool {
+    zone == UTC || zone == crate::session::vars::UTC
+}
+
+/// The zone `state` plans and assigns in: its `execution.time_zone`.
+pub fn zone_of(state: &datafusion::execution::context::SessionState) -> &str {
+    state.config().options().execution.time_zone.as_deref().unwrap_or(UTC)
 }
 
 fn is_text(dt: &DataType) -> bool {

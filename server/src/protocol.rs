@@ -51,6 +51,8 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
     // For statements that stream without reading (COPY (SUBSCRIBE …)).
     socket.session_extensions().insert(watch);
     socket.session_extensions().insert(write_through);
+    // For start-up parameters that set the session's (TimeZone).
+    socket.session_extensions().insert(handlers.connection.session.clone());
 
     let startup = handlers.startup.clone();
     let simple = handlers.connection.clone();

@@ -17,6 +17,7 @@ mod s3;
 mod slt;
 mod subscribe;
 mod tables;
+mod time_zone;
 mod wire;
 
 use brikk_tests::Server;

@@ -58,7 +58,7 @@ pub async fn plan(db: &Brikk, def: &QueryDef) -> Result<Planned> {
     let operator: Box<dyn Operator> = match window_source(source) {
         Some(w) => Box::new(plan_window(db, def, source, w).await?),
         None => {
-            let plan = db.plan_query(ast::Statement::Query(source.clone())).await?;
+            let plan = db.plan_query(ast::Statement::Query(source.clone()), crate::types::UTC).await?;
             let input = single_input(db, &plan)?;
             Box::new(MapOperator::new(input, plan, db.shared().ctx.state())?)
         }
@@ -297,7 +297,7 @@ async fn plan_window(db: &Brikk, def: &QueryDef, q: &ast::Query, w: WindowSource
     let pre_sql = format!("SELECT {} FROM {}{alias}{filter}", select_list.join(", "), quote(&stream));
     let mut stmts = sql::parse(&pre_sql, &db.shared().compat)?;
     let Some(Statement::Sql(pre_stmt)) = stmts.pop() else { return Err(body_error()) };
-    let pre_plan = db.plan_query(*pre_stmt).await?;
+    let pre_plan = db.plan_query(*pre_stmt, crate::types::UTC).await?;
     let pre = MapOperator::new(input, pre_plan, db.shared().ctx.state())?;
     let spec = WindowSpec { size, slide, commit_time: time == "_timestamp", lateness: def.options.lateness_micros };
     WindowOperator::new(def.id, spec, pre, keys.len(), aggs, columns, names, db.store())

@@ -11,7 +11,7 @@ use datafusion::scalar::ScalarValue;
 
 use crate::copy::format::{CopyFormat, Format};
 use crate::error::{Error, Result};
-use crate::types::{assign, key_text};
+use crate::types::{assign_in, key_text};
 
 /// Turns rows of source values into appends to one stream, as INSERT does.
 pub(crate) struct RowSink {
@@ -19,6 +19,8 @@ pub(crate) struct RowSink {
     /// The stream column each source field fills, in order.
     pub(crate) targets: Vec<usize>,
     pub(crate) appends: Vec<Append>,
+    /// The session's zone, for `timestamptz` text without an offset.
+    pub(crate) zone: String,
 }
 
 impl RowSink {
@@ -34,7 +36,7 @@ impl RowSink {
         }
         let mut values = vec![Value::Null; def.columns.len()];
         for (v, &col) in fields.zip(&self.targets) {
-            values[col] = assign(v, def.columns[col].ty, &def.columns[col].name)?;
+            values[col] = assign_in(v, def.columns[col].ty, &def.columns[col].name, &self.zone)?;
         }
         for (c, v) in def.columns.iter().zip(&values) {
             if !c.nullable && *v == Value::Null {

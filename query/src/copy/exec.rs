@@ -66,7 +66,7 @@ impl Session {
                 }
             }
         };
-        let (plan, names) = self.db.plan_named(query).await?;
+        let (plan, names) = self.db.plan_named(query, self.vars.zone()).await?;
         let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
         let mut batches = df.execute_stream().await?;
         if let Some(names) = names {
@@ -139,7 +139,7 @@ impl Session {
             }
             out
         };
-        let sink = RowSink { stream, targets, appends: Vec::new() };
+        let sink = RowSink { stream, targets, appends: Vec::new(), zone: self.vars.zone().to_string() };
         let Some(p) = path else {
             return Ok(Output::CopyIn(CopyIn::new(sink, format)));
         };

@@ -27,6 +27,7 @@ use crate::sql::parser::normalize;
 use crate::sql::{self, Statement};
 use crate::tables::dml::{self, Built, DmlPlan};
 use crate::tables::TxnRows;
+use crate::types::{is_utc, UTC};
 use datafusion::execution::context::SessionState;
 
 enum Txn {
@@ -64,7 +65,7 @@ struct Savepoint {
 pub struct Session {
     pub(crate) db: Brikk,
     txn: Txn,
-    vars: Vars,
+    pub(crate) vars: Vars,
     pub(crate) groups: SessionGroups,
     listening: Listening,
     /// The open transaction's own table rows, seen by its later statements.
@@ -101,10 +102,11 @@ impl Session {
         }
     }
 
-    /// `output`, with its rows (if any) reporting an error to this session.
+    /// `output`, with its rows (if any) in the session's `TimeZone` and
+    /// reporting an error to this session.
     fn watched(&self, output: Output) -> Output {
         let failed = self.stream_failed.clone();
-        output.on_error(move || failed.store(true, Ordering::Release))
+        output.in_time_zone(self.vars.zone()).on_error(move || failed.store(true, Ordering::Release))
     }
 
     /// Where this session's notifications go (`LISTEN`): take the
@@ -160,7 +162,7 @@ impl Session {
         let mut results = Vec::with_capacity(statements.len());
         for stmt in statements {
             let r = match self.run(stmt, &[]).await {
-                Ok(output) if several => output.computed().await,
+                Ok(output) if several => output.in_time_zone(self.vars.zone()).computed().await,
                 Ok(output) => Ok(self.watched(output)),
                 Err(e) => Err(e),
             };
@@ -489,7 +491,7 @@ impl Session {
                 Ok(explain_text(&plan.explain()))
             }
             s if is_query(&s) => {
-                let (plan, names) = self.db.plan_named(s).await?;
+                let (plan, names) = self.db.plan_named(s, self.vars.zone()).await?;
                 let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
                 Ok(self.run_plan(plan).await?.named(names.as_ref()))
             }
@@ -545,7 +547,7 @@ impl Session {
     }
 
     async fn insert(&mut self, plan: &InsertPlan, params: Vec<ScalarValue>) -> Result<Output> {
-        let writes = plan.execute(&self.db.shared().ctx, params).await?;
+        let writes = plan.execute(&self.db.shared().ctx, params, self.vars.zone()).await?;
         let n = writes.appends.len();
         self.write(writes).await?;
         Ok(command("INSERT", Some(n)))
@@ -585,25 +587,29 @@ impl Session {
     }
 
     async fn run_plan(&self, plan: LogicalPlan) -> Result<Output> {
-        if self.rows.is_empty() {
+        if self.rows.is_empty() && is_utc(self.vars.zone()) {
             let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
             return Ok(Output::Rows(df.execute_stream().await?));
         }
-        // Inside a transaction that wrote table rows, scans see them.
-        let mut state = self.db.shared().ctx.state();
-        state.config_mut().set_extension(self.rows.clone());
+        // In the session's zone; inside a transaction that wrote table
+        // rows, scans see them.
+        let state = self.state();
         let physical = state.create_physical_plan(&plan).await?;
         Ok(Output::Rows(datafusion::physical_plan::execute_stream(physical, state.task_ctx())?))
     }
 
     /// The DataFusion state this session's statements run in: the shared
-    /// one, plus the transaction's own rows when it has written some.
+    /// one, in the session's `TimeZone`, plus the transaction's own rows
+    /// when it has written some.
     pub(crate) fn state(&self) -> Arc<SessionState> {
-        if self.rows.is_empty() {
+        let zone = self.vars.zone();
+        if self.rows.is_empty() && is_utc(zone) {
             return self.db.shared().state.clone();
         }
-        let mut state = self.db.shared().ctx.state();
-        state.config_mut().set_extension(self.rows.clone());
+        let mut state = in_zone(self.db.shared().ctx.state(), zone);
+        if !self.rows.is_empty() {
+            state.config_mut().set_extension(self.rows.clone());
+        }
         Arc::new(state)
     }
 
@@ -657,11 +663,11 @@ impl Session {
                 if value.eq_ignore_ascii_case("default") {
                     self.vars.reset(&name);
                 } else {
-                    self.vars.set(&name, value);
+                    self.vars.set(&name, value)?;
                 }
             }
-            Set::SetTimeZone { value, .. } => self.vars.set("timezone", value_text(&value)),
-            Set::SetNames { charset_name, .. } => self.vars.set("client_encoding", charset_name.to_string()),
+            Set::SetTimeZone { value, .. } => self.vars.set_time_zone(&value_text(&value))?,
+            Set::SetNames { charset_name, .. } => self.vars.set("client_encoding", charset_name.to_string())?,
             // Brikk's isolation is fixed; accept the statements drivers send.
             Set::SetTransaction { .. } | Set::SetSessionParam(_) => {}
             other => return Err(Error::Unsupported(other.to_string())),
@@ -746,6 +752,15 @@ fn command(tag: &str, rows: Option<usize>) -> Output {
     Output::Command { tag: tag.to_string(), rows }
 }
 
+/// `state` planning and running in `zone` (Arrow's spelling of a session's
+/// `TimeZone`).
+fn in_zone(mut state: SessionState, zone: &str) -> SessionState {
+    if !is_utc(zone) {
+        state.config_mut().options_mut().execution.time_zone = Some(zone.to_string());
+    }
+    state
+}
+
 fn value_text(e: &ast::Expr) -> String {
     match e {
         ast::Expr::Value(v) => match &v.value {
@@ -760,17 +775,25 @@ fn value_text(e: &ast::Expr) -> String {
 /// Planning needs the catalog and the DataFusion context, not a session.
 impl Brikk {
     /// Plans a query, with the Postgres names of its result columns.
-    pub(crate) async fn plan_named(&self, stmt: ast::Statement) -> Result<(LogicalPlan, Option<ColumnNames>)> {
+    /// `zone` is the session's `TimeZone` (see [`Brikk::plan_query`]).
+    pub(crate) async fn plan_named(
+        &self,
+        stmt: ast::Statement,
+        zone: &str,
+    ) -> Result<(LogicalPlan, Option<ColumnNames>)> {
         let names = ColumnNames::of(&stmt);
-        Ok((self.plan_query(stmt).await?, names))
+        Ok((self.plan_query(stmt, zone).await?, names))
     }
 
-    pub(crate) async fn plan_query(&self, mut stmt: ast::Statement) -> Result<LogicalPlan> {
+    /// Plans a query in `zone`: `now()` is a time of that zone, and text
+    /// without an offset cast to `timestamptz` is a local time there.
+    pub(crate) async fn plan_query(&self, mut stmt: ast::Statement, zone: &str) -> Result<LogicalPlan> {
         let shared = self.shared();
         let store = &shared.store;
         crate::sql::rewrite::before_planning(&mut stmt, store);
-        let plan =
-            shared.ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
+        let plan = in_zone(shared.ctx.state(), zone)
+            .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt)))
+            .await?;
         match &plan {
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_) => {
                 Err(Error::Unsupported(format!("{} in this position", plan.display())))
@@ -784,7 +807,7 @@ impl Brikk {
                    FROM brikk_queries ORDER BY name";
         let mut stmts = sql::parse(sql, &self.shared().compat)?;
         match stmts.pop() {
-            Some(Statement::Sql(s)) => self.plan_query(*s).await,
+            Some(Statement::Sql(s)) => self.plan_query(*s, UTC).await,
             _ => Err(Error::Internal("SHOW CONTINUOUS QUERIES query did not parse".into())),
         }
     }
@@ -793,7 +816,7 @@ impl Brikk {
         let sql = "SELECT name, partitions, key, retention, records, created_at FROM brikk_streams ORDER BY name";
         let mut stmts = sql::parse(sql, &self.shared().compat)?;
         match stmts.pop() {
-            Some(Statement::Sql(s)) => self.plan_query(*s).await,
+            Some(Statement::Sql(s)) => self.plan_query(*s, UTC).await,
             _ => Err(Error::Internal("SHOW STREAMS query did not parse".into())),
         }
     }

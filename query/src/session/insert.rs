@@ -22,7 +22,7 @@ use futures::TryStreamExt;
 use crate::catalog::SYSTEM_COLUMNS;
 use crate::error::{Error, ObjectKind, Result};
 use crate::sql::parser::normalize;
-use crate::types::{arrow_type, assign, key_text};
+use crate::types::{arrow_type, assign_in, key_text};
 
 /// A planned INSERT into a stream.
 #[derive(Debug, Clone)]
@@ -118,8 +118,9 @@ impl InsertPlan {
 
     /// Builds the appends of this INSERT with `params` bound. Nothing is
     /// written; the caller commits the returned set or adds it to its
-    /// transaction.
-    pub async fn execute(&self, ctx: &SessionContext, mut params: Vec<ScalarValue>) -> Result<WriteSet> {
+    /// transaction. Text without an offset for a `timestamptz` column is a
+    /// local time of `zone` (the session's `TimeZone`).
+    pub async fn execute(&self, ctx: &SessionContext, mut params: Vec<ScalarValue>, zone: &str) -> Result<WriteSet> {
         let mut writes = WriteSet::default();
         match &self.source {
             Source::Values(rows) => {
@@ -136,7 +137,7 @@ impl InsertPlan {
                             },
                         })
                         .collect();
-                    writes.appends.push(self.append(values.into_iter())?);
+                    writes.appends.push(self.append(values.into_iter(), zone)?);
                 }
             }
             Source::Query(plan) => {
@@ -147,7 +148,7 @@ impl InsertPlan {
                 while let Some(batch) = stream.try_next().await? {
                     for row in 0..batch.num_rows() {
                         let values = batch.columns().iter().map(|c| Ok(ScalarValue::try_from_array(c, row)?));
-                        writes.appends.push(self.append(values)?);
+                        writes.appends.push(self.append(values, zone)?);
                     }
                 }
             }
@@ -155,23 +156,25 @@ impl InsertPlan {
         Ok(writes)
     }
 
-    fn append(&self, source: impl Iterator<Item = Result<ScalarValue>>) -> Result<Append> {
-        encode_append(&self.stream, &self.targets, source)
+    fn append(&self, source: impl Iterator<Item = Result<ScalarValue>>, zone: &str) -> Result<Append> {
+        encode_append(&self.stream, &self.targets, source, zone)
     }
 }
 
 /// One row for `stream` as an append: each source value assigned to its
 /// target column (`targets[i]` for the i-th value; others NULL), NOT NULL
-/// checked, encoded, and given its partition.
+/// checked, encoded, and given its partition. `zone` is the zone of
+/// `timestamptz` text without an offset ([`assign_in`]).
 pub(crate) fn encode_append(
     stream: &StreamHandle,
     targets: &[usize],
     source: impl Iterator<Item = Result<ScalarValue>>,
+    zone: &str,
 ) -> Result<Append> {
     let def = &stream.def;
     let mut values = vec![Value::Null; def.columns.len()];
     for (v, &col) in source.zip(targets) {
-        values[col] = assign(v?, def.columns[col].ty, &def.columns[col].name)?;
+        values[col] = assign_in(v?, def.columns[col].ty, &def.columns[col].name, zone)?;
     }
     for (c, v) in def.columns.iter().zip(&values) {
         if !c.nullable && *v == Value::Null {

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -78,6 +80,49 @@ impl Output {
         }
     }
 
+    /// This output with its `timestamptz` columns (Arrow timestamps with a
+    /// zone) in `zone`, the session's `TimeZone`: the instants are the
+    /// same, but they read (and Postgres clients see them in text) as local
+    /// times of `zone`. Plain `timestamp` columns are left as they are.
+    pub(crate) fn in_time_zone(self, zone: &str) -> Output {
+        if zone == super::vars::UTC {
+            return self;
+        }
+        let zone: Arc<str> = zone.into();
+        let retag = |rows: SendableRecordBatchStream| -> SendableRecordBatchStream {
+            let from = rows.schema();
+            if !from.fields().iter().any(|f| zoned(f.data_type()).is_some()) {
+                return rows;
+            }
+            let fields: Vec<Field> = from
+                .fields()
+                .iter()
+                .map(|f| match zoned(f.data_type()) {
+                    Some(unit) => f.as_ref().clone().with_data_type(DataType::Timestamp(unit, Some(zone.clone()))),
+                    None => f.as_ref().clone(),
+                })
+                .collect();
+            let to: SchemaRef = Arc::new(Schema::new_with_metadata(fields, from.metadata().clone()));
+            let schema = to.clone();
+            let batches = rows.map(move |batch| {
+                let batch = batch?;
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok::<_, datafusion::error::DataFusionError>(RecordBatch::try_new(schema.clone(), columns)?)
+            });
+            Box::pin(RecordBatchStreamAdapter::new(to, batches))
+        };
+        match self {
+            Output::Rows(rows) => Output::Rows(retag(rows)),
+            Output::Returning { tag, rows } => Output::Returning { tag, rows: retag(rows) },
+            other => other,
+        }
+    }
+
     /// This output with its rows computed: an error in them is returned
     /// here rather than met while sending them.
     pub(crate) async fn computed(self) -> crate::Result<Output> {
@@ -95,6 +140,14 @@ impl Output {
             }
             other => other,
         })
+    }
+}
+
+/// The unit of a zoned timestamp type (`timestamptz`), if `t` is one.
+fn zoned(t: &DataType) -> Option<TimeUnit> {
+    match t {
+        DataType::Timestamp(unit, Some(_)) => Some(*unit),
+        _ => None,
     }
 }
 

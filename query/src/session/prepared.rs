@@ -168,7 +168,7 @@ impl Brikk {
                     match LookupPlan::try_new(&q, &self.shared().store, &self.shared().state, declared)? {
                         Some(plan) => PreparedKind::Lookup(Box::new(plan)),
                         None => {
-                            let (plan, names) = self.plan_named(ast::Statement::Query(q)).await?;
+                            let (plan, names) = self.plan_named(ast::Statement::Query(q), crate::types::UTC).await?;
                             PreparedKind::Query(Box::new(plan), names)
                         }
                     }
@@ -181,7 +181,7 @@ impl Brikk {
                     PreparedKind::Insert(Box::new(plan))
                 }
                 s if is_query(&s) => {
-                    let (plan, names) = self.plan_named(s).await?;
+                    let (plan, names) = self.plan_named(s, crate::types::UTC).await?;
                     PreparedKind::Query(Box::new(plan), names)
                 }
                 s => {

@@ -2,8 +2,19 @@
 //!
 //! Brikk keeps the parameters drivers read or set at connect time, so
 //! their start-up sequences succeed; values are per session.
+//!
+//! `TimeZone` is checked when set ([`time_zone`]) and applied: the session
+//! shows `timestamptz` values in it ([`crate::Output::in_time_zone`]) and
+//! reads a `timestamptz` written without an offset in it.
 
 use std::collections::BTreeMap;
+
+use datafusion::arrow::array::timezone::Tz;
+
+use crate::error::{Error, Result};
+
+/// The zone every session starts in.
+pub const UTC: &str = "UTC";
 
 /// Parameters every session starts with (name, value). Names are lowercase.
 pub const DEFAULTS: [(&str, &str); 14] = [
@@ -40,6 +51,7 @@ impl Vars {
     pub fn get(&self, name: &str) -> Option<String> {
         let name = name.to_ascii_lowercase();
         match name.as_str() {
+            "time zone" => self.values.get("timezone").cloned(),
             "transaction_isolation" | "transaction isolation level" => {
                 self.values.get("default_transaction_isolation").cloned()
             }
@@ -51,14 +63,37 @@ impl Vars {
     }
 
     /// Sets `name`; unknown names are accepted, as Postgres accepts
-    /// placeholder (dotted) names, so driver options do not fail.
-    pub fn set(&mut self, name: &str, value: String) {
-        self.values.insert(name.to_ascii_lowercase(), value);
+    /// placeholder (dotted) names, so driver options do not fail. A value
+    /// `TimeZone` cannot take is refused with 22023 and changes nothing.
+    pub fn set(&mut self, name: &str, value: String) -> Result<()> {
+        let name = name.to_ascii_lowercase();
+        let value = match name.as_str() {
+            "timezone" | "time zone" => return self.set_time_zone(&value),
+            _ => value,
+        };
+        self.values.insert(name, value);
+        Ok(())
+    }
+
+    /// Sets `TimeZone` (see [`time_zone`] for the values it takes).
+    pub fn set_time_zone(&mut self, value: &str) -> Result<()> {
+        let zone = time_zone(value)?;
+        self.values.insert("timezone".into(), zone);
+        Ok(())
+    }
+
+    /// The session's zone, as [`time_zone`] spells it: `UTC`, an IANA
+    /// name, or a fixed offset `+05:30`.
+    pub fn zone(&self) -> &str {
+        self.values.get("timezone").map_or(UTC, String::as_str)
     }
 
     /// Restores `name` to its default (or removes it).
     pub fn reset(&mut self, name: &str) {
-        let name = name.to_ascii_lowercase();
+        let name = match name.to_ascii_lowercase() {
+            n if n == "time zone" => "timezone".to_string(),
+            n => n,
+        };
         match DEFAULTS.iter().find(|(k, _)| *k == name) {
             Some((_, v)) => self.values.insert(name, v.to_string()),
             None => self.values.remove(&name),
@@ -68,5 +103,91 @@ impl Vars {
     /// All parameters, for `SHOW ALL`.
     pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
         self.values.iter()
+    }
+}
+
+/// The zone `value` names, spelled so Arrow's timestamp types accept it:
+///
+/// * `UTC`, `GMT`, `Z`, `LOCAL` and `DEFAULT` (any case) are `UTC`;
+/// * an IANA zone name (`America/New_York`; also written in lower case or
+///   in capitals, as `america/new_york` or `est5edt`);
+/// * a number of hours east of Greenwich, as `SET TIME ZONE -7` or `5.5`
+///   give it, is a fixed offset (`-07:00`, `+05:30`).
+///
+/// Anything else is refused with 22023. So are offset strings such as
+/// `'+03:00'`: Postgres reads them as POSIX zones, whose sign is the
+/// opposite of ISO 8601's, and silently flipping a user's offset would be
+/// worse than asking for a zone name or a number of hours.
+pub fn time_zone(value: &str) -> Result<String> {
+    let v = value.trim();
+    let invalid = || {
+        Error::InvalidParameter(format!(
+            "invalid value for parameter \"TimeZone\": \"{value}\" \
+             (use a zone name such as 'Europe/Berlin', 'UTC', or hours east of UTC such as -7)"
+        ))
+    };
+    if ["utc", "gmt", "z", "local", "default", "etc/utc", "zulu", "universal"]
+        .contains(&v.to_ascii_lowercase().as_str())
+    {
+        return Ok(UTC.into());
+    }
+    if let Ok(hours) = v.parse::<f64>() {
+        if !hours.is_finite() || hours.abs() > 15.0 {
+            return Err(invalid());
+        }
+        let minutes = (hours * 60.0).round() as i64;
+        let sign = if minutes < 0 { '-' } else { '+' };
+        return Ok(format!("{sign}{:02}:{:02}", minutes.abs() / 60, minutes.abs() % 60));
+    }
+    if v.starts_with(['+', '-']) {
+        return Err(invalid());
+    }
+    // Zone names are matched without regard to case, as in Postgres: as
+    // given, then capitalised per word (`america/new_york`), then in
+    // capitals (`est5edt`).
+    let words = |s: &str| -> String {
+        let mut out = String::with_capacity(s.len());
+        let mut start = true;
+        for c in s.chars() {
+            out.extend(if start { c.to_uppercase().collect::<Vec<_>>() } else { c.to_lowercase().collect() });
+            start = matches!(c, '/' | '_' | '-');
+        }
+        out
+    };
+    [v.to_string(), words(v), v.to_ascii_uppercase()]
+        .into_iter()
+        .find(|name| name.parse::<Tz>().is_ok())
+        .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_zones_are_checked_and_spelled_for_arrow() {
+        assert_eq!(time_zone("utc").unwrap(), "UTC");
+        assert_eq!(time_zone("DEFAULT").unwrap(), "UTC");
+        assert_eq!(time_zone("america/new_york").unwrap(), "America/New_York");
+        assert_eq!(time_zone("-7").unwrap(), "-07:00");
+        assert_eq!(time_zone("5.5").unwrap(), "+05:30");
+        for bad in ["Nowhere/Bogus", "+03:00", "99", ""] {
+            assert!(matches!(time_zone(bad), Err(Error::InvalidParameter(_))), "{bad}");
+        }
+        for good in ["UTC", "America/New_York", "-07:00", "+05:30"] {
+            let t: std::result::Result<Tz, _> = good.parse();
+            assert!(t.is_ok(), "arrow reads {good}");
+        }
+    }
+
+    #[test]
+    fn a_refused_time_zone_changes_nothing() {
+        let mut vars = Vars::default();
+        vars.set("TimeZone", "Europe/Berlin".into()).unwrap();
+        assert!(vars.set("timezone", "Mars/Olympus".into()).is_err());
+        assert_eq!(vars.zone(), "Europe/Berlin");
+        assert_eq!(vars.get("time zone").as_deref(), Some("Europe/Berlin"));
+        vars.reset("time zone");
+        assert_eq!(vars.zone(), UTC);
     }
 }

@@ -32,7 +32,7 @@ use crate::session::insert::{check_width, simple_rows, target_columns, Operand};
 use crate::sql::parser::normalize;
 use crate::tables::expr::{placeholders, RowExprs, Scope};
 use crate::tables::{Current, PendingRows, TxnRows};
-use crate::types::{arrow_type, assign};
+use crate::types::{arrow_type, assign_in, zone_of};
 
 /// A planned INSERT, UPDATE or DELETE on a table.
 #[derive(Debug, Clone)]
@@ -603,7 +603,7 @@ impl DmlPlan {
                     let mut values = vec![Value::Null; self.table.def.columns.len()];
                     for (v, &col) in row.into_iter().zip(targets) {
                         let c = &self.table.def.columns[col];
-                        values[col] = assign(v, c.ty, &c.name)?;
+                        values[col] = assign_in(v, c.ty, &c.name, zone_of(state))?;
                     }
                     self.check_not_null(&values)?;
                     let key = self.table.key_of(&values)?;
@@ -634,7 +634,12 @@ impl DmlPlan {
                                     let values = exprs.eval_many(state, which, &batch, params)?;
                                     for ((col, _), a) in sets.iter().zip(values) {
                                         let c = &self.table.def.columns[*col];
-                                        new[*col] = assign(ScalarValue::try_from_array(&a, 0)?, c.ty, &c.name)?;
+                                        new[*col] = assign_in(
+                                            ScalarValue::try_from_array(&a, 0)?,
+                                            c.ty,
+                                            &c.name,
+                                            zone_of(state),
+                                        )?;
                                     }
                                 }
                                 self.check_not_null(&new)?;
@@ -645,7 +650,7 @@ impl DmlPlan {
                 }
             }
             Kind::Update { target, filter, sets, exprs } => {
-                let rows = self.target_rows(&mut b, target, params).await?;
+                let rows = self.target_rows(&mut b, target, state, params).await?;
                 let batch = self.row_batch(&rows)?;
                 let keep = self.filtered(exprs, *filter, state, &batch, params)?;
                 let which = sets.iter().map(|&(_, i)| i);
@@ -658,7 +663,7 @@ impl DmlPlan {
                     let mut new = row.values.clone();
                     for (col, a) in &set_values {
                         let c = &self.table.def.columns[*col];
-                        new[*col] = assign(ScalarValue::try_from_array(a, i)?, c.ty, &c.name)?;
+                        new[*col] = assign_in(ScalarValue::try_from_array(a, i)?, c.ty, &c.name, zone_of(state))?;
                     }
                     self.check_not_null(&new)?;
                     let new_key = self.table.key_of(&new)?;
@@ -677,7 +682,7 @@ impl DmlPlan {
                 }
             }
             Kind::Delete { target, filter, exprs } => {
-                let rows = self.target_rows(&mut b, target, params).await?;
+                let rows = self.target_rows(&mut b, target, state, params).await?;
                 let batch = self.row_batch(&rows)?;
                 let keep = self.filtered(exprs, *filter, state, &batch, params)?;
                 for (i, (key, row)) in rows.into_iter().enumerate() {
@@ -744,6 +749,7 @@ impl DmlPlan {
         &self,
         b: &mut Builder<'_>,
         target: &Target,
+        state: &SessionState,
         params: &[ScalarValue],
     ) -> Result<Vec<(Vec<u8>, Current)>> {
         match target {
@@ -755,7 +761,7 @@ impl DmlPlan {
                         let c = &self.table.def.columns[k];
                         // A value that cannot be a key matches no row (the
                         // WHERE clause still decides, and reports bad text).
-                        match assign(op.bind(params)?, c.ty, &c.name) {
+                        match assign_in(op.bind(params)?, c.ty, &c.name, zone_of(state)) {
                             Ok(Value::Null) | Err(_) => values.clear(),
                             Ok(v) => values.push(v),
                         }

@@ -28,7 +28,7 @@ use crate::sql::parser::normalize;
 use crate::tables::dml::{and_terms, key_target, param_types, Target};
 use crate::tables::expr::{RowExprs, Scope};
 use crate::tables::{Current, TxnRows};
-use crate::types::{arrow_type, assign};
+use crate::types::{arrow_type, assign_in, zone_of};
 use brikk_storage::ColumnType;
 
 /// A planned primary-key lookup.
@@ -198,7 +198,7 @@ impl LookupPlan {
             let mut values = Vec::with_capacity(ops.len());
             for (op, &k) in ops.iter().zip(&self.table.def.primary_key) {
                 let c = &self.table.def.columns[k];
-                match assign(op.bind(params)?, c.ty, &c.name) {
+                match assign_in(op.bind(params)?, c.ty, &c.name, zone_of(state)) {
                     Ok(Value::Null) | Err(_) => continue 'keys,
                     Ok(v) => values.push(v),
                 }

@@ -13,7 +13,7 @@ use crate::warm::Warm;
 /// Per-connection state: the session, its statement parser, and the
 /// receiving end of its notifications (taken by the connection loop).
 pub struct Connection {
-    pub(super) session: Arc<tokio::sync::Mutex<Session>>,
+    pub(crate) session: Arc<tokio::sync::Mutex<Session>>,
     pub(super) copy: super::encode::CopySlot,
     pub(super) parser: Arc<StatementParser>,
     notifications: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Notification>>>,

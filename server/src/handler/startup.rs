@@ -4,15 +4,23 @@
 //! `brikk`; connections are accepted without a password. The listener
 //! refuses non-loopback addresses unless explicitly allowed, so this is
 //! only reachable from the machine itself by default.
+//!
+//! A `TimeZone` start-up parameter (pgjdbc sends the JVM's zone) sets the
+//! session's zone, and the zone is reported back in ParameterStatus; a zone
+//! Brikk does not know ends start-up with 22023.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
+use std::collections::HashMap;
+
+use brikk_query::session::vars::{time_zone, UTC};
+use brikk_query::Session;
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, DefaultServerParameterProvider,
-    StartupHandler,
+    ServerParameterProvider, StartupHandler,
 };
 use pgwire::api::{ClientInfo, ConnectionManager, PidSecretKeyGenerator, RandomPidSecretKeyGenerator};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -34,7 +42,7 @@ impl Startup {
     pub fn new(connections: Arc<ConnectionManager>) -> Startup {
         let mut params = DefaultServerParameterProvider::default();
         params.server_version = brikk_query::SERVER_VERSION.to_string();
-        params.time_zone = "UTC".into();
+        params.time_zone = UTC.into();
         Startup { params, pids: RandomPidSecretKeyGenerator::default(), connections }
     }
 }
@@ -68,16 +76,74 @@ impl StartupHandler for Startup {
                 format!("database \"{database}\" does not exist (the database is \"{}\")", brikk_query::DATABASE),
             ));
         }
+        let zone = match requested_zone(&startup.parameters) {
+            Some(v) => time_zone(&v).map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?,
+            None => UTC.to_string(),
+        };
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
+        if let Some(session) = client.session_extensions().get::<Arc<tokio::sync::Mutex<Session>>>() {
+            session
+                .lock()
+                .await
+                .vars()
+                .set_time_zone(&zone)
+                .map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?;
+        }
         let (pid, secret) = self.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret);
         let (pid, secret) = client.pid_and_secret_key();
         let (handle, guard) = self.connections.register(pid, secret);
         client.session_extensions().insert(handle);
         client.session_extensions().insert(guard);
-        finish_authentication(client, &self.params).await?;
+        finish_authentication(client, &Reported { params: &self.params, zone }).await?;
         client.flush().await?;
         Ok(())
+    }
+}
+
+/// The zone a client asks for at start-up: a `TimeZone` parameter, or
+/// `-c TimeZone=…` in `options` (libpq's `PGOPTIONS`); the last one wins.
+fn requested_zone(parameters: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    let is_zone = |k: &str| k.eq_ignore_ascii_case("timezone");
+    let from_options = parameters.get("options").and_then(|o| {
+        let words: Vec<&str> = o.split_whitespace().collect();
+        let settings = words.iter().enumerate().filter_map(|(i, w)| match w.strip_prefix("-c") {
+            Some("") => words.get(i + 1).copied(),
+            Some(rest) => Some(rest),
+            None => w.strip_prefix("--"),
+        });
+        settings.filter_map(|s| s.split_once('=')).filter(|(k, _)| is_zone(k)).map(|(_, v)| v.to_string()).next_back()
+    });
+    from_options.or_else(|| parameters.iter().find(|(k, _)| is_zone(k)).map(|(_, v)| v.clone()))
+}
+
+/// The parameters reported at start-up: the defaults, with the session's
+/// zone as `TimeZone`.
+struct Reported<'a> {
+    params: &'a DefaultServerParameterProvider,
+    zone: String,
+}
+
+impl ServerParameterProvider for Reported<'_> {
+    fn server_parameters<C: ClientInfo>(&self, client: &C) -> Option<HashMap<String, String>> {
+        let mut params = self.params.server_parameters(client)?;
+        params.insert("TimeZone".into(), self.zone.clone());
+        Some(params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_zone_comes_from_a_parameter_or_the_options() {
+        let params = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(requested_zone(&params(&[("TimeZone", "Europe/Berlin")])).as_deref(), Some("Europe/Berlin"));
+        assert_eq!(requested_zone(&params(&[("options", "-c timezone=Asia/Tokyo")])).as_deref(), Some("Asia/Tokyo"));
+        assert_eq!(requested_zone(&params(&[("options", "-cTimeZone=UTC --x=1")])).as_deref(), Some("UTC"));
+        assert_eq!(requested_zone(&params(&[("options", "--timezone=-7")])).as_deref(), Some("-7"));
+        assert_eq!(requested_zone(&params(&[("options", "-c search_path=x"), ("user", "brikk")])), None);
     }
 }

@@ -1,0 +1,96 @@
+//! The session's `TimeZone`: checked when set, reported at start-up, and
+//! applied to `timestamptz` values shown and read as text.
+
+use std::time::{Duration, SystemTime};
+
+use brikk_tests::{connect, sqlstate};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use super::fresh;
+
+/// The text values of the first column of `sql`'s rows (simple protocol,
+/// so values arrive as the server formats them).
+async fn texts(c: &Client, sql: &str) -> Vec<String> {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn timestamptz_is_shown_and_read_in_the_session_zone() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute(
+        "CREATE STREAM events (name TEXT, at TIMESTAMPTZ, local TIMESTAMP);
+         INSERT INTO events VALUES ('noon', '2026-01-01 12:00:00+00', '2026-01-01 12:00:00')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(texts(&c, "SHOW TIME ZONE").await, ["UTC"]);
+    assert_eq!(texts(&c, "SELECT at FROM events").await, ["2026-01-01 12:00:00.000000+00"]);
+
+    c.batch_execute("SET TIME ZONE 'asia/tokyo'").await.unwrap();
+    assert_eq!(texts(&c, "SHOW timezone").await, ["Asia/Tokyo"]);
+    // The same instant, shown as Tokyo time; a plain timestamp is unchanged.
+    assert_eq!(texts(&c, "SELECT at FROM events").await, ["2026-01-01 21:00:00.000000+09"]);
+    assert_eq!(texts(&c, "SELECT local FROM events").await, ["2026-01-01 12:00:00.000000"]);
+    // Text without an offset is a Tokyo time: in a cast, an INSERT, COPY.
+    assert_eq!(texts(&c, "SELECT '2026-01-01 09:00:00'::timestamptz").await, ["2026-01-01 09:00:00.000000+09"]);
+    c.batch_execute("INSERT INTO events (name, at) VALUES ('tokyo nine', '2026-01-01 09:00:00')").await.unwrap();
+    c.batch_execute("SET TIME ZONE -7").await.unwrap();
+    assert_eq!(
+        texts(&c, "SELECT at FROM events WHERE name = 'tokyo nine'").await,
+        ["2025-12-31 17:00:00.000000-07"],
+        "09:00 in Tokyo is 00:00 UTC, 17:00 the day before at UTC-7"
+    );
+
+    // Binary results carry the instant, whatever the zone.
+    let row = c.query_one("SELECT at FROM events WHERE name = 'noon'", &[]).await.unwrap();
+    let at: SystemTime = row.get(0);
+    assert_eq!(at, SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_268_800));
+
+    // Tables too: upserted text is read in the zone, shown in it.
+    c.batch_execute(
+        "SET TIME ZONE 'Europe/Berlin';
+         CREATE TABLE deadlines (task TEXT PRIMARY KEY, due TIMESTAMPTZ);
+         INSERT INTO deadlines VALUES ('a', '2026-07-01 18:00:00')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(texts(&c, "SELECT due FROM deadlines").await, ["2026-07-01 18:00:00.000000+02"]);
+    c.batch_execute("SET TIME ZONE DEFAULT").await.unwrap();
+    assert_eq!(texts(&c, "SELECT due FROM deadlines").await, ["2026-07-01 16:00:00.000000+00"]);
+}
+
+#[tokio::test]
+async fn an_unknown_zone_is_refused_and_changes_nothing() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute("SET TIME ZONE 'Europe/Paris'").await.unwrap();
+    for bad in ["SET TIME ZONE 'Mars/Olympus'", "SET timezone = '+03:00'", "SET TimeZone TO 'nowhere'"] {
+        let e = c.batch_execute(bad).await.expect_err(bad);
+        assert_eq!(sqlstate(&e).as_deref(), Some("22023"), "{bad}: {e:?}");
+    }
+    assert_eq!(texts(&c, "SHOW TIME ZONE").await, ["Europe/Paris"], "the session is usable and unchanged");
+}
+
+#[tokio::test]
+async fn the_start_up_zone_is_applied_and_reported() {
+    let (_dir, server) = fresh();
+    let conn_str = format!("{} options='-c TimeZone=America/New_York'", server.conn_str());
+    let c = connect(&conn_str).await.unwrap();
+    assert_eq!(texts(&c, "SHOW TIME ZONE").await, ["America/New_York"]);
+    assert_eq!(texts(&c, "SELECT TIMESTAMPTZ '2026-01-01 12:00:00+00'").await, ["2026-01-01 07:00:00.000000-05"]);
+
+    // A zone Brikk does not know ends start-up with 22023.
+    let bad = format!("{} options='-c TimeZone=Mars/Olympus'", server.conn_str());
+    let e = connect(&bad).await.expect_err("unknown start-up zone");
+    let db = e.downcast_ref::<tokio_postgres::Error>().expect("a server error");
+    assert_eq!(sqlstate(db).as_deref(), Some("22023"), "{db:?}");
+}
