@@ -7,6 +7,7 @@ use brikk_storage::Store;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::execution::SessionStateBuilder;
+use datafusion::optimizer::{Analyzer, AnalyzerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -137,6 +138,12 @@ impl Brikk {
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            // Scans in the session's zone before types are coerced to them.
+            .with_analyzer_rules(
+                std::iter::once(Arc::new(crate::zone::SessionZone) as Arc<dyn AnalyzerRule + Send + Sync>)
+                    .chain(Analyzer::new().rules)
+                    .collect(),
+            )
             .with_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic))
             .with_physical_optimizer_rule(Arc::new(crate::shared_subplans::ShareRepeatedAggregates))
             .build();

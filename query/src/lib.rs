@@ -56,6 +56,7 @@ pub mod shared_subplans;
 pub mod sql;
 pub mod tables;
 pub mod types;
+pub mod zone;
 
 pub use db::{Brikk, DATABASE};
 pub use error::{Error, ObjectKind, Result};

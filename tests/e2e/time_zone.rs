@@ -8,15 +8,17 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::fresh;
 
-/// The text values of the first column of `sql`'s rows (simple protocol,
-/// so values arrive as the server formats them).
+/// `sql`'s rows as text, columns joined by " | " (simple protocol, so
+/// values arrive as the server formats them).
 async fn texts(c: &Client, sql: &str) -> Vec<String> {
     c.simple_query(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_string()),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).unwrap_or("NULL")).collect::<Vec<_>>().join(" | "))
+            }
             _ => None,
         })
         .collect()
@@ -43,6 +45,16 @@ async fn timestamptz_is_shown_and_read_in_the_session_zone() {
     // Text without an offset is a Tokyo time: in a cast, an INSERT, COPY.
     assert_eq!(texts(&c, "SELECT '2026-01-01 09:00:00'::timestamptz").await, ["2026-01-01 09:00:00.000000+09"]);
     c.batch_execute("INSERT INTO events (name, at) VALUES ('tokyo nine', '2026-01-01 09:00:00')").await.unwrap();
+    // Comparisons with text, and fields of stored columns, are in Tokyo.
+    assert_eq!(texts(&c, "SELECT name FROM events WHERE at = '2026-01-01 09:00:00'").await, ["tokyo nine"]);
+    assert_eq!(
+        texts(&c, "SELECT extract(hour FROM at)::text || ' ' || date_trunc('day', at)::text FROM events ORDER BY at")
+            .await,
+        ["9 2026-01-01T00:00:00+09:00", "21 2026-01-01T00:00:00+09:00"]
+    );
+    // A range on _timestamp is still a range scan.
+    let plan = texts(&c, "EXPLAIN SELECT name FROM events WHERE _timestamp >= '2026-01-01 09:00:00'").await;
+    assert!(plan.iter().any(|p| p.contains("partial_filters=[events._timestamp >=")), "{plan:?}");
     c.batch_execute("SET TIME ZONE -7").await.unwrap();
     assert_eq!(
         texts(&c, "SELECT at FROM events WHERE name = 'tokyo nine'").await,

@@ -1,0 +1,69 @@
+//! Queries in the session's `TimeZone`.
+//!
+//! Stored `timestamptz` columns are Arrow timestamps in UTC. Postgres reads
+//! and computes a `timestamptz` in the session's zone: text without an
+//! offset compared with one is a local time, and `extract`, `date_trunc`
+//! and friends give local fields. [`SessionZone`], an analyzer rule that
+//! runs before type coercion, gives every table scan of a query planned in
+//! a zone other than UTC a projection above it that tags its `timestamptz`
+//! columns with that zone. The instants do not change; what is computed
+//! from them, and how text is coerced to them, follows the zone. The scans'
+//! filter push-down sees through the casts (they keep order), so range
+//! scans on `_timestamp` still narrow.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult};
+use datafusion::common::{Column, Result};
+use datafusion::logical_expr::{Cast, Expr, LogicalPlan, Projection};
+use datafusion::optimizer::AnalyzerRule;
+
+use crate::types::is_utc;
+
+/// Tags scanned `timestamptz` columns with the session's zone; see the
+/// module docs. Does nothing in UTC.
+#[derive(Debug, Default)]
+pub struct SessionZone;
+
+impl AnalyzerRule for SessionZone {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
+        match config.execution.time_zone.as_deref() {
+            Some(zone) if !is_utc(zone) => {
+                let zone: Arc<str> = zone.into();
+                plan.transform_up_with_subqueries(|node| in_zone(node, &zone)).data()
+            }
+            _ => Ok(plan),
+        }
+    }
+
+    fn name(&self) -> &str {
+        "brikk_session_zone"
+    }
+}
+
+/// `node`, if it is a scan with `timestamptz` columns in another zone,
+/// under a projection that casts them to `zone` and keeps their names.
+fn in_zone(node: LogicalPlan, zone: &Arc<str>) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::TableScan(scan) = &node else { return Ok(Transformed::no(node)) };
+    let retag = |t: &DataType| match t {
+        DataType::Timestamp(unit, Some(tz)) if tz != zone => Some(DataType::Timestamp(*unit, Some(zone.clone()))),
+        _ => None,
+    };
+    if !scan.projected_schema.fields().iter().any(|f| retag(f.data_type()).is_some()) {
+        return Ok(Transformed::no(node));
+    }
+    let exprs: Vec<Expr> = scan
+        .projected_schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::from((qualifier, field)));
+            match retag(field.data_type()) {
+                Some(t) => Expr::Cast(Cast::new(Box::new(column), t)).alias_qualified(qualifier.cloned(), field.name()),
+                None => column,
+            }
+        })
+        .collect();
+    Ok(Transformed::yes(LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(node))?)))
+}
