@@ -23,6 +23,8 @@ pub enum ObjectKind {
     Group,
     /// A continuous query.
     Query,
+    /// A cursor (`DECLARE`).
+    Cursor,
 }
 
 impl std::fmt::Display for ObjectKind {
@@ -35,6 +37,7 @@ impl std::fmt::Display for ObjectKind {
             ObjectKind::Statement => "prepared statement",
             ObjectKind::Group => "group",
             ObjectKind::Query => "continuous query",
+            ObjectKind::Cursor => "cursor",
         })
     }
 }

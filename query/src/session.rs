@@ -19,6 +19,7 @@
 //! Reads inside a transaction see committed data only, not the
 //! transaction's own pending appends.
 
+pub mod cursors;
 pub(crate) mod exec;
 pub mod groups;
 pub mod insert;

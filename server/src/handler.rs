@@ -7,7 +7,7 @@
 
 mod connection;
 mod copy;
-mod encode;
+pub(crate) mod encode;
 mod extended;
 mod simple;
 mod startup;

@@ -99,6 +99,10 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
                 break;
             }
         };
+        if let Some(description) = describe_cursor(&msg, &socket, &handlers).await {
+            socket.send(PgWireBackendMessage::RowDescription(description)).await?;
+            continue;
+        }
         let extended_query = match socket.state() {
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => msg.is_extended_query(),
@@ -119,6 +123,30 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
         }
     }
     socket.close().await
+}
+
+/// The rows of a cursor, when `msg` describes a portal that pgwire does not
+/// know but the session has a cursor of that name: in Postgres a `DECLARE`d
+/// cursor is also a portal, and psycopg 3 describes its named cursors so.
+async fn describe_cursor<S>(
+    msg: &PgWireFrontendMessage,
+    socket: &S,
+    handlers: &Handlers,
+) -> Option<pgwire::messages::data::RowDescription>
+where
+    S: pgwire::api::ClientPortalStore,
+    S::PortalStore: pgwire::api::store::PortalStore,
+{
+    use pgwire::api::store::PortalStore;
+    let PgWireFrontendMessage::Describe(d) = msg else { return None };
+    let name =
+        d.name.as_deref().filter(|_| d.target_type == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_PORTAL)?;
+    if socket.portal_store().get_portal(name).is_some() {
+        return None;
+    }
+    let schema = handlers.connection.session.lock().await.cursor_schema(name)?;
+    let fields = crate::handler::encode::pg_fields(&schema, &pgwire::api::portal::Format::UnifiedText, None).ok()?;
+    Some(pgwire::messages::data::RowDescription::new(fields.iter().map(Into::into).collect()))
 }
 
 /// The next notification, or never if there is no receiver.

@@ -14,6 +14,8 @@ pub mod code {
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const UNDEFINED_PSTATEMENT: &str = "26000";
+    pub const INVALID_CURSOR_NAME: &str = "34000";
+    pub const DUPLICATE_CURSOR: &str = "42P03";
     pub const DUPLICATE_TABLE: &str = "42P07";
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DUPLICATE_OBJECT: &str = "42710";
@@ -59,10 +61,12 @@ pub fn sqlstate(e: &Error) -> &'static str {
             ObjectKind::Function => UNDEFINED_FUNCTION,
             ObjectKind::Parameter | ObjectKind::Group | ObjectKind::Query => UNDEFINED_OBJECT,
             ObjectKind::Statement => UNDEFINED_PSTATEMENT,
+            ObjectKind::Cursor => INVALID_CURSOR_NAME,
         },
         Error::AlreadyExists { kind, .. } => match kind {
             ObjectKind::Relation => DUPLICATE_TABLE,
             ObjectKind::Column => DUPLICATE_COLUMN,
+            ObjectKind::Cursor => DUPLICATE_CURSOR,
             ObjectKind::Function
             | ObjectKind::Parameter
             | ObjectKind::Statement
@@ -123,6 +127,7 @@ mod tests {
             (nf(ObjectKind::Statement), "26000"),
             (nf(ObjectKind::Group), "42704"),
             (nf(ObjectKind::Query), "42704"),
+            (nf(ObjectKind::Cursor), "34000"),
             (Error::AlreadyExists { kind: ObjectKind::Query, name: "x".into() }, "42710"),
             (Error::AlreadyExists { kind: ObjectKind::Group, name: "x".into() }, "42710"),
             (Error::Conflict("x".into()), "40001"),

@@ -6,6 +6,7 @@ mod archive;
 mod continuous;
 mod copy;
 mod crash;
+mod cursors;
 mod embedded;
 mod examples;
 mod external;

@@ -51,6 +51,10 @@ impl Txn {
     }
 }
 
+/// Serial numbers of transactions, so a cursor knows whether the
+/// transaction that declared it is still the open one.
+static TXN_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// How much of the transaction existed when `SAVEPOINT name` ran.
 struct Savepoint {
     name: String,
@@ -76,6 +80,9 @@ pub struct Session {
     /// returned. The session's next call aborts the transaction then, as it
     /// would have had the statement failed at once ([`Session::settle`]).
     stream_failed: Arc<AtomicBool>,
+    pub(crate) cursors: super::cursors::Cursors,
+    /// The serial of the transaction last begun (see [`TXN_SERIAL`]).
+    txn_serial: u64,
 }
 
 /// How often an autocommit statement on a table runs again when a row it
@@ -92,14 +99,30 @@ impl Session {
             listening: Listening::default(),
             rows: Arc::new(TxnRows::default()),
             stream_failed: Arc::new(AtomicBool::new(false)),
+            cursors: Default::default(),
+            txn_serial: 0,
         }
     }
 
-    /// Aborts the transaction if a result stream failed since the last call.
+    /// Aborts the transaction if a result stream failed since the last
+    /// call, and closes the cursors of ended transactions.
     fn settle(&mut self) {
         if self.stream_failed.swap(false, Ordering::AcqRel) {
             self.fail();
         }
+        self.cursors.end_others(self.open_transaction());
+    }
+
+    /// Opens a transaction (explicit, or implicit for a multi-statement
+    /// string) with a new serial.
+    fn begin(&mut self, implicit: bool) {
+        self.txn = Txn::active(implicit);
+        self.txn_serial = TXN_SERIAL.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The serial of the open transaction, if one is open (and not failed).
+    pub(crate) fn open_transaction(&self) -> Option<u64> {
+        matches!(self.txn, Txn::Active { .. }).then_some(self.txn_serial)
     }
 
     /// `output`, with its rows (if any) in the session's `TimeZone` and
@@ -156,7 +179,7 @@ impl Session {
             return vec![Ok(Output::Empty)];
         }
         if statements.len() > 1 && matches!(self.txn, Txn::Idle) {
-            self.txn = Txn::active(true);
+            self.begin(true);
         }
         let several = statements.len() > 1;
         let mut results = Vec::with_capacity(statements.len());
@@ -183,8 +206,22 @@ impl Session {
 
     /// Parses and plans one statement for repeated execution.
     /// `declared` are the parameter types the client declared, if any.
+    /// A `FETCH` from one of this session's cursors describes the cursor's
+    /// rows.
     pub async fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
-        self.db.prepare(sql, declared).await
+        let mut prepared = self.db.prepare(sql, declared).await?;
+        self.describe_fetch(&mut prepared);
+        Ok(prepared)
+    }
+
+    /// Gives `prepared`, if it fetches from one of this session's cursors
+    /// ([`Prepared::fetched_cursor`]), the cursor's rows as its result.
+    pub fn describe_fetch(&self, prepared: &mut Prepared) {
+        if let Some(schema) = prepared.fetched_cursor().and_then(|name| self.cursor_schema(name)) {
+            if let PreparedKind::Other(_, result) = &mut prepared.kind {
+                *result = Some(schema);
+            }
+        }
     }
 }
 
@@ -215,6 +252,10 @@ impl Session {
         match &prepared.kind {
             PreparedKind::Empty => Ok(Output::Empty),
             PreparedKind::Other(stmt, _) => self.run((**stmt).clone(), &params).await,
+            PreparedKind::Declare(declare, _) => {
+                self.check_not_failed()?;
+                self.declare((**declare).clone(), &params).await
+            }
             PreparedKind::Dml(plan) => {
                 self.check_not_failed()?;
                 self.run_dml(plan, &params).await
@@ -330,7 +371,7 @@ impl Session {
         match stmt {
             S::StartTransaction { .. } => {
                 match &mut self.txn {
-                    Txn::Idle => self.txn = Txn::active(false),
+                    Txn::Idle => self.begin(false),
                     // BEGIN inside a multi-statement string makes the
                     // implicit transaction explicit; a nested BEGIN is a
                     // no-op, as Postgres warns and carries on.
@@ -490,11 +531,10 @@ impl Session {
                 let plan = DmlPlan::new(&statement, table, &self.state(), &[]).await?;
                 Ok(explain_text(&plan.explain()))
             }
-            s if is_query(&s) => {
-                let (plan, names) = self.db.plan_named(s, self.vars.zone()).await?;
-                let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
-                Ok(self.run_plan(plan).await?.named(names.as_ref()))
-            }
+            s if is_query(&s) => self.query(s, params).await,
+            S::Declare { mut stmts } if stmts.len() == 1 => self.declare(stmts.remove(0), params).await,
+            S::Fetch { name, direction, into: None, .. } => self.fetch_cursor(&name, &direction).await,
+            S::Close { cursor } => self.close_cursor(&cursor),
             other => {
                 let text = other.to_string();
                 let verb: Vec<&str> = text.split_whitespace().take(2).collect();
@@ -539,7 +579,7 @@ impl Session {
             Txn::Active { implicit: false, .. } => Err(Error::ActiveTransaction(what.into())),
             Txn::Active { implicit: true, .. } => {
                 self.commit().await?;
-                self.txn = Txn::active(true);
+                self.begin(true);
                 Ok(())
             }
             _ => Ok(()),
@@ -584,6 +624,13 @@ impl Session {
             self.db.shared().hub.notify(&channel, &payload);
         }
         Ok(())
+    }
+
+    /// Plans and runs a query in the session's zone, with `params` bound.
+    pub(crate) async fn query(&self, stmt: ast::Statement, params: &[ScalarValue]) -> Result<Output> {
+        let (plan, names) = self.db.plan_named(stmt, self.vars.zone()).await?;
+        let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
+        Ok(self.run_plan(plan).await?.named(names.as_ref()))
     }
 
     async fn run_plan(&self, plan: LogicalPlan) -> Result<Output> {

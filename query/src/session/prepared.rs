@@ -39,9 +39,26 @@ pub(crate) enum PreparedKind {
     Query(Box<LogicalPlan>, Option<ColumnNames>),
     /// Statements without parameters or planning (BEGIN, SET, DDL): run as is.
     Other(Box<Statement>, Option<SchemaRef>),
+    /// `DECLARE … CURSOR FOR query`, with the types of the query's
+    /// parameters.
+    Declare(Box<ast::Declare>, Vec<DataType>),
 }
 
 impl Prepared {
+    /// The cursor this statement is a `FETCH` from, if it is one: only a
+    /// session knows what its rows look like ([`crate::Session::describe_fetch`]).
+    pub fn fetched_cursor(&self) -> Option<&str> {
+        match &self.kind {
+            PreparedKind::Other(stmt, None) => match &**stmt {
+                Statement::Sql(s) => match &**s {
+                    ast::Statement::Fetch { name, .. } => Some(&name.value),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        }
+    }
     /// `declared`: the client's parameter types, for parameters the plan
     /// does not type (`$1::integer` leaves `$1` untyped).
     pub(crate) fn new(sql: String, kind: PreparedKind, declared: &[Option<DataType>]) -> Result<Prepared> {
@@ -54,6 +71,7 @@ impl Prepared {
                 Statement::Group(g) => vec![DataType::Int64; g.param_count()],
                 _ => Vec::new(),
             },
+            PreparedKind::Declare(_, types) => types.clone(),
             PreparedKind::Empty => Vec::new(),
         };
         Ok(Prepared { sql, kind, param_types })
@@ -73,7 +91,7 @@ impl Prepared {
             PreparedKind::Dml(plan) => plan.returning_schema(),
             PreparedKind::Lookup(plan) => Some(plan.schema()),
             PreparedKind::Other(_, schema) => schema.clone(),
-            PreparedKind::Empty | PreparedKind::Insert(_) => None,
+            PreparedKind::Empty | PreparedKind::Insert(_) | PreparedKind::Declare(..) => None,
         }
     }
 
@@ -183,6 +201,12 @@ impl Brikk {
                 s if is_query(&s) => {
                     let (plan, names) = self.plan_named(s, crate::types::UTC).await?;
                     PreparedKind::Query(Box::new(plan), names)
+                }
+                ast::Statement::Declare { mut stmts } if stmts.len() == 1 && stmts[0].for_query.is_some() => {
+                    let declare = stmts.remove(0);
+                    let query = declare.for_query.clone().expect("checked");
+                    let (plan, _) = self.plan_named(ast::Statement::Query(query), crate::types::UTC).await?;
+                    PreparedKind::Declare(Box::new(declare), query_param_types(&plan, declared)?)
                 }
                 s => {
                     let schema = result_schema_of(&s);

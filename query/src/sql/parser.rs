@@ -112,7 +112,14 @@ fn parse_piece(
     let plain_insert = w[0] == "INSERT" && as_of.is_none() && !mentions(&tokens, Keyword::SELECT);
     let text = as_of.as_deref().unwrap_or(text);
     let body_tokens = if w.get(1) == Some(&"CONTINUOUS") { tokens.clone() } else { Vec::new() };
+    // FETCH … GROUP reads a consumer group; any other FETCH, a cursor.
+    let cursor_fetch = w[0] == "FETCH" && !mentions(&tokens, Keyword::GROUP);
     let mut parser = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens);
+    if cursor_fetch {
+        let stmt = parser.parse_statement()?;
+        expect_end(&mut parser)?;
+        return Ok(Some(Statement::Sql(Box::new(stmt))));
+    }
     if let Some(stmt) = crate::sql::continuous::parse(w.as_slice(), &mut parser, &body_tokens)? {
         return Ok(Some(stmt));
     }

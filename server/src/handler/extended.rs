@@ -79,13 +79,16 @@ impl QueryParser for StatementParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let declared: Vec<Option<DataType>> = types.iter().map(|t| t.as_ref().and_then(declared_type)).collect();
-        let prepared = match self.db.prepare(sql, &declared).await {
+        let mut prepared = match self.db.prepare(sql, &declared).await {
             Ok(p) => p,
             Err(e) => {
                 self.session.lock().await.fail();
                 return Err(to_pg_error(&e));
             }
         };
+        if prepared.fetched_cursor().is_some() {
+            self.session.lock().await.describe_fetch(&mut prepared);
+        }
         if prepared.is_empty() {
             return Ok(None);
         }

@@ -1,8 +1,9 @@
 """psycopg2 against Brikk: stream DDL, appends (literal, parameterised,
 executemany), parameterised queries (psycopg2 interpolates parameters on the
 client and uses the simple query protocol), transactions through psycopg2's
-implicit BEGIN (commit, rollback, isolation from a second connection), and
-LISTEN via select() + conn.poll() + conn.notifies."""
+implicit BEGIN (commit, rollback, isolation from a second connection), a
+named (server-side) cursor, and LISTEN via select() + conn.poll() +
+conn.notifies."""
 
 import select
 import time
@@ -109,6 +110,19 @@ with c.step("transaction rollback"):
     c.check(seen == [], f"rolled-back row visible: {seen!r}")
     seen = keys(other, f"SELECT task_id FROM {s} WHERE kind = %s", ("rolledback",))
     c.check(seen == [], f"rolled-back row visible to another connection: {seen!r}")
+
+with c.step("named cursor"):
+    # psycopg2's server-side cursor: DECLARE in its implicit transaction,
+    # FETCH FORWARD itersize rows at a time while iterating, CLOSE.
+    conn.autocommit = False
+    with conn.cursor(name="brikk_named") as cur:
+        cur.itersize = 3
+        cur.execute(f"SELECT task_id FROM {s} ORDER BY n, task_id")
+        got = [r[0] for r in cur]
+    conn.commit()
+    conn.autocommit = True
+    want = keys(conn, f"SELECT task_id FROM {s} ORDER BY n, task_id")
+    c.check(len(want) > 3 and got == want, f"named cursor gave {got!r}, the query {want!r}")
 
 with c.step("LISTEN stream"):
     with conn.cursor() as cur:

@@ -1,6 +1,7 @@
 """psycopg 3 against Brikk: stream DDL, appends (literal, parameterised,
 executemany, pipeline mode), parameterised and binary queries, transactions
-(commit, rollback, isolation from a second connection), LISTEN via
+(commit, rollback, isolation from a second connection), a named
+(server-side) cursor, LISTEN via
 conn.notifies(), a live COPY (SUBSCRIBE …) TO STDOUT read with
 cursor.copy() and ended with a cancel request, and JSON facts written with
 ::jsonb parameters and read as dict rows."""
@@ -96,6 +97,17 @@ with c.step("transaction rollback"):
     c.check(seen == [], f"rolled-back row visible: {seen!r}")
     seen = keys(other, f"SELECT task_id FROM {s} WHERE kind = %s", ("rolledback",))
     c.check(seen == [], f"rolled-back row visible to another connection: {seen!r}")
+
+with c.step("named cursor"):
+    # psycopg 3's server-side cursor: DECLARE, Describe of the cursor as a
+    # portal, then FETCH FORWARD itersize rows at a time, CLOSE.
+    with conn.transaction():
+        with conn.cursor(name="brikk_named") as cur:
+            cur.itersize = 3
+            cur.execute(f"SELECT task_id FROM {s} WHERE n > %s ORDER BY task_id", (0,))
+            got = [r[0] for r in cur]
+    want = keys(conn, f"SELECT task_id FROM {s} WHERE n > %s ORDER BY task_id", (0,))
+    c.check(len(want) > 3 and got == want, f"named cursor gave {got!r}, the query {want!r}")
 
 with c.step("LISTEN stream"):
     conn.execute(f"LISTEN {s}")
