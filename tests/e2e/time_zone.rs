@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use brikk_tests::{connect, sqlstate};
+use futures::TryStreamExt;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::fresh;
@@ -61,6 +62,11 @@ async fn timestamptz_is_shown_and_read_in_the_session_zone() {
         ["2025-12-31 17:00:00.000000-07"],
         "09:00 in Tokyo is 00:00 UTC, 17:00 the day before at UTC-7"
     );
+
+    // COPY TO writes the zone's local times too.
+    let copy = c.copy_out("COPY (SELECT at FROM events WHERE name = 'noon') TO STDOUT").await.unwrap();
+    let lines: Vec<bytes::Bytes> = copy.try_collect().await.unwrap();
+    assert_eq!(lines.concat(), b"2026-01-01 05:00:00.000000-07:00\n");
 
     // Binary results carry the instant, whatever the zone.
     let row = c.query_one("SELECT at FROM events WHERE name = 'noon'", &[]).await.unwrap();

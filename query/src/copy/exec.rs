@@ -66,12 +66,11 @@ impl Session {
                 }
             }
         };
-        let (plan, names) = self.db.plan_named(query, self.vars.zone()).await?;
-        let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
-        let mut batches = df.execute_stream().await?;
-        if let Some(names) = names {
-            batches = names.rename(batches);
-        }
+        // In the session's zone, as a query's rows are shown.
+        let mut batches = match self.query(query, &[]).await?.in_time_zone(self.vars.zone()) {
+            Output::Rows(rows) => rows,
+            other => return Err(Error::Internal(format!("COPY query gave {other:?}"))),
+        };
         let schema = batches.schema();
         match path {
             Some(p) => {
