@@ -106,6 +106,11 @@ async fn the_start_up_zone_is_applied_and_reported() {
     assert_eq!(texts(&c, "SHOW TIME ZONE").await, ["America/New_York"]);
     assert_eq!(texts(&c, "SELECT TIMESTAMPTZ '2026-01-01 12:00:00+00'").await, ["2026-01-01 07:00:00.000000-05"]);
 
+    // Hours east of UTC, as libpq passes them.
+    let hours = format!("{} options='-c TimeZone=5.5'", server.conn_str());
+    let c = connect(&hours).await.unwrap();
+    assert_eq!(texts(&c, "SHOW TIME ZONE").await, ["+05:30"]);
+
     // A zone Brikk does not know ends start-up with 22023.
     let bad = format!("{} options='-c TimeZone=Mars/Olympus'", server.conn_str());
     let e = connect(&bad).await.expect_err("unknown start-up zone");

@@ -76,19 +76,17 @@ impl StartupHandler for Startup {
                 format!("database \"{database}\" does not exist (the database is \"{}\")", brikk_query::DATABASE),
             ));
         }
-        let zone = match requested_zone(&startup.parameters) {
-            Some(v) => time_zone(&v).map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?,
+        let requested = requested_zone(&startup.parameters);
+        let zone = match &requested {
+            Some(v) => time_zone(v).map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?,
             None => UTC.to_string(),
         };
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
-        if let Some(session) = client.session_extensions().get::<Arc<tokio::sync::Mutex<Session>>>() {
-            session
-                .lock()
-                .await
-                .vars()
-                .set_time_zone(&zone)
-                .map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?;
+        let session = client.session_extensions().get::<Arc<tokio::sync::Mutex<Session>>>();
+        if let (Some(v), Some(session)) = (&requested, session) {
+            let set = session.lock().await.vars().set_time_zone(v);
+            set.map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?;
         }
         let (pid, secret) = self.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret);
@@ -103,7 +101,8 @@ impl StartupHandler for Startup {
 }
 
 /// The zone a client asks for at start-up: a `TimeZone` parameter, or
-/// `-c TimeZone=…` in `options` (libpq's `PGOPTIONS`); the last one wins.
+/// `-c TimeZone=…` in `options` (libpq's `PGOPTIONS`), which wins over the
+/// parameter; within `options` the last setting wins.
 fn requested_zone(parameters: &std::collections::BTreeMap<String, String>) -> Option<String> {
     let is_zone = |k: &str| k.eq_ignore_ascii_case("timezone");
     let from_options = parameters.get("options").and_then(|o| {
