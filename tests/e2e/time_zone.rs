@@ -68,6 +68,12 @@ async fn timestamptz_is_shown_and_read_in_the_session_zone() {
     let lines: Vec<bytes::Bytes> = copy.try_collect().await.unwrap();
     assert_eq!(lines.concat(), b"2026-01-01 05:00:00.000000-07:00\n");
 
+    // Prepared statements too: a literal cast.
+    let cast = "SELECT name FROM events WHERE at = '2025-12-31 17:00:00'::timestamptz";
+    let got = c.query(cast, &[]).await.unwrap();
+    assert_eq!(got.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), ["tokyo nine"]);
+    // (Text parameters read in the zone: tests/clients/python/psycopg3_client.py.)
+
     // Binary results carry the instant, whatever the zone.
     let row = c.query_one("SELECT at FROM events WHERE name = 'noon'", &[]).await.unwrap();
     let at: SystemTime = row.get(0);

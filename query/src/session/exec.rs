@@ -209,7 +209,7 @@ impl Session {
     /// A `FETCH` from one of this session's cursors describes the cursor's
     /// rows.
     pub async fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
-        let mut prepared = self.db.prepare(sql, declared).await?;
+        let mut prepared = self.db.prepare_in(sql, declared, self.vars.zone()).await?;
         self.describe_fetch(&mut prepared);
         Ok(prepared)
     }
@@ -801,7 +801,7 @@ fn command(tag: &str, rows: Option<usize>) -> Output {
 
 /// `state` planning and running in `zone` (Arrow's spelling of a session's
 /// `TimeZone`).
-fn in_zone(mut state: SessionState, zone: &str) -> SessionState {
+pub(crate) fn in_zone(mut state: SessionState, zone: &str) -> SessionState {
     if !is_utc(zone) {
         state.config_mut().options_mut().execution.time_zone = Some(zone.to_string());
     }

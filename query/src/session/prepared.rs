@@ -166,6 +166,17 @@ impl Brikk {
     /// Parses and plans one statement for repeated execution in any
     /// session. `declared` are the parameter types the client declared.
     pub async fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
+        self.prepare_in(sql, declared, crate::types::UTC).await
+    }
+
+    /// [`Brikk::prepare`] in `zone` (a session's `TimeZone`): text without
+    /// an offset that the statement casts to `timestamptz` is a local time
+    /// of `zone`.
+    pub async fn prepare_in(&self, sql: &str, declared: &[Option<DataType>], zone: &str) -> Result<Prepared> {
+        let state = match crate::types::is_utc(zone) {
+            true => self.shared().state.clone(),
+            false => std::sync::Arc::new(crate::session::exec::in_zone(self.shared().ctx.state(), zone)),
+        };
         let mut statements = sql::parse(sql, &self.shared().compat)?;
         if statements.len() > 1 {
             return Err(Error::Syntax("cannot insert multiple commands into a prepared statement".into()));
@@ -179,18 +190,16 @@ impl Brikk {
                     let table = dml::target_name(&s)
                         .and_then(|n| dml::table_of(&self.shared().store, n))
                         .ok_or_else(|| Error::Internal("table vanished".into()))?;
-                    let plan = DmlPlan::new(&s, table, &self.shared().state, declared).await?;
+                    let plan = DmlPlan::new(&s, table, &state, declared).await?;
                     PreparedKind::Dml(Box::new(plan))
                 }
-                ast::Statement::Query(q) => {
-                    match LookupPlan::try_new(&q, &self.shared().store, &self.shared().state, declared)? {
-                        Some(plan) => PreparedKind::Lookup(Box::new(plan)),
-                        None => {
-                            let (plan, names) = self.plan_named(ast::Statement::Query(q), crate::types::UTC).await?;
-                            PreparedKind::Query(Box::new(plan), names)
-                        }
+                ast::Statement::Query(q) => match LookupPlan::try_new(&q, &self.shared().store, &state, declared)? {
+                    Some(plan) => PreparedKind::Lookup(Box::new(plan)),
+                    None => {
+                        let (plan, names) = self.plan_named(ast::Statement::Query(q), zone).await?;
+                        PreparedKind::Query(Box::new(plan), names)
                     }
-                }
+                },
                 s @ ast::Statement::Explain { .. } if explains_table_dml(self, &s) => {
                     PreparedKind::Other(Box::new(Statement::Sql(Box::new(s))), Some(explain_schema()))
                 }
@@ -199,13 +208,13 @@ impl Brikk {
                     PreparedKind::Insert(Box::new(plan))
                 }
                 s if is_query(&s) => {
-                    let (plan, names) = self.plan_named(s, crate::types::UTC).await?;
+                    let (plan, names) = self.plan_named(s, zone).await?;
                     PreparedKind::Query(Box::new(plan), names)
                 }
                 ast::Statement::Declare { mut stmts } if stmts.len() == 1 && stmts[0].for_query.is_some() => {
                     let declare = stmts.remove(0);
                     let query = declare.for_query.clone().expect("checked");
-                    let (plan, _) = self.plan_named(ast::Statement::Query(query), crate::types::UTC).await?;
+                    let (plan, _) = self.plan_named(ast::Statement::Query(query), zone).await?;
                     PreparedKind::Declare(Box::new(declare), query_param_types(&plan, declared)?)
                 }
                 s => {

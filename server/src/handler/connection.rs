@@ -25,7 +25,7 @@ impl Connection {
         let notifications = std::sync::Mutex::new(Some(session.notifications()));
         let session = Arc::new(tokio::sync::Mutex::new(session));
         Connection {
-            parser: Arc::new(StatementParser::new(db.clone(), session.clone())),
+            parser: Arc::new(StatementParser::new(session.clone())),
             session,
             copy: Default::default(),
             notifications,

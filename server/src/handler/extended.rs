@@ -6,7 +6,10 @@ use std::sync::Arc;
 use arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
 use arrow_pg::datatypes::into_pg_type;
 use async_trait::async_trait;
-use brikk_query::{Brikk, Prepared, Session};
+use brikk_query::types::is_utc;
+use brikk_query::{Prepared, Session};
+use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::compute::kernels::cast_utils::string_to_datetime;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
@@ -26,16 +29,15 @@ use pgwire::types::format::FormatOptions;
 use super::encode::{response, to_pg_error};
 use super::Connection;
 
-/// Plans statements at Parse time.
+/// Plans statements at Parse time, in the connection's session (its
+/// zone, its cursors; a failed Parse aborts its transaction).
 pub struct StatementParser {
-    db: Brikk,
-    /// The connection's session: a failed Parse aborts its transaction.
     session: Arc<tokio::sync::Mutex<Session>>,
 }
 
 impl StatementParser {
-    pub fn new(db: Brikk, session: Arc<tokio::sync::Mutex<Session>>) -> StatementParser {
-        StatementParser { db, session }
+    pub fn new(session: Arc<tokio::sync::Mutex<Session>>) -> StatementParser {
+        StatementParser { session }
     }
 }
 
@@ -79,16 +81,16 @@ impl QueryParser for StatementParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let declared: Vec<Option<DataType>> = types.iter().map(|t| t.as_ref().and_then(declared_type)).collect();
-        let mut prepared = match self.db.prepare(sql, &declared).await {
+        // In the session's zone; a FETCH from its cursor describes its rows.
+        let mut session = self.session.lock().await;
+        let prepared = match session.prepare(sql, &declared).await {
             Ok(p) => p,
             Err(e) => {
-                self.session.lock().await.fail();
+                session.fail();
                 return Err(to_pg_error(&e));
             }
         };
-        if prepared.fetched_cursor().is_some() {
-            self.session.lock().await.describe_fetch(&mut prepared);
-        }
+        drop(session);
         if prepared.is_empty() {
             return Ok(None);
         }
@@ -109,13 +111,51 @@ impl QueryParser for StatementParser {
 }
 
 /// Decodes the portal's parameters with the types the statement described.
-fn bind(portal: &Portal<Arc<WireStatement>>) -> PgWireResult<Vec<ScalarValue>> {
+/// `zone` is the session's `TimeZone` ([`in_zone`]).
+fn bind(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Vec<ScalarValue>> {
     let stmt = &portal.statement.statement;
     let inferred: Vec<Option<&DataType>> = stmt.prepared.param_types().iter().map(Some).collect();
     let server_refs: Vec<Option<&Type>> = stmt.param_types.iter().map(Some).collect();
-    match deserialize_parameters_with_server_types(portal, &inferred, &server_refs)? {
-        ParamValues::List(values) => Ok(values.into_iter().map(|v| v.value).collect()),
-        ParamValues::Map(_) => Err(to_pg_error(&brikk_query::Error::Unsupported("named parameters".into()))),
+    let mut values: Vec<ScalarValue> = match deserialize_parameters_with_server_types(portal, &inferred, &server_refs)?
+    {
+        ParamValues::List(values) => values.into_iter().map(|v| v.value).collect(),
+        ParamValues::Map(_) => return Err(to_pg_error(&brikk_query::Error::Unsupported("named parameters".into()))),
+    };
+    if !is_utc(zone) {
+        in_zone(portal, &mut values, zone);
+    }
+    Ok(values)
+}
+
+/// Reads `timestamptz` parameters sent as text without an offset as local
+/// times of `zone`, as Postgres does (arrow-pg reads them as UTC). Text
+/// with an offset, binary values, and text Arrow cannot read are left as
+/// decoded.
+fn in_zone(portal: &Portal<Arc<WireStatement>>, values: &mut [ScalarValue], zone: &str) {
+    let Ok(tz) = zone.parse::<Tz>() else { return };
+    for (i, v) in values.iter_mut().enumerate() {
+        let timestamptz = portal.statement.statement.param_types.get(i) == Some(&Type::TIMESTAMPTZ);
+        let Some(Some(bytes)) = portal.parameters.get(i).filter(|_| timestamptz && portal.parameter_format.is_text(i))
+        else {
+            continue;
+        };
+        let Some(t) = std::str::from_utf8(bytes).ok().and_then(|s| string_to_datetime(&tz, s.trim()).ok()) else {
+            continue;
+        };
+        *v = match v {
+            ScalarValue::TimestampSecond(_, z) => ScalarValue::TimestampSecond(Some(t.timestamp()), z.clone()),
+            ScalarValue::TimestampMillisecond(_, z) => {
+                ScalarValue::TimestampMillisecond(Some(t.timestamp_millis()), z.clone())
+            }
+            ScalarValue::TimestampMicrosecond(_, z) => {
+                ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), z.clone())
+            }
+            ScalarValue::TimestampNanosecond(_, z) => match t.timestamp_nanos_opt() {
+                Some(n) => ScalarValue::TimestampNanosecond(Some(n), z.clone()),
+                None => continue,
+            },
+            _ => continue,
+        };
     }
 }
 
@@ -165,10 +205,10 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let params = bind(portal)?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let handle = client.session_extensions().get::<Arc<pgwire::api::ConnectionHandle>>().map(|h| (*h).clone());
         let mut session = self.session.lock().await;
+        let params = bind(portal, session.vars().zone())?;
         let output = session.execute_prepared(&portal.statement.statement.prepared, params).await.map_err(|e| {
             let sql = &portal.statement.statement.prepared.sql;
             tracing::debug!(peer = %client.socket_addr(), error = %e, %sql, "statement failed");

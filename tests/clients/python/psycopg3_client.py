@@ -109,6 +109,18 @@ with c.step("named cursor"):
     want = keys(conn, f"SELECT task_id FROM {s} WHERE n > %s ORDER BY task_id", (0,))
     c.check(len(want) > 3 and got == want, f"named cursor gave {got!r}, the query {want!r}")
 
+with c.step("time zone"):
+    # psycopg 3 sends a str parameter as text of unknown type: the server
+    # types it timestamptz and reads it in the session's zone.
+    conn.execute(f"DROP STREAM IF EXISTS {s}_tz")
+    conn.execute(f"CREATE STREAM {s}_tz (name TEXT, due TIMESTAMPTZ)")
+    conn.execute(f"INSERT INTO {s}_tz VALUES ('tz1', '2026-01-01 00:00:00+00')")
+    conn.execute("SET TIME ZONE 'Asia/Tokyo'")
+    got = keys(conn, f"SELECT name FROM {s}_tz WHERE due = %s", ("2026-01-01 09:00:00",))
+    conn.execute("SET TIME ZONE DEFAULT")
+    conn.execute(f"DROP STREAM {s}_tz")
+    c.check(got == ["tz1"], f"09:00 in Tokyo is 00:00 UTC: got {got!r}")
+
 with c.step("LISTEN stream"):
     conn.execute(f"LISTEN {s}")
     other.execute(f"INSERT INTO {s} VALUES (%s, %s, %s)", ("n1", "notify", 42))
