@@ -236,7 +236,7 @@ pub fn assign_in(value: ScalarValue, ty: ColumnType, column: &str, zone: &str) -
 /// Whether `zone` is UTC, as the session (`UTC`) or Arrow (`+00:00`)
 /// spells it.
 pub fn is_utc(zone: &str) -> bool {
-    zone == UTC || zone == crate::session::vars::UTC
+    zone == UTC || zone == crate::session::vars::DEFAULT_ZONE
 }
 
 /// The zone `state` plans and assigns in: its `execution.time_zone`.

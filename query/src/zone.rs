@@ -32,7 +32,7 @@ impl AnalyzerRule for SessionZone {
         match config.execution.time_zone.as_deref() {
             Some(zone) if !is_utc(zone) => {
                 let zone: Arc<str> = zone.into();
-                plan.transform_up_with_subqueries(|node| in_zone(node, &zone)).data()
+                plan.transform_up_with_subqueries(|node| scan_in_zone(node, &zone)).data()
             }
             _ => Ok(plan),
         }
@@ -45,7 +45,7 @@ impl AnalyzerRule for SessionZone {
 
 /// `node`, if it is a scan with `timestamptz` columns in another zone,
 /// under a projection that casts them to `zone` and keeps their names.
-fn in_zone(node: LogicalPlan, zone: &Arc<str>) -> Result<Transformed<LogicalPlan>> {
+fn scan_in_zone(node: LogicalPlan, zone: &Arc<str>) -> Result<Transformed<LogicalPlan>> {
     let LogicalPlan::TableScan(scan) = &node else { return Ok(Transformed::no(node)) };
     let retag = |t: &DataType| match t {
         DataType::Timestamp(unit, Some(tz)) if tz != zone => Some(DataType::Timestamp(*unit, Some(zone.clone()))),

@@ -85,7 +85,7 @@ impl Output {
     /// same, but they read (and Postgres clients see them in text) as local
     /// times of `zone`. Plain `timestamp` columns are left as they are.
     pub(crate) fn in_time_zone(self, zone: &str) -> Output {
-        if zone == super::vars::UTC {
+        if crate::types::is_utc(zone) {
             return self;
         }
         let zone: Arc<str> = zone.into();

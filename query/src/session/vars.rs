@@ -13,8 +13,9 @@ use datafusion::arrow::array::timezone::Tz;
 
 use crate::error::{Error, Result};
 
-/// The zone every session starts in.
-pub const UTC: &str = "UTC";
+/// The zone every session starts in (Arrow spells UTC `+00:00`:
+/// [`crate::types::UTC`]).
+pub const DEFAULT_ZONE: &str = "UTC";
 
 /// Parameters every session starts with (name, value). Names are lowercase.
 pub const DEFAULTS: [(&str, &str); 14] = [
@@ -85,7 +86,7 @@ impl Vars {
     /// The session's zone, as [`time_zone`] spells it: `UTC`, an IANA
     /// name, or a fixed offset `+05:30`.
     pub fn zone(&self) -> &str {
-        self.values.get("timezone").map_or(UTC, String::as_str)
+        self.values.get("timezone").map_or(DEFAULT_ZONE, String::as_str)
     }
 
     /// Restores `name` to its default (or removes it).
@@ -129,7 +130,7 @@ pub fn time_zone(value: &str) -> Result<String> {
     if ["utc", "gmt", "z", "local", "default", "etc/utc", "zulu", "universal"]
         .contains(&v.to_ascii_lowercase().as_str())
     {
-        return Ok(UTC.into());
+        return Ok(DEFAULT_ZONE.into());
     }
     if let Ok(hours) = v.parse::<f64>() {
         if !hours.is_finite() || hours.abs() > 15.0 {
@@ -188,6 +189,6 @@ mod tests {
         assert_eq!(vars.zone(), "Europe/Berlin");
         assert_eq!(vars.get("time zone").as_deref(), Some("Europe/Berlin"));
         vars.reset("time zone");
-        assert_eq!(vars.zone(), UTC);
+        assert_eq!(vars.zone(), DEFAULT_ZONE);
     }
 }

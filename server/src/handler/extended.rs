@@ -111,7 +111,7 @@ impl QueryParser for StatementParser {
 }
 
 /// Decodes the portal's parameters with the types the statement described.
-/// `zone` is the session's `TimeZone` ([`in_zone`]).
+/// `zone` is the session's `TimeZone` ([`params_in_zone`]).
 fn bind(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Vec<ScalarValue>> {
     let stmt = &portal.statement.statement;
     let inferred: Vec<Option<&DataType>> = stmt.prepared.param_types().iter().map(Some).collect();
@@ -122,7 +122,7 @@ fn bind(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Vec<Sca
         ParamValues::Map(_) => return Err(to_pg_error(&brikk_query::Error::Unsupported("named parameters".into()))),
     };
     if !is_utc(zone) {
-        in_zone(portal, &mut values, zone);
+        params_in_zone(portal, &mut values, zone);
     }
     Ok(values)
 }
@@ -131,7 +131,7 @@ fn bind(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Vec<Sca
 /// times of `zone`, as Postgres does (arrow-pg reads them as UTC). Text
 /// with an offset, binary values, and text Arrow cannot read are left as
 /// decoded.
-fn in_zone(portal: &Portal<Arc<WireStatement>>, values: &mut [ScalarValue], zone: &str) {
+fn params_in_zone(portal: &Portal<Arc<WireStatement>>, values: &mut [ScalarValue], zone: &str) {
     let Ok(tz) = zone.parse::<Tz>() else { return };
     for (i, v) in values.iter_mut().enumerate() {
         let timestamptz = portal.statement.statement.param_types.get(i) == Some(&Type::TIMESTAMPTZ);

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use futures::{Sink, SinkExt};
 use std::collections::HashMap;
 
-use brikk_query::session::vars::{time_zone, UTC};
+use brikk_query::session::vars::{time_zone, DEFAULT_ZONE};
 use brikk_query::Session;
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, DefaultServerParameterProvider,
@@ -42,7 +42,7 @@ impl Startup {
     pub fn new(connections: Arc<ConnectionManager>) -> Startup {
         let mut params = DefaultServerParameterProvider::default();
         params.server_version = brikk_query::SERVER_VERSION.to_string();
-        params.time_zone = UTC.into();
+        params.time_zone = DEFAULT_ZONE.into();
         Startup { params, pids: RandomPidSecretKeyGenerator::default(), connections }
     }
 }
@@ -79,7 +79,7 @@ impl StartupHandler for Startup {
         let requested = requested_zone(&startup.parameters);
         let zone = match &requested {
             Some(v) => time_zone(v).map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?,
-            None => UTC.to_string(),
+            None => DEFAULT_ZONE.to_string(),
         };
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
