@@ -10,10 +10,17 @@
 //! from them, and how text is coerced to them, follows the zone. The scans'
 //! filter push-down sees through the casts (they keep order), so range
 //! scans on `_timestamp` still narrow.
+//!
+//! [`zoned_schema`] and [`zoned_batch`] do the same to rows Brikk builds
+//! itself: results shown to a session, and the rows a table's `UPDATE`,
+//! `DELETE` or `ON CONFLICT` evaluates its expressions on.
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult};
 use datafusion::common::{Column, Result};
@@ -47,10 +54,7 @@ impl AnalyzerRule for SessionZone {
 /// under a projection that casts them to `zone` and keeps their names.
 fn scan_in_zone(node: LogicalPlan, zone: &Arc<str>) -> Result<Transformed<LogicalPlan>> {
     let LogicalPlan::TableScan(scan) = &node else { return Ok(Transformed::no(node)) };
-    let retag = |t: &DataType| match t {
-        DataType::Timestamp(unit, Some(tz)) if tz != zone => Some(DataType::Timestamp(*unit, Some(zone.clone()))),
-        _ => None,
-    };
+    let retag = |t: &DataType| retagged(t, zone);
     if !scan.projected_schema.fields().iter().any(|f| retag(f.data_type()).is_some()) {
         return Ok(Transformed::no(node));
     }
@@ -66,4 +70,50 @@ fn scan_in_zone(node: LogicalPlan, zone: &Arc<str>) -> Result<Transformed<Logica
         })
         .collect();
     Ok(Transformed::yes(LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(node))?)))
+}
+
+/// `t` in `zone`, if `t` is a timestamp with another zone (`timestamptz`).
+fn retagged(t: &DataType, zone: &str) -> Option<DataType> {
+    match t {
+        DataType::Timestamp(unit, Some(tz)) if tz.as_ref() != zone => {
+            Some(DataType::Timestamp(*unit, Some(zone.into())))
+        }
+        _ => None,
+    }
+}
+
+/// `schema` with its `timestamptz` fields in `zone`: the same `Arc` when
+/// `zone` is UTC or nothing changes, so callers can tell by pointer.
+pub fn zoned_schema(schema: &SchemaRef, zone: &str) -> SchemaRef {
+    if is_utc(zone) || !schema.fields().iter().any(|f| retagged(f.data_type(), zone).is_some()) {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match retagged(f.data_type(), zone) {
+            Some(t) => f.as_ref().clone().with_data_type(t),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batch` as rows of `schema` (its [`zoned_schema`]): columns whose zone
+/// differs are cast, which changes no instant and copies no values.
+pub fn zoned_batch(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    if Arc::ptr_eq(&batch.schema(), schema) {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
 }

@@ -88,6 +88,17 @@ async fn timestamptz_is_shown_and_read_in_the_session_zone() {
     .await
     .unwrap();
     assert_eq!(texts(&c, "SELECT due FROM deadlines").await, ["2026-07-01 18:00:00.000000+02"]);
+    // The WHERE of UPDATE and DELETE, and ON CONFLICT's, compare in Berlin.
+    assert_eq!(
+        texts(&c, "UPDATE deadlines SET due = due + interval '1 hour' WHERE due = '2026-07-01 18:00:00' RETURNING due")
+            .await,
+        ["2026-07-01 19:00:00.000000+02"]
+    );
+    let upsert = "INSERT INTO deadlines VALUES ('a', '2026-07-02 09:00:00') ON CONFLICT (task) \
+                  DO UPDATE SET due = excluded.due WHERE deadlines.due < '2026-07-01 19:30:00' RETURNING due";
+    assert_eq!(texts(&c, upsert).await, ["2026-07-02 09:00:00.000000+02"]);
+    assert_eq!(texts(&c, "DELETE FROM deadlines WHERE due > '2026-07-02 08:30:00' RETURNING task").await, ["a"]);
+    c.batch_execute("INSERT INTO deadlines VALUES ('a', '2026-07-01 18:00:00')").await.unwrap();
     c.batch_execute("SET TIME ZONE DEFAULT").await.unwrap();
     assert_eq!(texts(&c, "SELECT due FROM deadlines").await, ["2026-07-01 16:00:00.000000+00"]);
 }

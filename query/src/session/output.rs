@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{StreamExt, TryStreamExt};
+
+use crate::zone::{zoned_batch, zoned_schema};
 
 /// What one statement produced.
 pub enum Output {
@@ -88,32 +88,13 @@ impl Output {
         if crate::types::is_utc(zone) {
             return self;
         }
-        let zone: Arc<str> = zone.into();
         let retag = |rows: SendableRecordBatchStream| -> SendableRecordBatchStream {
-            let from = rows.schema();
-            if !from.fields().iter().any(|f| zoned(f.data_type()).is_some()) {
+            let to = zoned_schema(&rows.schema(), zone);
+            if Arc::ptr_eq(&to, &rows.schema()) {
                 return rows;
             }
-            let fields: Vec<Field> = from
-                .fields()
-                .iter()
-                .map(|f| match zoned(f.data_type()) {
-                    Some(unit) => f.as_ref().clone().with_data_type(DataType::Timestamp(unit, Some(zone.clone()))),
-                    None => f.as_ref().clone(),
-                })
-                .collect();
-            let to: SchemaRef = Arc::new(Schema::new_with_metadata(fields, from.metadata().clone()));
             let schema = to.clone();
-            let batches = rows.map(move |batch| {
-                let batch = batch?;
-                let columns = batch
-                    .columns()
-                    .iter()
-                    .zip(schema.fields())
-                    .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok::<_, datafusion::error::DataFusionError>(RecordBatch::try_new(schema.clone(), columns)?)
-            });
+            let batches = rows.map(move |batch| Ok(zoned_batch(batch?, &schema)?));
             Box::pin(RecordBatchStreamAdapter::new(to, batches))
         };
         match self {
@@ -140,14 +121,6 @@ impl Output {
             }
             other => other,
         })
-    }
-}
-
-/// The unit of a zoned timestamp type (`timestamptz`), if `t` is one.
-fn zoned(t: &DataType) -> Option<TimeUnit> {
-    match t {
-        DataType::Timestamp(unit, Some(_)) => Some(*unit),
-        _ => None,
     }
 }
 

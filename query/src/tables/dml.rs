@@ -33,6 +33,7 @@ use crate::sql::parser::normalize;
 use crate::tables::expr::{placeholders, RowExprs, Scope};
 use crate::tables::{Current, PendingRows, TxnRows};
 use crate::types::{arrow_type, assign_in, zone_of};
+use crate::zone::{zoned_batch, zoned_schema};
 
 /// A planned INSERT, UPDATE or DELETE on a table.
 #[derive(Debug, Clone)]
@@ -42,8 +43,15 @@ pub struct DmlPlan {
     pub param_types: Vec<DataType>,
     kind: Kind,
     returning: Option<Returning>,
-    /// The table's row schema (system columns first), and the ON CONFLICT
-    /// row (existing row, then the excluded row), built on first use.
+    /// The table's row schema (system columns first) as stored, with
+    /// `timestamptz` in UTC.
+    stored: SchemaRef,
+    /// The row schema the statement's expressions see: `timestamptz` in
+    /// the zone it was planned in ([`crate::zone::zoned_schema`]), so text
+    /// without an offset compared with a column is a local time there.
+    row: SchemaRef,
+    /// The row schema, and the ON CONFLICT row (existing row, then the
+    /// excluded row), built on first use.
     schemas: OnceLock<(SchemaRef, SchemaRef)>,
 }
 
@@ -361,9 +369,10 @@ impl DmlPlan {
         state: &SessionState,
         declared: &[Option<DataType>],
     ) -> Result<DmlPlan> {
-        let schema = table_schema(&table);
+        let stored = table_schema(&table);
+        let schema = zoned_schema(&stored, zone_of(state));
         match stmt {
-            ast::Statement::Insert(insert) => Self::insert(insert, table, schema, state, declared).await,
+            ast::Statement::Insert(insert) => Self::insert(insert, table, (stored, schema), state, declared).await,
             ast::Statement::Update(u) => {
                 if !u.table.joins.is_empty() || u.from.is_some() {
                     return Err(Error::Unsupported("UPDATE … FROM and joins in UPDATE".into()));
@@ -392,6 +401,8 @@ impl DmlPlan {
                     param_types,
                     kind: Kind::Update { target, filter, sets: set_idx, exprs: compiled },
                     returning,
+                    stored: stored.clone(),
+                    row: schema.clone(),
                     schemas: OnceLock::new(),
                 })
             }
@@ -430,6 +441,8 @@ impl DmlPlan {
                     param_types,
                     kind: Kind::Delete { target, filter, exprs: compiled },
                     returning,
+                    stored: stored.clone(),
+                    row: schema.clone(),
                     schemas: OnceLock::new(),
                 })
             }
@@ -437,10 +450,12 @@ impl DmlPlan {
         }
     }
 
+    /// `schemas`: the table's row schema as stored, and as the statement
+    /// sees it (in its zone).
     async fn insert(
         insert: &ast::Insert,
         table: Arc<TableHandle>,
-        schema: SchemaRef,
+        (stored, schema): (SchemaRef, SchemaRef),
         state: &SessionState,
         declared: &[Option<DataType>],
     ) -> Result<DmlPlan> {
@@ -551,6 +566,8 @@ impl DmlPlan {
             param_types,
             kind: Kind::Insert { targets, source: source_plan, conflict },
             returning,
+            stored,
+            row: schema,
             schemas: OnceLock::new(),
         })
     }
@@ -799,7 +816,7 @@ impl DmlPlan {
 
     fn schemas(&self) -> &(SchemaRef, SchemaRef) {
         self.schemas.get_or_init(|| {
-            let row = table_schema(&self.table);
+            let row = self.row.clone();
             let mut fields: Vec<_> = row.fields().iter().cloned().collect();
             fields.extend(row.fields()[TABLE_SYSTEM_COLUMNS.len()..].iter().cloned());
             (row, Arc::new(Schema::new(fields)))
@@ -807,9 +824,9 @@ impl DmlPlan {
     }
 
     fn row_batch_of(&self, rows: Vec<Current>) -> Result<RecordBatch> {
-        let schema = &self.schemas().0;
-        let projection: Vec<usize> = (0..schema.fields().len()).collect();
-        Ok(rows_to_batch(schema, &projection, &self.table, rows)?)
+        let projection: Vec<usize> = (0..self.stored.fields().len()).collect();
+        let batch = rows_to_batch(&self.stored, &projection, &self.table, rows)?;
+        Ok(zoned_batch(batch, &self.schemas().0)?)
     }
 
     /// One row: the existing row (with system columns), then the excluded row.
