@@ -36,6 +36,8 @@ async fn timestamptz_is_shown_and_read_in_the_session_zone() {
     .await
     .unwrap();
     assert_eq!(texts(&c, "SHOW TIME ZONE").await, ["UTC"]);
+    let shown = c.query_one("SHOW timezone", &[]).await.unwrap();
+    assert_eq!(shown.columns()[0].name(), "TimeZone", "named as Postgres names it");
     assert_eq!(texts(&c, "SELECT at FROM events").await, ["2026-01-01 12:00:00.000000+00"]);
 
     c.batch_execute("SET TIME ZONE 'asia/tokyo'").await.unwrap();

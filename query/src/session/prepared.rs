@@ -158,8 +158,16 @@ pub(crate) fn explain_schema() -> SchemaRef {
 }
 
 /// A one-column text schema, for `SHOW name`.
+/// The column is named as Postgres names the parameter (`TimeZone` for
+/// `SHOW TIME ZONE` and `SHOW timezone`, `DateStyle`, …).
 pub(crate) fn show_schema(name: &str) -> SchemaRef {
-    std::sync::Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]))
+    let column = match name.to_ascii_lowercase().as_str() {
+        "time zone" | "timezone" => "TimeZone".to_string(),
+        "datestyle" => "DateStyle".to_string(),
+        "intervalstyle" => "IntervalStyle".to_string(),
+        other => other.to_string(),
+    };
+    std::sync::Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, true)]))
 }
 
 impl Brikk {
