@@ -68,6 +68,10 @@ async fn a_cursor_hands_out_its_rows_in_pieces_until_the_transaction_ends() {
     c.batch_execute("CLOSE h").await.unwrap();
     let closed = c.batch_execute("CLOSE h").await.unwrap_err();
     assert_eq!(sqlstate(&closed).as_deref(), Some("34000"), "{closed:?}");
+    // A WITH HOLD cursor goes with a transaction that rolls back.
+    c.batch_execute("BEGIN; DECLARE r CURSOR WITH HOLD FOR SELECT k FROM items; ROLLBACK").await.unwrap();
+    let rolled = c.batch_execute("FETCH 1 FROM r").await.unwrap_err();
+    assert_eq!(sqlstate(&rolled).as_deref(), Some("34000"), "{rolled:?}");
 
     // Declared through the extended protocol, with a parameter.
     c.batch_execute("BEGIN").await.unwrap();

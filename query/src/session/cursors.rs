@@ -4,7 +4,8 @@
 //! a time, so a client (psycopg's named cursors, for one) reads a large
 //! result without holding it all. As in Postgres, a cursor lives until the
 //! end of the transaction that declared it, unless it was declared `WITH
-//! HOLD`, in which case it lives until `CLOSE` or the end of the session.
+//! HOLD`, in which case it lives until `CLOSE`, `DISCARD ALL` or the end of
+//! the session, or until its transaction rolls back.
 //! Cursors only move forward: `SCROLL`, `BACKWARD` and absolute positions
 //! are refused.
 //!
@@ -33,8 +34,10 @@ pub(crate) struct Cursor {
     rows: std::sync::Mutex<SendableRecordBatchStream>,
     /// Rows taken from the stream and not fetched yet.
     left: Option<RecordBatch>,
-    /// The transaction that declared it; `None` for `WITH HOLD`.
-    txn: Option<u64>,
+    /// The serial of the transaction that declared it (0: none).
+    declared_in: u64,
+    /// `WITH HOLD`: it outlives a transaction that commits.
+    hold: bool,
 }
 
 /// A session's cursors by name.
@@ -48,8 +51,19 @@ impl Cursors {
     /// transaction's serial, if one is open).
     pub(crate) fn end_others(&mut self, live: Option<u64>) {
         if !self.open.is_empty() {
-            self.open.retain(|_, c| c.txn.is_none() || c.txn == live);
+            self.open.retain(|_, c| c.hold || Some(c.declared_in) == live);
         }
+    }
+
+    /// Closes every cursor transaction `serial` declared, `WITH HOLD` or not:
+    /// it rolled back.
+    pub(crate) fn rolled_back(&mut self, serial: u64) {
+        self.open.retain(|_, c| c.declared_in != serial);
+    }
+
+    /// `CLOSE ALL`, `DISCARD ALL`.
+    pub(crate) fn close_all(&mut self) {
+        self.open.clear();
     }
 }
 
@@ -104,7 +118,8 @@ impl Session {
             schema: rows.schema(),
             rows: std::sync::Mutex::new(rows),
             left: None,
-            txn: if hold { None } else { txn },
+            declared_in: txn.unwrap_or(0),
+            hold,
         };
         self.cursors.open.insert(name, cursor);
         Ok(Output::Command { tag: "DECLARE CURSOR".into(), rows: None })
@@ -122,7 +137,7 @@ impl Session {
     pub(crate) fn close_cursor(&mut self, which: &CloseCursor) -> Result<Output> {
         self.cursors.end_others(self.open_transaction());
         match which {
-            CloseCursor::All => self.cursors.open.clear(),
+            CloseCursor::All => self.cursors.close_all(),
             CloseCursor::Specific { name } => {
                 if self.cursors.open.remove(&name.value).is_none() {
                     return Err(self.no_cursor(&name.value));

@@ -301,6 +301,7 @@ impl Session {
             Txn::Active { implicit: true, writes, .. } => {
                 discard(writes);
                 self.rows = Arc::default();
+                self.cursors.rolled_back(self.txn_serial);
                 Txn::Idle
             }
             failed @ Txn::Failed { .. } => failed,
@@ -398,7 +399,10 @@ impl Session {
                 self.listening.pending.clear();
                 self.rows = Arc::default();
                 match std::mem::replace(&mut self.txn, Txn::Idle) {
-                    Txn::Active { writes, .. } | Txn::Failed { writes, .. } => discard(writes),
+                    Txn::Active { writes, .. } | Txn::Failed { writes, .. } => {
+                        discard(writes);
+                        self.cursors.rolled_back(self.txn_serial);
+                    }
                     Txn::Idle => {}
                 }
                 Ok(Output::End { tag: "ROLLBACK".into() })
@@ -442,6 +446,7 @@ impl Session {
             }
             S::Discard { .. } => {
                 self.listening.unlisten(None);
+                self.cursors.close_all();
                 Ok(command("DISCARD ALL", None))
             }
             S::LISTEN { channel } => {
