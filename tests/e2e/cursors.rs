@@ -39,12 +39,14 @@ async fn a_cursor_hands_out_its_rows_in_pieces_until_the_transaction_ends() {
 
     c.batch_execute("BEGIN; DECLARE c CURSOR FOR SELECT k FROM items ORDER BY n").await.unwrap();
     assert_eq!(rows(&c, "FETCH 4 FROM c").await, (vec!["k0".into(), "k1".into(), "k2".into(), "k3".into()], 4));
+    assert_eq!(rows(&c, "MOVE 0 IN c").await, (vec![], 0));
     assert_eq!(rows(&c, "FETCH NEXT FROM c").await, (vec!["k4".into()], 1));
     assert_eq!(rows(&c, "FETCH FORWARD 2 IN c").await, (vec!["k5".into(), "k6".into()], 2));
     // The extended protocol describes the cursor's rows too.
     let got = c.query("FETCH 2 FROM c", &[]).await.unwrap();
     assert_eq!(got.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), ["k7", "k8"]);
-    assert_eq!(rows(&c, "FETCH ALL FROM c").await, (vec!["k9".into()], 1));
+    assert_eq!(rows(&c, "MOVE FORWARD 1 FROM c").await, (vec![], 1), "MOVE skips k9");
+    assert_eq!(rows(&c, "FETCH ALL FROM c").await, (vec![], 0));
     assert_eq!(rows(&c, "FETCH 5 FROM c").await, (vec![], 0), "an exhausted cursor gives no rows");
 
     // Errors: a duplicate name, a missing cursor, moving backwards.

@@ -133,6 +133,16 @@ impl Session {
         Ok(Output::Returning { tag: "FETCH".into(), rows: Box::pin(rows) })
     }
 
+    /// `MOVE [direction] [FROM | IN] name`: skips what the same `FETCH`
+    /// would return; the tag counts the rows skipped.
+    pub(crate) async fn move_cursor(&mut self, fetch: &ast::Statement) -> Result<Output> {
+        let ast::Statement::Fetch { name, direction, .. } = fetch else {
+            return Err(Error::Internal("MOVE holds a FETCH".into()));
+        };
+        let (_, skipped) = self.take(&name.value, forward_count(direction)?).await?;
+        Ok(Output::Command { tag: "MOVE".into(), rows: Some(skipped.iter().map(RecordBatch::num_rows).sum()) })
+    }
+
     /// `CLOSE name` or `CLOSE ALL`.
     pub(crate) fn close_cursor(&mut self, which: &CloseCursor) -> Result<Output> {
         self.cursors.end_others(self.open_transaction());

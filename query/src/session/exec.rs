@@ -363,6 +363,7 @@ impl Session {
                 Ok(Output::Subscription(super::Subscription::start(&shared.store, &shared.subscriptions, &c)?))
             }
             Statement::Continuous(c) => self.run_continuous(*c).await,
+            Statement::MoveCursor(fetch) => self.move_cursor(&fetch).await,
             Statement::Sql(stmt) => self.run_sql(*stmt, params).await,
         }
     }

@@ -38,6 +38,9 @@ pub enum Statement {
     CopySubscribe(crate::sql::subscribe::CopySubscribe),
     /// A continuous-query statement (see [`crate::sql::continuous`]).
     Continuous(Box<crate::sql::continuous::ContinuousStatement>),
+    /// `MOVE [direction] [FROM | IN] cursor`: held as the `FETCH` of the
+    /// same shape, whose rows are skipped (see [`crate::session::cursors`]).
+    MoveCursor(Box<ast::Statement>),
     /// Anything else: standard SQL for DataFusion or the session.
     Sql(Box<ast::Statement>),
 }
@@ -113,12 +116,20 @@ fn parse_piece(
     let text = as_of.as_deref().unwrap_or(text);
     let body_tokens = if w.get(1) == Some(&"CONTINUOUS") { tokens.clone() } else { Vec::new() };
     // FETCH … GROUP reads a consumer group; any other FETCH, a cursor.
-    let cursor_fetch = w[0] == "FETCH" && !mentions(&tokens, Keyword::GROUP);
+    // MOVE is parsed as the FETCH it skips over.
+    let is_move = w[0] == "MOVE";
+    let cursor_fetch = (w[0] == "FETCH" || is_move) && !mentions(&tokens, Keyword::GROUP);
+    let mut tokens = tokens;
+    if is_move {
+        if let Some(t) = tokens.iter_mut().find(|t| !matches!(t.token, Token::Whitespace(_))) {
+            t.token = Token::make_keyword("FETCH");
+        }
+    }
     let mut parser = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens);
     if cursor_fetch {
-        let stmt = parser.parse_statement()?;
+        let stmt = Box::new(parser.parse_statement()?);
         expect_end(&mut parser)?;
-        return Ok(Some(Statement::Sql(Box::new(stmt))));
+        return Ok(Some(if is_move { Statement::MoveCursor(stmt) } else { Statement::Sql(stmt) }));
     }
     if let Some(stmt) = crate::sql::continuous::parse(w.as_slice(), &mut parser, &body_tokens)? {
         return Ok(Some(stmt));
