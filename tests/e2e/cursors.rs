@@ -20,6 +20,12 @@ async fn rows(c: &tokio_postgres::Client, sql: &str) -> (Vec<String>, u64) {
     (out, count)
 }
 
+/// Runs `sql`, which must fail with SQLSTATE `code`.
+async fn fails(c: &tokio_postgres::Client, sql: &str, code: &str) {
+    let e = c.batch_execute(sql).await.expect_err(sql);
+    assert_eq!(sqlstate(&e).as_deref(), Some(code), "{sql}: {e:?}");
+}
+
 #[tokio::test]
 async fn a_cursor_hands_out_its_rows_in_pieces_until_the_transaction_ends() {
     let (_dir, server) = fresh();
@@ -34,8 +40,7 @@ async fn a_cursor_hands_out_its_rows_in_pieces_until_the_transaction_ends() {
     .unwrap();
 
     // Outside a transaction block a cursor without HOLD is refused.
-    let e = c.batch_execute("DECLARE c CURSOR FOR SELECT k FROM items").await.unwrap_err();
-    assert_eq!(sqlstate(&e).as_deref(), Some("25P01"), "{e:?}");
+    fails(&c, "DECLARE c CURSOR FOR SELECT k FROM items", "25P01").await;
 
     c.batch_execute("BEGIN; DECLARE c CURSOR FOR SELECT k FROM items ORDER BY n").await.unwrap();
     assert_eq!(rows(&c, "FETCH 4 FROM c").await, (vec!["k0".into(), "k1".into(), "k2".into(), "k3".into()], 4));
@@ -51,29 +56,24 @@ async fn a_cursor_hands_out_its_rows_in_pieces_until_the_transaction_ends() {
 
     // Errors: a duplicate name, a missing cursor, moving backwards.
     c.batch_execute("DECLARE d CURSOR FOR SELECT n FROM items").await.unwrap();
-    let dup = c.batch_execute("DECLARE d CURSOR FOR SELECT n FROM items").await.unwrap_err();
-    assert_eq!(sqlstate(&dup).as_deref(), Some("42P03"), "{dup:?}");
+    fails(&c, "DECLARE d CURSOR FOR SELECT n FROM items", "42P03").await;
     c.batch_execute("ROLLBACK; BEGIN; DECLARE d CURSOR FOR SELECT n FROM items").await.unwrap();
-    let back = c.batch_execute("FETCH BACKWARD 1 FROM d").await.unwrap_err();
-    assert_eq!(sqlstate(&back).as_deref(), Some("55000"), "{back:?}");
+    fails(&c, "FETCH BACKWARD 1 FROM d", "55000").await;
     c.batch_execute("ROLLBACK").await.unwrap();
 
     // COMMIT closes cursors declared without HOLD...
     c.batch_execute("BEGIN; DECLARE e CURSOR FOR SELECT k FROM items; COMMIT").await.unwrap();
-    let gone = c.batch_execute("FETCH 1 FROM e").await.unwrap_err();
-    assert_eq!(sqlstate(&gone).as_deref(), Some("34000"), "{gone:?}");
+    fails(&c, "FETCH 1 FROM e", "34000").await;
     // ...and a WITH HOLD cursor lives until CLOSE.
     c.batch_execute("DECLARE h CURSOR WITH HOLD FOR SELECT k FROM items ORDER BY n").await.unwrap();
     assert_eq!(rows(&c, "FETCH 1 FROM h").await.0, ["k0"]);
     c.batch_execute("BEGIN; COMMIT").await.unwrap();
     assert_eq!(rows(&c, "FETCH 1 FROM h").await.0, ["k1"]);
     c.batch_execute("CLOSE h").await.unwrap();
-    let closed = c.batch_execute("CLOSE h").await.unwrap_err();
-    assert_eq!(sqlstate(&closed).as_deref(), Some("34000"), "{closed:?}");
+    fails(&c, "CLOSE h", "34000").await;
     // A WITH HOLD cursor goes with a transaction that rolls back.
     c.batch_execute("BEGIN; DECLARE r CURSOR WITH HOLD FOR SELECT k FROM items; ROLLBACK").await.unwrap();
-    let rolled = c.batch_execute("FETCH 1 FROM r").await.unwrap_err();
-    assert_eq!(sqlstate(&rolled).as_deref(), Some("34000"), "{rolled:?}");
+    fails(&c, "FETCH 1 FROM r", "34000").await;
 
     // Declared through the extended protocol, with a parameter.
     c.batch_execute("BEGIN").await.unwrap();
