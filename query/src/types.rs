@@ -239,11 +239,6 @@ pub fn is_utc(zone: &str) -> bool {
     zone == UTC || zone == crate::session::vars::DEFAULT_ZONE
 }
 
-/// The zone `state` plans and assigns in: its `execution.time_zone`.
-pub fn zone_of(state: &datafusion::execution::context::SessionState) -> &str {
-    state.config().options().execution.time_zone.as_deref().unwrap_or(UTC)
-}
-
 fn is_text(dt: &DataType) -> bool {
     matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }

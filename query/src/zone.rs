@@ -27,7 +27,9 @@ use datafusion::common::{Column, Result};
 use datafusion::logical_expr::{Cast, Expr, LogicalPlan, Projection};
 use datafusion::optimizer::AnalyzerRule;
 
-use crate::types::is_utc;
+use datafusion::execution::context::SessionState;
+
+use crate::types::{is_utc, UTC};
 
 /// Tags scanned `timestamptz` columns with the session's zone; see the
 /// module docs. Does nothing in UTC.
@@ -54,8 +56,7 @@ impl AnalyzerRule for SessionZone {
 /// under a projection that casts them to `zone` and keeps their names.
 fn scan_in_zone(node: LogicalPlan, zone: &Arc<str>) -> Result<Transformed<LogicalPlan>> {
     let LogicalPlan::TableScan(scan) = &node else { return Ok(Transformed::no(node)) };
-    let retag = |t: &DataType| retagged(t, zone);
-    if !scan.projected_schema.fields().iter().any(|f| retag(f.data_type()).is_some()) {
+    if !scan.projected_schema.fields().iter().any(|f| retagged(f.data_type(), zone).is_some()) {
         return Ok(Transformed::no(node));
     }
     let exprs: Vec<Expr> = scan
@@ -63,13 +64,27 @@ fn scan_in_zone(node: LogicalPlan, zone: &Arc<str>) -> Result<Transformed<Logica
         .iter()
         .map(|(qualifier, field)| {
             let column = Expr::Column(Column::from((qualifier, field)));
-            match retag(field.data_type()) {
+            match retagged(field.data_type(), zone) {
                 Some(t) => Expr::Cast(Cast::new(Box::new(column), t)).alias_qualified(qualifier.cloned(), field.name()),
                 None => column,
             }
         })
         .collect();
     Ok(Transformed::yes(LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(node))?)))
+}
+
+/// `state` planning and running in `zone` (Arrow's spelling of a session's
+/// `TimeZone`).
+pub fn state_in_zone(mut state: SessionState, zone: &str) -> SessionState {
+    if !is_utc(zone) {
+        state.config_mut().options_mut().execution.time_zone = Some(zone.to_string());
+    }
+    state
+}
+
+/// The zone `state` plans and assigns in: its `execution.time_zone`.
+pub fn zone_of(state: &SessionState) -> &str {
+    state.config().options().execution.time_zone.as_deref().unwrap_or(UTC)
 }
 
 /// `t` in `zone`, if `t` is a timestamp with another zone (`timestamptz`).

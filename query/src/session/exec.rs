@@ -28,6 +28,7 @@ use crate::sql::{self, Statement};
 use crate::tables::dml::{self, Built, DmlPlan};
 use crate::tables::TxnRows;
 use crate::types::{is_utc, UTC};
+use crate::zone::state_in_zone;
 use datafusion::execution::context::SessionState;
 
 enum Txn {
@@ -83,6 +84,8 @@ pub struct Session {
     pub(crate) cursors: super::cursors::Cursors,
     /// The serial of the transaction last begun (see [`TXN_SERIAL`]).
     txn_serial: u64,
+    /// [`Session::state`] in a zone other than UTC, and that zone.
+    zoned: std::sync::Mutex<Option<(String, Arc<SessionState>)>>,
 }
 
 /// How often an autocommit statement on a table runs again when a row it
@@ -101,6 +104,7 @@ impl Session {
             stream_failed: Arc::new(AtomicBool::new(false)),
             cursors: Default::default(),
             txn_serial: 0,
+            zoned: Default::default(),
         }
     }
 
@@ -210,18 +214,12 @@ impl Session {
     /// rows.
     pub async fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
         let mut prepared = self.db.prepare_in(sql, declared, self.vars.zone()).await?;
-        self.describe_fetch(&mut prepared);
-        Ok(prepared)
-    }
-
-    /// Gives `prepared`, if it fetches from one of this session's cursors
-    /// ([`Prepared::fetched_cursor`]), the cursor's rows as its result.
-    pub fn describe_fetch(&self, prepared: &mut Prepared) {
         if let Some(schema) = prepared.fetched_cursor().and_then(|name| self.cursor_schema(name)) {
             if let PreparedKind::Other(_, result) = &mut prepared.kind {
                 *result = Some(schema);
             }
         }
+        Ok(prepared)
     }
 }
 
@@ -645,8 +643,9 @@ impl Session {
             return Ok(Output::Rows(df.execute_stream().await?));
         }
         // In the session's zone; inside a transaction that wrote table
-        // rows, scans see them.
-        let state = self.state();
+        // rows, scans see them. `now()` is the time of this statement.
+        let mut state = (*self.state()).clone();
+        state.mark_start_execution();
         let physical = state.create_physical_plan(&plan).await?;
         Ok(Output::Rows(datafusion::physical_plan::execute_stream(physical, state.task_ctx())?))
     }
@@ -656,14 +655,29 @@ impl Session {
     /// when it has written some.
     pub(crate) fn state(&self) -> Arc<SessionState> {
         let zone = self.vars.zone();
-        if self.rows.is_empty() && is_utc(zone) {
-            return self.db.shared().state.clone();
+        if self.rows.is_empty() {
+            return match is_utc(zone) {
+                true => self.db.shared().state.clone(),
+                false => self.zoned_state(zone),
+            };
         }
-        let mut state = in_zone(self.db.shared().ctx.state(), zone);
-        if !self.rows.is_empty() {
-            state.config_mut().set_extension(self.rows.clone());
-        }
+        let mut state = state_in_zone(self.db.shared().ctx.state(), zone);
+        state.config_mut().set_extension(self.rows.clone());
         Arc::new(state)
+    }
+
+    /// The shared state in `zone`, made once per zone the session is in:
+    /// prepared lookups and upserts ask for it on every execution.
+    fn zoned_state(&self, zone: &str) -> Arc<SessionState> {
+        let mut cached = self.zoned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*cached {
+            Some((z, state)) if z == zone => state.clone(),
+            _ => {
+                let state = Arc::new(state_in_zone((*self.db.shared().state).clone(), zone));
+                *cached = Some((zone.to_string(), state.clone()));
+                state
+            }
+        }
     }
 
     /// Runs a planned INSERT/UPDATE/DELETE on a table. In autocommit, a row
@@ -805,15 +819,6 @@ fn command(tag: &str, rows: Option<usize>) -> Output {
     Output::Command { tag: tag.to_string(), rows }
 }
 
-/// `state` planning and running in `zone` (Arrow's spelling of a session's
-/// `TimeZone`).
-pub(crate) fn in_zone(mut state: SessionState, zone: &str) -> SessionState {
-    if !is_utc(zone) {
-        state.config_mut().options_mut().execution.time_zone = Some(zone.to_string());
-    }
-    state
-}
-
 fn value_text(e: &ast::Expr) -> String {
     match e {
         ast::Expr::Value(v) => match &v.value {
@@ -844,7 +849,7 @@ impl Brikk {
         let shared = self.shared();
         let store = &shared.store;
         crate::sql::rewrite::before_planning(&mut stmt, store);
-        let plan = in_zone(shared.ctx.state(), zone)
+        let plan = state_in_zone(shared.ctx.state(), zone)
             .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt)))
             .await?;
         match &plan {

@@ -46,8 +46,8 @@ pub(crate) enum PreparedKind {
 
 impl Prepared {
     /// The cursor this statement is a `FETCH` from, if it is one: only a
-    /// session knows what its rows look like ([`crate::Session::describe_fetch`]).
-    pub fn fetched_cursor(&self) -> Option<&str> {
+    /// session knows what its rows look like ([`crate::Session::prepare`]).
+    pub(crate) fn fetched_cursor(&self) -> Option<&str> {
         match &self.kind {
             PreparedKind::Other(stmt, None) => match &**stmt {
                 Statement::Sql(s) => match &**s {
@@ -183,7 +183,7 @@ impl Brikk {
     pub async fn prepare_in(&self, sql: &str, declared: &[Option<DataType>], zone: &str) -> Result<Prepared> {
         let state = match crate::types::is_utc(zone) {
             true => self.shared().state.clone(),
-            false => std::sync::Arc::new(crate::session::exec::in_zone(self.shared().ctx.state(), zone)),
+            false => std::sync::Arc::new(crate::zone::state_in_zone(self.shared().ctx.state(), zone)),
         };
         let mut statements = sql::parse(sql, &self.shared().compat)?;
         if statements.len() > 1 {

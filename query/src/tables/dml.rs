@@ -32,8 +32,8 @@ use crate::session::insert::{check_width, simple_rows, target_columns, Operand};
 use crate::sql::parser::normalize;
 use crate::tables::expr::{placeholders, RowExprs, Scope};
 use crate::tables::{Current, PendingRows, TxnRows};
-use crate::types::{arrow_type, assign_in, zone_of};
-use crate::zone::{zoned_batch, zoned_schema};
+use crate::types::{arrow_type, assign_in};
+use crate::zone::{zone_of, zoned_batch, zoned_schema};
 
 /// A planned INSERT, UPDATE or DELETE on a table.
 #[derive(Debug, Clone)]

@@ -28,7 +28,8 @@ use crate::sql::parser::normalize;
 use crate::tables::dml::{and_terms, key_target, param_types, Target};
 use crate::tables::expr::{RowExprs, Scope};
 use crate::tables::{Current, TxnRows};
-use crate::types::{arrow_type, assign_in, zone_of};
+use crate::types::{arrow_type, assign_in};
+use crate::zone::zone_of;
 use brikk_storage::ColumnType;
 
 /// A planned primary-key lookup.
