@@ -37,14 +37,21 @@ impl AnalyzerRule for CheckedArithmetic {
     }
 }
 
-fn rewrite_node(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+/// The schema `node`'s expressions are evaluated over: its inputs' (a
+/// scan's, its table's).
+pub(crate) fn expression_schema(node: &LogicalPlan) -> Result<DFSchema> {
     let mut schema = DFSchema::empty();
     for input in node.inputs() {
         schema.merge(input.schema());
     }
-    if let LogicalPlan::TableScan(scan) = &node {
+    if let LogicalPlan::TableScan(scan) = node {
         schema.merge(&DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema())?);
     }
+    Ok(schema)
+}
+
+fn rewrite_node(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let schema = expression_schema(&node)?;
     let names = NamePreserver::new(&node);
     node.map_expressions(|e| {
         let name = names.save(&e);

@@ -145,6 +145,8 @@ impl Brikk {
                     .collect(),
             )
             .with_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic))
+            // Postgres's date/time spellings in literals, once casts are explicit.
+            .with_analyzer_rule(Arc::new(crate::datetime::PostgresDateTimes))
             .with_physical_optimizer_rule(Arc::new(crate::shared_subplans::ShareRepeatedAggregates))
             .build();
         let mut ctx = SessionContext::new_with_state(state);

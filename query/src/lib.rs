@@ -47,6 +47,7 @@ pub mod catalog;
 pub mod checked;
 pub mod continuous;
 pub mod copy;
+pub mod datetime;
 pub mod db;
 pub mod error;
 pub mod json;

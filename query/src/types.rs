@@ -219,7 +219,12 @@ pub fn assign_in(value: ScalarValue, ty: ColumnType, column: &str, zone: &str) -
             if !temporal && !is_text(&source) {
                 return Err(mismatch(&value));
             }
-            let shown = if is_text(&source) { Some(value.to_string()) } else { None };
+            let shown = if is_text(&source) { Some(text_of(value.clone())) } else { None };
+            let target_kind = crate::datetime::Target::of(&target).expect("a date/time type");
+            let value = match shown.as_deref().and_then(|s| crate::datetime::rewrite(s, target_kind, zone)) {
+                Some(respelled) => ScalarValue::Utf8(Some(respelled)),
+                None => value,
+            };
             let cast = value.cast_to(&target).map_err(|_| match &shown {
                 Some(s) => Error::InvalidText(format!("invalid input syntax for type {}: \"{s}\"", ty.sql_name())),
                 None => mismatch(&ScalarValue::try_from(&source).unwrap_or(ScalarValue::Null)),

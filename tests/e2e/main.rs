@@ -7,6 +7,7 @@ mod continuous;
 mod copy;
 mod crash;
 mod cursors;
+mod datetime;
 mod embedded;
 mod examples;
 mod external;

@@ -38,22 +38,22 @@ async fn timestamptz_is_shown_and_read_in_the_session_zone() {
     assert_eq!(texts(&c, "SHOW TIME ZONE").await, ["UTC"]);
     let shown = c.query_one("SHOW timezone", &[]).await.unwrap();
     assert_eq!(shown.columns()[0].name(), "TimeZone", "named as Postgres names it");
-    assert_eq!(texts(&c, "SELECT at FROM events").await, ["2026-01-01 12:00:00.000000+00"]);
+    assert_eq!(texts(&c, "SELECT at FROM events").await, ["2026-01-01 12:00:00+00"]);
 
     c.batch_execute("SET TIME ZONE 'asia/tokyo'").await.unwrap();
     assert_eq!(texts(&c, "SHOW timezone").await, ["Asia/Tokyo"]);
     // The same instant, shown as Tokyo time; a plain timestamp is unchanged.
-    assert_eq!(texts(&c, "SELECT at FROM events").await, ["2026-01-01 21:00:00.000000+09"]);
-    assert_eq!(texts(&c, "SELECT local FROM events").await, ["2026-01-01 12:00:00.000000"]);
+    assert_eq!(texts(&c, "SELECT at FROM events").await, ["2026-01-01 21:00:00+09"]);
+    assert_eq!(texts(&c, "SELECT local FROM events").await, ["2026-01-01 12:00:00"]);
     // Text without an offset is a Tokyo time: in a cast, an INSERT, COPY.
-    assert_eq!(texts(&c, "SELECT '2026-01-01 09:00:00'::timestamptz").await, ["2026-01-01 09:00:00.000000+09"]);
+    assert_eq!(texts(&c, "SELECT '2026-01-01 09:00:00'::timestamptz").await, ["2026-01-01 09:00:00+09"]);
     c.batch_execute("INSERT INTO events (name, at) VALUES ('tokyo nine', '2026-01-01 09:00:00')").await.unwrap();
     // Comparisons with text, and fields of stored columns, are in Tokyo.
     assert_eq!(texts(&c, "SELECT name FROM events WHERE at = '2026-01-01 09:00:00'").await, ["tokyo nine"]);
     assert_eq!(
         texts(&c, "SELECT extract(hour FROM at)::text || ' ' || date_trunc('day', at)::text FROM events ORDER BY at")
             .await,
-        ["9 2026-01-01T00:00:00+09:00", "21 2026-01-01T00:00:00+09:00"]
+        ["9 2026-01-01 00:00:00+09", "21 2026-01-01 00:00:00+09"]
     );
     // A range on _timestamp is still a range scan.
     let plan = texts(&c, "EXPLAIN SELECT name FROM events WHERE _timestamp >= '2026-01-01 09:00:00'").await;
@@ -61,14 +61,14 @@ async fn timestamptz_is_shown_and_read_in_the_session_zone() {
     c.batch_execute("SET TIME ZONE -7").await.unwrap();
     assert_eq!(
         texts(&c, "SELECT at FROM events WHERE name = 'tokyo nine'").await,
-        ["2025-12-31 17:00:00.000000-07"],
+        ["2025-12-31 17:00:00-07"],
         "09:00 in Tokyo is 00:00 UTC, 17:00 the day before at UTC-7"
     );
 
     // COPY TO writes the zone's local times too.
     let copy = c.copy_out("COPY (SELECT at FROM events WHERE name = 'noon') TO STDOUT").await.unwrap();
     let lines: Vec<bytes::Bytes> = copy.try_collect().await.unwrap();
-    assert_eq!(lines.concat(), b"2026-01-01 05:00:00.000000-07:00\n");
+    assert_eq!(lines.concat(), b"2026-01-01 05:00:00-07\n");
 
     // Prepared statements too: a literal cast.
     let cast = "SELECT name FROM events WHERE at = '2025-12-31 17:00:00'::timestamptz";
@@ -89,20 +89,20 @@ async fn timestamptz_is_shown_and_read_in_the_session_zone() {
     )
     .await
     .unwrap();
-    assert_eq!(texts(&c, "SELECT due FROM deadlines").await, ["2026-07-01 18:00:00.000000+02"]);
+    assert_eq!(texts(&c, "SELECT due FROM deadlines").await, ["2026-07-01 18:00:00+02"]);
     // The WHERE of UPDATE and DELETE, and ON CONFLICT's, compare in Berlin.
     assert_eq!(
         texts(&c, "UPDATE deadlines SET due = due + interval '1 hour' WHERE due = '2026-07-01 18:00:00' RETURNING due")
             .await,
-        ["2026-07-01 19:00:00.000000+02"]
+        ["2026-07-01 19:00:00+02"]
     );
     let upsert = "INSERT INTO deadlines VALUES ('a', '2026-07-02 09:00:00') ON CONFLICT (task) \
                   DO UPDATE SET due = excluded.due WHERE deadlines.due < '2026-07-01 19:30:00' RETURNING due";
-    assert_eq!(texts(&c, upsert).await, ["2026-07-02 09:00:00.000000+02"]);
+    assert_eq!(texts(&c, upsert).await, ["2026-07-02 09:00:00+02"]);
     assert_eq!(texts(&c, "DELETE FROM deadlines WHERE due > '2026-07-02 08:30:00' RETURNING task").await, ["a"]);
     c.batch_execute("INSERT INTO deadlines VALUES ('a', '2026-07-01 18:00:00')").await.unwrap();
     c.batch_execute("SET TIME ZONE DEFAULT").await.unwrap();
-    assert_eq!(texts(&c, "SELECT due FROM deadlines").await, ["2026-07-01 16:00:00.000000+00"]);
+    assert_eq!(texts(&c, "SELECT due FROM deadlines").await, ["2026-07-01 16:00:00+00"]);
 }
 
 #[tokio::test]
@@ -123,7 +123,7 @@ async fn the_start_up_zone_is_applied_and_reported() {
     let conn_str = format!("{} options='-c TimeZone=America/New_York'", server.conn_str());
     let c = connect(&conn_str).await.unwrap();
     assert_eq!(texts(&c, "SHOW TIME ZONE").await, ["America/New_York"]);
-    assert_eq!(texts(&c, "SELECT TIMESTAMPTZ '2026-01-01 12:00:00+00'").await, ["2026-01-01 07:00:00.000000-05"]);
+    assert_eq!(texts(&c, "SELECT TIMESTAMPTZ '2026-01-01 12:00:00+00'").await, ["2026-01-01 07:00:00-05"]);
 
     // Hours east of UTC, as libpq passes them.
     let hours = format!("{} options='-c TimeZone=5.5'", server.conn_str());

@@ -15,19 +15,21 @@ pub type CsvOptions = CopyFormat;
 
 /// The text of one non-NULL cell as Postgres would print it, in a form
 /// COPY FROM (and INSERT) reads back: `t`/`f`, `\x…` for bytea, ISO
-/// timestamps with microseconds.
+/// timestamps ([`crate::datetime::output`]).
 pub fn text_cell(col: &ArrayRef, row: usize) -> Result<String> {
     Ok(match col.data_type() {
         DataType::Boolean => if col.as_boolean().value(row) { "t" } else { "f" }.to_string(),
         DataType::Binary => hex(col.as_binary::<i32>().value(row)),
         DataType::LargeBinary => hex(col.as_binary::<i64>().value(row)),
         DataType::Utf8 => col.as_string::<i32>().value(row).to_string(),
-        _ => {
-            let opts = FormatOptions::default()
-                .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.6f"))
-                .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.6f%:z"));
-            ArrayFormatter::try_new(col.as_ref(), &opts).map_err(Error::from_arrow)?.value(row).to_string()
+        DataType::Timestamp(..) => {
+            let text = crate::datetime::timestamps_as_text(&col.slice(row, 1)).map_err(Error::from_arrow)?;
+            text.as_string::<i32>().value(0).to_string()
         }
+        _ => ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default())
+            .map_err(Error::from_arrow)?
+            .value(row)
+            .to_string(),
     })
 }
 

@@ -205,6 +205,7 @@ impl RowExprs {
             // behind a checked call; the direct path checks its own sums.
             let field_plus = FieldPlus::of(&logical, &scope.row);
             let logical = crate::checked::rewrite(logical, &eval)?;
+            let logical = crate::datetime::rewrite_datetimes(logical, crate::zone::zone_of(state), &eval)?;
             let physical =
                 if varies(&logical)? { None } else { Some(state.create_physical_expr(logical.clone(), &eval)?) };
             compiled.push(Compiled { logical, physical, field_plus });

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use brikk_query::datetime::{iso_style, timestamps_as_text};
 use brikk_query::types::PG_TYPE_METADATA;
 use brikk_query::{Error, Output};
 use datafusion::arrow::array::{Array, StringArray};
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use pgwire::api::results::{FieldFormat, FieldInfo};
@@ -102,24 +103,33 @@ fn json_type(field: &Field) -> Option<Type> {
     })
 }
 
-/// The binary form of `jsonb` is a version byte (1) before the text: JSONB
-/// columns sent in binary get it prefixed.
-fn jsonb_binary(batch: RecordBatch, fields: &[FieldInfo]) -> PgWireResult<RecordBatch> {
-    let needs = fields.iter().any(|f| *f.datatype() == Type::JSONB && f.format() == FieldFormat::Binary);
-    if !needs {
+/// `batch` ready for arrow-pg's encoding with `fields`: `jsonb` sent in
+/// binary gets its version byte (1) before the text, and timestamps sent as
+/// text in the ISO date style are printed here, as Postgres prints them
+/// ([`brikk_query::datetime::output`]).
+fn wire_ready(batch: RecordBatch, fields: &[FieldInfo], iso: bool) -> PgWireResult<RecordBatch> {
+    let jsonb_binary = |f: &FieldInfo| *f.datatype() == Type::JSONB && f.format() == FieldFormat::Binary;
+    let timestamp_text = |i: usize, f: &FieldInfo| {
+        iso && f.format() == FieldFormat::Text && matches!(batch.column(i).data_type(), DataType::Timestamp(..))
+    };
+    if !fields.iter().enumerate().any(|(i, f)| jsonb_binary(f) || timestamp_text(i, f)) {
         return Ok(batch);
     }
+    let api = |e| PgWireError::ApiError(Box::new(e));
     let mut columns = batch.columns().to_vec();
+    let mut schema_fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     for (i, f) in fields.iter().enumerate() {
-        if *f.datatype() != Type::JSONB || f.format() != FieldFormat::Binary {
-            continue;
-        }
-        if let Some(text) = columns[i].as_any().downcast_ref::<StringArray>() {
-            let prefixed: StringArray = text.iter().map(|v| v.map(|s| format!("\u{1}{s}"))).collect();
-            columns[i] = Arc::new(prefixed);
+        if jsonb_binary(f) {
+            if let Some(text) = columns[i].as_any().downcast_ref::<StringArray>() {
+                let prefixed: StringArray = text.iter().map(|v| v.map(|s| format!("\u{1}{s}"))).collect();
+                columns[i] = Arc::new(prefixed);
+            }
+        } else if timestamp_text(i, f) {
+            columns[i] = timestamps_as_text(&columns[i]).map_err(api)?;
+            schema_fields[i] = schema_fields[i].clone().with_data_type(DataType::Utf8);
         }
     }
-    RecordBatch::try_new(batch.schema(), columns).map_err(|e| PgWireError::ApiError(Box::new(e)))
+    RecordBatch::try_new(Arc::new(Schema::new(schema_fields)), columns).map_err(api)
 }
 
 /// Rows as a query response whose completion tag is `tag` (`SELECT`,
@@ -131,13 +141,14 @@ fn rows_response(
     options: Arc<FormatOptions>,
     handle: Option<Arc<ConnectionHandle>>,
 ) -> PgWireResult<Response> {
+    let iso = iso_style(&options.date_style);
     let fields = Arc::new(pg_fields(&batches.schema(), format, Some(options))?);
     let row_fields = fields.clone();
     let rows = batches
         .map(move |batch| {
             let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> =
                 match batch.map_err(|e| to_pg_error(&Error::from_datafusion(e))) {
-                    Ok(b) => match jsonb_binary(b, &row_fields) {
+                    Ok(b) => match wire_ready(b, &row_fields, iso) {
                         Ok(b) => encode_recordbatch(row_fields.clone(), b),
                         Err(e) => Box::new(std::iter::once(Err(e))),
                     },

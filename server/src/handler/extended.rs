@@ -22,7 +22,7 @@ use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::ParameterDescription;
-use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
+use pgwire::messages::extendedquery::{Bind, Describe, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
@@ -111,8 +111,13 @@ impl QueryParser for StatementParser {
 }
 
 /// Decodes the portal's parameters with the types the statement described.
-/// `zone` is the session's `TimeZone` ([`params_in_zone`]).
+/// `zone` is the session's `TimeZone` ([`params_in_zone`]). Date/time text
+/// that pgwire cannot read as sent but Postgres can (`2026-11-26 10:00`,
+/// `today`; see [`brikk_query::datetime::input`]) is respelled first.
 fn bind(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Vec<ScalarValue>> {
+    if let Some(respelled) = respelled(portal, zone)? {
+        return bind(&respelled, zone);
+    }
     let stmt = &portal.statement.statement;
     let inferred: Vec<Option<&DataType>> = stmt.prepared.param_types().iter().map(Some).collect();
     let server_refs: Vec<Option<&Type>> = stmt.param_types.iter().map(Some).collect();
@@ -125,6 +130,53 @@ fn bind(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Vec<Sca
         params_in_zone(portal, &mut values, zone);
     }
     Ok(values)
+}
+
+/// `portal` with its date/time text parameters respelled as pgwire reads
+/// them, if any needs it: the rare case, so the copy costs nothing usually.
+fn respelled(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Option<Portal<Arc<WireStatement>>>> {
+    use brikk_query::datetime::{rewrite, Target};
+    let types = &portal.statement.statement.param_types;
+    if !types.iter().any(|t| [Type::TIMESTAMPTZ, Type::TIMESTAMP, Type::DATE].contains(t)) {
+        return Ok(None);
+    }
+    let mut parameters = portal.parameters.clone();
+    let mut changed = false;
+    for (i, p) in parameters.iter_mut().enumerate() {
+        let target = match types.get(i) {
+            Some(t) if *t == Type::TIMESTAMPTZ => Target::TimestampTz,
+            Some(t) if *t == Type::TIMESTAMP => Target::Timestamp,
+            Some(t) if *t == Type::DATE => Target::Date,
+            _ => continue,
+        };
+        let Some(text) = p.as_deref().filter(|_| portal.parameter_format.is_text(i)) else { continue };
+        let Some(mut text) = std::str::from_utf8(text).ok().and_then(|t| rewrite(t, target, zone)) else { continue };
+        // pgwire reads timestamps with a time of day and a numeric offset.
+        if target != Target::Date && text.len() == 10 {
+            text.push_str(" 00:00:00");
+        }
+        if let Some(utc) = text.strip_suffix('Z') {
+            text = format!("{utc}+00:00");
+        }
+        *p = Some(bytes::Bytes::from(text));
+        changed = true;
+    }
+    if !changed {
+        return Ok(None);
+    }
+    let codes = |f: &Format| match f {
+        Format::UnifiedText => vec![],
+        Format::UnifiedBinary => vec![1],
+        Format::Individual(codes) => codes.clone(),
+    };
+    let bind = Bind::new(
+        Some(portal.name.clone()),
+        Some(portal.statement.id.clone()),
+        codes(&portal.parameter_format),
+        parameters,
+        codes(&portal.result_column_format),
+    );
+    Portal::try_new(&bind, portal.statement.clone()).map(Some)
 }
 
 /// Reads `timestamptz` parameters sent as text without an offset as local

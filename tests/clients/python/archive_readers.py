@@ -31,10 +31,14 @@ def norm(v):
     if hasattr(v, "to_pydatetime"):  # pandas Timestamp
         v = v.to_pydatetime()
     if isinstance(v, datetime.datetime):
-        if v.tzinfo is not None:
+        # As Postgres prints it: fraction digits only when there are some.
+        zoned = v.tzinfo is not None
+        if zoned:
             v = v.astimezone(datetime.timezone.utc)
-            return v.strftime("%Y-%m-%d %H:%M:%S.%f") + "+00:00"
-        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+        text = v.strftime("%Y-%m-%d %H:%M:%S")
+        if v.microsecond:
+            text += f".{v.microsecond:06d}".rstrip("0")
+        return text + ("+00" if zoned else "")
     if isinstance(v, datetime.date):
         return v.isoformat()
     if hasattr(v, "item"):  # numpy scalars
