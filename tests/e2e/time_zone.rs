@@ -124,6 +124,12 @@ async fn the_start_up_zone_is_applied_and_reported() {
     let c = connect(&conn_str).await.unwrap();
     assert_eq!(texts(&c, "SHOW TIME ZONE").await, ["America/New_York"]);
     assert_eq!(texts(&c, "SELECT TIMESTAMPTZ '2026-01-01 12:00:00+00'").await, ["2026-01-01 07:00:00-05"]);
+    // RESET, in each spelling, returns to the start-up zone, not to UTC.
+    for reset in ["RESET TIME ZONE", "RESET timezone", "SET TIME ZONE DEFAULT", "RESET ALL"] {
+        c.batch_execute("SET TIME ZONE 'Asia/Tokyo'").await.unwrap();
+        c.batch_execute(reset).await.unwrap_or_else(|e| panic!("{reset}: {e}"));
+        assert_eq!(texts(&c, "SHOW TIME ZONE").await, ["America/New_York"], "{reset}");
+    }
 
     // Hours east of UTC, as libpq passes them.
     let hours = format!("{} options='-c TimeZone=5.5'", server.conn_str());

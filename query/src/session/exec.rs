@@ -440,6 +440,13 @@ impl Session {
             }
             S::Commit { .. } | S::Rollback { .. } => Err(Error::Unsupported("COMMIT/ROLLBACK AND CHAIN".into())),
             S::Set(set) => self.set(set),
+            S::Reset(reset) => {
+                match reset.reset {
+                    ast::Reset::ALL => self.vars.reset_all(),
+                    ast::Reset::ConfigurationParameter(name) => self.vars.reset(&name.to_string()),
+                }
+                Ok(command("RESET", None))
+            }
             S::ShowVariable { variable } => {
                 self.show(&variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" "))
             }

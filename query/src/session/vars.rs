@@ -35,15 +35,30 @@ pub const DEFAULTS: [(&str, &str); 14] = [
     ("timezone", "UTC"),
 ];
 
+/// Parameters whose changes Postgres reports to the client in
+/// ParameterStatus (its `GUC_REPORT` ones a session can change): the key
+/// here, and the name reported. Drivers follow them: psycopg shows
+/// `timestamptz` values in the `TimeZone` last reported.
+const REPORTED: [(&str, &str); 2] = [("timezone", "TimeZone"), ("application_name", "application_name")];
+
 /// One session's parameters.
 #[derive(Debug, Clone)]
 pub struct Vars {
     values: BTreeMap<String, String>,
+    /// Values given at start-up, which `RESET` returns to.
+    started: BTreeMap<String, String>,
+    /// Reported parameters changed since [`Vars::take_changed`]: (name as
+    /// reported, value).
+    changed: Vec<(&'static str, String)>,
 }
 
 impl Default for Vars {
     fn default() -> Vars {
-        Vars { values: DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+        Vars {
+            values: DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            started: BTreeMap::new(),
+            changed: Vec::new(),
+        }
     }
 }
 
@@ -67,19 +82,25 @@ impl Vars {
     /// placeholder (dotted) names, so driver options do not fail. A value
     /// `TimeZone` cannot take is refused with 22023 and changes nothing.
     pub fn set(&mut self, name: &str, value: String) -> Result<()> {
-        let name = name.to_ascii_lowercase();
-        let value = match name.as_str() {
-            "timezone" | "time zone" => return self.set_time_zone(&value),
-            _ => value,
-        };
-        self.values.insert(name, value);
+        let name = key_of(name);
+        if name == "timezone" {
+            return self.set_time_zone(&value);
+        }
+        self.values.insert(name.clone(), value);
+        self.note_change(&name);
         Ok(())
     }
 
-    /// Sets `TimeZone` (see [`time_zone`] for the values it takes).
+    /// Sets `TimeZone` (see [`time_zone`] for the values it takes);
+    /// `DEFAULT` and `LOCAL` reset it, as in Postgres.
     pub fn set_time_zone(&mut self, value: &str) -> Result<()> {
+        if ["default", "local"].iter().any(|d| value.trim().eq_ignore_ascii_case(d)) {
+            self.reset("timezone");
+            return Ok(());
+        }
         let zone = time_zone(value)?;
         self.values.insert("timezone".into(), zone);
+        self.note_change("timezone");
         Ok(())
     }
 
@@ -89,21 +110,68 @@ impl Vars {
         self.values.get("timezone").map_or(DEFAULT_ZONE, String::as_str)
     }
 
-    /// Restores `name` to its default (or removes it).
+    /// Sets `name` as the connection's start-up parameters do: checked as
+    /// [`Vars::set`] checks it, and the value `RESET` returns to. Not a
+    /// change to report: the start-up reports it.
+    pub fn start_with(&mut self, name: &str, value: &str) -> Result<()> {
+        self.set(name, value.to_string())?;
+        self.changed.clear();
+        let key = key_of(name);
+        if let Some(v) = self.values.get(&key) {
+            self.started.insert(key, v.clone());
+        }
+        Ok(())
+    }
+
+    /// Restores `name` to its start-up value or default (or removes it).
     pub fn reset(&mut self, name: &str) {
-        let name = match name.to_ascii_lowercase() {
-            n if n == "time zone" => "timezone".to_string(),
-            n => n,
-        };
-        match DEFAULTS.iter().find(|(k, _)| *k == name) {
-            Some((_, v)) => self.values.insert(name, v.to_string()),
+        let name = key_of(name);
+        let default = self
+            .started
+            .get(&name)
+            .cloned()
+            .or_else(|| DEFAULTS.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()));
+        match default {
+            Some(v) => self.values.insert(name.clone(), v),
             None => self.values.remove(&name),
         };
+        self.note_change(&name);
+    }
+
+    /// Every parameter to its start-up value or default (`RESET ALL`).
+    pub fn reset_all(&mut self) {
+        let names: Vec<String> = self.values.keys().cloned().collect();
+        for name in names {
+            self.reset(&name);
+        }
+    }
+
+    /// The reported parameters changed since the last call, with their new
+    /// values (name as Postgres reports it, value), for the server to send
+    /// in ParameterStatus. Changes back and forth are reported too, as
+    /// Postgres does.
+    pub fn take_changed(&mut self) -> Vec<(&'static str, String)> {
+        std::mem::take(&mut self.changed)
+    }
+
+    fn note_change(&mut self, key: &str) {
+        let Some((_, reported)) = REPORTED.iter().find(|(k, _)| *k == key) else { return };
+        let value = self.values.get(key).cloned().unwrap_or_default();
+        self.changed.retain(|(name, _)| name != reported);
+        self.changed.push((reported, value));
     }
 
     /// All parameters, for `SHOW ALL`.
     pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
         self.values.iter()
+    }
+}
+
+/// The key of parameter `name`: lower case, `TIME ZONE` as `timezone`.
+fn key_of(name: &str) -> String {
+    match name.to_ascii_lowercase() {
+        n if n == "time zone" => "timezone".to_string(),
+        n => n,
     }
 }
 
@@ -190,5 +258,26 @@ mod tests {
         assert_eq!(vars.get("time zone").as_deref(), Some("Europe/Berlin"));
         vars.reset("time zone");
         assert_eq!(vars.zone(), DEFAULT_ZONE);
+    }
+
+    #[test]
+    fn reported_changes_are_kept_until_taken_and_reset_returns_to_start_up() {
+        let mut vars = Vars::default();
+        vars.start_with("TimeZone", "asia/tokyo").unwrap();
+        vars.start_with("application_name", "psql").unwrap();
+        assert!(vars.take_changed().is_empty(), "start-up values are reported at start-up");
+        vars.set("search_path", "x".into()).unwrap();
+        assert!(vars.take_changed().is_empty(), "not a reported parameter");
+        vars.set_time_zone("-7").unwrap();
+        vars.set_time_zone("Europe/Oslo").unwrap();
+        vars.set("application_name", "agent".into()).unwrap();
+        let changed = vars.take_changed();
+        assert_eq!(changed, [("TimeZone", "Europe/Oslo".to_string()), ("application_name", "agent".to_string())]);
+        assert!(vars.take_changed().is_empty());
+        vars.set_time_zone("DEFAULT").unwrap();
+        assert_eq!(vars.zone(), "Asia/Tokyo");
+        vars.reset_all();
+        assert_eq!(vars.get("application_name").as_deref(), Some("psql"));
+        assert_eq!(vars.get("search_path").as_deref(), Some("public"));
     }
 }

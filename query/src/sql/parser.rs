@@ -149,6 +149,15 @@ fn parse_piece(
             expect_end(&mut parser)?;
             Statement::ShowStreams
         }
+        // Postgres's spelling, which sqlparser does not take.
+        ["RESET", "TIME", "ZONE"] => {
+            (0..3).for_each(|_| drop(parser.next_token()));
+            expect_end(&mut parser)?;
+            let name = ast::ObjectName::from(vec![ast::Ident::new("timezone")]);
+            Statement::Sql(Box::new(ast::Statement::Reset(ast::ResetStatement {
+                reset: ast::Reset::ConfigurationParameter(name),
+            })))
+        }
         ["INSERT", ..] if plain_insert => Statement::Sql(Box::new(parse_insert(&mut parser, compat)?)),
         _ => {
             let mut stmts = compat.parse(text)?;

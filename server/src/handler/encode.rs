@@ -15,13 +15,15 @@ use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::{stream, StreamExt};
+use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::ConnectionHandle;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
 use crate::sqlstate::sqlstate;
@@ -37,6 +39,20 @@ pub(crate) fn error_info(e: &Error) -> ErrorInfo {
         info.detail = Some(detail.clone());
     }
     info
+}
+
+/// Sends a ParameterStatus for each reported parameter the session's last
+/// statements changed (`SET TIME ZONE`, `SET application_name`), as
+/// Postgres does before the statement's CommandComplete.
+pub(crate) async fn report_changes<C>(client: &mut C, session: &mut brikk_query::Session) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for (name, value) in session.vars().take_changed() {
+        client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.to_string(), value))).await?;
+    }
+    Ok(())
 }
 
 /// Ends `rows` with `57014 canceling statement` when a cancel request for

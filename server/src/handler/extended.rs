@@ -26,7 +26,7 @@ use pgwire::messages::extendedquery::{Bind, Describe, TARGET_TYPE_BYTE_STATEMENT
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
-use super::encode::{response, to_pg_error};
+use super::encode::{report_changes, response, to_pg_error};
 use super::Connection;
 
 /// Plans statements at Parse time, in the connection's session (its
@@ -266,6 +266,7 @@ impl ExtendedQueryHandler for Connection {
             tracing::debug!(peer = %client.socket_addr(), error = %e, %sql, "statement failed");
             to_pg_error(&e)
         })?;
+        report_changes(client, &mut session).await?;
         drop(session);
         if let brikk_query::Output::Subscription(sub) = output {
             return Err(super::subscribe::stream(client, sub).await);

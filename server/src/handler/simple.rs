@@ -16,7 +16,7 @@ use pgwire::types::format::FormatOptions;
 
 use brikk_query::Output;
 
-use super::encode::{error_info, response};
+use super::encode::{error_info, report_changes, response};
 use super::Connection;
 
 #[async_trait]
@@ -30,7 +30,10 @@ impl SimpleQueryHandler for Connection {
     {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let handle = client.session_extensions().get::<Arc<pgwire::api::ConnectionHandle>>().map(|h| (*h).clone());
-        let results = self.session.lock().await.execute(query).await;
+        let mut session = self.session.lock().await;
+        let results = session.execute(query).await;
+        report_changes(client, &mut session).await?;
+        drop(session);
         let mut responses = Vec::new();
         for result in results {
             match result {

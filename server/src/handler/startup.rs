@@ -7,7 +7,8 @@
 //!
 //! A `TimeZone` start-up parameter (pgjdbc sends the JVM's zone) sets the
 //! session's zone, and the zone is reported back in ParameterStatus; a zone
-//! Brikk does not know ends start-up with 22023.
+//! Brikk does not know ends start-up with 22023. `application_name` is
+//! kept too. Both are what `RESET` returns to.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -84,9 +85,18 @@ impl StartupHandler for Startup {
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
         let session = client.session_extensions().get::<Arc<tokio::sync::Mutex<Session>>>();
-        if let (Some(v), Some(session)) = (&requested, session) {
-            let set = session.lock().await.vars().set_time_zone(v);
-            set.map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?;
+        if let Some(session) = session {
+            let mut session = session.lock().await;
+            if let Some(v) = &requested {
+                let set = session.vars().start_with("TimeZone", v);
+                set.map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?;
+            }
+            if let Some(name) = startup.parameters.get("application_name") {
+                session
+                    .vars()
+                    .start_with("application_name", name)
+                    .map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?;
+            }
         }
         let (pid, secret) = self.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret);

@@ -6,6 +6,7 @@ conn.notifies(), a live COPY (SUBSCRIBE …) TO STDOUT read with
 cursor.copy() and ended with a cancel request, and JSON facts written with
 ::jsonb parameters and read as dict rows."""
 
+import datetime
 import psycopg
 
 from _common import (STREAM_COLUMNS, Client, NOTIFY_TIMEOUT, check_stream_payload, conninfo,
@@ -117,9 +118,16 @@ with c.step("time zone"):
     conn.execute(f"INSERT INTO {s}_tz VALUES ('tz1', '2026-01-01 00:00:00+00')")
     conn.execute("SET TIME ZONE 'Asia/Tokyo'")
     got = keys(conn, f"SELECT name FROM {s}_tz WHERE due = %s", ("2026-01-01 09:00:00",))
+    c.check(got == ["tz1"], f"09:00 in Tokyo is 00:00 UTC: got {got!r}")
+    # A zone half an hour off the hour; text without seconds, as Postgres
+    # takes it. psycopg parses the text result, offset and all.
+    conn.execute("SET TIME ZONE 'Asia/Kolkata'")
+    conn.execute(f"INSERT INTO {s}_tz VALUES (%s, %s)", ("tz2", "2026-01-01 10:00"))
+    due = conn.execute(f"SELECT due FROM {s}_tz WHERE name = 'tz2'").fetchone()[0]
+    want = datetime.datetime(2026, 1, 1, 4, 30, tzinfo=datetime.timezone.utc)
+    c.check(due == want and due.utcoffset() == datetime.timedelta(hours=5, minutes=30), f"got {due!r}")
     conn.execute("SET TIME ZONE DEFAULT")
     conn.execute(f"DROP STREAM {s}_tz")
-    c.check(got == ["tz1"], f"09:00 in Tokyo is 00:00 UTC: got {got!r}")
 
 with c.step("LISTEN stream"):
     conn.execute(f"LISTEN {s}")
