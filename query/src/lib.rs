@@ -50,6 +50,7 @@ pub mod copy;
 pub mod datetime;
 pub mod db;
 pub mod error;
+pub mod floats;
 pub mod json;
 pub mod market;
 pub mod session;

@@ -75,13 +75,13 @@ fn market() {
     let out = run("market.sql");
     for row in [
         // bid-1 fills from the cheapest ask up, within its budget.
-        "| bid-1 | ask-2 | 1 | 6.0 | 0 | 1",
-        "| bid-1 | ask-1 | 2 | 8.0 | 0 | 0",
-        "ask | translate | 12.0 | 5 | 1",
+        "| bid-1 | ask-2 | 1 | 6 | 0 | 1",
+        "| bid-1 | ask-1 | 2 | 8 | 0 | 0",
+        "ask | translate | 12 | 5 | 1",
         // The cancelled and the expired bids never trade or rest.
-        "| bid-4 | ask-1 | 1 | 8.0 | 3 | 0",
-        "ask | summarize | 3.0 | 1 | 1",
-        "bid-4 | ask-1 | 1 | 8.0\n(3 rows)",
+        "| bid-4 | ask-1 | 1 | 8 | 3 | 0",
+        "ask | summarize | 3 | 1 | 1",
+        "bid-4 | ask-1 | 1 | 8\n(3 rows)",
         "market | running | bids, asks, cancels | 0 | 10 | 3",
     ] {
         assert!(out.contains(row), "missing {row:?} in:\n{out}");

@@ -381,6 +381,23 @@ async fn prepared_statements_text_and_binary_formats() {
     assert_eq!(row.get(2), Some("héllo"));
     assert_eq!(row.get(3), Some("2026-11-25 01:02:03.000456"));
     assert_eq!(row.get(4), Some("2026-01-02"));
+    // Floats as Postgres prints them: pgjdbc and node-postgres read
+    // `Infinity`, not `inf`; whole numbers have no `.0`.
+    let msgs = c
+        .simple_query(
+            "SELECT r, d, 1024::float8, 1e20::float8, 0.00001::float8, 'Infinity'::float8, '-inf'::real FROM m",
+        )
+        .await
+        .unwrap();
+    let row = msgs
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    let shown: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap()).collect();
+    assert_eq!(shown, ["1.5", "2.25", "1024", "1e+20", "1e-05", "Infinity", "-Infinity"]);
     // A prepared statement runs many times without re-planning.
     let q = c.prepare("SELECT count(*) FROM m WHERE l > $1").await.unwrap();
     for _ in 0..3 {

@@ -22,6 +22,9 @@ pub fn text_cell(col: &ArrayRef, row: usize) -> Result<String> {
         DataType::Binary => hex(col.as_binary::<i32>().value(row)),
         DataType::LargeBinary => hex(col.as_binary::<i64>().value(row)),
         DataType::Utf8 => col.as_string::<i32>().value(row).to_string(),
+        DataType::Float32 | DataType::Float64 => {
+            crate::floats::floats_as_text(&col.slice(row, 1)).as_string::<i32>().value(0).to_string()
+        }
         DataType::Timestamp(..) => {
             let text = crate::datetime::timestamps_as_text(&col.slice(row, 1)).map_err(Error::from_arrow)?;
             text.as_string::<i32>().value(0).to_string()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use brikk_query::datetime::{iso_style, timestamps_as_text};
+use brikk_query::floats::floats_as_text;
 use brikk_query::types::PG_TYPE_METADATA;
 use brikk_query::{Error, Output};
 use datafusion::arrow::array::{Array, StringArray};
@@ -120,15 +121,18 @@ fn json_type(field: &Field) -> Option<Type> {
 }
 
 /// `batch` ready for arrow-pg's encoding with `fields`: `jsonb` sent in
-/// binary gets its version byte (1) before the text, and timestamps sent as
-/// text in the ISO date style are printed here, as Postgres prints them
-/// ([`brikk_query::datetime::output`]).
+/// binary gets its version byte (1) before the text, and timestamps (in the
+/// ISO date style) and floats sent as text are printed here, as Postgres
+/// prints them ([`brikk_query::datetime::output`], [`brikk_query::floats`]).
 fn wire_ready(batch: RecordBatch, fields: &[FieldInfo], iso: bool) -> PgWireResult<RecordBatch> {
     let jsonb_binary = |f: &FieldInfo| *f.datatype() == Type::JSONB && f.format() == FieldFormat::Binary;
     let timestamp_text = |i: usize, f: &FieldInfo| {
         iso && f.format() == FieldFormat::Text && matches!(batch.column(i).data_type(), DataType::Timestamp(..))
     };
-    if !fields.iter().enumerate().any(|(i, f)| jsonb_binary(f) || timestamp_text(i, f)) {
+    let float_text = |i: usize, f: &FieldInfo| {
+        f.format() == FieldFormat::Text && matches!(batch.column(i).data_type(), DataType::Float32 | DataType::Float64)
+    };
+    if !fields.iter().enumerate().any(|(i, f)| jsonb_binary(f) || timestamp_text(i, f) || float_text(i, f)) {
         return Ok(batch);
     }
     let api = |e| PgWireError::ApiError(Box::new(e));
@@ -142,6 +146,9 @@ fn wire_ready(batch: RecordBatch, fields: &[FieldInfo], iso: bool) -> PgWireResu
             }
         } else if timestamp_text(i, f) {
             columns[i] = timestamps_as_text(&columns[i]).map_err(api)?;
+            schema_fields[i] = schema_fields[i].clone().with_data_type(DataType::Utf8);
+        } else if float_text(i, f) {
+            columns[i] = floats_as_text(&columns[i]);
             schema_fields[i] = schema_fields[i].clone().with_data_type(DataType::Utf8);
         }
     }
