@@ -9,7 +9,9 @@
 //!   (the crate sees only the Arrow text underneath).
 //! - `pg_database` lists `brikk` only: the one database a client can
 //!   connect to.
-//! - `pg_get_userbyid` names `brikk`, the only role; `pg_get_serial_sequence`
+//! - `pg_get_userbyid`, `current_user` and `session_user` name `brikk`, the
+//!   only role; `pg_typeof(x)` names the type of `x` as Postgres does;
+//!   `gen_random_uuid()` is DataFusion's `uuid()` (as text); `pg_get_serial_sequence`
 //!   is NULL (Brikk has no sequences); `col_description` and
 //!   `obj_description` are NULL (nor comments); `pg_collation_is_visible`
 //!   is true.
@@ -47,6 +49,11 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
         catalog.schema("pg_catalog").ok_or_else(|| DataFusionError::Internal("pg_catalog is not set up".into()))?;
     catalog.register_schema("pg_catalog", Arc::new(PgCatalog { inner, store: store.downgrade() }))?;
     ctx.register_udf(constant_udf("pg_get_userbyid", 1, ScalarValue::from("brikk")));
+    // The crate's `current_user` (which it renames `session_user`) says
+    // `postgres`.
+    ctx.register_udf(constant_udf("session_user", 0, ScalarValue::from("brikk")));
+    ctx.register_udf(ScalarUDF::new_from_impl(TypeOf { signature: Signature::any(1, Volatility::Immutable) }));
+    ctx.register_udf(datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]));
     ctx.register_udf(constant_udf("pg_get_serial_sequence", 2, ScalarValue::Utf8(None)));
     ctx.register_udf(constant_udf("pg_collation_is_visible", 1, ScalarValue::Boolean(Some(true))));
     ctx.register_udf(constant_udf("col_description", 2, ScalarValue::Utf8(None)));
@@ -57,11 +64,41 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
 /// A function of `arity` arguments of any type that returns the same
 /// value for every row.
 fn constant_udf(name: &str, arity: usize, value: ScalarValue) -> ScalarUDF {
-    ScalarUDF::new_from_impl(Constant {
-        name: name.to_string(),
-        signature: Signature::any(arity, Volatility::Immutable),
-        value,
-    })
+    let signature = match arity {
+        0 => Signature::nullary(Volatility::Immutable),
+        n => Signature::any(n, Volatility::Immutable),
+    };
+    ScalarUDF::new_from_impl(Constant { name: name.to_string(), signature, value })
+}
+
+/// `pg_typeof(x)`: the Postgres name of `x`'s type (`integer`, `text`,
+/// `timestamp with time zone`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TypeOf {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TypeOf {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let field = &args.arg_fields[0];
+        let name = match field.metadata().get(crate::types::PG_TYPE_METADATA) {
+            Some(json) => json.as_str(),
+            None => crate::types::pg_name_of(field.data_type()),
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::from(name)))
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
