@@ -406,6 +406,66 @@ async fn prepared_statements_text_and_binary_formats() {
 }
 
 #[tokio::test]
+async fn insert_returning_tells_where_each_row_landed() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute("CREATE STREAM tasks (task_id TEXT, kind TEXT, n INT) WITH (partitions = 4, key = 'task_id')")
+        .await
+        .unwrap();
+    // Prepared, with parameters, in binary: the place of each row.
+    let insert = c
+        .prepare("INSERT INTO tasks VALUES ($1, 'k', $2), ($3, 'k', $4) RETURNING _partition, _offset, _key, n * 10")
+        .await
+        .unwrap();
+    assert_eq!(
+        insert.columns().iter().map(|c| c.name()).collect::<Vec<_>>(),
+        ["_partition", "_offset", "_key", "?column?"]
+    );
+    let mut landed = Vec::new();
+    for round in 0..3 {
+        let (a, b) = (format!("a{round}"), format!("b{round}"));
+        let rows = c.query(&insert, &[&a, &1i32, &b, &2i32]).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        for r in rows {
+            let key: String = r.get(2);
+            assert_eq!(r.get::<_, i32>(0) as u32, partition_for_key(key.as_bytes(), 4));
+            // (`n * 10` is a bigint: integer literals are bigint in Brikk.)
+            landed.push((r.get::<_, i32>(0), r.get::<_, i64>(1), key, r.get::<_, i64>(3)));
+        }
+    }
+    // What RETURNING said is what the stream holds.
+    for (p, o, key, tens) in &landed {
+        let r =
+            c.query_one("SELECT task_id, n FROM tasks WHERE _partition = $1 AND _offset = $2", &[p, o]).await.unwrap();
+        assert_eq!((r.get::<_, String>(0), i64::from(r.get::<_, i32>(1)) * 10), (key.clone(), *tens));
+    }
+    // `*` is the stream's own columns; INSERT … SELECT returns too.
+    let msgs = c
+        .simple_query("INSERT INTO tasks SELECT task_id || 'x', kind, n FROM tasks WHERE task_id = 'a0' RETURNING *")
+        .await
+        .unwrap();
+    let rows: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows, [["a0x", "k", "1"]]);
+    // In a transaction the partition is known, the offset not until COMMIT.
+    c.batch_execute("BEGIN").await.unwrap();
+    let r = c.query_one("INSERT INTO tasks VALUES ('t', 'k', 1) RETURNING _partition, task_id", &[]).await.unwrap();
+    assert_eq!(r.get::<_, i32>(0) as u32, partition_for_key(b"t", 4));
+    let e = c.query("INSERT INTO tasks VALUES ('u', 'k', 1) RETURNING _offset", &[]).await.expect_err("no offset yet");
+    assert_eq!(sqlstate(&e).as_deref(), Some("0A000"), "{e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    let count: i64 = c.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap().get(0);
+    assert_eq!(count, 7, "six rows and one copied; the rolled-back ones are gone");
+}
+
+#[tokio::test]
 async fn many_concurrent_connections_append_without_gaps() {
     let (_dir, server) = fresh();
     concurrent_appends_are_dense(&server).await;

@@ -48,7 +48,7 @@ impl Sink {
     /// The appends of `rows`.
     pub fn appends(&self, rows: Vec<Vec<ScalarValue>>) -> Result<Vec<Append>> {
         rows.into_iter()
-            .map(|row| encode_append(&self.stream, &self.targets, row.into_iter().map(Ok), crate::types::UTC))
+            .map(|row| encode_append(&self.stream, &self.targets, row.into_iter().map(Ok), crate::types::UTC, None))
             .collect()
     }
 }

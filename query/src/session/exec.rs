@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use brikk_storage::{now_micros, StreamDef, StreamId, WriteSet};
+use brikk_storage::{now_micros, CommitReceipt, StreamDef, StreamId, WriteSet};
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -13,7 +13,7 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{self, Set};
 
 use super::groups::SessionGroups;
-use super::insert::InsertPlan;
+use super::insert::{InsertPlan, Inserted};
 use super::listen::{Listening, Notification};
 use super::output::{Output, TxnStatus};
 use super::prepared::{self, Prepared, PreparedKind};
@@ -598,25 +598,45 @@ impl Session {
     }
 
     async fn insert(&mut self, plan: &InsertPlan, params: Vec<ScalarValue>) -> Result<Output> {
-        let writes = plan.execute(&self.db.shared().ctx, params, self.vars.zone()).await?;
+        if plan.returns_commit_columns() && matches!(self.txn, Txn::Active { .. }) {
+            return Err(Error::Unsupported(
+                "RETURNING _offset or _timestamp inside a transaction block (COMMIT assigns them)".into(),
+            ));
+        }
+        let kept_params = if plan.returning_schema().is_some() { params.clone() } else { Vec::new() };
+        let Inserted { writes, rows } = plan.execute(&self.db.shared().ctx, params, self.vars.zone()).await?;
         let n = writes.appends.len();
-        self.write(writes).await?;
-        Ok(command("INSERT", Some(n)))
+        let Some(rows) = rows else {
+            self.write(writes).await?;
+            return Ok(command("INSERT", Some(n)));
+        };
+        let appends = writes.appends.clone();
+        let receipt = self.write(writes).await?;
+        let returned = plan.returned(&self.state(), &kept_params, rows, &appends, receipt.as_ref())?;
+        let batch = returned.expect("a plan with RETURNING returns rows");
+        let stream = RecordBatchStreamAdapter::new(batch.schema(), futures::stream::iter(vec![Ok(batch)]));
+        Ok(Output::Returning { tag: "INSERT".into(), rows: Box::pin(stream) })
     }
 
-    /// Adds `writes` to the open transaction, or commits them now.
-    pub(crate) async fn write(&mut self, writes: WriteSet) -> Result<()> {
+    /// Adds `writes` to the open transaction (`None`), or commits them now
+    /// (where they landed).
+    pub(crate) async fn write(&mut self, writes: WriteSet) -> Result<Option<CommitReceipt>> {
         match &mut self.txn {
-            Txn::Active { writes: pending, .. } => pending.extend(writes),
+            Txn::Active { writes: pending, .. } => {
+                pending.extend(writes);
+                Ok(None)
+            }
             _ => {
                 let undo = writes.groups.clone();
-                if let Err(e) = self.db.shared().store.commit(writes).await {
-                    discard(WriteSet { groups: undo, ..Default::default() });
-                    return Err(e.into());
+                match self.db.shared().store.commit(writes).await {
+                    Ok(receipt) => Ok(Some(receipt)),
+                    Err(e) => {
+                        discard(WriteSet { groups: undo, ..Default::default() });
+                        Err(e.into())
+                    }
                 }
             }
         }
-        Ok(())
     }
 
     /// Commits the open transaction's writes; the session is idle afterwards

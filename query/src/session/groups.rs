@@ -471,7 +471,7 @@ impl Session {
 
     /// Adds a group change to the open transaction, or commits it now.
     async fn write_group(&mut self, write: GroupWrite) -> Result<()> {
-        self.write(WriteSet { groups: vec![write], ..Default::default() }).await
+        self.write(WriteSet { groups: vec![write], ..Default::default() }).await.map(drop)
     }
 }
 

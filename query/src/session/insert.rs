@@ -11,18 +11,22 @@
 use std::sync::Arc;
 
 use brikk_storage::codec::encode_row;
-use brikk_storage::{Append, StreamHandle, Value, WriteSet};
-use datafusion::arrow::datatypes::DataType;
+use brikk_storage::{Append, CommitReceipt, StreamHandle, Value, WriteSet};
+use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{self, Expr, SetExpr, TableObject, UnaryOperator};
 use futures::TryStreamExt;
 
-use crate::catalog::SYSTEM_COLUMNS;
+use crate::catalog::{stream_schema, SYSTEM_COLUMNS};
 use crate::error::{Error, ObjectKind, Result};
 use crate::sql::parser::normalize;
-use crate::types::{arrow_type, assign_in, key_text};
+use crate::tables::expr::{returning_exprs, Returning, Scope};
+use crate::types::{arrow_type, assign_in, build_array, key_text, UTC};
 
 /// A planned INSERT into a stream.
 #[derive(Debug, Clone)]
@@ -36,6 +40,19 @@ pub struct InsertPlan {
     /// How many times each parameter appears in VALUES: a parameter used
     /// once is moved into its row instead of copied.
     param_uses: Vec<usize>,
+    /// `RETURNING`, over the stream's row: system columns, then its own.
+    returning: Option<Returning>,
+    /// Whether `RETURNING` names `_offset` or `_timestamp`, which the
+    /// commit assigns.
+    returns_commit_columns: bool,
+}
+
+/// What one execution of an [`InsertPlan`] appends.
+#[derive(Debug)]
+pub struct Inserted {
+    pub writes: WriteSet,
+    /// With `RETURNING`: each appended row's values and key.
+    pub rows: Option<Vec<(Vec<Value>, Option<String>)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,10 +91,8 @@ impl InsertPlan {
         if insert.on.is_some() {
             return Err(Error::Unsupported("ON CONFLICT on a stream (streams have no keys to conflict on)".into()));
         }
-        if insert.returning.is_some() {
-            return Err(Error::Unsupported("INSERT … RETURNING on a stream".into()));
-        }
         let targets = target_columns(&stream.def.columns, &stream.def.name, &insert.columns, &SYSTEM_COLUMNS)?;
+        let (returning, returns_commit_columns) = plan_returning(insert, &stream, ctx, declared)?;
         let Some(source) = &insert.source else {
             return Err(Error::Unsupported("INSERT … DEFAULT VALUES".into()));
         };
@@ -104,7 +119,15 @@ impl InsertPlan {
                             param_uses[*i] += 1;
                         }
                     }
-                    return Ok(InsertPlan { stream, targets, source: Source::Values(rows), param_types, param_uses });
+                    return Ok(InsertPlan {
+                        stream,
+                        targets,
+                        source: Source::Values(rows),
+                        param_types,
+                        param_uses,
+                        returning,
+                        returns_commit_columns,
+                    });
                 }
             }
         }
@@ -113,15 +136,25 @@ impl InsertPlan {
         let plan = ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
         check_width(std::iter::once(plan.schema().fields().len()), targets.len())?;
         let param_types = crate::session::prepared::param_types(&plan, declared)?;
-        Ok(InsertPlan { stream, targets, source: Source::Query(Box::new(plan)), param_types, param_uses: Vec::new() })
+        Ok(InsertPlan {
+            stream,
+            targets,
+            source: Source::Query(Box::new(plan)),
+            param_types,
+            param_uses: Vec::new(),
+            returning,
+            returns_commit_columns,
+        })
     }
 
-    /// Builds the appends of this INSERT with `params` bound. Nothing is
-    /// written; the caller commits the returned set or adds it to its
-    /// transaction. Text without an offset for a `timestamptz` column is a
-    /// local time of `zone` (the session's `TimeZone`).
-    pub async fn execute(&self, ctx: &SessionContext, mut params: Vec<ScalarValue>, zone: &str) -> Result<WriteSet> {
+    /// Builds the appends of this INSERT with `params` bound (and, with
+    /// `RETURNING`, keeps their rows). Nothing is written; the caller
+    /// commits the returned set or adds it to its transaction. Text without
+    /// an offset for a `timestamptz` column is a local time of `zone` (the
+    /// session's `TimeZone`).
+    pub async fn execute(&self, ctx: &SessionContext, mut params: Vec<ScalarValue>, zone: &str) -> Result<Inserted> {
         let mut writes = WriteSet::default();
+        let mut kept = self.returning.as_ref().map(|_| Vec::new());
         match &self.source {
             Source::Values(rows) => {
                 writes.appends.reserve(rows.len());
@@ -137,7 +170,13 @@ impl InsertPlan {
                             },
                         })
                         .collect();
-                    writes.appends.push(self.append(values.into_iter(), zone)?);
+                    writes.appends.push(encode_append(
+                        &self.stream,
+                        &self.targets,
+                        values.into_iter(),
+                        zone,
+                        kept.as_mut(),
+                    )?);
                 }
             }
             Source::Query(plan) => {
@@ -148,17 +187,88 @@ impl InsertPlan {
                 while let Some(batch) = stream.try_next().await? {
                     for row in 0..batch.num_rows() {
                         let values = batch.columns().iter().map(|c| Ok(ScalarValue::try_from_array(c, row)?));
-                        writes.appends.push(self.append(values, zone)?);
+                        writes.appends.push(encode_append(&self.stream, &self.targets, values, zone, kept.as_mut())?);
                     }
                 }
             }
         }
-        Ok(writes)
+        Ok(Inserted { writes, rows: kept })
     }
 
-    fn append(&self, source: impl Iterator<Item = Result<ScalarValue>>, zone: &str) -> Result<Append> {
-        encode_append(&self.stream, &self.targets, source, zone)
+    /// The columns `RETURNING` gives, if the INSERT has one.
+    pub fn returning_schema(&self) -> Option<SchemaRef> {
+        self.returning.as_ref().map(|r| r.schema.clone())
     }
+
+    /// Whether this INSERT's `RETURNING` needs what only a commit assigns
+    /// (`_offset`, `_timestamp`): refused inside a transaction block.
+    pub fn returns_commit_columns(&self) -> bool {
+        self.returns_commit_columns
+    }
+
+    /// The `RETURNING` rows of `rows` (kept by [`InsertPlan::execute`]),
+    /// appended as `appends` at the places `receipt` gives (none inside a
+    /// transaction: `_offset` and `_timestamp` are NULL then, and
+    /// [`InsertPlan::returns_commit_columns`] keeps them from being asked).
+    pub fn returned(
+        &self,
+        state: &SessionState,
+        params: &[ScalarValue],
+        rows: Vec<(Vec<Value>, Option<String>)>,
+        appends: &[Append],
+        receipt: Option<&CommitReceipt>,
+    ) -> Result<Option<RecordBatch>> {
+        let Some(returning) = &self.returning else { return Ok(None) };
+        let n = rows.len();
+        let partitions: ArrayRef = Arc::new(Int32Array::from_iter_values(appends.iter().map(|a| a.partition as i32)));
+        let offsets: ArrayRef = Arc::new(match receipt {
+            Some(r) => Int64Array::from_iter_values(r.positions.iter().map(|(_, o)| *o as i64)),
+            None => Int64Array::new_null(n),
+        });
+        let timestamps: ArrayRef = Arc::new(
+            match receipt {
+                Some(r) => TimestampMicrosecondArray::from_value(r.timestamp_micros, n),
+                None => TimestampMicrosecondArray::new_null(n),
+            }
+            .with_timezone(UTC),
+        );
+        let (values, keys): (Vec<Vec<Value>>, Vec<Option<String>>) = rows.into_iter().unzip();
+        let mut columns = vec![partitions, offsets, timestamps, Arc::new(StringArray::from(keys)) as ArrayRef];
+        for (i, c) in self.stream.def.columns.iter().enumerate() {
+            columns.push(build_array(c.ty, values.iter().map(|row| row[i].clone()), n));
+        }
+        let batch = RecordBatch::try_new(returned_row_schema(&self.stream), columns)?;
+        Ok(Some(returning.eval(state, &batch, params)?))
+    }
+}
+
+/// The row `RETURNING` sees: [`stream_schema`], every column nullable, as
+/// inside a transaction `_offset` and `_timestamp` are not known yet.
+fn returned_row_schema(stream: &StreamHandle) -> SchemaRef {
+    let fields: Vec<Field> =
+        stream_schema(stream).fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// The `RETURNING` of `insert` into `stream`, compiled over the stream's
+/// row (system columns, then its own; `*` is its own, as in `SELECT *`),
+/// and whether it names `_offset` or `_timestamp`.
+fn plan_returning(
+    insert: &ast::Insert,
+    stream: &StreamHandle,
+    ctx: &SessionContext,
+    declared: &[Option<DataType>],
+) -> Result<(Option<Returning>, bool)> {
+    let Some(items) = insert.returning.as_deref() else { return Ok((None, false)) };
+    let state = ctx.state();
+    let name = stream.def.name.as_str();
+    let scope = Scope::new(&[(name, returned_row_schema(stream))])?;
+    let columns: Vec<&str> = stream.def.columns.iter().map(|c| c.name.as_str()).collect();
+    let exprs = returning_exprs(Some(items), &scope, &columns, name, &state)?;
+    let commit_columns =
+        exprs.iter().any(|(e, _)| e.column_refs().iter().any(|c| c.name == "_offset" || c.name == "_timestamp"));
+    let params: Vec<DataType> = declared.iter().map(|t| t.clone().unwrap_or(DataType::Utf8)).collect();
+    Ok((Returning::new(&state, &scope, exprs, &params)?, commit_columns))
 }
 
 /// One row for `stream` as an append: each source value assigned to its
@@ -170,6 +280,7 @@ pub(crate) fn encode_append(
     targets: &[usize],
     source: impl Iterator<Item = Result<ScalarValue>>,
     zone: &str,
+    keep: Option<&mut Vec<(Vec<Value>, Option<String>)>>,
 ) -> Result<Append> {
     let def = &stream.def;
     let mut values = vec![Value::Null; def.columns.len()];
@@ -184,6 +295,9 @@ pub(crate) fn encode_append(
     let key = def.key_column.and_then(|k| key_text(&values[k]));
     let record = encode_row(stream.types(), key.as_deref().map(str::as_bytes), &values)?;
     let partition = stream.choose_partition(key.as_deref().map(str::as_bytes));
+    if let Some(keep) = keep {
+        keep.push((values, key));
+    }
     Ok(Append { stream: def.id, partition, record })
 }
 

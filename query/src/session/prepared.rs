@@ -89,9 +89,10 @@ impl Prepared {
             PreparedKind::Query(plan, None) => Some(plan.schema().inner().clone()),
             PreparedKind::Query(plan, Some(names)) => Some(names.apply(plan.schema().inner())),
             PreparedKind::Dml(plan) => plan.returning_schema(),
+            PreparedKind::Insert(plan) => plan.returning_schema(),
             PreparedKind::Lookup(plan) => Some(plan.schema()),
             PreparedKind::Other(_, schema) => schema.clone(),
-            PreparedKind::Empty | PreparedKind::Insert(_) | PreparedKind::Declare(..) => None,
+            PreparedKind::Empty | PreparedKind::Declare(..) => None,
         }
     }
 

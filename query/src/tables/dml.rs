@@ -23,14 +23,14 @@ use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::sqlparser::ast::{self, SelectItem, SetExpr, TableFactor, TableObject};
+use datafusion::sql::sqlparser::ast::{self, SetExpr, TableFactor, TableObject};
 use futures::TryStreamExt;
 
 use crate::catalog::keyed_table::{rows_to_batch, table_schema, TABLE_SYSTEM_COLUMNS};
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::insert::{check_width, simple_rows, target_columns, Operand};
 use crate::sql::parser::normalize;
-use crate::tables::expr::{placeholders, RowExprs, Scope};
+use crate::tables::expr::{placeholders, returning_exprs, Returning, RowExprs, Scope};
 use crate::tables::{Current, PendingRows, TxnRows};
 use crate::types::{arrow_type, assign_in};
 use crate::zone::{zone_of, zoned_batch, zoned_schema};
@@ -150,12 +150,6 @@ pub(crate) enum Target {
     /// The rows of these keys (one operand per primary key column each).
     Keys(Vec<Vec<Operand>>),
     Scan,
-}
-
-#[derive(Debug, Clone)]
-struct Returning {
-    exprs: RowExprs,
-    schema: SchemaRef,
 }
 
 /// What one execution of a [`DmlPlan`] does.
@@ -390,7 +384,7 @@ impl DmlPlan {
                 let (exprs, set_idx, filter) =
                     plan_sets(&table, &scope, state, &sets, u.selection.as_ref(), &mut hints)?;
                 let returning = u.returning.as_deref();
-                let ret_exprs = returning_exprs(returning, &scope, &table, &q, state)?;
+                let ret_exprs = returning_exprs(returning, &scope, &column_names(&table), &q, state)?;
                 let all: Vec<&Expr> = exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
                 let param_types = param_types(&all, declared, &hints, 0)?;
                 let compiled = RowExprs::compile(state, &scope, exprs, &param_types)?;
@@ -430,7 +424,7 @@ impl DmlPlan {
                     }
                     None => None,
                 };
-                let ret_exprs = returning_exprs(d.returning.as_deref(), &scope, &table, &q, state)?;
+                let ret_exprs = returning_exprs(d.returning.as_deref(), &scope, &column_names(&table), &q, state)?;
                 let all: Vec<&Expr> = exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
                 let param_types = param_types(&all, declared, &[], 0)?;
                 let compiled = RowExprs::compile(state, &scope, exprs, &param_types)?;
@@ -499,7 +493,7 @@ impl DmlPlan {
         };
         extra = extra.max(hints.iter().map(|(i, _)| i + 1).max().unwrap_or(0));
         let table_scope = Scope::new(&[(&q, schema.clone())])?;
-        let ret_exprs = returning_exprs(insert.returning.as_deref(), &table_scope, &table, &q, state)?;
+        let ret_exprs = returning_exprs(insert.returning.as_deref(), &table_scope, &column_names(&table), &q, state)?;
         let (conflict, conflict_exprs) = match &insert.on {
             None => (None, Vec::new()),
             Some(ast::OnInsert::OnConflict(oc)) => {
@@ -988,77 +982,7 @@ impl Builder<'_> {
     }
 }
 
-/// RETURNING expressions with their output names, `*` expanded.
-fn returning_exprs(
-    items: Option<&[SelectItem]>,
-    scope: &Scope,
-    table: &TableHandle,
-    qualifier: &str,
-    state: &SessionState,
-) -> Result<Vec<(Expr, String)>> {
-    let Some(items) = items else { return Ok(Vec::new()) };
-    let mut out = Vec::new();
-    for item in items {
-        match item {
-            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
-                for c in &table.def.columns {
-                    let e = ast::Expr::CompoundIdentifier(vec![
-                        ast::Ident::new(qualifier),
-                        ast::Ident::with_quote('"', &c.name),
-                    ]);
-                    out.push((scope.plan(state, &e)?, c.name.clone()));
-                }
-            }
-            SelectItem::UnnamedExpr(e) => {
-                let name = match e {
-                    ast::Expr::Identifier(i) => normalize(i),
-                    ast::Expr::CompoundIdentifier(p) => p.last().map(normalize).unwrap_or_default(),
-                    _ => "?column?".to_string(),
-                };
-                out.push((scope.plan(state, e)?, name));
-            }
-            SelectItem::ExprWithAlias { expr, alias } => out.push((scope.plan(state, expr)?, normalize(alias))),
-            SelectItem::ExprWithAliases { .. } => return Err(Error::Unsupported("this RETURNING item".into())),
-        }
-    }
-    Ok(out)
-}
-
-impl Returning {
-    fn new(
-        state: &SessionState,
-        scope: &Scope,
-        exprs: Vec<(Expr, String)>,
-        params: &[DataType],
-    ) -> Result<Option<Returning>> {
-        if exprs.is_empty() {
-            return Ok(None);
-        }
-        let mut fields = Vec::with_capacity(exprs.len());
-        for (e, name) in &exprs {
-            let f = scope.field_of(e)?;
-            fields.push(f.with_name(name.clone()).with_nullable(true));
-        }
-        let compiled = RowExprs::compile(state, scope, exprs.into_iter().map(|(e, _)| e).collect(), params)?;
-        Ok(Some(Returning { exprs: compiled, schema: Arc::new(Schema::new(fields)) }))
-    }
-
-    fn eval(&self, state: &SessionState, batch: &RecordBatch, params: &[ScalarValue]) -> Result<RecordBatch> {
-        let n = batch.num_rows();
-        let mut columns = Vec::with_capacity(self.schema.fields().len());
-        for i in 0..self.schema.fields().len() {
-            let a = if n == 0 {
-                datafusion::arrow::array::new_empty_array(self.schema.field(i).data_type())
-            } else {
-                self.exprs.eval(state, i, batch, params)?
-            };
-            let want = self.schema.field(i).data_type();
-            columns.push(if a.data_type() == want { a } else { datafusion::arrow::compute::cast(&a, want)? });
-        }
-        Ok(RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(n)),
-        )?)
-    }
+/// The names of `table`'s columns, which `RETURNING *` lists.
+fn column_names(table: &TableHandle) -> Vec<&str> {
+    table.def.columns.iter().map(|c| c.name.as_str()).collect()
 }

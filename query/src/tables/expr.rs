@@ -25,9 +25,10 @@ use datafusion::logical_expr::{Expr, ExprSchemable, Volatility};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::sqlparser::ast;
+use datafusion::sql::sqlparser::ast::{self, SelectItem};
 
 use crate::error::{Error, Result};
+use crate::sql::parser::normalize;
 
 /// The row schema a statement's expressions are written against.
 #[derive(Debug, Clone)]
@@ -283,5 +284,94 @@ impl RowExprs {
     /// The scope these expressions are written in.
     pub(crate) fn scope(&self) -> &Scope {
         &self.scope
+    }
+}
+
+/// A statement's RETURNING clause, compiled over its row scope.
+#[derive(Debug, Clone)]
+pub(crate) struct Returning {
+    exprs: RowExprs,
+    pub(crate) schema: SchemaRef,
+}
+
+/// RETURNING expressions with their output names, `*` expanded to
+/// `columns` (of the relation `qualifier`).
+pub(crate) fn returning_exprs(
+    items: Option<&[SelectItem]>,
+    scope: &Scope,
+    columns: &[&str],
+    qualifier: &str,
+    state: &SessionState,
+) -> Result<Vec<(Expr, String)>> {
+    let Some(items) = items else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                for c in columns {
+                    let e = ast::Expr::CompoundIdentifier(vec![
+                        ast::Ident::new(qualifier),
+                        ast::Ident::with_quote('"', *c),
+                    ]);
+                    out.push((scope.plan(state, &e)?, c.to_string()));
+                }
+            }
+            SelectItem::UnnamedExpr(e) => {
+                let name = match e {
+                    ast::Expr::Identifier(i) => normalize(i),
+                    ast::Expr::CompoundIdentifier(p) => p.last().map(normalize).unwrap_or_default(),
+                    _ => "?column?".to_string(),
+                };
+                out.push((scope.plan(state, e)?, name));
+            }
+            SelectItem::ExprWithAlias { expr, alias } => out.push((scope.plan(state, expr)?, normalize(alias))),
+            SelectItem::ExprWithAliases { .. } => return Err(Error::Unsupported("this RETURNING item".into())),
+        }
+    }
+    Ok(out)
+}
+
+impl Returning {
+    pub(crate) fn new(
+        state: &SessionState,
+        scope: &Scope,
+        exprs: Vec<(Expr, String)>,
+        params: &[DataType],
+    ) -> Result<Option<Returning>> {
+        if exprs.is_empty() {
+            return Ok(None);
+        }
+        let mut fields = Vec::with_capacity(exprs.len());
+        for (e, name) in &exprs {
+            let f = scope.field_of(e)?;
+            fields.push(f.with_name(name.clone()).with_nullable(true));
+        }
+        let compiled = RowExprs::compile(state, scope, exprs.into_iter().map(|(e, _)| e).collect(), params)?;
+        Ok(Some(Returning { exprs: compiled, schema: Arc::new(Schema::new(fields)) }))
+    }
+
+    /// The RETURNING rows of `batch` (rows of the scope it was planned in).
+    pub(crate) fn eval(
+        &self,
+        state: &SessionState,
+        batch: &RecordBatch,
+        params: &[ScalarValue],
+    ) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let mut columns = Vec::with_capacity(self.schema.fields().len());
+        for i in 0..self.schema.fields().len() {
+            let a = if n == 0 {
+                datafusion::arrow::array::new_empty_array(self.schema.field(i).data_type())
+            } else {
+                self.exprs.eval(state, i, batch, params)?
+            };
+            let want = self.schema.field(i).data_type();
+            columns.push(if a.data_type() == want { a } else { datafusion::arrow::compute::cast(&a, want)? });
+        }
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?)
     }
 }
