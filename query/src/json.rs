@@ -12,7 +12,8 @@
 //! Casts to `json` and `jsonb` are rewritten to calls of [`JSON_CAST`] and
 //! [`JSONB_CAST`] ([`JsonCast`]): the text, checked to be JSON (`22P02`
 //! otherwise), typed `json` or `jsonb` on the wire; `jsonb` also normalizes
-//! it, as Postgres stores it parsed.
+//! it, as Postgres stores it parsed. Casts to `uuid`, the other type Brikk
+//! holds as text, go the same way ([`UUID_CAST`]).
 
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ use serde_json::Value as Json;
 
 use brikk_storage::ColumnType;
 
-use crate::types::{json_metadata, json_text};
+use crate::types::{column_field, json_metadata, json_text, uuid_text};
 
 /// Registers the JSON functions and operators with `registry`.
 pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
@@ -43,6 +44,7 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::default())))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Json))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Jsonb))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Uuid))))?;
     datafusion_functions_json::register_all(registry)
 }
 
@@ -198,12 +200,16 @@ impl ScalarUDFImpl for JsonBuildObject {
 pub const JSON_CAST: &str = "json";
 /// The function a cast to `jsonb` becomes.
 pub const JSONB_CAST: &str = "jsonb";
+/// The function a cast to `uuid` becomes (`uuid()` is DataFusion's random
+/// UUID).
+pub const UUID_CAST: &str = "uuid_in";
 
-/// `text::json` / `text::jsonb`: the text if it is JSON (for `jsonb`,
-/// normalized: parsed and printed again), typed as such; NULL stays NULL.
+/// `text::json` / `text::jsonb` / `text::uuid`: the text if it is one (for
+/// `jsonb`, normalized: parsed and printed again; for `uuid`, canonical),
+/// typed as such; NULL stays NULL.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct JsonCast {
-    /// `ColumnType::Json` or `ColumnType::Jsonb`.
+    /// `ColumnType::Json`, `ColumnType::Jsonb` or `ColumnType::Uuid`.
     ty: ColumnType,
     signature: Signature,
 }
@@ -216,7 +222,10 @@ impl JsonCast {
 
 impl ScalarUDFImpl for JsonCast {
     fn name(&self) -> &str {
-        self.ty.sql_name()
+        match self.ty {
+            ColumnType::Uuid => UUID_CAST,
+            ty => ty.sql_name(),
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -229,7 +238,7 @@ impl ScalarUDFImpl for JsonCast {
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let nullable = args.arg_fields.first().is_none_or(|f| f.is_nullable());
-        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, nullable).with_metadata(json_metadata(self.name()))))
+        Ok(Arc::new(column_field(self.ty.sql_name(), self.ty, nullable)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -240,7 +249,13 @@ impl ScalarUDFImpl for JsonCast {
             .ok_or_else(|| DataFusionError::Internal(format!("{} expects text", self.name())))?;
         let out = text
             .iter()
-            .map(|t| t.map(|t| json_text(t.to_string(), self.ty)).transpose())
+            .map(|t| {
+                t.map(|t| match self.ty {
+                    ColumnType::Uuid => uuid_text(t),
+                    ty => json_text(t.to_string(), ty),
+                })
+                .transpose()
+            })
             .collect::<crate::Result<StringArray>>()
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(ColumnarValue::Array(Arc::new(out)))

@@ -27,7 +27,7 @@ pub fn arrow_type(ty: ColumnType) -> DataType {
         ColumnType::BigInt => DataType::Int64,
         ColumnType::Real => DataType::Float32,
         ColumnType::Double => DataType::Float64,
-        ColumnType::Text | ColumnType::Json | ColumnType::Jsonb => DataType::Utf8,
+        ColumnType::Text | ColumnType::Json | ColumnType::Jsonb | ColumnType::Uuid => DataType::Utf8,
         ColumnType::Bytea => DataType::Binary,
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
         ColumnType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
@@ -44,19 +44,55 @@ pub fn json_text(text: String, ty: ColumnType) -> Result<String> {
     Ok(if ty == ColumnType::Jsonb { parsed.to_string() } else { text })
 }
 
-/// Field metadata key naming the Postgres type of a JSON column (`json` or
-/// `jsonb`); the server reports that type to clients.
+/// Field metadata key naming the Postgres type of a column Arrow holds as
+/// text (`json`, `jsonb`, `uuid`); the server reports that type to clients.
 pub const PG_TYPE_METADATA: &str = "brikk.pg_type";
 
 /// The Arrow field of a user column. JSON columns are text tagged as the
 /// `arrow.json` extension type, with their Postgres type in
-/// [`PG_TYPE_METADATA`].
+/// [`PG_TYPE_METADATA`]; UUID columns are text with `uuid` there.
 pub fn column_field(name: &str, ty: ColumnType, nullable: bool) -> Field {
     let field = Field::new(name, arrow_type(ty), nullable);
     match ty {
         ColumnType::Json | ColumnType::Jsonb => field.with_metadata(json_metadata(ty.sql_name())),
+        ColumnType::Uuid => field.with_metadata(std::collections::HashMap::from([(
+            PG_TYPE_METADATA.to_string(),
+            ty.sql_name().to_string(),
+        )])),
         _ => field,
     }
+}
+
+/// `text` as a canonical UUID (lower-case, 8-4-4-4-12), as Postgres reads
+/// one: hex digits with or without hyphens (after any group of four),
+/// optionally in braces. Anything else is refused with `22P02`.
+pub fn uuid_text(text: &str) -> Result<String> {
+    let invalid = || Error::InvalidText(format!("invalid input syntax for type uuid: \"{text}\""));
+    let t = text.trim();
+    let t = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')).unwrap_or(t);
+    let mut hex = String::with_capacity(32);
+    let mut since_hyphen = 0;
+    for (i, c) in t.chars().enumerate() {
+        match c {
+            '-' if i > 0 && since_hyphen % 4 == 0 && since_hyphen > 0 => since_hyphen = 0,
+            c if c.is_ascii_hexdigit() => {
+                hex.push(c.to_ascii_lowercase());
+                since_hyphen += 1;
+            }
+            _ => return Err(invalid()),
+        }
+    }
+    if hex.len() != 32 || t.ends_with('-') {
+        return Err(invalid());
+    }
+    Ok(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
+}
+
+/// The canonical text of a UUID's 16 bytes.
+pub fn uuid_of_bytes(b: &[u8]) -> Option<String> {
+    let b: &[u8; 16] = b.try_into().ok()?;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Some(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
 }
 
 /// Field metadata of a JSON value of Postgres type `pg_type`.
@@ -87,6 +123,7 @@ pub fn column_type(dt: &ast::DataType) -> Result<ColumnType> {
         D::Date => ColumnType::Date,
         D::JSON => ColumnType::Json,
         D::JSONB => ColumnType::Jsonb,
+        D::Uuid => ColumnType::Uuid,
         D::Custom(name, _) if name.to_string().eq_ignore_ascii_case("timestamptz") => ColumnType::TimestampTz,
         other => return Err(Error::Unsupported(format!("column type {other}"))),
     })
@@ -128,6 +165,18 @@ pub fn assign_in(value: ScalarValue, ty: ColumnType, column: &str, zone: &str) -
             };
             Ok(Value::Text(json_text(text, ty)?))
         }
+        ColumnType::Uuid => match value {
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+                uuid_text(&s).map(Value::Text)
+            }
+            ScalarValue::Binary(Some(b))
+            | ScalarValue::LargeBinary(Some(b))
+            | ScalarValue::BinaryView(Some(b))
+            | ScalarValue::FixedSizeBinary(16, Some(b)) => uuid_of_bytes(&b)
+                .map(Value::Text)
+                .ok_or_else(|| Error::InvalidText("invalid input syntax for type uuid: not 16 bytes".into())),
+            other => Err(mismatch(&other)),
+        },
         ColumnType::Text => Ok(Value::Text(match value {
             ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s,
             ScalarValue::Boolean(Some(b)) => b.to_string(),
@@ -364,7 +413,7 @@ pub fn build_array(ty: ColumnType, values: impl Iterator<Item = Value>, len: usi
         ColumnType::BigInt => build!(Int64Builder::with_capacity(len), Value::Int(x) => x),
         ColumnType::Real => build!(Float32Builder::with_capacity(len), Value::Float(x) => x as f32),
         ColumnType::Double => build!(Float64Builder::with_capacity(len), Value::Float(x) => x),
-        ColumnType::Text | ColumnType::Json | ColumnType::Jsonb => {
+        ColumnType::Text | ColumnType::Json | ColumnType::Jsonb | ColumnType::Uuid => {
             build!(StringBuilder::with_capacity(len, len * 16), Value::Text(x) => x)
         }
         ColumnType::Bytea => build!(BinaryBuilder::with_capacity(len, len * 16), Value::Bytes(x) => x),
@@ -386,6 +435,33 @@ pub fn build_array(ty: ColumnType, values: impl Iterator<Item = Value>, len: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuids_are_read_in_every_postgres_spelling() {
+        let canonical = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        for spelling in [
+            canonical,
+            "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+        ] {
+            assert_eq!(uuid_text(spelling).unwrap(), canonical, "{spelling}");
+        }
+        for bad in [
+            "",
+            "a0eebc99",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+            "-a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            "a0e-ebc999c0b4ef8bb6d6bb9bd380a11",
+            "g0eebc999c0b4ef8bb6d6bb9bd380a11",
+        ] {
+            assert!(matches!(uuid_text(bad), Err(Error::InvalidText(_))), "{bad}");
+        }
+        let bytes: Vec<u8> = (0..16).collect();
+        assert_eq!(uuid_of_bytes(&bytes).unwrap(), "00010203-0405-0607-0809-0a0b0c0d0e0f");
+        assert_eq!(uuid_of_bytes(&bytes[..15]), None);
+    }
 
     #[test]
     fn assignment_follows_postgres() {

@@ -32,6 +32,8 @@ pub enum ColumnType {
     Json,
     /// JSON text in a normalized form (validated and re-serialized on input).
     Jsonb,
+    /// A UUID, as its canonical text (lower-case hex in 8-4-4-4-12 groups).
+    Uuid,
 }
 
 impl ColumnType {
@@ -51,6 +53,7 @@ impl ColumnType {
             ColumnType::Date => "date",
             ColumnType::Json => "json",
             ColumnType::Jsonb => "jsonb",
+            ColumnType::Uuid => "uuid",
         }
     }
 }

@@ -174,7 +174,7 @@ pub fn encode_row(types: &[ColumnType], key: Option<&[u8]>, values: &[Value]) ->
             (ColumnType::BigInt, Value::Int(v)) => out.extend_from_slice(&v.to_le_bytes()),
             (ColumnType::Real, Value::Float(v)) => out.extend_from_slice(&(*v as f32).to_le_bytes()),
             (ColumnType::Double, Value::Float(v)) => out.extend_from_slice(&v.to_le_bytes()),
-            (ColumnType::Text | ColumnType::Json | ColumnType::Jsonb, Value::Text(s)) => {
+            (ColumnType::Text | ColumnType::Json | ColumnType::Jsonb | ColumnType::Uuid, Value::Text(s)) => {
                 put_bytes(&mut out, s.as_bytes())
             }
             (ColumnType::Bytea, Value::Bytes(b)) => put_bytes(&mut out, b),
@@ -260,7 +260,7 @@ pub fn decode_record(types: &[ColumnType], offset: u64, buf: &[u8]) -> Result<Re
             ColumnType::BigInt => Value::Int(i64::from_le_bytes(r.array()?)),
             ColumnType::Real => Value::Float(f32::from_le_bytes(r.array()?) as f64),
             ColumnType::Double => Value::Float(f64::from_le_bytes(r.array()?)),
-            ColumnType::Text | ColumnType::Json | ColumnType::Jsonb => {
+            ColumnType::Text | ColumnType::Json | ColumnType::Jsonb | ColumnType::Uuid => {
                 let b = r.bytes()?.ok_or_else(|| Error::Corrupt("null text length".into()))?;
                 Value::Text(String::from_utf8(b.to_vec()).map_err(|_| Error::Corrupt("text is not UTF-8".into()))?)
             }

@@ -46,7 +46,7 @@ pub fn records(def: &StreamDef, batch: &RecordBatch, file: &str) -> Result<Vec<R
             ColumnType::BigInt => fill!(a.as_primitive_opt::<Int64Type>(), Value::Int),
             ColumnType::Real => fill!(a.as_primitive_opt::<Float32Type>(), |v: f32| Value::Float(v as f64)),
             ColumnType::Double => fill!(a.as_primitive_opt::<Float64Type>(), Value::Float),
-            ColumnType::Text | ColumnType::Json | ColumnType::Jsonb => {
+            ColumnType::Text | ColumnType::Json | ColumnType::Jsonb | ColumnType::Uuid => {
                 fill!(a.as_string_opt::<i32>(), |v: &str| Value::Text(v.to_string()))
             }
             ColumnType::Bytea => fill!(a.as_binary_opt::<i32>(), |v: &[u8]| Value::Bytes(v.to_vec())),

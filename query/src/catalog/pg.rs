@@ -5,7 +5,7 @@
 //! - `pg_class.reloptions`: a stream's options (`partitions=8`,
 //!   `key=task_id`, `retention=7 days`) and a table's changelog
 //!   (`changelog=board$changes`); psql's `\d+` prints them as "Options".
-//! - `pg_attribute.atttypid` of a `json`/`jsonb` column is `json`/`jsonb`
+//! - `pg_attribute.atttypid` of a `json`/`jsonb`/`uuid` column is that type
 //!   (the crate sees only the Arrow text underneath).
 //! - `pg_database` lists `brikk` only: the one database a client can
 //!   connect to.
@@ -214,6 +214,7 @@ impl Amended {
                             .and_then(|t| match t {
                                 ColumnType::Json => Some(JSON_OID),
                                 ColumnType::Jsonb => Some(JSONB_OID),
+                                ColumnType::Uuid => Some(UUID_OID),
                                 _ => None,
                             });
                         Some(ty.unwrap_or(types.value(i)))
@@ -260,6 +261,7 @@ fn int_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> 
 /// Postgres' type OIDs of `json` and `jsonb`.
 const JSON_OID: i32 = 114;
 const JSONB_OID: i32 = 3802;
+const UUID_OID: i32 = 2950;
 
 /// The type of column `column` of Brikk relation `relation`, if it is one.
 fn column_type(store: &Store, relation: &str, column: &str) -> Option<ColumnType> {

@@ -16,7 +16,8 @@
 //!   and Brikk returns one of them.
 //! - `e::json` and `e::jsonb` (DataFusion has no JSON type) become `json(e)`
 //!   and `jsonb(e)`: text checked to be JSON and typed `json`/`jsonb` (see
-//!   [`crate::json`]).
+//!   [`crate::json`]); `e::uuid` becomes `uuid_in(e)`, text checked to be a
+//!   UUID, canonical, typed `uuid`.
 
 use std::ops::ControlFlow;
 
@@ -43,6 +44,7 @@ impl VisitorMut for JsonCast {
         let function = match data_type {
             DataType::JSON => crate::json::JSON_CAST,
             DataType::JSONB => crate::json::JSONB_CAST,
+            DataType::Uuid => crate::json::UUID_CAST,
             _ => return ControlFlow::Continue(()),
         };
         let value = std::mem::replace(inner.as_mut(), Expr::value(datafusion::sql::sqlparser::ast::Value::Null));

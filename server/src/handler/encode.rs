@@ -8,7 +8,7 @@ use brikk_query::datetime::{iso_style, timestamps_as_text};
 use brikk_query::floats::floats_as_text;
 use brikk_query::types::PG_TYPE_METADATA;
 use brikk_query::{Error, Output};
-use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::array::{Array, BinaryArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
@@ -87,7 +87,8 @@ where
 pub(crate) type CopySlot = Arc<std::sync::Mutex<Option<brikk_query::copy::CopyIn>>>;
 /// Postgres field descriptions of a result schema. JSON columns (Arrow's
 /// `arrow.json` extension type) are reported as `json`, or as `jsonb` when
-/// their field says so ([`brikk_query::types::PG_TYPE_METADATA`]).
+/// their field says so ([`brikk_query::types::PG_TYPE_METADATA`]); text
+/// fields that say `uuid` there as `uuid`.
 pub(crate) fn pg_fields(
     schema: &Schema,
     format: &Format,
@@ -97,7 +98,7 @@ pub(crate) fn pg_fields(
     Ok(fields
         .into_iter()
         .zip(schema.fields())
-        .map(|(info, field)| match json_type(field) {
+        .map(|(info, field)| match text_type(field) {
             Some(ty) => {
                 let f = FieldInfo::new(info.name().to_string(), None, None, ty, info.format());
                 match &options {
@@ -110,29 +111,40 @@ pub(crate) fn pg_fields(
         .collect())
 }
 
-fn json_type(field: &Field) -> Option<Type> {
+/// The Postgres type of a text field that holds another type.
+fn text_type(field: &Field) -> Option<Type> {
+    let tagged = field.metadata().get(PG_TYPE_METADATA).map(String::as_str);
+    if tagged == Some("uuid") {
+        return Some(Type::UUID);
+    }
     if field.extension_type_name() != Some("arrow.json") {
         return None;
     }
-    Some(match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
+    Some(match tagged {
         Some("jsonb") => Type::JSONB,
         _ => Type::JSON,
     })
 }
 
 /// `batch` ready for arrow-pg's encoding with `fields`: `jsonb` sent in
-/// binary gets its version byte (1) before the text, and timestamps (in the
+/// binary gets its version byte (1) before the text, `uuid` sent in binary
+/// is its 16 bytes, and timestamps (in the
 /// ISO date style) and floats sent as text are printed here, as Postgres
 /// prints them ([`brikk_query::datetime::output`], [`brikk_query::floats`]).
 fn wire_ready(batch: RecordBatch, fields: &[FieldInfo], iso: bool) -> PgWireResult<RecordBatch> {
     let jsonb_binary = |f: &FieldInfo| *f.datatype() == Type::JSONB && f.format() == FieldFormat::Binary;
+    let uuid_binary = |f: &FieldInfo| *f.datatype() == Type::UUID && f.format() == FieldFormat::Binary;
     let timestamp_text = |i: usize, f: &FieldInfo| {
         iso && f.format() == FieldFormat::Text && matches!(batch.column(i).data_type(), DataType::Timestamp(..))
     };
     let float_text = |i: usize, f: &FieldInfo| {
         f.format() == FieldFormat::Text && matches!(batch.column(i).data_type(), DataType::Float32 | DataType::Float64)
     };
-    if !fields.iter().enumerate().any(|(i, f)| jsonb_binary(f) || timestamp_text(i, f) || float_text(i, f)) {
+    if !fields
+        .iter()
+        .enumerate()
+        .any(|(i, f)| jsonb_binary(f) || uuid_binary(f) || timestamp_text(i, f) || float_text(i, f))
+    {
         return Ok(batch);
     }
     let api = |e| PgWireError::ApiError(Box::new(e));
@@ -144,6 +156,13 @@ fn wire_ready(batch: RecordBatch, fields: &[FieldInfo], iso: bool) -> PgWireResu
                 let prefixed: StringArray = text.iter().map(|v| v.map(|s| format!("\u{1}{s}"))).collect();
                 columns[i] = Arc::new(prefixed);
             }
+        } else if uuid_binary(f) {
+            // The binary form of a uuid is its 16 bytes.
+            if let Some(text) = columns[i].as_any().downcast_ref::<StringArray>() {
+                let bytes: BinaryArray = text.iter().map(|v| v.and_then(uuid_bytes)).collect();
+                columns[i] = Arc::new(bytes);
+                schema_fields[i] = schema_fields[i].clone().with_data_type(DataType::Binary);
+            }
         } else if timestamp_text(i, f) {
             columns[i] = timestamps_as_text(&columns[i]).map_err(api)?;
             schema_fields[i] = schema_fields[i].clone().with_data_type(DataType::Utf8);
@@ -153,6 +172,14 @@ fn wire_ready(batch: RecordBatch, fields: &[FieldInfo], iso: bool) -> PgWireResu
         }
     }
     RecordBatch::try_new(Arc::new(Schema::new(schema_fields)), columns).map_err(api)
+}
+
+/// The 16 bytes of a UUID's canonical text.
+fn uuid_bytes(text: &str) -> Option<Vec<u8>> {
+    let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
+    (hex.len() == 32)
+        .then(|| hex.chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok()).collect())
+        .flatten()
 }
 
 /// Rows as a query response whose completion tag is `tag` (`SELECT`,

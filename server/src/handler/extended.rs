@@ -17,7 +17,7 @@ use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{send_describe_response, ExtendedQueryHandler};
 use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
@@ -111,12 +111,11 @@ impl QueryParser for StatementParser {
 }
 
 /// Decodes the portal's parameters with the types the statement described.
-/// `zone` is the session's `TimeZone` ([`params_in_zone`]). Date/time text
-/// that pgwire cannot read as sent but Postgres can (`2026-11-26 10:00`,
-/// `today`; see [`brikk_query::datetime::input`]) is respelled first.
+/// `zone` is the session's `TimeZone` ([`params_in_zone`]). Parameters
+/// arrow-pg cannot decode as sent are rewritten first ([`normalized`]).
 fn bind(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Vec<ScalarValue>> {
-    if let Some(respelled) = respelled(portal, zone)? {
-        return bind(&respelled, zone);
+    if let Some(normalized) = normalized(portal, zone)? {
+        return bind(&normalized, zone);
     }
     let stmt = &portal.statement.statement;
     let inferred: Vec<Option<&DataType>> = stmt.prepared.param_types().iter().map(Some).collect();
@@ -132,24 +131,62 @@ fn bind(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Vec<Sca
     Ok(values)
 }
 
-/// `portal` with its date/time text parameters respelled as pgwire reads
-/// them, if any needs it: the rare case, so the copy costs nothing usually.
-fn respelled(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Option<Portal<Arc<WireStatement>>>> {
+/// Server-side parameter types whose text [`normalized`] may respell.
+const DATED: [Type; 3] = [Type::TIMESTAMPTZ, Type::TIMESTAMP, Type::DATE];
+
+/// `portal` with the parameters arrow-pg cannot decode as sent rewritten,
+/// if any (the rare case; usually nothing is copied):
+/// - date/time text Postgres reads but pgwire does not, respelled as
+///   pgwire reads it ([`brikk_query::datetime::input`]);
+/// - a `uuid` the client declared (as text or as its 16 bytes), and a
+///   `numeric` it declared for a text parameter, passed on as text, which
+///   Brikk assigns to the column as Postgres's assignment casts would
+///   (psycopg sends a Python `UUID` or `Decimal` so).
+fn normalized(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Option<Portal<Arc<WireStatement>>>> {
     use brikk_query::datetime::{rewrite, Target};
-    let types = &portal.statement.statement.param_types;
-    if !types.iter().any(|t| [Type::TIMESTAMPTZ, Type::TIMESTAMP, Type::DATE].contains(t)) {
+    let stmt = &portal.statement;
+    let server = &stmt.statement.param_types;
+    let declared = &stmt.parameter_types;
+    let as_text = |i: usize| match declared.get(i) {
+        Some(Some(t)) => *t == Type::UUID || (*t == Type::NUMERIC && server.get(i) == Some(&Type::TEXT)),
+        _ => false,
+    };
+    let dated = server.iter().any(|t| DATED.contains(t));
+    if !dated && !(0..declared.len()).any(as_text) {
         return Ok(None);
     }
     let mut parameters = portal.parameters.clone();
+    let mut binary: Vec<bool> = (0..parameters.len()).map(|i| !portal.parameter_format.is_text(i)).collect();
+    let mut hints = declared.clone();
     let mut changed = false;
     for (i, p) in parameters.iter_mut().enumerate() {
-        let target = match types.get(i) {
+        if as_text(i) {
+            if binary[i] {
+                if declared.get(i) != Some(&Some(Type::UUID)) {
+                    continue;
+                }
+                if let Some(bytes) = p.as_deref() {
+                    let text = brikk_query::types::uuid_of_bytes(bytes).ok_or_else(|| {
+                        to_pg_error(&brikk_query::Error::InvalidText(format!(
+                            "a binary uuid has 16 bytes, not {}",
+                            bytes.len()
+                        )))
+                    })?;
+                    *p = Some(bytes::Bytes::from(text));
+                }
+                binary[i] = false;
+            }
+            hints[i] = Some(Type::TEXT);
+            changed = true;
+            continue;
+        }
+        let target = match server.get(i) {
             Some(t) if *t == Type::TIMESTAMPTZ => Target::TimestampTz,
             Some(t) if *t == Type::TIMESTAMP => Target::Timestamp,
             Some(t) if *t == Type::DATE => Target::Date,
             _ => continue,
         };
-        let Some(text) = p.as_deref().filter(|_| portal.parameter_format.is_text(i)) else { continue };
+        let Some(text) = p.as_deref().filter(|_| !binary[i]) else { continue };
         let Some(mut text) = std::str::from_utf8(text).ok().and_then(|t| rewrite(t, target, zone)) else { continue };
         // pgwire reads timestamps with a time of day and a numeric offset.
         if target != Target::Date && text.len() == 10 {
@@ -164,19 +201,23 @@ fn respelled(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Op
     if !changed {
         return Ok(None);
     }
-    let codes = |f: &Format| match f {
+    let result_codes = match &portal.result_column_format {
         Format::UnifiedText => vec![],
         Format::UnifiedBinary => vec![1],
         Format::Individual(codes) => codes.clone(),
     };
     let bind = Bind::new(
         Some(portal.name.clone()),
-        Some(portal.statement.id.clone()),
-        codes(&portal.parameter_format),
+        Some(stmt.id.clone()),
+        binary.iter().map(|b| i16::from(*b)).collect(),
         parameters,
-        codes(&portal.result_column_format),
+        result_codes,
     );
-    Portal::try_new(&bind, portal.statement.clone()).map(Some)
+    let statement = match hints == *declared {
+        true => stmt.clone(),
+        false => Arc::new(StoredStatement::new(stmt.id.clone(), stmt.statement.clone(), hints)),
+    };
+    Portal::try_new(&bind, statement).map(Some)
 }
 
 /// Reads `timestamptz` parameters sent as text without an offset as local

@@ -77,6 +77,18 @@ async def main():
         c.check(abs((now - aware).total_seconds()) < 300, f"_timestamp {ts!r} is not near now ({now})")
         c.check((row["_key"], row["task_id"], row["kind"], row["n"]) == ("t1", "t1", "build", 1), f"row {row!r}")
 
+    with c.step("UUID results in binary"):
+        import uuid
+        t = f"{s}_agents"
+        await conn.execute(f"DROP TABLE IF EXISTS {t}")
+        await conn.execute(f"CREATE TABLE {t} (id UUID PRIMARY KEY, note TEXT)")
+        agent = uuid.uuid4()
+        # The parameter is described as text: asyncpg takes a str for it.
+        await conn.execute(f"INSERT INTO {t} VALUES ($1, 'a')", str(agent))
+        got = await conn.fetchval(f"SELECT id FROM {t} WHERE note = 'a'")
+        c.check(isinstance(got, uuid.UUID) and got == agent, f"got {got!r}")
+        await conn.execute(f"DROP TABLE {t}")
+
     with c.step("transaction commit"):
         async with conn.transaction():
             await conn.execute(f"INSERT INTO {s} VALUES ($1, $2, $3)", "tx1", "txn", 100)

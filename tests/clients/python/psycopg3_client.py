@@ -188,6 +188,25 @@ with c.step("JSON facts with ::jsonb parameters and dict rows"):
         pass
     conn.execute(f"DROP TABLE {t}")
 
+with c.step("UUID keys and Decimal text"):
+    import decimal
+    import uuid
+    t = f"{s}_agents"
+    conn.execute(f"DROP TABLE IF EXISTS {t}")
+    conn.execute(f"CREATE TABLE {t} (id UUID PRIMARY KEY, note TEXT)")
+    # psycopg declares a UUID parameter uuid, and a Decimal numeric; both
+    # are assigned as Postgres assigns them (a numeric to text, as text).
+    agent = uuid.uuid4()
+    conn.execute(f"INSERT INTO {t} VALUES (%s, %s)", (agent, decimal.Decimal("1.50")))
+    got = conn.execute(f"SELECT id, note FROM {t} WHERE id = %s", (agent,)).fetchall()
+    c.check(got == [(agent, "1.50")], f"got {got!r}")
+    try:
+        conn.execute(f"INSERT INTO {t} VALUES (%s, 'x')", ("not a uuid",))
+        c.check(False, "a bad uuid was accepted")
+    except psycopg.errors.InvalidTextRepresentation:
+        pass
+    conn.execute(f"DROP TABLE {t}")
+
 with c.step("drop stream"):
     conn.execute(f"DROP STREAM {s}")
     conn.close()
