@@ -49,6 +49,7 @@ pub mod continuous;
 pub mod copy;
 pub mod datetime;
 pub mod db;
+pub mod defaults;
 pub mod error;
 pub mod floats;
 pub mod json;

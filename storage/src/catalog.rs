@@ -64,6 +64,10 @@ pub struct ColumnDef {
     pub name: String,
     pub ty: ColumnType,
     pub nullable: bool,
+    /// `DEFAULT`: the SQL text of the expression an INSERT that leaves the
+    /// column out gives it (evaluated per row, as Postgres does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 /// A stream as the catalog stores it.
@@ -237,7 +241,8 @@ impl TableDef {
     /// The definition of the changelog stream: `op`, then the table's
     /// columns (nullable: a delete carries the old row).
     pub fn changelog_def(&self) -> StreamDef {
-        let mut columns = vec![ColumnDef { name: CHANGE_OP_COLUMN.into(), ty: ColumnType::Text, nullable: false }];
+        let mut columns =
+            vec![ColumnDef { name: CHANGE_OP_COLUMN.into(), ty: ColumnType::Text, nullable: false, default: None }];
         columns.extend(self.columns.iter().cloned());
         StreamDef {
             id: self.changelog,

@@ -12,7 +12,7 @@ fn def(name: &str, partitions: u32) -> StreamDef {
     StreamDef {
         id: StreamId(0),
         name: name.into(),
-        columns: vec![ColumnDef { name: "v".into(), ty: ColumnType::BigInt, nullable: true }],
+        columns: vec![ColumnDef { name: "v".into(), ty: ColumnType::BigInt, nullable: true, default: None }],
         partitions,
         key_column: None,
         retention_micros: None,
@@ -33,8 +33,8 @@ fn table_def(value: ColumnType) -> crate::catalog::TableDef {
         id: crate::catalog::TableId(0),
         name: "t".into(),
         columns: vec![
-            ColumnDef { name: "k".into(), ty: ColumnType::BigInt, nullable: false },
-            ColumnDef { name: "v".into(), ty: value, nullable: true },
+            ColumnDef { name: "k".into(), ty: ColumnType::BigInt, nullable: false, default: None },
+            ColumnDef { name: "v".into(), ty: value, nullable: true, default: None },
         ],
         primary_key: vec![0],
         changelog: StreamId(0),

@@ -8,6 +8,7 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast;
 
 use crate::catalog::SYSTEM_COLUMNS;
+use crate::defaults::Defaults;
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::insert::{encode_append, target_columns};
 use crate::sql::parser::normalize;
@@ -35,6 +36,16 @@ impl Sink {
             return Err(Error::WrongObjectType(format!("\"{relation}\" is the changelog of a table")));
         }
         let targets = target_columns(&stream.def.columns, &stream.def.name, columns, &SYSTEM_COLUMNS)?;
+        // A default differs on each run (now(), a random UUID), and a query
+        // replayed after a crash must write what it wrote before.
+        let defaulted =
+            stream.def.columns.iter().enumerate().find(|(i, c)| c.default.is_some() && !targets.contains(i));
+        if let Some((_, c)) = defaulted {
+            return Err(Error::Unsupported(format!(
+                "a continuous query leaving out column \"{}\" of its sink, which has a DEFAULT (name the column)",
+                c.name
+            )));
+        }
         let width = output.fields().len();
         if width != targets.len() {
             return Err(Error::Syntax(format!(
@@ -48,7 +59,10 @@ impl Sink {
     /// The appends of `rows`.
     pub fn appends(&self, rows: Vec<Vec<ScalarValue>>) -> Result<Vec<Append>> {
         rows.into_iter()
-            .map(|row| encode_append(&self.stream, &self.targets, row.into_iter().map(Ok), crate::types::UTC, None))
+            .map(|row| {
+                let none = Defaults::default();
+                encode_append(&self.stream, &self.targets, row.into_iter().map(Ok), crate::types::UTC, &none, None)
+            })
             .collect()
     }
 }

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use brikk_storage::codec::encode_row;
-use brikk_storage::{Append, StreamHandle, Value, WriteSet};
+use brikk_storage::{Append, StreamHandle, WriteSet};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::scalar::ScalarValue;
 
 use crate::copy::format::{CopyFormat, Format};
+use crate::defaults::Defaults;
 use crate::error::{Error, Result};
-use crate::types::{assign_in, key_text};
+use crate::session::insert::encode_append;
 
 /// Turns rows of source values into appends to one stream, as INSERT does.
 pub(crate) struct RowSink {
@@ -21,12 +21,13 @@ pub(crate) struct RowSink {
     pub(crate) appends: Vec<Append>,
     /// The session's zone, for `timestamptz` text without an offset.
     pub(crate) zone: String,
+    /// The defaults of the columns COPY leaves out.
+    pub(crate) defaults: Defaults,
 }
 
 impl RowSink {
     /// Appends one row; `fields` are in `targets` order.
     pub(crate) fn push(&mut self, fields: impl ExactSizeIterator<Item = ScalarValue>) -> Result<()> {
-        let def = &self.stream.def;
         if fields.len() != self.targets.len() {
             return Err(Error::BadCopyData(if fields.len() > self.targets.len() {
                 format!("extra data after last expected column ({} columns expected)", self.targets.len())
@@ -34,19 +35,9 @@ impl RowSink {
                 format!("missing data: {} of {} columns", fields.len(), self.targets.len())
             }));
         }
-        let mut values = vec![Value::Null; def.columns.len()];
-        for (v, &col) in fields.zip(&self.targets) {
-            values[col] = assign_in(v, def.columns[col].ty, &def.columns[col].name, &self.zone)?;
-        }
-        for (c, v) in def.columns.iter().zip(&values) {
-            if !c.nullable && *v == Value::Null {
-                return Err(Error::NotNull { relation: def.name.clone(), column: c.name.clone() });
-            }
-        }
-        let key = def.key_column.and_then(|k| key_text(&values[k]));
-        let record = encode_row(self.stream.types(), key.as_deref().map(str::as_bytes), &values)?;
-        let partition = self.stream.choose_partition(key.as_deref().map(str::as_bytes));
-        self.appends.push(Append { stream: def.id, partition, record });
+        let zone = &self.zone;
+        let append = encode_append(&self.stream, &self.targets, fields.map(Ok), zone, &self.defaults, None)?;
+        self.appends.push(append);
         Ok(())
     }
 

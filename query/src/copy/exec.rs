@@ -138,7 +138,9 @@ impl Session {
             }
             out
         };
-        let sink = RowSink { stream, targets, appends: Vec::new(), zone: self.vars.zone().to_string() };
+        let state = self.state();
+        let defaults = crate::defaults::Defaults::compile(&state, &stream.def.columns, &targets)?.resolved(&state)?;
+        let sink = RowSink { stream, targets, appends: Vec::new(), zone: self.vars.zone().to_string(), defaults };
         let Some(p) = path else {
             return Ok(Output::CopyIn(CopyIn::new(sink, format)));
         };

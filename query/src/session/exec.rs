@@ -317,6 +317,7 @@ impl Session {
         match stmt {
             Statement::CreateStream(cs) => {
                 self.ddl_allowed("CREATE STREAM").await?;
+                crate::defaults::check(&self.state(), &cs.columns)?;
                 let key_column = cs.key.as_ref().and_then(|k| cs.columns.iter().position(|c| &c.name == k));
                 let def = StreamDef {
                     id: StreamId(0),
@@ -506,6 +507,7 @@ impl Session {
             S::CreateTable(ct) => {
                 self.ddl_allowed("CREATE TABLE").await?;
                 let def = crate::tables::ddl::table_def(&ct)?;
+                crate::defaults::check(&self.state(), &def.columns)?;
                 self.db.shared().store.create_table(def, ct.if_not_exists).await?;
                 Ok(command("CREATE TABLE", None))
             }

@@ -65,7 +65,7 @@ impl SessionGroups {
 
 /// Columns of every dead-letter stream.
 pub fn dead_letter_columns() -> Vec<ColumnDef> {
-    let col = |name: &str, ty| ColumnDef { name: name.into(), ty, nullable: true };
+    let col = |name: &str, ty| ColumnDef { name: name.into(), ty, nullable: true, default: None };
     vec![
         col("group_name", ColumnType::Text),
         col("source_partition", ColumnType::Integer),

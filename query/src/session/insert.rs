@@ -23,6 +23,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr, SetExpr, TableObject, UnaryOpe
 use futures::TryStreamExt;
 
 use crate::catalog::{stream_schema, SYSTEM_COLUMNS};
+use crate::defaults::Defaults;
 use crate::error::{Error, ObjectKind, Result};
 use crate::sql::parser::normalize;
 use crate::tables::expr::{returning_exprs, Returning, Scope};
@@ -45,6 +46,8 @@ pub struct InsertPlan {
     /// Whether `RETURNING` names `_offset` or `_timestamp`, which the
     /// commit assigns.
     returns_commit_columns: bool,
+    /// The defaults of the columns the INSERT leaves out.
+    defaults: Defaults,
 }
 
 /// What one execution of an [`InsertPlan`] appends.
@@ -91,10 +94,27 @@ impl InsertPlan {
         if insert.on.is_some() {
             return Err(Error::Unsupported("ON CONFLICT on a stream (streams have no keys to conflict on)".into()));
         }
-        let targets = target_columns(&stream.def.columns, &stream.def.name, &insert.columns, &SYSTEM_COLUMNS)?;
+        let mut targets = target_columns(&stream.def.columns, &stream.def.name, &insert.columns, &SYSTEM_COLUMNS)?;
+        if insert.source.is_none() {
+            // DEFAULT VALUES: one row of nothing but defaults.
+            targets.clear();
+        }
         let (returning, returns_commit_columns) = plan_returning(insert, &stream, ctx, declared)?;
+        let defaults = match stream.def.columns.iter().any(|c| c.default.is_some()) {
+            true => Defaults::compile(&ctx.state(), &stream.def.columns, &targets)?,
+            false => Defaults::default(),
+        };
         let Some(source) = &insert.source else {
-            return Err(Error::Unsupported("INSERT … DEFAULT VALUES".into()));
+            return Ok(InsertPlan {
+                stream,
+                targets,
+                source: Source::Values(vec![Vec::new()]),
+                param_types: Vec::new(),
+                param_uses: Vec::new(),
+                returning,
+                returns_commit_columns,
+                defaults,
+            });
         };
         if let SetExpr::Values(values) = source.body.as_ref() {
             if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() {
@@ -127,6 +147,7 @@ impl InsertPlan {
                         param_uses,
                         returning,
                         returns_commit_columns,
+                        defaults,
                     });
                 }
             }
@@ -144,6 +165,7 @@ impl InsertPlan {
             param_uses: Vec::new(),
             returning,
             returns_commit_columns,
+            defaults,
         })
     }
 
@@ -155,6 +177,14 @@ impl InsertPlan {
     pub async fn execute(&self, ctx: &SessionContext, mut params: Vec<ScalarValue>, zone: &str) -> Result<Inserted> {
         let mut writes = WriteSet::default();
         let mut kept = self.returning.as_ref().map(|_| Vec::new());
+        let resolved;
+        let defaults = match self.defaults.is_empty() {
+            true => &self.defaults,
+            false => {
+                resolved = self.defaults.resolved(&ctx.state())?;
+                &resolved
+            }
+        };
         match &self.source {
             Source::Values(rows) => {
                 writes.appends.reserve(rows.len());
@@ -175,6 +205,7 @@ impl InsertPlan {
                         &self.targets,
                         values.into_iter(),
                         zone,
+                        defaults,
                         kept.as_mut(),
                     )?);
                 }
@@ -187,7 +218,14 @@ impl InsertPlan {
                 while let Some(batch) = stream.try_next().await? {
                     for row in 0..batch.num_rows() {
                         let values = batch.columns().iter().map(|c| Ok(ScalarValue::try_from_array(c, row)?));
-                        writes.appends.push(encode_append(&self.stream, &self.targets, values, zone, kept.as_mut())?);
+                        writes.appends.push(encode_append(
+                            &self.stream,
+                            &self.targets,
+                            values,
+                            zone,
+                            defaults,
+                            kept.as_mut(),
+                        )?);
                     }
                 }
             }
@@ -272,7 +310,8 @@ fn plan_returning(
 }
 
 /// One row for `stream` as an append: each source value assigned to its
-/// target column (`targets[i]` for the i-th value; others NULL), NOT NULL
+/// target column (`targets[i]` for the i-th value; others their
+/// `defaults`, or NULL), NOT NULL
 /// checked, encoded, and given its partition. `zone` is the zone of
 /// `timestamptz` text without an offset ([`assign_in`]).
 pub(crate) fn encode_append(
@@ -280,6 +319,7 @@ pub(crate) fn encode_append(
     targets: &[usize],
     source: impl Iterator<Item = Result<ScalarValue>>,
     zone: &str,
+    defaults: &Defaults,
     keep: Option<&mut Vec<(Vec<Value>, Option<String>)>>,
 ) -> Result<Append> {
     let def = &stream.def;
@@ -287,6 +327,7 @@ pub(crate) fn encode_append(
     for (v, &col) in source.zip(targets) {
         values[col] = assign_in(v?, def.columns[col].ty, &def.columns[col].name, zone)?;
     }
+    defaults.fill(&mut values, &def.columns, zone)?;
     for (c, v) in def.columns.iter().zip(&values) {
         if !c.nullable && *v == Value::Null {
             return Err(Error::NotNull { relation: def.name.clone(), column: c.name.clone() });

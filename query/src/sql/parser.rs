@@ -284,14 +284,16 @@ fn parse_create_stream(parser: &mut Parser) -> Result<CreateStream> {
             return Err(Error::AlreadyExists { kind: crate::error::ObjectKind::Column, name });
         }
         let mut nullable = true;
+        let mut default = None;
         for opt in &def.options {
             match &opt.option {
                 ColumnOption::NotNull => nullable = false,
                 ColumnOption::Null => nullable = true,
+                ColumnOption::Default(e) => default = Some(crate::defaults::text_of(e)),
                 other => return Err(Error::Unsupported(format!("column option {other} on a stream"))),
             }
         }
-        columns.push(ColumnDef { name, ty: column_type(&def.data_type)?, nullable });
+        columns.push(ColumnDef { name, ty: column_type(&def.data_type)?, nullable, default });
     }
     let mut stmt = CreateStream {
         name,
@@ -494,7 +496,10 @@ mod tests {
         assert_eq!(cs.partitions, 8);
         assert_eq!(cs.key.as_deref(), Some("task_id"));
         assert_eq!(cs.retention_micros, Some(7 * 86_400_000_000));
-        assert_eq!(cs.columns[0], ColumnDef { name: "task_id".into(), ty: ColumnType::Text, nullable: false });
+        assert_eq!(
+            cs.columns[0],
+            ColumnDef { name: "task_id".into(), ty: ColumnType::Text, nullable: false, default: None }
+        );
     }
 
     #[test]

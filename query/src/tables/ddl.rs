@@ -34,10 +34,12 @@ pub fn table_def(ct: &ast::CreateTable) -> Result<TableDef> {
             return Err(Error::AlreadyExists { kind: ObjectKind::Column, name: cname });
         }
         let mut nullable = true;
+        let mut default = None;
         for opt in &c.options {
             match &opt.option {
                 ColumnOption::NotNull => nullable = false,
                 ColumnOption::Null => {}
+                ColumnOption::Default(e) => default = Some(crate::defaults::text_of(e)),
                 ColumnOption::PrimaryKey(_) => {
                     if !primary_key.is_empty() {
                         return Err(Error::Plan(format!("multiple primary keys for table \"{name}\" are not allowed")));
@@ -48,7 +50,7 @@ pub fn table_def(ct: &ast::CreateTable) -> Result<TableDef> {
                 other => return Err(Error::Unsupported(format!("column option {other}"))),
             }
         }
-        columns.push(ColumnDef { name: cname, ty: column_type(&c.data_type)?, nullable });
+        columns.push(ColumnDef { name: cname, ty: column_type(&c.data_type)?, nullable, default });
     }
     for constraint in &ct.constraints {
         match constraint {

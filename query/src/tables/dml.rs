@@ -27,6 +27,7 @@ use datafusion::sql::sqlparser::ast::{self, SetExpr, TableFactor, TableObject};
 use futures::TryStreamExt;
 
 use crate::catalog::keyed_table::{rows_to_batch, table_schema, TABLE_SYSTEM_COLUMNS};
+use crate::defaults::Defaults;
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::insert::{check_width, simple_rows, target_columns, Operand};
 use crate::sql::parser::normalize;
@@ -61,6 +62,8 @@ enum Kind {
         targets: Vec<usize>,
         source: Source,
         conflict: Conflict,
+        /// The defaults of the columns the INSERT leaves out.
+        defaults: Defaults,
     },
     /// `sets` are (column, expression index); `filter` an expression index.
     Update {
@@ -457,17 +460,21 @@ impl DmlPlan {
             return Err(Error::Unsupported("INSERT INTO a table function".into()));
         };
         let q = qualifier(name, insert.table_alias.as_ref().map(|a| &a.alias));
-        let targets = target_columns(&table.def.columns, &table.def.name, &insert.columns, &TABLE_SYSTEM_COLUMNS)?;
-        let Some(source) = &insert.source else {
-            return Err(Error::Unsupported("INSERT … DEFAULT VALUES".into()));
-        };
+        let mut targets = target_columns(&table.def.columns, &table.def.name, &insert.columns, &TABLE_SYSTEM_COLUMNS)?;
         // Parameters of VALUES take the type of their column.
         let mut hints = Vec::new();
-        let simple = match source.body.as_ref() {
-            SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() => {
-                simple_rows(&values.rows)
+        let simple = match insert.source.as_deref() {
+            // DEFAULT VALUES: one row of nothing but defaults.
+            None => {
+                targets.clear();
+                Some(vec![Vec::new()])
             }
-            _ => None,
+            Some(source) => match source.body.as_ref() {
+                SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() => {
+                    simple_rows(&values.rows)
+                }
+                _ => None,
+            },
         };
         let (source_plan, mut extra) = match simple {
             Some(rows) => {
@@ -482,6 +489,7 @@ impl DmlPlan {
                 (Source::Values(rows), 0)
             }
             None => {
+                let source = insert.source.as_ref().expect("DEFAULT VALUES is simple");
                 let mut stmt = ast::Statement::Query(source.clone());
                 crate::sql::rewrite::fold_table_function_names(&mut stmt);
                 let plan =
@@ -555,10 +563,11 @@ impl DmlPlan {
             Some(other) => other,
         };
         let returning = Returning::new(state, &table_scope, ret_exprs, &param_types)?;
+        let defaults = Defaults::compile(state, &table.def.columns, &targets)?;
         Ok(DmlPlan {
             table,
             param_types,
-            kind: Kind::Insert { targets, source: source_plan, conflict },
+            kind: Kind::Insert { targets, source: source_plan, conflict, defaults },
             returning,
             stored,
             row: schema,
@@ -608,14 +617,16 @@ impl DmlPlan {
         let mut b =
             Builder { table: &self.table, store, txn, written: HashMap::new(), out: Vec::new(), writes: Vec::new() };
         match &self.kind {
-            Kind::Insert { targets, source, conflict } => {
+            Kind::Insert { targets, source, conflict, defaults } => {
                 let rows = self.source_rows(source, state, params).await?;
+                let defaults = defaults.resolved(state)?;
                 for row in rows {
                     let mut values = vec![Value::Null; self.table.def.columns.len()];
                     for (v, &col) in row.into_iter().zip(targets) {
                         let c = &self.table.def.columns[col];
                         values[col] = assign_in(v, c.ty, &c.name, zone_of(state))?;
                     }
+                    defaults.fill(&mut values, &self.table.def.columns, zone_of(state))?;
                     self.check_not_null(&values)?;
                     let key = self.table.key_of(&values)?;
                     match b.lookup(&key)? {
