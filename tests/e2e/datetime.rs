@@ -9,25 +9,8 @@ use brikk_tests::sqlstate;
 use bytes::BytesMut;
 use futures::TryStreamExt;
 use tokio_postgres::types::{Format, IsNull, ToSql, Type};
-use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::fresh;
-
-/// `sql`'s rows as text, columns joined by " | " (simple protocol, so
-/// values arrive as the server formats them).
-async fn texts(c: &Client, sql: &str) -> Vec<String> {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).unwrap_or("NULL")).collect::<Vec<_>>().join(" | "))
-            }
-            _ => None,
-        })
-        .collect()
-}
+use super::{fresh, texts};
 
 /// A parameter sent as text, whatever type the server gave it (as
 /// psycopg sends a `str`).

@@ -30,3 +30,19 @@ pub fn fresh() -> (tempfile::TempDir, Server) {
     let server = Server::start(dir.path()).expect("start brikk");
     (dir, server)
 }
+
+/// `sql`'s rows as text, columns joined by " | ", NULL as `NULL` (simple
+/// protocol, so values arrive as the server prints them).
+pub async fn texts(c: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).unwrap_or("NULL")).collect::<Vec<_>>().join(" | "))
+            }
+            _ => None,
+        })
+        .collect()
+}

@@ -5,25 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use brikk_tests::{connect, sqlstate};
 use futures::TryStreamExt;
-use tokio_postgres::{Client, SimpleQueryMessage};
 
-use super::fresh;
-
-/// `sql`'s rows as text, columns joined by " | " (simple protocol, so
-/// values arrive as the server formats them).
-async fn texts(c: &Client, sql: &str) -> Vec<String> {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).unwrap_or("NULL")).collect::<Vec<_>>().join(" | "))
-            }
-            _ => None,
-        })
-        .collect()
-}
+use super::{fresh, texts};
 
 #[tokio::test]
 async fn timestamptz_is_shown_and_read_in_the_session_zone() {

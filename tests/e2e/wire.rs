@@ -8,7 +8,7 @@ use brikk_storage::log::partition_for_key;
 use brikk_tests::{sqlstate, Server};
 use tokio_postgres::types::Type;
 
-use super::fresh;
+use super::{fresh, texts};
 
 const TASKS: &str =
     "CREATE STREAM tasks (task_id TEXT, kind TEXT, payload TEXT) WITH (partitions = 8, key = 'task_id')";
@@ -368,36 +368,14 @@ async fn prepared_statements_text_and_binary_formats() {
     assert_eq!(r.get::<_, chrono::DateTime<chrono::Utc>>(9), tz);
     assert_eq!(r.get::<_, chrono::NaiveDate>(10), dt);
     // ... and text results (simple query).
-    let msgs = c.simple_query("SELECT b, s, t, ts, dt FROM m").await.unwrap();
-    let row = msgs
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
-            _ => None,
-        })
-        .unwrap();
-    assert_eq!(row.get(0), Some("t"));
-    assert_eq!(row.get(1), Some("7"));
-    assert_eq!(row.get(2), Some("héllo"));
-    assert_eq!(row.get(3), Some("2026-11-25 01:02:03.000456"));
-    assert_eq!(row.get(4), Some("2026-01-02"));
+    assert_eq!(
+        texts(&c, "SELECT b, s, t, ts, dt FROM m").await,
+        ["t | 7 | héllo | 2026-11-25 01:02:03.000456 | 2026-01-02"]
+    );
     // Floats as Postgres prints them: pgjdbc and node-postgres read
     // `Infinity`, not `inf`; whole numbers have no `.0`.
-    let msgs = c
-        .simple_query(
-            "SELECT r, d, 1024::float8, 1e20::float8, 0.00001::float8, 'Infinity'::float8, '-inf'::real FROM m",
-        )
-        .await
-        .unwrap();
-    let row = msgs
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
-            _ => None,
-        })
-        .unwrap();
-    let shown: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap()).collect();
-    assert_eq!(shown, ["1.5", "2.25", "1024", "1e+20", "1e-05", "Infinity", "-Infinity"]);
+    let sql = "SELECT r, d, 1024::float8, 1e20::float8, 0.00001::float8, 'Infinity'::float8, '-inf'::real FROM m";
+    assert_eq!(texts(&c, sql).await, ["1.5 | 2.25 | 1024 | 1e+20 | 1e-05 | Infinity | -Infinity"]);
     // A prepared statement runs many times without re-planning.
     let q = c.prepare("SELECT count(*) FROM m WHERE l > $1").await.unwrap();
     for _ in 0..3 {
@@ -440,20 +418,8 @@ async fn insert_returning_tells_where_each_row_landed() {
         assert_eq!((r.get::<_, String>(0), i64::from(r.get::<_, i32>(1)) * 10), (key.clone(), *tens));
     }
     // `*` is the stream's own columns; INSERT … SELECT returns too.
-    let msgs = c
-        .simple_query("INSERT INTO tasks SELECT task_id || 'x', kind, n FROM tasks WHERE task_id = 'a0' RETURNING *")
-        .await
-        .unwrap();
-    let rows: Vec<_> = msgs
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect::<Vec<_>>())
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(rows, [["a0x", "k", "1"]]);
+    let copied = "INSERT INTO tasks SELECT task_id || 'x', kind, n FROM tasks WHERE task_id = 'a0' RETURNING *";
+    assert_eq!(texts(&c, copied).await, ["a0x | k | 1"]);
     // In a transaction the partition is known, the offset not until COMMIT.
     c.batch_execute("BEGIN").await.unwrap();
     let r = c.query_one("INSERT INTO tasks VALUES ('t', 'k', 1) RETURNING _partition, task_id", &[]).await.unwrap();
