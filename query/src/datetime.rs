@@ -1,10 +1,12 @@
 //! Dates and times as Postgres reads and prints them, where Arrow's (and
 //! pgwire's) defaults differ: [`input`] respells Postgres's date/time
-//! text for Arrow's parser, [`output`] prints timestamps as Postgres does.
+//! text for Arrow's parser, [`output`] prints timestamps as Postgres does,
+//! [`to_char`] formats them with Postgres's patterns.
 //! [`PostgresDateTimes`] applies both to the expressions of every plan.
 
 pub mod input;
 pub mod output;
+pub mod to_char;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};

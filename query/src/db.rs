@@ -162,6 +162,9 @@ impl Brikk {
         crate::catalog::pg::amend(&ctx, &store)?;
         ctx.register_udf(version_udf());
         ctx.register_udf(to_regtype_udf());
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+            crate::datetime::to_char::ToChar::default(),
+        ));
         ctx.register_udtf(
             crate::tables::history::CHANGES_FUNCTION,
             Arc::new(crate::tables::history::ChangesFunction { store: store.downgrade() }),
