@@ -417,6 +417,10 @@ async fn insert_returning_tells_where_each_row_landed() {
             c.query_one("SELECT task_id, n FROM tasks WHERE _partition = $1 AND _offset = $2", &[p, o]).await.unwrap();
         assert_eq!((r.get::<_, String>(0), i64::from(r.get::<_, i32>(1)) * 10), (key.clone(), *tens));
     }
+    // Unnamed items are named as Postgres names them.
+    let named =
+        c.prepare("INSERT INTO tasks VALUES ('n', 'k', 1) RETURNING upper(task_id), n::text, n + 1").await.unwrap();
+    assert_eq!(named.columns().iter().map(|c| c.name()).collect::<Vec<_>>(), ["upper", "n", "?column?"]);
     // `*` is the stream's own columns; INSERT … SELECT returns too.
     let copied = "INSERT INTO tasks SELECT task_id || 'x', kind, n FROM tasks WHERE task_id = 'a0' RETURNING *";
     assert_eq!(texts(&c, copied).await, ["a0x | k | 1"]);

@@ -131,7 +131,7 @@ fn pg_name(e: &Expr) -> Option<(String, bool)> {
         // A cast to json/jsonb, which becomes a call (see `pg_compat`).
         Expr::Function(f) if json_cast_argument(f).is_some() => match json_cast_argument(f).and_then(column_name) {
             Some(name) => Some((name, true)),
-            None => function_name(f).map(|n| (n, false)),
+            None => function_name(f).map(|n| (if n == crate::json::UUID_CAST { "uuid".into() } else { n }, false)),
         },
         Expr::Function(f) => function_name(f).map(|n| (n, true)),
         Expr::Cast { expr, data_type, .. } => match column_name(expr) {
@@ -166,6 +166,13 @@ fn pg_name(e: &Expr) -> Option<(String, bool)> {
     }
 }
 
+/// The name Postgres gives an unaliased item `e` of a select list or a
+/// `RETURNING`: a column's name, a function's, a cast's type, or
+/// `?column?`.
+pub(crate) fn item_name(e: &Expr) -> String {
+    column_name(e).or_else(|| pg_name(e).map(|(name, _)| name)).unwrap_or_else(|| UNNAMED.to_string())
+}
+
 /// The name of a column reference (`v`, `t.v`), if `e` is one.
 fn column_name(e: &Expr) -> Option<String> {
     match e {
@@ -175,10 +182,11 @@ fn column_name(e: &Expr) -> Option<String> {
     }
 }
 
-/// The argument of `f` if it is what a cast to json/jsonb was rewritten to.
+/// The argument of `f` if it is what a cast to json/jsonb/uuid was
+/// rewritten to.
 fn json_cast_argument(f: &Function) -> Option<&Expr> {
     let name = function_name(f)?;
-    if name != crate::json::JSON_CAST && name != crate::json::JSONB_CAST {
+    if ![crate::json::JSON_CAST, crate::json::JSONB_CAST, crate::json::UUID_CAST].contains(&name.as_str()) {
         return None;
     }
     match &f.args {

@@ -320,7 +320,7 @@ pub(crate) fn returning_exprs(
                 let name = match e {
                     ast::Expr::Identifier(i) => normalize(i),
                     ast::Expr::CompoundIdentifier(p) => p.last().map(normalize).unwrap_or_default(),
-                    _ => "?column?".to_string(),
+                    _ => crate::sql::colnames::item_name(e),
                 };
                 out.push((scope.plan(state, e)?, name));
             }
