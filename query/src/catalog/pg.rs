@@ -6,7 +6,10 @@
 //!   `key=task_id`, `retention=7 days`) and a table's changelog
 //!   (`changelog=board$changes`); psql's `\d+` prints them as "Options".
 //! - `pg_attribute.atttypid` of a `json`/`jsonb`/`uuid` column is that type
-//!   (the crate sees only the Arrow text underneath).
+//!   (the crate sees only the Arrow text underneath); `atthasdef` is set for
+//!   a column with a default, and `pg_attrdef` holds the defaults, whose
+//!   text `pg_get_expr` returns. (psql's `\d` still shows no default: the
+//!   crate's parser replaces its correlated subquery with NULL.)
 //! - `pg_database` lists `brikk` only: the one database a client can
 //!   connect to.
 //! - `pg_get_userbyid`, `current_user` and `session_user` name `brikk`, the
@@ -23,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use brikk_storage::{ColumnType, Store, WeakStore};
+use brikk_storage::{ColumnDef, ColumnType, Store, WeakStore};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -52,6 +55,9 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
     // The crate's `current_user` (which it renames `session_user`) says
     // `postgres`.
     ctx.register_udf(constant_udf("session_user", 0, ScalarValue::from("brikk")));
+    // The crate's returns '' for every expression; Brikk's `adbin` is the
+    // expression's SQL text already.
+    ctx.register_udf(ScalarUDF::new_from_impl(GetExpr { signature: Signature::variadic_any(Volatility::Stable) }));
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf { signature: Signature::any(1, Volatility::Immutable) }));
     ctx.register_udf(datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]));
     ctx.register_udf(constant_udf("pg_get_serial_sequence", 2, ScalarValue::Utf8(None)));
@@ -69,6 +75,34 @@ fn constant_udf(name: &str, arity: usize, value: ScalarValue) -> ScalarUDF {
         n => Signature::any(n, Volatility::Immutable),
     };
     ScalarUDF::new_from_impl(Constant { name: name.to_string(), signature, value })
+}
+
+/// `pg_get_expr(text, relation[, pretty])`: the text, which is what Brikk
+/// keeps in `pg_attrdef.adbin`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GetExpr {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for GetExpr {
+    fn name(&self) -> &str {
+        "pg_get_expr"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(match &args.args[0] {
+            ColumnarValue::Array(a) => ColumnarValue::Array(datafusion::arrow::compute::cast(a, &DataType::Utf8)?),
+            ColumnarValue::Scalar(v) => ColumnarValue::Scalar(v.cast_to(&DataType::Utf8)?),
+        })
+    }
 }
 
 /// `pg_typeof(x)`: the Postgres name of `x`'s type (`integer`, `text`,
@@ -146,6 +180,10 @@ impl SchemaProvider for PgCatalog {
                 Some(pg_class) => Amendment::JsonTypes(self.store.clone(), pg_class),
                 None => return Ok(Some(table)),
             },
+            "pg_attrdef" => match self.inner.table("pg_class").await? {
+                Some(pg_class) => Amendment::Defaults(self.store.clone(), pg_class),
+                None => return Ok(Some(table)),
+            },
             "pg_database" => Amendment::OnlyBrikk,
             _ => return Ok(Some(table)),
         };
@@ -160,9 +198,13 @@ impl SchemaProvider for PgCatalog {
 enum Amendment {
     /// Adds `reloptions text[]` to `pg_class`.
     RelOptions(WeakStore),
-    /// Types `json`/`jsonb` columns in `pg_attribute` (relation names from
-    /// the crate's `pg_class`).
+    /// Types `json`/`jsonb`/`uuid` columns in `pg_attribute` and marks those
+    /// with a default (`atthasdef`); relation names from the crate's
+    /// `pg_class`.
     JsonTypes(WeakStore, Arc<dyn TableProvider>),
+    /// Fills `pg_attrdef` with the columns' defaults (`adbin` is the
+    /// default's SQL text, which `pg_get_expr` returns).
+    Defaults(WeakStore, Arc<dyn TableProvider>),
     /// Keeps the rows of `pg_database` named [`DATABASE`].
     OnlyBrikk,
 }
@@ -172,6 +214,7 @@ impl std::fmt::Debug for Amendment {
         f.write_str(match self {
             Amendment::RelOptions(_) => "RelOptions",
             Amendment::JsonTypes(..) => "JsonTypes",
+            Amendment::Defaults(..) => "Defaults",
             Amendment::OnlyBrikk => "OnlyBrikk",
         })
     }
@@ -193,7 +236,7 @@ impl Amended {
                 fields.push(Field::new("reloptions", DataType::new_list(DataType::Utf8, true), true));
                 Arc::new(Schema::new(fields))
             }
-            Amendment::JsonTypes(..) | Amendment::OnlyBrikk => inner.schema(),
+            Amendment::JsonTypes(..) | Amendment::Defaults(..) | Amendment::OnlyBrikk => inner.schema(),
         };
         Amended { inner, schema, amendment }
     }
@@ -210,8 +253,8 @@ impl Amended {
                     .map(|i| {
                         let ty = relations
                             .get(&rel.value(i))
-                            .and_then(|r| column_type(&store, r, names.value(i)))
-                            .and_then(|t| match t {
+                            .and_then(|r| column_def(&store, r, names.value(i)))
+                            .and_then(|c| match c.ty {
                                 ColumnType::Json => Some(JSON_OID),
                                 ColumnType::Jsonb => Some(JSONB_OID),
                                 ColumnType::Uuid => Some(UUID_OID),
@@ -220,9 +263,21 @@ impl Amended {
                         Some(ty.unwrap_or(types.value(i)))
                     })
                     .collect();
+                let has_default: BooleanArray = (0..batch.num_rows())
+                    .map(|i| {
+                        let rel = relations.get(&rel.value(i));
+                        Some(
+                            rel.and_then(|r| column_def(&store, r, names.value(i)))
+                                .is_some_and(|c| c.default.is_some()),
+                        )
+                    })
+                    .collect();
                 let mut columns = batch.columns().to_vec();
                 let at = batch.schema().index_of("atttypid")?;
                 columns[at] = Arc::new(typed);
+                if let Ok(at) = batch.schema().index_of("atthasdef") {
+                    columns[at] = Arc::new(has_default);
+                }
                 Ok(RecordBatch::try_new(batch.schema(), columns)?)
             }
             Amendment::RelOptions(store) => {
@@ -242,6 +297,8 @@ impl Amended {
                 columns.push(Arc::new(options.finish()) as ArrayRef);
                 Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
             }
+            // Generated whole in `scan`.
+            Amendment::Defaults(..) => Ok(batch),
             Amendment::OnlyBrikk => {
                 let names = string_column(&batch, "datname")?;
                 let keep: BooleanArray = names.iter().map(|n| Some(n == Some(DATABASE))).collect();
@@ -263,13 +320,46 @@ const JSON_OID: i32 = 114;
 const JSONB_OID: i32 = 3802;
 const UUID_OID: i32 = 2950;
 
-/// The type of column `column` of Brikk relation `relation`, if it is one.
-fn column_type(store: &Store, relation: &str, column: &str) -> Option<ColumnType> {
-    let columns = match store.table(relation) {
-        Some(t) => t.def.columns.clone(),
-        None => store.stream(relation)?.def.columns.clone(),
-    };
-    columns.into_iter().find(|c| c.name == column).map(|c| c.ty)
+/// The user columns of Brikk relation `relation`, and the number of
+/// system columns before them, if it is one.
+fn relation_columns(store: &Store, relation: &str) -> Option<(Vec<ColumnDef>, usize)> {
+    match store.table(relation) {
+        Some(t) => Some((t.def.columns.clone(), crate::catalog::TABLE_SYSTEM_COLUMNS.len())),
+        None => Some((store.stream(relation)?.def.columns.clone(), crate::catalog::SYSTEM_COLUMNS.len())),
+    }
+}
+
+/// Column `column` of Brikk relation `relation`, if it is one.
+fn column_def(store: &Store, relation: &str, column: &str) -> Option<ColumnDef> {
+    relation_columns(store, relation)?.0.into_iter().find(|c| c.name == column)
+}
+
+/// `pg_attrdef`'s rows (schema `schema`): one per column with a default of
+/// the relations in `relations` (oid → name).
+fn defaults_batch(store: &Store, relations: &HashMap<i32, String>, schema: SchemaRef) -> Result<RecordBatch> {
+    let (mut oids, mut rels, mut nums, mut texts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut sorted: Vec<_> = relations.iter().collect();
+    sorted.sort();
+    for (oid, name) in sorted {
+        let Some((columns, system)) = relation_columns(store, name) else { continue };
+        for (i, c) in columns.iter().enumerate() {
+            if let Some(text) = &c.default {
+                let attnum = (system + i + 1) as i16;
+                // An oid of its own, derived from the column's place.
+                oids.push(oid.wrapping_mul(1000).wrapping_add(i32::from(attnum)));
+                rels.push(*oid);
+                nums.push(attnum);
+                texts.push(text.clone());
+            }
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from(oids)),
+        Arc::new(Int32Array::from(rels)),
+        Arc::new(datafusion::arrow::array::Int16Array::from(nums)),
+        Arc::new(StringArray::from(texts)),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
@@ -317,14 +407,20 @@ impl TableProvider for Amended {
         let plan = self.inner.scan(state, None, &[], None).await?;
         let batches = collect(plan, state.task_ctx()).await?;
         let mut relations = HashMap::new();
-        if let Amendment::JsonTypes(_, pg_class) = &self.amendment {
+        if let Amendment::JsonTypes(_, pg_class) | Amendment::Defaults(_, pg_class) = &self.amendment {
             let plan = pg_class.scan(state, None, &[], None).await?;
             for b in collect(plan, state.task_ctx()).await? {
                 let (oids, names) = (int_column(&b, "oid")?, string_column(&b, "relname")?);
                 relations.extend((0..b.num_rows()).map(|i| (oids.value(i), names.value(i).to_string())));
             }
         }
-        let batches = batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?;
+        let batches = match &self.amendment {
+            Amendment::Defaults(store, _) => match store.upgrade() {
+                Some(store) => vec![defaults_batch(&store, &relations, self.schema.clone())?],
+                None => batches,
+            },
+            _ => batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?,
+        };
         MemTable::try_new(self.schema.clone(), vec![batches])?.scan(state, projection, filters, limit).await
     }
 }
