@@ -59,6 +59,7 @@ pub mod shared_subplans;
 pub mod sql;
 pub mod tables;
 pub mod types;
+mod udf;
 pub mod zone;
 
 pub use db::{Brikk, DATABASE};

@@ -57,7 +57,9 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
     ctx.register_udf(constant_udf("session_user", 0, ScalarValue::from("brikk")));
     // The crate's returns '' for every expression; Brikk's `adbin` is the
     // expression's SQL text already.
-    ctx.register_udf(ScalarUDF::new_from_impl(GetExpr { signature: Signature::variadic_any(Volatility::Stable) }));
+    ctx.register_udf(crate::udf::TextOf::udf("pg_get_expr", true, |a| {
+        Ok(datafusion::arrow::compute::cast(a, &DataType::Utf8)?)
+    }));
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf { signature: Signature::any(1, Volatility::Immutable) }));
     ctx.register_udf(datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]));
     ctx.register_udf(constant_udf("pg_get_serial_sequence", 2, ScalarValue::Utf8(None)));
@@ -75,34 +77,6 @@ fn constant_udf(name: &str, arity: usize, value: ScalarValue) -> ScalarUDF {
         n => Signature::any(n, Volatility::Immutable),
     };
     ScalarUDF::new_from_impl(Constant { name: name.to_string(), signature, value })
-}
-
-/// `pg_get_expr(text, relation[, pretty])`: the text, which is what Brikk
-/// keeps in `pg_attrdef.adbin`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct GetExpr {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for GetExpr {
-    fn name(&self) -> &str {
-        "pg_get_expr"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        Ok(match &args.args[0] {
-            ColumnarValue::Array(a) => ColumnarValue::Array(datafusion::arrow::compute::cast(a, &DataType::Utf8)?),
-            ColumnarValue::Scalar(v) => ColumnarValue::Scalar(v.cast_to(&DataType::Utf8)?),
-        })
-    }
 }
 
 /// `pg_typeof(x)`: the Postgres name of `x`'s type (`integer`, `text`,

@@ -20,10 +20,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, Result, ScalarValue};
-use datafusion::logical_expr::{
-    Cast, ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::{Cast, Expr, ExprSchemable};
 
 /// Whether a session's `DateStyle` prints in the ISO style (Brikk's
 /// default; the only one drivers such as pgjdbc accept).
@@ -91,47 +89,12 @@ pub(super) fn text_cast(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>>
     if !to_text || !matches!(expr.get_type(schema), Ok(DataType::Timestamp(..))) {
         return Ok(Transformed::no(e));
     }
-    let text = ScalarUDF::new_from_impl(TimestampText::default()).call(vec![expr.as_ref().clone()]);
+    let function = crate::udf::TextOf::udf("timestamp_text", false, |a| Ok(timestamps_as_text(a)?));
+    let text = function.call(vec![expr.as_ref().clone()]);
     Ok(Transformed::yes(match field.data_type() {
         DataType::Utf8 => text,
         other => Expr::Cast(Cast::new(Box::new(text), other.clone())),
     }))
-}
-
-/// `timestamp_text(t)`: [`timestamps_as_text`] as a function.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct TimestampText {
-    signature: Signature,
-}
-
-impl Default for TimestampText {
-    fn default() -> Self {
-        TimestampText { signature: Signature::any(1, Volatility::Immutable) }
-    }
-}
-
-impl ScalarUDFImpl for TimestampText {
-    fn name(&self) -> &str {
-        "timestamp_text"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        Ok(match &args.args[0] {
-            ColumnarValue::Array(a) => ColumnarValue::Array(timestamps_as_text(a)?),
-            ColumnarValue::Scalar(v) => {
-                let text = timestamps_as_text(&v.to_array()?)?;
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&text, 0)?)
-            }
-        })
-    }
 }
 
 #[cfg(test)]

@@ -268,28 +268,23 @@ fn field(
     if starts("CC") {
         return num(((t.year() - 1) / 100 + 1) as i64, 2, 2);
     }
-    for (p, case) in [("MONTH", "upper"), ("Month", "as is"), ("month", "lower")] {
-        if starts(p) {
-            return name(cased(&month, case), 5, true);
-        }
-    }
-    for (p, case) in [("MON", "upper"), ("Mon", "as is"), ("mon", "lower")] {
-        if starts(p) {
-            return name(cased(&month[..3], case), 3, false);
-        }
+    // A name pattern in capitals, capitalized or in lower case gives the
+    // name so; the long forms are padded to 9 unless FM.
+    let named = |pattern: &str, text: &str, pad: bool| {
+        let capitalized = format!("{}{}", &pattern[..1], pattern[1..].to_lowercase());
+        [(pattern.to_string(), "upper"), (capitalized, "as is"), (pattern.to_lowercase(), "lower")]
+            .into_iter()
+            .find(|(p, _)| starts(p))
+            .and_then(|(p, case)| name(cased(text, case), p.len(), pad))
+    };
+    if let Some(f) = named("MONTH", &month, true).or_else(|| named("MON", &month[..3], false)) {
+        return Some(f);
     }
     if starts("MM") {
         return num(t.month() as i64, 2, 2);
     }
-    for (p, case) in [("DAY", "upper"), ("Day", "as is"), ("day", "lower")] {
-        if starts(p) {
-            return name(cased(&day, case), 3, true);
-        }
-    }
-    for (p, case) in [("DY", "upper"), ("Dy", "as is"), ("dy", "lower")] {
-        if starts(p) {
-            return name(cased(&day[..3], case), 2, false);
-        }
+    if let Some(f) = named("DAY", &day, true).or_else(|| named("DY", &day[..3], false)) {
+        return Some(f);
     }
     if starts("DDD") {
         return num(t.ordinal() as i64, 3, 3);
