@@ -59,12 +59,35 @@ impl Target {
 /// spells it (`+00:00`, `Europe/Oslo`); it places `today` and, for a
 /// `timestamp`, `now`.
 pub fn rewrite(text: &str, target: Target, zone: &str) -> Option<String> {
+    // The usual case, checked without allocating: every stored timestamp
+    // that COPY or INSERT reads passes here.
+    if arrow_reads(text) {
+        return None;
+    }
     let t = text.trim();
     if let Some(s) = special(t, target, zone) {
         return Some(s);
     }
     let canonical = canonical(t)?;
     (canonical != text).then_some(canonical)
+}
+
+/// Whether `text` starts as Arrow's parser reads it, with nothing to
+/// respell: `YYYY-MM-DD`, alone or followed by `( |T)HH:MM:SS`.
+fn arrow_reads(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| r.into_iter().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    let date = digits(0..4) && at(4, b'-') && digits(5..7) && at(7, b'-') && digits(8..10);
+    let time = || {
+        matches!(b.get(10), Some(b' ' | b'T' | b't'))
+            && digits(11..13)
+            && at(13, b':')
+            && digits(14..16)
+            && at(16, b':')
+            && digits(17..19)
+    };
+    date && (b.len() == 10 || time())
 }
 
 /// The special values, resolved now.
@@ -222,6 +245,9 @@ mod tests {
         assert_eq!(ts("2026-11-26 9:00:07.25").as_deref(), Some("2026-11-26 09:00:07.25"));
         assert_eq!(ts(" 2026-11-26 ").as_deref(), Some("2026-11-26"));
         // Already Arrow's spelling, or not a date Brikk respells.
+        assert!(
+            arrow_reads("2026-11-26") && arrow_reads("2026-11-26T10:00:00.5+02") && !arrow_reads("2026-11-26 10:00")
+        );
         assert_eq!(ts("2026-11-26 10:00:00"), None);
         assert_eq!(ts("2026-11-26T10:00:00Z"), None);
         assert_eq!(ts("Nov 26 2026"), None);
