@@ -14,12 +14,20 @@ fn readme_walkthrough_with_psql() {
             "-c",
             "INSERT INTO tasks VALUES ('t1', 'summarize', '{\"doc\": 17}'), ('t2', 'plan', 'x')",
             "-c",
+            "INSERT INTO tasks VALUES ('t3', 'review', '{}') RETURNING _partition, _offset",
+            "-c",
             "SELECT _partition, _offset, _key, * FROM tasks ORDER BY task_id",
             "-c",
             "SHOW STREAMS",
         ])
         .unwrap();
     assert!(out.contains("INSERT 0 2"), "{out}");
+    // t3's place: its key's partition, after the records already there.
+    let partition = |key: &[u8]| brikk_storage::log::partition_for_key(key, 8);
+    let t3 = partition(b"t3");
+    let offset = [b"t1", b"t2"].iter().filter(|k| partition(k.as_slice()) == t3).count();
+    let returned = format!(" _partition | _offset \n------------+---------\n {t3:>10} | {offset:>7}\n");
+    assert!(out.contains(&returned), "{out}");
     assert!(out.contains("| summarize | {\"doc\": 17}"), "{out}");
     assert!(out.contains("tasks | "), "{out}");
 
