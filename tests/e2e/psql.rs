@@ -37,6 +37,8 @@ fn readme_walkthrough_with_psql() {
     }
     let dt = server.psql(&["-c", "\\dt"]).unwrap();
     assert!(dt.contains("tasks"), "\\dt lists the stream:\n{dt}");
+    let df = server.psql(&["-v", "ON_ERROR_STOP=1", "-c", "\\df"]).unwrap();
+    assert!(df.contains("List of functions"), "\\df runs (no user functions):\n{df}");
 
     // Errors come back as psql prints them, and the session goes on.
     let err = server.psql(&["-v", "ON_ERROR_STOP=1", "-c", "SELECT * FROM nope"]).unwrap_err().to_string();

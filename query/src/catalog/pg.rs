@@ -17,7 +17,9 @@
 //!   `gen_random_uuid()` is DataFusion's `uuid()` (as text); `pg_get_serial_sequence`
 //!   is NULL (Brikk has no sequences); `col_description` and
 //!   `obj_description` are NULL (nor comments); `pg_collation_is_visible`
-//!   is true.
+//!   and `pg_function_is_visible` are true; `pg_get_function_result` and
+//!   `pg_get_function_arguments` are NULL (psql's `\df` asks; Brikk has no
+//!   user-defined functions).
 //!
 //! The amended tables are the crate's tables with a column added or rows
 //! filtered when scanned; everything else is the crate's as is.
@@ -64,6 +66,10 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
     ctx.register_udf(datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]));
     ctx.register_udf(constant_udf("pg_get_serial_sequence", 2, ScalarValue::Utf8(None)));
     ctx.register_udf(constant_udf("pg_collation_is_visible", 1, ScalarValue::Boolean(Some(true))));
+    ctx.register_udf(constant_udf("pg_function_is_visible", 1, ScalarValue::Boolean(Some(true))));
+    // Brikk has no user-defined functions for `\df` to describe.
+    ctx.register_udf(constant_udf("pg_get_function_result", 1, ScalarValue::Utf8(None)));
+    ctx.register_udf(constant_udf("pg_get_function_arguments", 1, ScalarValue::Utf8(None)));
     ctx.register_udf(constant_udf("col_description", 2, ScalarValue::Utf8(None)));
     ctx.register_udf(constant_udf("obj_description", 2, ScalarValue::Utf8(None)));
     Ok(())
