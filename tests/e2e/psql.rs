@@ -39,6 +39,8 @@ fn readme_walkthrough_with_psql() {
     assert!(dt.contains("tasks"), "\\dt lists the stream:\n{dt}");
     let df = server.psql(&["-v", "ON_ERROR_STOP=1", "-c", "\\df"]).unwrap();
     assert!(df.contains("List of functions"), "\\df runs (no user functions):\n{df}");
+    let du = server.psql(&["-v", "ON_ERROR_STOP=1", "-c", "\\du"]).unwrap();
+    assert!(du.contains(" brikk "), "\\du lists the one role:\n{du}");
 
     // Errors come back as psql prints them, and the session goes on.
     let err = server.psql(&["-v", "ON_ERROR_STOP=1", "-c", "SELECT * FROM nope"]).unwrap_err().to_string();

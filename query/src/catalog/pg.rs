@@ -11,7 +11,7 @@
 //!   text `pg_get_expr` returns. (psql's `\d` still shows no default: the
 //!   crate's parser replaces its correlated subquery with NULL.)
 //! - `pg_database` lists `brikk` only: the one database a client can
-//!   connect to.
+//!   connect to; `pg_roles` lists the one role, `brikk` (psql's `\du`).
 //! - `pg_get_userbyid`, `current_user` and `session_user` name `brikk`, the
 //!   only role; `pg_typeof(x)` names the type of `x` as Postgres does;
 //!   `gen_random_uuid()` is DataFusion's `uuid()` (as text); `pg_get_serial_sequence`
@@ -165,6 +165,7 @@ impl SchemaProvider for PgCatalog {
                 None => return Ok(Some(table)),
             },
             "pg_database" => Amendment::OnlyBrikk,
+            "pg_roles" => Amendment::OneRole,
             _ => return Ok(Some(table)),
         };
         Ok(Some(Arc::new(Amended::new(table, amendment))))
@@ -187,6 +188,9 @@ enum Amendment {
     Defaults(WeakStore, Arc<dyn TableProvider>),
     /// Keeps the rows of `pg_database` named [`DATABASE`].
     OnlyBrikk,
+    /// `pg_roles` is the one role, `brikk` (oid 10, a superuser that can
+    /// log in), which psql's `\du` lists.
+    OneRole,
 }
 
 impl std::fmt::Debug for Amendment {
@@ -196,6 +200,7 @@ impl std::fmt::Debug for Amendment {
             Amendment::JsonTypes(..) => "JsonTypes",
             Amendment::Defaults(..) => "Defaults",
             Amendment::OnlyBrikk => "OnlyBrikk",
+            Amendment::OneRole => "OneRole",
         })
     }
 }
@@ -216,7 +221,9 @@ impl Amended {
                 fields.push(Field::new("reloptions", DataType::new_list(DataType::Utf8, true), true));
                 Arc::new(Schema::new(fields))
             }
-            Amendment::JsonTypes(..) | Amendment::Defaults(..) | Amendment::OnlyBrikk => inner.schema(),
+            Amendment::JsonTypes(..) | Amendment::Defaults(..) | Amendment::OnlyBrikk | Amendment::OneRole => {
+                inner.schema()
+            }
         };
         Amended { inner, schema, amendment }
     }
@@ -278,7 +285,7 @@ impl Amended {
                 Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
             }
             // Generated whole in `scan`.
-            Amendment::Defaults(..) => Ok(batch),
+            Amendment::Defaults(..) | Amendment::OneRole => Ok(batch),
             Amendment::OnlyBrikk => {
                 let names = string_column(&batch, "datname")?;
                 let keep: BooleanArray = names.iter().map(|n| Some(n == Some(DATABASE))).collect();
@@ -286,6 +293,29 @@ impl Amended {
             }
         }
     }
+}
+
+/// `pg_roles`' one row (schema `schema`): `brikk`, oid 10, a superuser
+/// that can log in; columns not named here are NULL.
+fn role_batch(schema: SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let value = match f.name().as_str() {
+                "rolname" => ScalarValue::from("brikk"),
+                "oid" => ScalarValue::Int32(Some(10)),
+                "rolsuper" | "rolinherit" | "rolcreaterole" | "rolcreatedb" | "rolcanlogin" => {
+                    ScalarValue::Boolean(Some(true))
+                }
+                "rolreplication" | "rolbypassrls" => ScalarValue::Boolean(Some(false)),
+                "rolconnlimit" => ScalarValue::Int32(Some(-1)),
+                _ => ScalarValue::try_from(f.data_type())?,
+            };
+            value.cast_to(f.data_type())?.to_array()
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 fn int_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
@@ -399,6 +429,7 @@ impl TableProvider for Amended {
                 Some(store) => vec![defaults_batch(&store, &relations, self.schema.clone())?],
                 None => batches,
             },
+            Amendment::OneRole => vec![role_batch(self.schema.clone())?],
             _ => batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?,
         };
         MemTable::try_new(self.schema.clone(), vec![batches])?.scan(state, projection, filters, limit).await
