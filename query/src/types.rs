@@ -85,14 +85,18 @@ pub fn uuid_text(text: &str) -> Result<String> {
     if hex.len() != 32 || t.ends_with('-') {
         return Err(invalid());
     }
-    Ok(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
+    Ok(hyphenated(&hex))
 }
 
 /// The canonical text of a UUID's 16 bytes.
 pub fn uuid_of_bytes(b: &[u8]) -> Option<String> {
     let b: &[u8; 16] = b.try_into().ok()?;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Some(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
+    Some(hyphenated(&b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+}
+
+/// 32 hex digits in the 8-4-4-4-12 groups of a UUID.
+fn hyphenated(hex: &str) -> String {
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 /// Field metadata of a JSON value of Postgres type `pg_type`.

@@ -2,9 +2,10 @@
 //! line per row), and whole Parquet files.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::copy::format::{CopyFormat, Format};
@@ -45,8 +46,34 @@ fn hex(b: &[u8]) -> String {
     s
 }
 
+/// The rows of `batch` as lines of `format` (text, CSV or JSON), newlines
+/// included. Timestamp columns (and, for text and CSV, float columns) are
+/// printed once for the whole batch ([`crate::datetime::timestamps_as_text`],
+/// [`crate::floats::floats_as_text`]), not cell by cell.
+pub(crate) fn batch_lines(batch: &RecordBatch, f: &CopyFormat) -> Result<Vec<Vec<u8>>> {
+    let floats_as_text = matches!(f.format, Format::Text | Format::Csv);
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Timestamp(..) => crate::datetime::timestamps_as_text(c).map_err(Error::from_arrow),
+            DataType::Float32 | DataType::Float64 if floats_as_text => Ok(crate::floats::floats_as_text(c)),
+            _ => Ok(c.clone()),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(&columns)
+        .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+        .collect();
+    let printed = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(Error::from_arrow)?;
+    (0..printed.num_rows()).map(|row| row_line(&printed, row, f)).collect()
+}
+
 /// One row as a line of `format` (text, CSV or JSON), newline included.
-pub(crate) fn row_line(batch: &RecordBatch, row: usize, f: &CopyFormat) -> Result<Vec<u8>> {
+fn row_line(batch: &RecordBatch, row: usize, f: &CopyFormat) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64);
     match f.format {
         Format::Json => {
@@ -195,8 +222,8 @@ impl FileWriter {
         match self.out.as_mut().expect("open") {
             Out::Parquet(w) => w.write(batch).map_err(|e| Error::FileIo(format!("{}: {e}", path.display())))?,
             Out::Lines(w) => {
-                for row in 0..batch.num_rows() {
-                    w.write_all(&row_line(batch, row, &self.format)?).map_err(|e| file_error(&path, e))?;
+                for line in batch_lines(batch, &self.format)? {
+                    w.write_all(&line).map_err(|e| file_error(&path, e))?;
                 }
             }
         }

@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::ast::{self, CopyLegacyOption, CopyOption, CopySo
 use futures::{StreamExt, TryStreamExt};
 
 use crate::copy::decode::{read_parquet, CopyIn, RowSink};
-use crate::copy::encode::{file_error, header_line, row_line, FileWriter};
+use crate::copy::encode::{batch_lines, file_error, header_line, FileWriter};
 use crate::copy::format::{CopyFormat, Format};
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::exec::Session;
@@ -91,16 +91,19 @@ impl Session {
                 let rows = batches
                     .map_err(Error::from)
                     .map_ok(move |b| {
-                        let lines: Vec<Result<Bytes>> = (0..b.num_rows())
-                            .map(|r| {
-                                let mut line = row_line(&b, r, &format)?;
-                                if let Some(mut h) = header.take() {
-                                    h.append(&mut line);
-                                    line = h;
-                                }
-                                Ok(Bytes::from(line))
-                            })
-                            .collect();
+                        let lines: Vec<Result<Bytes>> = match batch_lines(&b, &format) {
+                            Ok(lines) => lines
+                                .into_iter()
+                                .map(|mut line| {
+                                    if let Some(mut h) = header.take() {
+                                        h.append(&mut line);
+                                        line = h;
+                                    }
+                                    Ok(Bytes::from(line))
+                                })
+                                .collect(),
+                            Err(e) => vec![Err(e)],
+                        };
                         futures::stream::iter(lines)
                     })
                     .try_flatten()

@@ -131,9 +131,6 @@ fn bind(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Vec<Sca
     Ok(values)
 }
 
-/// Server-side parameter types whose text [`normalized`] may respell.
-const DATED: [Type; 3] = [Type::TIMESTAMPTZ, Type::TIMESTAMP, Type::DATE];
-
 /// `portal` with the parameters arrow-pg cannot decode as sent rewritten,
 /// if any (the rare case; usually nothing is copied):
 /// - date/time text Postgres reads but pgwire does not, respelled as
@@ -151,7 +148,9 @@ fn normalized(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<O
         Some(Some(t)) => *t == Type::UUID || (*t == Type::NUMERIC && server.get(i) == Some(&Type::TEXT)),
         _ => false,
     };
-    let dated = server.iter().any(|t| DATED.contains(t));
+    // The date/time parameters, as the plan typed them.
+    let types = stmt.statement.prepared.param_types();
+    let dated = types.iter().any(|t| Target::of(t).is_some());
     if !dated && !(0..declared.len()).any(as_text) {
         return Ok(None);
     }
@@ -180,12 +179,7 @@ fn normalized(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<O
             changed = true;
             continue;
         }
-        let target = match server.get(i) {
-            Some(t) if *t == Type::TIMESTAMPTZ => Target::TimestampTz,
-            Some(t) if *t == Type::TIMESTAMP => Target::Timestamp,
-            Some(t) if *t == Type::DATE => Target::Date,
-            _ => continue,
-        };
+        let Some(target) = types.get(i).and_then(Target::of) else { continue };
         let Some(text) = p.as_deref().filter(|_| !binary[i]) else { continue };
         let Some(mut text) = std::str::from_utf8(text).ok().and_then(|t| rewrite(t, target, zone)) else { continue };
         // pgwire reads timestamps with a time of day and a numeric offset.

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use futures::{Sink, SinkExt};
 use std::collections::HashMap;
 
-use brikk_query::session::vars::{time_zone, DEFAULT_ZONE};
+use brikk_query::session::vars::DEFAULT_ZONE;
 use brikk_query::Session;
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, DefaultServerParameterProvider,
@@ -78,18 +78,16 @@ impl StartupHandler for Startup {
             ));
         }
         let requested = requested_zone(&startup.parameters);
-        let zone = match &requested {
-            Some(v) => time_zone(v).map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?,
-            None => DEFAULT_ZONE.to_string(),
-        };
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
+        let mut zone = DEFAULT_ZONE.to_string();
         let session = client.session_extensions().get::<Arc<tokio::sync::Mutex<Session>>>();
         if let Some(session) = session {
             let mut session = session.lock().await;
             if let Some(v) = &requested {
                 let set = session.vars().start_with("TimeZone", v);
                 set.map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?;
+                zone = session.vars().zone().to_string();
             }
             if let Some(name) = startup.parameters.get("application_name") {
                 session
