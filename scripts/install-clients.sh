@@ -24,6 +24,12 @@ PGJDBC_JAR=/usr/share/java/postgresql.jar
 # python3 earlier on PATH, such as pyenv's, may be built differently).
 PYTHON=/usr/bin/python3
 
+# One install at a time: tests that need the venv run in parallel, and two
+# pip installs into one venv leave it broken.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
+
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 need=()
