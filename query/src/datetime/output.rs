@@ -13,7 +13,7 @@ use std::fmt::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Offset, TimeZone, Timelike, Utc};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, StringBuilder, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
@@ -56,13 +56,62 @@ pub fn timestamps_as_text(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
 
 fn write_wall_clock(out: &mut impl Write, t: &chrono::NaiveDateTime) -> Result<(), ArrowError> {
     let fmt = |e: std::fmt::Error| ArrowError::ComputeError(e.to_string());
-    write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S")).map_err(fmt)?;
     let micros = t.nanosecond() / 1_000 % 1_000_000;
+    if t.year() < 1 {
+        return write_wall_clock_slow(out, t, micros).map_err(fmt);
+    }
+    // Digits straight into a buffer: this runs for every timestamp cell a
+    // text-format client receives, and chrono's `format` parses its
+    // pattern each time.
+    if t.year() <= 9999 {
+        let mut year = *b"0000";
+        put_digits(&mut year, t.year() as u32);
+        out.write_str(std::str::from_utf8(&year).expect("ASCII digits")).map_err(fmt)?;
+    } else {
+        write!(out, "{}", t.year()).map_err(fmt)?;
+    }
+    let mut buf = *b"-00-00 00:00:00.000000";
+    put_digits(&mut buf[1..3], t.month());
+    put_digits(&mut buf[4..6], t.day());
+    put_digits(&mut buf[7..9], t.hour());
+    put_digits(&mut buf[10..12], t.minute());
+    put_digits(&mut buf[13..15], t.second());
+    let len = if micros == 0 {
+        15
+    } else {
+        put_digits(&mut buf[16..22], micros);
+        22 - decimal_trailing_zeros(micros)
+    };
+    out.write_str(std::str::from_utf8(&buf[..len]).expect("ASCII digits")).map_err(fmt)
+}
+
+/// Years before 1, through chrono's formatting.
+fn write_wall_clock_slow(out: &mut impl Write, t: &chrono::NaiveDateTime, micros: u32) -> std::fmt::Result {
+    write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S"))?;
     if micros != 0 {
         let digits = format!("{micros:06}");
-        write!(out, ".{}", digits.trim_end_matches('0')).map_err(fmt)?;
+        write!(out, ".{}", digits.trim_end_matches('0'))?;
     }
     Ok(())
+}
+
+/// `v` in decimal, zero-padded to fill `buf` (its high digits are dropped
+/// if it does not fit).
+fn put_digits(buf: &mut [u8], mut v: u32) {
+    for b in buf.iter_mut().rev() {
+        *b = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// Trailing decimal zeros of `v` (not 0).
+fn decimal_trailing_zeros(mut v: u32) -> usize {
+    let mut n = 0;
+    while v % 10 == 0 {
+        v /= 10;
+        n += 1;
+    }
+    n
 }
 
 fn write_instant<Z: TimeZone>(out: &mut impl Write, t: DateTime<Z>) -> Result<(), ArrowError> {
@@ -133,6 +182,24 @@ mod tests {
         let mut out = String::new();
         write_instant(&mut out, t).unwrap();
         assert_eq!(out, "1970-01-01 00:19:32+00:19:32");
+    }
+
+    #[test]
+    fn every_fraction_length_and_far_years_print() {
+        let printed = |micros: i64| {
+            let mut out = String::new();
+            write_wall_clock(&mut out, &DateTime::<Utc>::from_timestamp_micros(micros).unwrap().naive_utc()).unwrap();
+            out
+        };
+        assert_eq!(printed(1), "1970-01-01 00:00:00.000001");
+        assert_eq!(printed(120_000), "1970-01-01 00:00:00.12");
+        assert_eq!(printed(999_999), "1970-01-01 00:00:00.999999");
+        assert_eq!(printed(-1), "1969-12-31 23:59:59.999999");
+        // 0001-01-01 and 9999-12-31 23:59:59: the fast path's edges.
+        assert_eq!(printed(-62_135_596_800_000_000), "0001-01-01 00:00:00");
+        assert_eq!(printed(253_402_300_799_000_000), "9999-12-31 23:59:59");
+        // Beyond, the year takes a fifth digit, as in Postgres.
+        assert_eq!(printed(253_402_300_800_000_000), "10000-01-01 00:00:00");
     }
 
     #[test]
