@@ -36,9 +36,10 @@ enum Command {
         /// yet: anyone who can reach the port can read and write everything.
         #[arg(long)]
         allow_remote: bool,
-        /// Threads serving connections and running queries. The default,
-        /// one per core less one (at least one), leaves a core to the commit
-        /// thread that folds and syncs every write.
+        /// Threads serving connections and running queries; default: one
+        /// per core. The commit thread that folds and syncs every write
+        /// spends most of its time waiting for the disk, so it needs no core
+        /// of its own (docs/benchmarks.md, "One worker per core").
         #[arg(long)]
         worker_threads: Option<usize>,
         /// Microseconds a worker keeps polling for work after the last
@@ -122,7 +123,7 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-            let threads = worker_threads.unwrap_or(cores.saturating_sub(1)).max(1);
+            let threads = worker_threads.unwrap_or(cores).max(1);
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
             let archive =
                 brikk_connectors::ArchiverOptions { interval: Duration::from_millis(archive_interval_ms.max(1)) };
