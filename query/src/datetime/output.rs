@@ -107,7 +107,7 @@ fn put_digits(buf: &mut [u8], mut v: u32) {
 /// Trailing decimal zeros of `v` (not 0).
 fn decimal_trailing_zeros(mut v: u32) -> usize {
     let mut n = 0;
-    while v % 10 == 0 {
+    while v.is_multiple_of(10) {
         v /= 10;
         n += 1;
     }
