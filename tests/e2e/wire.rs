@@ -311,6 +311,23 @@ async fn result_columns_are_named_as_postgres_names_them() {
     let described: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
     assert_eq!(described, ["?column?", "?column?", "task_id", "kind", "payload", "count"]);
     assert_eq!(c.query(&st, &[]).await.unwrap().len(), 2);
+    // Items DataFusion names alike are taken, as Postgres takes them, in
+    // both protocols, with their values in place.
+    let sql = "SELECT 1, 1, kind, kind, kind AS k, upper(kind), upper(kind), current_user, session_user \
+               FROM tasks ORDER BY kind";
+    let st = c.prepare(sql).await.unwrap();
+    let described: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
+    // (`current_user` is named `session_user`: the catalog crate's parser
+    // renames it before Brikk sees it.)
+    let names = ["?column?", "?column?", "kind", "kind", "k", "upper", "upper", "session_user", "session_user"];
+    assert_eq!(described, names);
+    let row = c.query(&st, &[]).await.unwrap().remove(0);
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1, 1));
+    assert_eq!([row.get::<_, &str>(3), row.get(4), row.get(6), row.get(8)], ["build", "build", "BUILD", "brikk"]);
+    assert_eq!(row.get::<_, &str>(7), "brikk");
+    let rows = c.simple_query(sql).await.unwrap();
+    let tokio_postgres::SimpleQueryMessage::RowDescription(columns) = &rows[0] else { panic!("{rows:?}") };
+    assert_eq!(columns.iter().map(|c| c.name()).collect::<Vec<_>>(), names);
     // now() is a timestamptz, as in Postgres (drivers then return an aware
     // datetime).
     let st = c.prepare("SELECT now(), current_timestamp").await.unwrap();

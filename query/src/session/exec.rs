@@ -869,7 +869,16 @@ impl Brikk {
         zone: &str,
     ) -> Result<(LogicalPlan, Option<ColumnNames>)> {
         let names = ColumnNames::of(&stmt);
-        Ok((self.plan_query(stmt, zone).await?, names))
+        // Postgres lets two items of a select list have the same name;
+        // DataFusion refuses them. Planned again with distinct aliases.
+        let again = ColumnNames::may_repeat(&stmt).then(|| stmt.clone());
+        match (self.plan_query(stmt, zone).await, again) {
+            (Err(e), Some(mut stmt)) if ColumnNames::is_repeated_name(&e) => match ColumnNames::distinct(&mut stmt) {
+                Some(names) => Ok((self.plan_query(stmt, zone).await?, Some(names))),
+                None => Err(e),
+            },
+            (plan, _) => Ok((plan?, names)),
+        }
     }
 
     /// Plans a query in `zone`: `now()` is a time of that zone, and text

@@ -60,6 +60,50 @@ impl ColumnNames {
         (renames && stars <= 1).then_some(ColumnNames(items))
     }
 
+    /// Whether `stmt`'s select list has two or more items, so that
+    /// DataFusion might refuse it for naming two of them alike.
+    pub fn may_repeat(stmt: &Statement) -> bool {
+        let Statement::Query(query) = stmt else { return false };
+        first_select(query).is_some_and(|s| s.projection.len() > 1)
+    }
+
+    /// Aliases every item of `stmt`'s first select list distinctly and
+    /// returns the Postgres names of its columns; for lists whose items
+    /// DataFusion names alike, which Postgres allows (`SELECT 1, 1`,
+    /// `SELECT a, a FROM t`, `SELECT current_user, session_user`).
+    /// `None`, with `stmt` unchanged, if the list has more than one `*` or
+    /// an item of another kind.
+    pub fn distinct(stmt: &mut Statement) -> Option<ColumnNames> {
+        let Statement::Query(query) = stmt else { return None };
+        let select = first_select_mut(query)?;
+        let plain = |i: &SelectItem| matches!(i, SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. });
+        let stars = select.projection.iter().filter(|i| is_star(i)).count();
+        if stars > 1 || !select.projection.iter().all(|i| plain(i) || is_star(i)) {
+            return None;
+        }
+        let mut names = Vec::with_capacity(select.projection.len());
+        for (i, item) in select.projection.iter_mut().enumerate() {
+            let (expr, name) = match item {
+                SelectItem::UnnamedExpr(e) => (e.clone(), item_name(e)),
+                SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), alias.value.clone()),
+                _ => {
+                    names.push(Item::Star);
+                    continue;
+                }
+            };
+            let alias = ast::Ident::with_quote('"', format!("?column{i}?"));
+            *item = SelectItem::ExprWithAlias { expr, alias };
+            names.push(Item::Rename(name));
+        }
+        Some(ColumnNames(names))
+    }
+
+    /// Whether `e` is DataFusion refusing a select list for naming two
+    /// items alike (see [`ColumnNames::distinct`]).
+    pub fn is_repeated_name(e: &crate::error::Error) -> bool {
+        e.to_string().contains("Projections require unique expression names")
+    }
+
     /// The name of each of `columns` columns (`None`: keep), or `None` if
     /// the select items do not add up to that many.
     fn resolve(&self, columns: usize) -> Option<Vec<Option<&str>>> {
@@ -110,6 +154,18 @@ fn first_select(query: &Query) -> Option<&ast::Select> {
             SetExpr::Select(s) => return Some(s),
             SetExpr::Query(q) => body = q.body.as_ref(),
             SetExpr::SetOperation { left, .. } => body = left.as_ref(),
+            _ => return None,
+        }
+    }
+}
+
+fn first_select_mut(query: &mut Query) -> Option<&mut ast::Select> {
+    let mut body = query.body.as_mut();
+    loop {
+        match body {
+            SetExpr::Select(s) => return Some(s),
+            SetExpr::Query(q) => body = q.body.as_mut(),
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
             _ => return None,
         }
     }
