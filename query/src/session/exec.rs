@@ -63,6 +63,8 @@ struct Savepoint {
     groups: usize,
     rows: usize,
     notifies: usize,
+    /// The session's parameters, which ROLLBACK TO restores.
+    vars: Vars,
 }
 
 /// One client's view of the database. Not shared between tasks; open one
@@ -86,6 +88,9 @@ pub struct Session {
     txn_serial: u64,
     /// [`Session::state`] in a zone other than UTC, and that zone.
     zoned: std::sync::Mutex<Option<(String, Arc<SessionState>)>>,
+    /// The parameters as they were before the open transaction's first
+    /// `SET` or `RESET`: a rollback takes its changes back, as in Postgres.
+    vars_before: Option<Vars>,
 }
 
 /// How often an autocommit statement on a table runs again when a row it
@@ -105,6 +110,7 @@ impl Session {
             cursors: Default::default(),
             txn_serial: 0,
             zoned: Default::default(),
+            vars_before: None,
         }
     }
 
@@ -121,6 +127,7 @@ impl Session {
     /// string) with a new serial.
     fn begin(&mut self, implicit: bool) {
         self.txn = Txn::active(implicit);
+        self.vars_before = None;
         self.txn_serial = TXN_SERIAL.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -300,6 +307,7 @@ impl Session {
                 discard(writes);
                 self.rows = Arc::default();
                 self.cursors.rolled_back(self.txn_serial);
+                self.restore_vars();
                 Txn::Idle
             }
             failed @ Txn::Failed { .. } => failed,
@@ -386,6 +394,7 @@ impl Session {
                     self.listening.pending.clear();
                     self.rows = Arc::default();
                     discard(writes);
+                    self.restore_vars();
                     Ok(Output::End { tag: "ROLLBACK".into() })
                 }
                 Txn::Idle => Ok(Output::End { tag: "COMMIT".into() }),
@@ -402,6 +411,7 @@ impl Session {
                     Txn::Active { writes, .. } | Txn::Failed { writes, .. } => {
                         discard(writes);
                         self.cursors.rolled_back(self.txn_serial);
+                        self.restore_vars();
                     }
                     Txn::Idle => {}
                 }
@@ -422,6 +432,7 @@ impl Session {
                             groups: writes.groups.len(),
                             rows: writes.rows.len(),
                             notifies,
+                            vars: self.vars.clone(),
                         });
                         Ok(command("SAVEPOINT", None))
                     }
@@ -442,6 +453,7 @@ impl Session {
             S::Commit { .. } | S::Rollback { .. } => Err(Error::Unsupported("COMMIT/ROLLBACK AND CHAIN".into())),
             S::Set(set) => self.set(set),
             S::Reset(reset) => {
+                self.before_vars_change();
                 match reset.reset {
                     ast::Reset::ALL => self.vars.reset_all(),
                     ast::Reset::ConfigurationParameter(name) => self.vars.reset(&name.to_string()),
@@ -579,6 +591,7 @@ impl Session {
         writes.rows.truncate(sp.rows);
         Arc::make_mut(&mut self.rows).truncate(sp.rows);
         self.listening.pending.truncate(sp.notifies);
+        self.vars.restore(&sp.vars);
         discard(undone);
         savepoints.truncate(at + 1);
         self.txn = Txn::Active { writes, implicit: false, savepoints };
@@ -650,9 +663,11 @@ impl Session {
             let undo = writes.groups.clone();
             if let Err(e) = self.db.shared().store.commit(writes).await {
                 discard(WriteSet { groups: undo, ..Default::default() });
+                self.restore_vars();
                 return Err(e.into());
             }
         }
+        self.vars_before = None;
         for (channel, payload) in notifies {
             self.db.shared().hub.notify(&channel, &payload);
         }
@@ -751,7 +766,24 @@ impl Session {
         }
     }
 
+    /// Called before a `SET` or `RESET` changes the parameters: inside a
+    /// transaction, remembers them as they were for a rollback.
+    fn before_vars_change(&mut self) {
+        if matches!(self.txn, Txn::Active { .. }) && self.vars_before.is_none() {
+            self.vars_before = Some(self.vars.clone());
+        }
+    }
+
+    /// Takes back the parameter changes of the transaction ending in a
+    /// rollback.
+    fn restore_vars(&mut self) {
+        if let Some(before) = self.vars_before.take() {
+            self.vars.restore(&before);
+        }
+    }
+
     fn set(&mut self, set: Set) -> Result<Output> {
+        self.before_vars_change();
         match set {
             Set::SingleAssignment { variable, values, .. } => {
                 let name = variable.to_string().to_ascii_lowercase();

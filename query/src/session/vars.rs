@@ -161,6 +161,25 @@ impl Vars {
         self.changed.push((reported, value));
     }
 
+    /// Takes back every change made since `earlier` was cloned from these
+    /// parameters (the SETs of a transaction rolled back); a reported
+    /// parameter whose value changes back is reported again. Start-up
+    /// values stay.
+    pub fn restore(&mut self, earlier: &Vars) {
+        let keys: std::collections::BTreeSet<String> =
+            self.values.keys().chain(earlier.values.keys()).cloned().collect();
+        for key in keys {
+            if self.values.get(&key) == earlier.values.get(&key) {
+                continue;
+            }
+            match earlier.values.get(&key) {
+                Some(v) => self.values.insert(key.clone(), v.clone()),
+                None => self.values.remove(&key),
+            };
+            self.note_change(&key);
+        }
+    }
+
     /// All parameters, for `SHOW ALL`.
     pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
         self.values.iter()
@@ -274,6 +293,15 @@ mod tests {
         let changed = vars.take_changed();
         assert_eq!(changed, [("TimeZone", "Europe/Oslo".to_string()), ("application_name", "agent".to_string())]);
         assert!(vars.take_changed().is_empty());
+        // A rolled-back transaction's SETs are taken back, and the reported
+        // ones reported again.
+        let before = vars.clone();
+        vars.set("TimeZone", "Asia/Kolkata".into()).unwrap();
+        vars.set("work_mem", "64MB".into()).unwrap();
+        vars.take_changed();
+        vars.restore(&before);
+        assert_eq!((vars.zone(), vars.get("work_mem")), ("Europe/Oslo", None));
+        assert_eq!(vars.take_changed(), [("TimeZone", "Europe/Oslo".to_string())]);
         vars.set_time_zone("DEFAULT").unwrap();
         assert_eq!(vars.zone(), "Asia/Tokyo");
         vars.reset_all();
