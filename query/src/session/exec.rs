@@ -65,6 +65,7 @@ struct Savepoint {
     notifies: usize,
     /// The session's parameters, which ROLLBACK TO restores.
     vars: Vars,
+    vars_session: Option<Vars>,
 }
 
 /// One client's view of the database. Not shared between tasks; open one
@@ -91,6 +92,9 @@ pub struct Session {
     /// The parameters as they were before the open transaction's first
     /// `SET` or `RESET`: a rollback takes its changes back, as in Postgres.
     vars_before: Option<Vars>,
+    /// After a `SET LOCAL` in the open transaction: the parameters as its
+    /// other changes leave them, which a commit keeps.
+    vars_session: Option<Vars>,
 }
 
 /// How often an autocommit statement on a table runs again when a row it
@@ -111,6 +115,7 @@ impl Session {
             txn_serial: 0,
             zoned: Default::default(),
             vars_before: None,
+            vars_session: None,
         }
     }
 
@@ -128,6 +133,7 @@ impl Session {
     fn begin(&mut self, implicit: bool) {
         self.txn = Txn::active(implicit);
         self.vars_before = None;
+        self.vars_session = None;
         self.txn_serial = TXN_SERIAL.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -433,6 +439,7 @@ impl Session {
                             rows: writes.rows.len(),
                             notifies,
                             vars: self.vars.clone(),
+                            vars_session: self.vars_session.clone(),
                         });
                         Ok(command("SAVEPOINT", None))
                     }
@@ -453,11 +460,7 @@ impl Session {
             S::Commit { .. } | S::Rollback { .. } => Err(Error::Unsupported("COMMIT/ROLLBACK AND CHAIN".into())),
             S::Set(set) => self.set(set),
             S::Reset(reset) => {
-                self.before_vars_change();
-                match reset.reset {
-                    ast::Reset::ALL => self.vars.reset_all(),
-                    ast::Reset::ConfigurationParameter(name) => self.vars.reset(&name.to_string()),
-                }
+                self.reset(&reset);
                 Ok(command("RESET", None))
             }
             S::ShowVariable { variable } => {
@@ -592,6 +595,7 @@ impl Session {
         Arc::make_mut(&mut self.rows).truncate(sp.rows);
         self.listening.pending.truncate(sp.notifies);
         self.vars.restore(&sp.vars);
+        self.vars_session = sp.vars_session.clone();
         discard(undone);
         savepoints.truncate(at + 1);
         self.txn = Txn::Active { writes, implicit: false, savepoints };
@@ -668,6 +672,9 @@ impl Session {
             }
         }
         self.vars_before = None;
+        if let Some(session) = self.vars_session.take() {
+            self.vars.restore(&session);
+        }
         for (channel, payload) in notifies {
             self.db.shared().hub.notify(&channel, &payload);
         }
@@ -777,30 +784,43 @@ impl Session {
     /// Takes back the parameter changes of the transaction ending in a
     /// rollback.
     fn restore_vars(&mut self) {
+        self.vars_session = None;
         if let Some(before) = self.vars_before.take() {
             self.vars.restore(&before);
         }
     }
 
+    /// `SET`. `SET LOCAL` lasts until the transaction ends, committed or
+    /// not (outside one it does nothing, as in Postgres); a plain `SET`
+    /// inside one lasts if it commits.
     fn set(&mut self, set: Set) -> Result<Output> {
-        self.before_vars_change();
-        match set {
-            Set::SingleAssignment { variable, values, .. } => {
-                let name = variable.to_string().to_ascii_lowercase();
-                let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
-                if value.eq_ignore_ascii_case("default") {
-                    self.vars.reset(&name);
-                } else {
-                    self.vars.set(&name, value)?;
-                }
-            }
-            Set::SetTimeZone { value, .. } => self.vars.set_time_zone(&value_text(&value))?,
-            Set::SetNames { charset_name, .. } => self.vars.set("client_encoding", charset_name.to_string())?,
-            // Brikk's isolation is fixed; accept the statements drivers send.
-            Set::SetTransaction { .. } | Set::SetSessionParam(_) => {}
-            other => return Err(Error::Unsupported(other.to_string())),
+        let local = match &set {
+            Set::SingleAssignment { scope, .. } => matches!(scope, Some(ast::ContextModifier::Local)),
+            Set::SetTimeZone { local, .. } => *local,
+            _ => false,
+        };
+        if local && !matches!(self.txn, Txn::Active { .. }) {
+            return Ok(command("SET", None));
         }
+        self.before_vars_change();
+        if local {
+            self.vars_session.get_or_insert_with(|| self.vars.clone());
+        } else if let Some(session) = &mut self.vars_session {
+            apply_set(session, &set)?;
+        }
+        apply_set(&mut self.vars, &set)?;
         Ok(command("SET", None))
+    }
+
+    /// `RESET name` or `RESET ALL`: a session-level change.
+    fn reset(&mut self, reset: &ast::ResetStatement) {
+        self.before_vars_change();
+        for vars in std::iter::once(&mut self.vars).chain(self.vars_session.as_mut()) {
+            match &reset.reset {
+                ast::Reset::ALL => vars.reset_all(),
+                ast::Reset::ConfigurationParameter(name) => vars.reset(&name.to_string()),
+            }
+        }
     }
 
     fn show(&self, name: &str) -> Result<Output> {
@@ -878,6 +898,27 @@ fn explain_text(line: &str) -> Output {
 
 fn command(tag: &str, rows: Option<usize>) -> Output {
     Output::Command { tag: tag.to_string(), rows }
+}
+
+/// Applies a `SET` to `vars`.
+fn apply_set(vars: &mut Vars, set: &Set) -> Result<()> {
+    match set {
+        Set::SingleAssignment { variable, values, .. } => {
+            let name = variable.to_string().to_ascii_lowercase();
+            let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
+            if value.eq_ignore_ascii_case("default") {
+                vars.reset(&name);
+            } else {
+                vars.set(&name, value)?;
+            }
+        }
+        Set::SetTimeZone { value, .. } => vars.set_time_zone(&value_text(value))?,
+        Set::SetNames { charset_name, .. } => vars.set("client_encoding", charset_name.to_string())?,
+        // Brikk's isolation is fixed; accept the statements drivers send.
+        Set::SetTransaction { .. } | Set::SetSessionParam(_) => {}
+        other => return Err(Error::Unsupported(other.to_string())),
+    }
+    Ok(())
 }
 
 fn value_text(e: &ast::Expr) -> String {
