@@ -83,13 +83,18 @@ impl ColumnNames {
         }
         let mut names = Vec::with_capacity(select.projection.len());
         for (i, item) in select.projection.iter_mut().enumerate() {
-            let (expr, name) = match item {
-                SelectItem::UnnamedExpr(e) => (e.clone(), item_name(e)),
-                SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), alias.value.clone()),
-                _ => {
-                    names.push(Item::Star);
-                    continue;
+            if is_star(item) {
+                names.push(Item::Star);
+                continue;
+            }
+            // Moved out, not cloned: the caller's statement is a copy already.
+            let (expr, name) = match std::mem::replace(item, SelectItem::UnnamedExpr(Expr::Identifier("".into()))) {
+                SelectItem::UnnamedExpr(e) => {
+                    let name = item_name(&e);
+                    (e, name)
                 }
+                SelectItem::ExprWithAlias { expr, alias } => (expr, alias.value),
+                _ => unreachable!("checked: only plain items and stars"),
             };
             let alias = ast::Ident::with_quote('"', format!("?column{i}?"));
             *item = SelectItem::ExprWithAlias { expr, alias };
