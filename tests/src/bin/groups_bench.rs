@@ -19,7 +19,7 @@ use brikk_tests::pg::PgCluster;
 use brikk_tests::{connect, Server};
 use clap::Parser;
 use tokio::sync::mpsc;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
 
 #[derive(Parser)]
 #[command(about = "Consumer-group benchmark: Brikk vs PostgreSQL (work queue, LISTEN/NOTIFY)")]
@@ -96,38 +96,64 @@ async fn open_workers(conn_str: &str, target: Target) -> Result<Vec<Client>> {
     Ok(clients)
 }
 
+/// A worker's statements, prepared once on its connection, as a worker
+/// loop written against any driver would do.
+struct Statements {
+    /// Brikk: `FETCH n ... GROUP`; PostgreSQL: the work-queue `DELETE`.
+    take: Statement,
+    /// Brikk: `COMMIT OFFSETS`; none on PostgreSQL (the DELETE commits).
+    commit: Option<Statement>,
+}
+
+impl Statements {
+    async fn prepare(c: &Client, target: Target) -> Result<Self> {
+        let (take, commit) = match target {
+            Target::Brikk => (
+                format!("FETCH {BATCH} FROM tasks GROUP workers WAIT '200ms'"),
+                Some("COMMIT OFFSETS FOR tasks GROUP workers"),
+            ),
+            Target::BrikkOneTrip => unreachable!("one_trip_worker consumes for BrikkOneTrip"),
+            Target::Postgres => (
+                format!(
+                    "DELETE FROM tasks WHERE seq IN \
+                     (SELECT seq FROM tasks ORDER BY seq FOR UPDATE SKIP LOCKED LIMIT {BATCH}) \
+                     RETURNING id, kind, payload"
+                ),
+                None,
+            ),
+        };
+        let take = c.prepare(&take).await.with_context(|| take.clone())?;
+        let commit = match commit {
+            Some(sql) => Some(c.prepare(sql).await.context(sql)?),
+            None => None,
+        };
+        Ok(Self { take, commit })
+    }
+}
+
 /// One durable consume step: the number of records taken off the queue.
 /// Brikk: FETCH a batch, then COMMIT OFFSETS (skipped when nothing came).
 /// PostgreSQL: one autocommit DELETE ... SKIP LOCKED ... RETURNING.
-async fn consume_batch(c: &Client, target: Target) -> Result<u64> {
-    match target {
-        Target::Brikk => {
-            let fetch = format!("FETCH {BATCH} FROM tasks GROUP workers WAIT '200ms'");
-            let rows = c.query(&fetch, &[]).await.with_context(|| fetch.clone())?;
-            if !rows.is_empty() {
-                let commit = "COMMIT OFFSETS FOR tasks GROUP workers";
-                c.batch_execute(commit).await.context(commit)?;
-            }
-            Ok(rows.len() as u64)
-        }
-        Target::BrikkOneTrip => unreachable!("one_trip_worker consumes for BrikkOneTrip"),
-        Target::Postgres => {
-            let delete = format!(
-                "DELETE FROM tasks WHERE seq IN \
-                 (SELECT seq FROM tasks ORDER BY seq FOR UPDATE SKIP LOCKED LIMIT {BATCH}) \
-                 RETURNING id, kind, payload"
-            );
-            Ok(c.query(&delete, &[]).await.context("work-queue DELETE")?.len() as u64)
-        }
+async fn consume_batch(c: &Client, statements: &Statements) -> Result<u64> {
+    let rows = c.query(&statements.take, &[]).await.context("taking a batch")?;
+    if let (Some(commit), false) = (&statements.commit, rows.is_empty()) {
+        c.execute(commit, &[]).await.context("COMMIT OFFSETS")?;
     }
+    Ok(rows.len() as u64)
 }
 
 /// Consumes until `done` (shared by all workers) reaches `n`; returns the
 /// instant of this worker's last durable consume, if it consumed anything.
-async fn worker(c: Client, target: Target, done: Arc<AtomicU64>, n: u64) -> Result<Option<Instant>> {
+async fn worker(
+    c: Client,
+    target: Target,
+    statements: Statements,
+    done: Arc<AtomicU64>,
+    n: u64,
+) -> Result<Option<Instant>> {
     let mut last = None;
     while done.load(Ordering::Relaxed) < n {
-        let got = consume_batch(&c, target).await?;
+        let got = consume_batch(&c, &statements).await?;
         if got > 0 {
             done.fetch_add(got, Ordering::Relaxed);
             last = Some(Instant::now());
@@ -164,13 +190,21 @@ async fn throughput(conn_str: &str, target: Target, n: u64) -> Result<f64> {
     let admin = connect(conn_str).await?;
     preload(&admin, target, n).await?;
     let clients = open_workers(conn_str, target).await?;
+    let mut prepared = Vec::with_capacity(clients.len());
+    for c in clients {
+        let statements = match target {
+            Target::BrikkOneTrip => None,
+            _ => Some(Statements::prepare(&c, target).await?),
+        };
+        prepared.push((c, statements));
+    }
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let tasks: Vec<_> = clients
+    let tasks: Vec<_> = prepared
         .into_iter()
-        .map(|c| match target {
-            Target::BrikkOneTrip => tokio::spawn(one_trip_worker(c, done.clone(), n)),
-            _ => tokio::spawn(worker(c, target, done.clone(), n)),
+        .map(|(c, statements)| match statements {
+            None => tokio::spawn(one_trip_worker(c, done.clone(), n)),
+            Some(s) => tokio::spawn(worker(c, target, s, done.clone(), n)),
         })
         .collect();
     let mut end = start;
