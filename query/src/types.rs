@@ -63,6 +63,11 @@ pub fn column_field(name: &str, ty: ColumnType, nullable: bool) -> Field {
     }
 }
 
+/// Whether `field` is a `uuid` column ([`column_field`]).
+pub fn is_uuid_field(field: &Field) -> bool {
+    field.metadata().get(PG_TYPE_METADATA).map(String::as_str) == Some(ColumnType::Uuid.sql_name())
+}
+
 /// `text` as a canonical UUID (lower-case, 8-4-4-4-12), as Postgres reads
 /// one: hex digits with or without hyphens (after any group of four),
 /// optionally in braces. Anything else is refused with `22P02`.

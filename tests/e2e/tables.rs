@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use brikk_tests::{sqlstate, Server};
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{accepts, to_sql_checked, IsNull, ToSql, Type};
 
 use super::fresh;
 
@@ -233,6 +233,72 @@ async fn prepared_lookups_upserts_and_json_in_text_and_binary() {
     let e = c.execute(&upsert, &[&1i64, &"{oops", &"{}", &1.0f64]).await.unwrap_err();
     assert_eq!(sqlstate(&e).as_deref(), Some("22P02"));
     assert_eq!(c.query(&get, &[&1i64]).await.unwrap().len(), 1);
+}
+
+/// A UUID in its binary wire form, as drivers with a UUID type send it
+/// (16 bytes; any other length to test the refusal).
+#[derive(Debug)]
+struct WireUuid(Vec<u8>);
+
+impl ToSql for WireUuid {
+    fn to_sql(&self, _: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.0);
+        Ok(IsNull::No)
+    }
+    accepts!(UUID);
+    to_sql_checked!();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_bound_to_uuid_columns_are_described_as_uuid() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute(
+        "CREATE TABLE agents (id UUID PRIMARY KEY, boss UUID, name TEXT); \
+         CREATE STREAM events (agent UUID, what TEXT) WITH (partitions = 2)",
+    )
+    .await
+    .unwrap();
+    const U: Type = Type::UUID;
+    const T: Type = Type::TEXT;
+    for (sql, want) in [
+        ("INSERT INTO agents VALUES ($1, $2, $3)", vec![U, U, T]),
+        ("SELECT name FROM agents WHERE id = $1", vec![U]),
+        ("SELECT count(*) FROM agents WHERE boss = $1 OR id IN ($2, $3)", vec![U, U, U]),
+        ("SELECT count(*) FROM agents WHERE $1 = CAST(boss AS TEXT)", vec![T]),
+        ("UPDATE agents SET boss = $2 WHERE id = $1", vec![U, U]),
+        ("INSERT INTO agents VALUES ($1, NULL, $2) ON CONFLICT (id) DO UPDATE SET boss = $3", vec![U, T, U]),
+        ("DELETE FROM agents WHERE id = $1 AND name = $2", vec![U, T]),
+        ("INSERT INTO events VALUES ($1, $2)", vec![U, T]),
+        ("SELECT what FROM events WHERE agent = $1", vec![U]),
+    ] {
+        assert_eq!(c.prepare(sql).await.unwrap().params(), want.as_slice(), "{sql}");
+    }
+    // A type the client declares is kept.
+    let by_text = c.prepare_typed("SELECT name FROM agents WHERE id = $1", &[T]).await.unwrap();
+    assert_eq!(by_text.params(), &[T]);
+
+    // UUIDs bind in binary (16 bytes) and as declared text, in every path.
+    let id = WireUuid((0x10..0x20).collect());
+    let canonical = "10111213-1415-1617-1819-1a1b1c1d1e1f";
+    c.execute("INSERT INTO agents VALUES ($1, $2, $3)", &[&id, &id, &"root"]).await.unwrap();
+    let name: String = c.query_one("SELECT name FROM agents WHERE id = $1", &[&id]).await.unwrap().get(0);
+    assert_eq!(name, "root");
+    let name: String = c.query_one(&by_text, &[&canonical]).await.unwrap().get(0);
+    assert_eq!(name, "root");
+    let n: i64 = c.query_one("SELECT count(*) FROM agents WHERE boss = $1", &[&id]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+    c.execute("UPDATE agents SET name = 'chief' WHERE id = $1", &[&id]).await.unwrap();
+    c.execute("INSERT INTO events VALUES ($1, 'hello')", &[&id]).await.unwrap();
+    let rows =
+        c.simple_query("SELECT a.id, e.agent, a.name FROM agents a JOIN events e ON a.id = e.agent").await.unwrap();
+    let tokio_postgres::SimpleQueryMessage::Row(r) = &rows[1] else { panic!("{rows:?}") };
+    assert_eq!((r.get(0), r.get(1), r.get(2)), (Some(canonical), Some(canonical), Some("chief")));
+
+    // A binary uuid that is not 16 bytes is refused; the session goes on.
+    let e = c.execute("DELETE FROM agents WHERE id = $1", &[&WireUuid(vec![1, 2, 3])]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("22P02"), "{e:?}");
+    assert_eq!(c.execute("DELETE FROM agents WHERE id = $1", &[&id]).await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

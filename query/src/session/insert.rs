@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use brikk_storage::codec::encode_row;
-use brikk_storage::{Append, CommitReceipt, StreamHandle, Value, WriteSet};
+use brikk_storage::{Append, ColumnType, CommitReceipt, StreamHandle, Value, WriteSet};
 use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -38,6 +38,8 @@ pub struct InsertPlan {
     source: Source,
     /// Parameter types, `$1` first, as the client should send them.
     pub param_types: Vec<DataType>,
+    /// Parameters bound to a `uuid` column ([`crate::Prepared::uuid_params`]).
+    pub uuid_params: Vec<usize>,
     /// How many times each parameter appears in VALUES: a parameter used
     /// once is moved into its row instead of copied.
     param_uses: Vec<usize>,
@@ -110,6 +112,7 @@ impl InsertPlan {
                 targets,
                 source: Source::Values(vec![Vec::new()]),
                 param_types: Vec::new(),
+                uuid_params: Vec::new(),
                 param_uses: Vec::new(),
                 returning,
                 returns_commit_columns,
@@ -121,16 +124,23 @@ impl InsertPlan {
                 if let Some(rows) = simple_rows(&values.rows) {
                     check_width(rows.iter().map(Vec::len), targets.len())?;
                     let mut param_types: Vec<Option<DataType>> = declared.to_vec();
+                    let mut uuid_params = Vec::new();
                     for row in &rows {
                         for (op, &col) in row.iter().zip(&targets) {
                             if let Operand::Param(i) = op {
                                 if param_types.len() <= *i {
                                     param_types.resize(i + 1, None);
                                 }
-                                param_types[*i].get_or_insert_with(|| arrow_type(stream.def.columns[col].ty));
+                                let ty = stream.def.columns[col].ty;
+                                param_types[*i].get_or_insert_with(|| arrow_type(ty));
+                                if ty == ColumnType::Uuid {
+                                    uuid_params.push(*i);
+                                }
                             }
                         }
                     }
+                    uuid_params.sort_unstable();
+                    uuid_params.dedup();
                     let param_types: Vec<DataType> =
                         param_types.into_iter().map(|t| t.unwrap_or(DataType::Utf8)).collect();
                     let mut param_uses = vec![0; param_types.len()];
@@ -144,6 +154,7 @@ impl InsertPlan {
                         targets,
                         source: Source::Values(rows),
                         param_types,
+                        uuid_params,
                         param_uses,
                         returning,
                         returns_commit_columns,
@@ -160,6 +171,7 @@ impl InsertPlan {
         Ok(InsertPlan {
             stream,
             targets,
+            uuid_params: crate::session::prepared::uuid_params_of_plan(&plan),
             source: Source::Query(Box::new(plan)),
             param_types,
             param_uses: Vec::new(),

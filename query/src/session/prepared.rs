@@ -5,7 +5,9 @@
 //! touch DataFusion again; queries keep their logical plan.
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, ExprSchema};
+use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use datafusion::sql::sqlparser::ast;
 
@@ -25,6 +27,8 @@ pub struct Prepared {
     pub sql: String,
     pub(crate) kind: PreparedKind,
     param_types: Vec<DataType>,
+    /// Parameters (zero-based, ascending) bound to a `uuid` column.
+    uuid_params: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,12 +78,28 @@ impl Prepared {
             PreparedKind::Declare(_, types) => types.clone(),
             PreparedKind::Empty => Vec::new(),
         };
-        Ok(Prepared { sql, kind, param_types })
+        let uuid_params = match &kind {
+            PreparedKind::Insert(p) => p.uuid_params.clone(),
+            PreparedKind::Dml(p) => p.uuid_params.clone(),
+            PreparedKind::Lookup(p) => p.uuid_params.clone(),
+            PreparedKind::Query(plan, _) => uuid_params_of_plan(plan),
+            _ => Vec::new(),
+        };
+        Ok(Prepared { sql, kind, param_types, uuid_params })
     }
 
     /// Types of `$1..$n`, as they should be described to the client.
     pub fn param_types(&self) -> &[DataType] {
         &self.param_types
+    }
+
+    /// The parameters (zero-based, ascending) that are assigned to or
+    /// compared with a `uuid` column. They are text in
+    /// [`Prepared::param_types`], as Brikk binds them; a server describes
+    /// them as `uuid`, so that drivers which encode parameters by the
+    /// server's description (asyncpg) accept UUID objects.
+    pub fn uuid_params(&self) -> &[usize] {
+        &self.uuid_params
     }
 
     /// The schema of the rows this statement returns, or `None` if it
@@ -140,6 +160,51 @@ fn query_param_types(plan: &LogicalPlan, declared: &[Option<DataType>]) -> Resul
                 .unwrap_or(DataType::Utf8)
         })
         .collect())
+}
+
+/// Adds to `out` the parameters that `exprs` compare with a `uuid` column
+/// (`col = $1`, `$1 <> col`, `col IN ($1, $2)`; not a cast column), resolving
+/// columns in `schemas`; `out` stays ascending and without repeats.
+pub(crate) fn uuid_params<'a>(exprs: impl IntoIterator<Item = &'a Expr>, schemas: &[&DFSchema], out: &mut Vec<usize>) {
+    let mut compared = |column: &Expr, param: &Expr| {
+        let (Expr::Column(c), Expr::Placeholder(p)) = (column, param) else { return };
+        let uuid = schemas.iter().any(|s| s.field_from_column(c).is_ok_and(|f| crate::types::is_uuid_field(f)));
+        if let (true, Some(i)) = (uuid, crate::tables::expr::param_index(&p.id)) {
+            out.push(i);
+        }
+    };
+    for e in exprs {
+        // Infallible: the closure never fails.
+        let _ = e.apply(|e| {
+            match e {
+                Expr::BinaryExpr(b) => {
+                    compared(&b.left, &b.right);
+                    compared(&b.right, &b.left);
+                }
+                Expr::InList(l) => l.list.iter().for_each(|item| compared(&l.expr, item)),
+                _ => {}
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+    out.sort_unstable();
+    out.dedup();
+}
+
+/// [`uuid_params`] of every expression of `plan` and its subqueries, each
+/// against its node's inputs.
+pub(crate) fn uuid_params_of_plan(plan: &LogicalPlan) -> Vec<usize> {
+    let mut out = Vec::new();
+    // Infallible: the closures never fail.
+    let _ = plan.apply_with_subqueries(|node| {
+        let inputs = node.inputs();
+        let schemas: Vec<&DFSchema> = inputs.iter().map(|p| p.schema().as_ref()).collect();
+        node.apply_expressions(|e| {
+            uuid_params([e], &schemas, &mut out);
+            Ok(TreeNodeRecursion::Continue)
+        })
+    });
+    out
 }
 
 /// Whether `s` is an EXPLAIN of an INSERT/UPDATE/DELETE on a table (Brikk

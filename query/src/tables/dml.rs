@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use brikk_storage::tables::write::{OP_INSERT, OP_UPDATE};
-use brikk_storage::{Expect, RowWrite, Store, TableHandle, TableId, Value};
+use brikk_storage::{ColumnType, Expect, RowWrite, Store, TableHandle, TableId, Value};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -30,6 +30,7 @@ use crate::catalog::keyed_table::{rows_to_batch, table_schema, TABLE_SYSTEM_COLU
 use crate::defaults::Defaults;
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::insert::{check_width, simple_rows, target_columns, Operand};
+use crate::session::prepared::{uuid_params, uuid_params_of_plan};
 use crate::sql::parser::normalize;
 use crate::tables::expr::{placeholders, returning_exprs, Returning, RowExprs, Scope};
 use crate::tables::{Current, PendingRows, TxnRows};
@@ -42,6 +43,8 @@ pub struct DmlPlan {
     pub table: Arc<TableHandle>,
     /// Parameter types, `$1` first.
     pub param_types: Vec<DataType>,
+    /// Parameters bound to a `uuid` column ([`crate::Prepared::uuid_params`]).
+    pub uuid_params: Vec<usize>,
     kind: Kind,
     returning: Option<Returning>,
     /// The table's row schema (system columns first) as stored, with
@@ -200,7 +203,7 @@ pub fn target_name(stmt: &ast::Statement) -> Option<&ast::ObjectName> {
 pub(crate) fn param_types(
     exprs: &[&Expr],
     declared: &[Option<DataType>],
-    hints: &[(usize, DataType)],
+    hints: &[(usize, ColumnType)],
     extra: usize,
 ) -> Result<Vec<DataType>> {
     let mut found = Vec::new();
@@ -215,10 +218,15 @@ pub(crate) fn param_types(
                 .cloned()
                 .flatten()
                 .or_else(|| found.iter().find(|(j, t)| *j == i && t.is_some()).and_then(|(_, t)| t.clone()))
-                .or_else(|| hints.iter().find(|(j, _)| *j == i).map(|(_, t)| t.clone()))
+                .or_else(|| hints.iter().find(|(j, _)| *j == i).map(|(_, t)| arrow_type(*t)))
                 .unwrap_or(DataType::Utf8)
         })
         .collect())
+}
+
+/// The parameters `hints` assign to a `uuid` column.
+fn uuid_hints(hints: &[(usize, ColumnType)]) -> Vec<usize> {
+    hints.iter().filter(|(_, t)| *t == ColumnType::Uuid).map(|(i, _)| *i).collect()
 }
 
 /// A bare `$n` as a zero-based parameter index.
@@ -270,13 +278,13 @@ fn plan_sets(
     state: &SessionState,
     sets: &[(usize, ast::Expr)],
     selection: Option<&ast::Expr>,
-    hints: &mut Vec<(usize, DataType)>,
+    hints: &mut Vec<(usize, ColumnType)>,
 ) -> Result<(Vec<Expr>, Vec<(usize, usize)>, Option<usize>)> {
     let mut exprs = Vec::with_capacity(sets.len() + 1);
     let mut set_idx = Vec::with_capacity(sets.len());
     for (col, e) in sets {
         if let Some(p) = bare_param(e) {
-            hints.push((p, arrow_type(table.def.columns[*col].ty)));
+            hints.push((p, table.def.columns[*col].ty));
         }
         set_idx.push((*col, exprs.len()));
         exprs.push(scope.plan(state, e)?);
@@ -390,12 +398,15 @@ impl DmlPlan {
                 let ret_exprs = returning_exprs(returning, &scope, &column_names(&table), &q, state)?;
                 let all: Vec<&Expr> = exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
                 let param_types = param_types(&all, declared, &hints, 0)?;
+                let mut uuid = uuid_hints(&hints);
+                uuid_params(all, &[scope.df_schema().as_ref()], &mut uuid);
                 let compiled = RowExprs::compile(state, &scope, exprs, &param_types)?;
                 let returning = Returning::new(state, &scope, ret_exprs, &param_types)?;
                 let target = key_target(&table, u.selection.as_ref());
                 Ok(DmlPlan {
                     table,
                     param_types,
+                    uuid_params: uuid,
                     kind: Kind::Update { target, filter, sets: set_idx, exprs: compiled },
                     returning,
                     stored: stored.clone(),
@@ -430,12 +441,15 @@ impl DmlPlan {
                 let ret_exprs = returning_exprs(d.returning.as_deref(), &scope, &column_names(&table), &q, state)?;
                 let all: Vec<&Expr> = exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
                 let param_types = param_types(&all, declared, &[], 0)?;
+                let mut uuid = Vec::new();
+                uuid_params(all, &[scope.df_schema().as_ref()], &mut uuid);
                 let compiled = RowExprs::compile(state, &scope, exprs, &param_types)?;
                 let returning = Returning::new(state, &scope, ret_exprs, &param_types)?;
                 let target = key_target(&table, d.selection.as_ref());
                 Ok(DmlPlan {
                     table,
                     param_types,
+                    uuid_params: uuid,
                     kind: Kind::Delete { target, filter, exprs: compiled },
                     returning,
                     stored: stored.clone(),
@@ -476,13 +490,14 @@ impl DmlPlan {
                 _ => None,
             },
         };
+        let mut uuid = Vec::new();
         let (source_plan, mut extra) = match simple {
             Some(rows) => {
                 check_width(rows.iter().map(Vec::len), targets.len())?;
                 for row in &rows {
                     for (op, &col) in row.iter().zip(&targets) {
                         if let Operand::Param(i) = op {
-                            hints.push((*i, arrow_type(table.def.columns[col].ty)));
+                            hints.push((*i, table.def.columns[col].ty));
                         }
                     }
                 }
@@ -496,6 +511,7 @@ impl DmlPlan {
                     state.statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
                 check_width(std::iter::once(plan.schema().fields().len()), targets.len())?;
                 let n = crate::session::prepared::param_types(&plan, declared)?.len();
+                uuid = uuid_params_of_plan(&plan);
                 (Source::Query(Box::new(plan)), n)
             }
         };
@@ -543,6 +559,7 @@ impl DmlPlan {
                         }
                         let (exprs, set_idx, filter) =
                             plan_sets(&table, &scope, state, &sets, du.selection.as_ref(), &mut hints)?;
+                        uuid_params(&exprs, &[scope.df_schema().as_ref()], &mut uuid);
                         let update =
                             Conflict::Update { sets: set_idx, filter, exprs: RowExprs::empty(&scope), direct: None };
                         (Some(update), exprs)
@@ -553,6 +570,8 @@ impl DmlPlan {
         };
         let all: Vec<&Expr> = conflict_exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
         let param_types = param_types(&all, declared, &hints, extra)?;
+        uuid.extend(uuid_hints(&hints));
+        uuid_params(ret_exprs.iter().map(|(e, _)| e), &[table_scope.df_schema().as_ref()], &mut uuid);
         let conflict = match conflict {
             None => Conflict::Error,
             Some(Conflict::Update { sets, filter, exprs, .. }) => {
@@ -567,6 +586,7 @@ impl DmlPlan {
         Ok(DmlPlan {
             table,
             param_types,
+            uuid_params: uuid,
             kind: Kind::Insert { targets, source: source_plan, conflict, defaults },
             returning,
             stored,

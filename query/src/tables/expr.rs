@@ -79,15 +79,17 @@ impl Scope {
     }
 }
 
+/// The zero-based index of parameter `id` (`$1` is 0).
+pub(crate) fn param_index(id: &str) -> Option<usize> {
+    id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).and_then(|n| n.checked_sub(1))
+}
+
 /// The placeholders of `e` with the types DataFusion inferred, as
 /// (zero-based index, type).
 pub(crate) fn placeholders(e: &Expr, out: &mut Vec<(usize, Option<DataType>)>) -> Result<()> {
     e.apply(|e| {
         if let Expr::Placeholder(Placeholder { id, field }) = e {
-            let idx = id
-                .strip_prefix('$')
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| n.checked_sub(1))
+            let idx = param_index(id)
                 .ok_or_else(|| datafusion::error::DataFusionError::Plan(format!("invalid parameter {id}")))?;
             out.push((idx, field.as_ref().map(|f| f.data_type().clone())));
         }

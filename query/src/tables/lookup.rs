@@ -24,6 +24,7 @@ use datafusion::sql::sqlparser::ast::{self, SelectItem, SetExpr, TableFactor};
 use crate::catalog::keyed_table::{rows_to_batch, table_schema, TABLE_SYSTEM_COLUMNS};
 use crate::error::{Error, Result};
 use crate::session::insert::Operand;
+use crate::session::prepared::uuid_params;
 use crate::sql::parser::normalize;
 use crate::tables::dml::{and_terms, key_target, param_types, Target};
 use crate::tables::expr::{RowExprs, Scope};
@@ -46,6 +47,8 @@ pub struct LookupPlan {
     full: SchemaRef,
     schema: SchemaRef,
     pub param_types: Vec<DataType>,
+    /// Parameters bound to a `uuid` column ([`crate::Prepared::uuid_params`]).
+    pub uuid_params: Vec<usize>,
 }
 
 /// Whether finding the row by key already proves `selection` true: it is
@@ -159,6 +162,8 @@ impl LookupPlan {
         };
         let all: Vec<&Expr> = vec![&filter];
         let param_types = param_types(&all, declared, &[], 0)?;
+        let mut uuid = Vec::new();
+        uuid_params(all, &[scope.df_schema().as_ref()], &mut uuid);
         let filter = match key_decides(&table, selection, &param_types) {
             true => None,
             false => Some(RowExprs::compile(state, &scope, vec![filter], &param_types)?),
@@ -171,6 +176,7 @@ impl LookupPlan {
             full,
             schema: Arc::new(Schema::new(fields)),
             param_types,
+            uuid_params: uuid,
         }))
     }
 

@@ -94,7 +94,14 @@ impl QueryParser for StatementParser {
         if prepared.is_empty() {
             return Ok(None);
         }
-        let param_types = prepared.param_types().iter().map(into_pg_type).collect::<PgWireResult<_>>()?;
+        let mut param_types: Vec<Type> =
+            prepared.param_types().iter().map(into_pg_type).collect::<PgWireResult<_>>()?;
+        // Text to Brikk, `uuid` to the client unless it declared a type.
+        for &i in prepared.uuid_params() {
+            if types.get(i).is_none_or(Option::is_none) {
+                param_types[i] = Type::UUID;
+            }
+        }
         Ok(Some(Arc::new(WireStatement { prepared, param_types })))
     }
 
@@ -135,45 +142,46 @@ fn bind(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Vec<Sca
 /// if any (the rare case; usually nothing is copied):
 /// - date/time text Postgres reads but pgwire does not, respelled as
 ///   pgwire reads it ([`brikk_query::datetime::input`]);
-/// - a `uuid` the client declared (as text or as its 16 bytes), and a
-///   `numeric` it declared for a text parameter, passed on as text, which
-///   Brikk assigns to the column as Postgres's assignment casts would
-///   (psycopg sends a Python `UUID` or `Decimal` so).
+/// - a `uuid` the client declared, or sent for a parameter the server
+///   described as `uuid` (as text or as its 16 bytes), and a `numeric` it
+///   declared for a text parameter, passed on as text, which Brikk assigns
+///   to the column as Postgres's assignment casts would (psycopg sends a
+///   Python `UUID` or `Decimal` so, asyncpg a `UUID`).
 fn normalized(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<Option<Portal<Arc<WireStatement>>>> {
     use brikk_query::datetime::{rewrite, Target};
     let stmt = &portal.statement;
     let server = &stmt.statement.param_types;
     let declared = &stmt.parameter_types;
-    let as_text = |i: usize| match declared.get(i) {
-        Some(Some(t)) => *t == Type::UUID || (*t == Type::NUMERIC && server.get(i) == Some(&Type::TEXT)),
-        _ => false,
+    // A uuid declared by the client, or described by the server to a
+    // client that declared nothing.
+    let uuid = |i: usize| match declared.get(i) {
+        Some(Some(t)) => *t == Type::UUID,
+        _ => server.get(i) == Some(&Type::UUID),
     };
+    let as_text =
+        |i: usize| uuid(i) || (declared.get(i) == Some(&Some(Type::NUMERIC)) && server.get(i) == Some(&Type::TEXT));
     // The date/time parameters, as the plan typed them.
     let types = stmt.statement.prepared.param_types();
     let dated = types.iter().any(|t| Target::of(t).is_some());
-    if !dated && !(0..declared.len()).any(as_text) {
+    if !dated && !(0..portal.parameters.len()).any(as_text) {
         return Ok(None);
     }
     let mut parameters = portal.parameters.clone();
     let mut binary: Vec<bool> = (0..parameters.len()).map(|i| !portal.parameter_format.is_text(i)).collect();
     let mut hints = declared.clone();
+    hints.resize(hints.len().max(portal.parameters.len()), None);
     let mut changed = false;
     for (i, p) in parameters.iter_mut().enumerate() {
         if as_text(i) {
-            if binary[i] {
-                if declared.get(i) != Some(&Some(Type::UUID)) {
-                    continue;
-                }
-                if let Some(bytes) = p.as_deref() {
-                    let text = brikk_query::types::uuid_of_bytes(bytes).ok_or_else(|| {
-                        to_pg_error(&brikk_query::Error::InvalidText(format!(
-                            "a binary uuid has 16 bytes, not {}",
-                            bytes.len()
-                        )))
-                    })?;
-                    *p = Some(bytes::Bytes::from(text));
+            if uuid(i) {
+                // Read as Postgres reads a uuid: 16 bytes, or text in any
+                // of its spellings; passed on in canonical form.
+                if let Some(v) = p.as_deref() {
+                    *p = Some(bytes::Bytes::from(uuid_param_text(v, binary[i]).map_err(|e| to_pg_error(&e))?));
                 }
                 binary[i] = false;
+            } else if binary[i] {
+                continue;
             }
             hints[i] = Some(Type::TEXT);
             changed = true;
@@ -212,6 +220,21 @@ fn normalized(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<O
         false => Arc::new(StoredStatement::new(stmt.id.clone(), stmt.statement.clone(), hints)),
     };
     Portal::try_new(&bind, statement).map(Some)
+}
+
+/// The canonical text of a `uuid` parameter sent as its 16 bytes
+/// (`binary`) or as text.
+fn uuid_param_text(value: &[u8], binary: bool) -> brikk_query::Result<String> {
+    use brikk_query::types::{uuid_of_bytes, uuid_text};
+    use brikk_query::Error::InvalidText;
+    match binary {
+        true => {
+            uuid_of_bytes(value).ok_or_else(|| InvalidText(format!("a binary uuid has 16 bytes, not {}", value.len())))
+        }
+        false => uuid_text(
+            std::str::from_utf8(value).map_err(|_| InvalidText("invalid byte sequence in a uuid parameter".into()))?,
+        ),
+    }
 }
 
 /// Reads `timestamptz` parameters sent as text without an offset as local

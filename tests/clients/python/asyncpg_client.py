@@ -77,16 +77,36 @@ async def main():
         c.check(abs((now - aware).total_seconds()) < 300, f"_timestamp {ts!r} is not near now ({now})")
         c.check((row["_key"], row["task_id"], row["kind"], row["n"]) == ("t1", "t1", "build", 1), f"row {row!r}")
 
-    with c.step("UUID results in binary"):
+    with c.step("UUID parameters and results"):
         import uuid
         t = f"{s}_agents"
         await conn.execute(f"DROP TABLE IF EXISTS {t}")
         await conn.execute(f"CREATE TABLE {t} (id UUID PRIMARY KEY, note TEXT)")
-        agent = uuid.uuid4()
-        # The parameter is described as text: asyncpg takes a str for it.
-        await conn.execute(f"INSERT INTO {t} VALUES ($1, 'a')", str(agent))
+        agent, other_agent = uuid.uuid4(), uuid.uuid4()
+        # Parameters bound to a uuid column are described as uuid, so
+        # asyncpg takes UUID objects (in binary) as well as str for them.
+        await conn.execute(f"INSERT INTO {t} VALUES ($1, 'a')", agent)
+        await conn.execute(f"INSERT INTO {t} VALUES ($1, 'b')", str(other_agent))
         got = await conn.fetchval(f"SELECT id FROM {t} WHERE note = 'a'")
         c.check(isinstance(got, uuid.UUID) and got == agent, f"got {got!r}")
+        note = await conn.fetchval(f"SELECT note FROM {t} WHERE id = $1", agent)
+        c.check(note == "a", f"lookup by UUID got {note!r}")
+        n = await conn.fetchval(f"SELECT count(*) FROM {t} WHERE id IN ($1, $2)", agent, other_agent)
+        c.check(n == 2, f"IN with UUIDs counted {n!r}")
+        await conn.execute(f"UPDATE {t} SET note = $2 WHERE id = $1", agent, "a2")
+        await conn.execute(
+            f"INSERT INTO {t} VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET note = excluded.note", other_agent, "b2"
+        )
+        rows = await conn.fetch(f"SELECT id, note FROM {t} ORDER BY note")
+        c.check([(r["id"], r["note"]) for r in rows] == [(agent, "a2"), (other_agent, "b2")], f"rows {rows!r}")
+        await conn.execute(f"DELETE FROM {t} WHERE id = $1", agent)
+        left = await conn.fetchval(f"SELECT count(*) FROM {t}")
+        c.check(left == 1, f"{left!r} rows left after DELETE by UUID")
+        try:
+            await conn.execute(f"DELETE FROM {t} WHERE id = $1", "not-a-uuid")
+            c.check(False, "a malformed uuid parameter was accepted")
+        except asyncpg.DataError:
+            pass  # asyncpg refuses it before sending, as it does with PostgreSQL
         await conn.execute(f"DROP TABLE {t}")
 
     with c.step("transaction commit"):

@@ -200,6 +200,10 @@ with c.step("UUID keys and Decimal text"):
     conn.execute(f"INSERT INTO {t} VALUES (%s, %s)", (agent, decimal.Decimal("1.50")))
     got = conn.execute(f"SELECT id, note FROM {t} WHERE id = %s", (agent,)).fetchall()
     c.check(got == [(agent, "1.50")], f"got {got!r}")
+    # A str is sent untyped; the server describes the parameter as uuid and
+    # reads the text as Postgres reads a uuid (any case, braces allowed).
+    got = conn.execute(f"SELECT note FROM {t} WHERE id = %s", ("{" + str(agent).upper() + "}",)).fetchall()
+    c.check(got == [("1.50",)], f"lookup by upper-case uuid text got {got!r}")
     try:
         conn.execute(f"INSERT INTO {t} VALUES (%s, 'x')", ("not a uuid",))
         c.check(False, "a bad uuid was accepted")
