@@ -64,7 +64,7 @@ pub mod zone;
 
 pub use db::{Brikk, DATABASE};
 pub use error::{Error, ObjectKind, Result};
-pub use session::{Notification, Output, Prepared, Session, Subscription, TxnStatus};
+pub use session::{Notice, NoticeKind, Notification, Output, Prepared, Session, Subscription, TxnStatus};
 
 /// The version string reported as `server_version`: the Postgres protocol
 /// level Brikk speaks, and Brikk's own version.

@@ -4,10 +4,11 @@
 //! names a code. The match is exhaustive, so a new error variant does not
 //! compile until it has a code here.
 
-use brikk_query::{Error, ObjectKind};
+use brikk_query::{Error, NoticeKind, ObjectKind};
 
 /// SQLSTATE codes Brikk reports (Postgres appendix A names).
 pub mod code {
+    pub const SUCCESSFUL_COMPLETION: &str = "00000";
     pub const SYNTAX_ERROR: &str = "42601";
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const UNDEFINED_COLUMN: &str = "42703";
@@ -48,6 +49,17 @@ pub mod code {
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const INVALID_AUTHORIZATION: &str = "28000";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
+}
+
+/// The severity and SQLSTATE of a notice.
+pub fn notice_state(kind: NoticeKind) -> (&'static str, &'static str) {
+    use code::*;
+    match kind {
+        NoticeKind::DoesNotExist => ("NOTICE", SUCCESSFUL_COMPLETION),
+        NoticeKind::AlreadyExists => ("NOTICE", DUPLICATE_TABLE),
+        NoticeKind::ActiveTransaction => ("WARNING", ACTIVE_SQL_TRANSACTION),
+        NoticeKind::NoActiveTransaction => ("WARNING", NO_ACTIVE_SQL_TRANSACTION),
+    }
 }
 
 /// The SQLSTATE of an error.

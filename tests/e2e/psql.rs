@@ -129,3 +129,54 @@ fn meta_commands_describe_streams_tables_and_the_connection() {
         )
     );
 }
+
+#[test]
+fn notices_and_warnings_reach_psql_with_their_sqlstate() {
+    let (dir, server) = fresh();
+    let script = "CREATE TABLE t (id INT PRIMARY KEY);\n\
+                  CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY);\n\
+                  CREATE STREAM IF NOT EXISTS s (x TEXT);\n\
+                  CREATE STREAM IF NOT EXISTS s (x TEXT);\n\
+                  DROP TABLE IF EXISTS nope;\n\
+                  DROP STREAM IF EXISTS nope_either;\n\
+                  COMMIT;\n\
+                  ROLLBACK;\n\
+                  SET LOCAL TimeZone = 'Europe/Paris';\n\
+                  SHOW TimeZone;\n\
+                  BEGIN;\n\
+                  BEGIN;\n\
+                  INSERT INTO s VALUES ('kept');\n\
+                  COMMIT;\n\
+                  SELECT count(*) AS n FROM s;\n\
+                  INSERT INTO s VALUES ('implicit'); COMMIT;\n";
+    let file = dir.path().join("notices.sql");
+    std::fs::write(&file, script).unwrap();
+    let out = server
+        .psql_command(&["-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-f", file.to_str().unwrap()])
+        .output()
+        .expect("running psql");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "NOTICE:  42P07: relation \"t\" already exists, skipping",
+        "NOTICE:  42P07: relation \"s\" already exists, skipping",
+        "NOTICE:  00000: table \"nope\" does not exist, skipping",
+        "NOTICE:  00000: stream \"nope_either\" does not exist, skipping",
+        "WARNING:  25P01: SET LOCAL can only be used in transaction blocks",
+        "WARNING:  25001: there is already a transaction in progress",
+    ] {
+        assert_eq!(stderr.matches(expected).count(), 1, "{expected:?} once in:\n{stderr}");
+    }
+    // COMMIT and ROLLBACK outside a transaction: one warning each; and
+    // COMMIT ending the implicit transaction of a multi-statement string
+    // commits it and warns too, as in Postgres.
+    assert_eq!(stderr.matches("WARNING:  25P01: there is no transaction in progress").count(), 3, "{stderr}");
+    // The first CREATE STREAM IF NOT EXISTS created it: no notice for it.
+    assert_eq!(stderr.matches("NOTICE").count(), 4, "{stderr}");
+    // Notices change nothing else: SET LOCAL did nothing, the nested BEGIN's
+    // transaction committed.
+    assert!(stdout.contains(" UTC"), "{stdout}");
+    assert!(stdout.contains(" 1\n"), "{stdout}");
+    let n = server.psql(&["-t", "-c", "SELECT count(*) FROM s"]).unwrap();
+    assert_eq!(n.trim(), "2", "the implicit transaction committed");
+}

@@ -15,6 +15,7 @@ use datafusion::sql::sqlparser::ast::{self, Set};
 use super::groups::SessionGroups;
 use super::insert::{InsertPlan, Inserted};
 use super::listen::{Listening, Notification};
+use super::notice::{Notice, NoticeKind};
 use super::output::{Output, TxnStatus};
 use super::prepared::{self, Prepared, PreparedKind};
 use super::vars::Vars;
@@ -95,6 +96,8 @@ pub struct Session {
     /// After a `SET LOCAL` in the open transaction: the parameters as its
     /// other changes leave them, which a commit keeps.
     vars_session: Option<Vars>,
+    /// Notices raised since the server last took them ([`Session::take_notices`]).
+    notices: Vec<Notice>,
 }
 
 /// How often an autocommit statement on a table runs again when a row it
@@ -116,12 +119,15 @@ impl Session {
             zoned: Default::default(),
             vars_before: None,
             vars_session: None,
+            notices: Vec::new(),
         }
     }
 
     /// Aborts the transaction if a result stream failed since the last
-    /// call, and closes the cursors of ended transactions.
+    /// call, and closes the cursors of ended transactions. Notices the
+    /// caller did not take are dropped: they belong to the last call.
     fn settle(&mut self) {
+        self.notices.clear();
         if self.stream_failed.swap(false, Ordering::AcqRel) {
             self.fail();
         }
@@ -154,6 +160,14 @@ impl Session {
     /// receiver was never taken accepts LISTEN and drops its notifications.
     pub fn notifications(&mut self) -> tokio::sync::mpsc::Receiver<Notification> {
         self.listening.receiver()
+    }
+
+    /// The notices the last [`Session::execute`] or
+    /// [`Session::execute_prepared`] raised, in order; the server sends
+    /// them before the statements' results. The next call drops the ones
+    /// not taken.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
     }
 
     /// The session's configuration parameters.
@@ -345,7 +359,10 @@ impl Session {
                     archive: cs.archive,
                     changelog_of: None,
                 };
-                self.db.shared().store.create_stream(def, cs.if_not_exists).await?;
+                let name = def.name.clone();
+                if self.db.shared().store.create_stream(def, cs.if_not_exists).await?.is_none() {
+                    self.notices.push(Notice::skipped_create(&name));
+                }
                 Ok(command("CREATE STREAM", None))
             }
             Statement::DropStream { names, if_exists } => {
@@ -357,7 +374,9 @@ impl Session {
                     }
                 }
                 for name in &names {
-                    store.drop_stream(name, if_exists).await?;
+                    if !store.drop_stream(name, if_exists).await? {
+                        self.notices.push(Notice::skipped_drop("stream", name));
+                    }
                 }
                 Ok(command("DROP STREAM", None))
             }
@@ -390,12 +409,16 @@ impl Session {
                     // BEGIN inside a multi-statement string makes the
                     // implicit transaction explicit; a nested BEGIN is a
                     // no-op, as Postgres warns and carries on.
-                    Txn::Active { implicit, .. } => *implicit = false,
+                    Txn::Active { implicit, .. } if *implicit => *implicit = false,
+                    Txn::Active { .. } => self
+                        .notices
+                        .push(Notice::new(NoticeKind::ActiveTransaction, "there is already a transaction in progress")),
                     Txn::Failed { .. } => return Err(Error::InFailedTransaction),
                 }
                 Ok(Output::Begin)
             }
             S::Commit { chain: false, .. } => match std::mem::replace(&mut self.txn, Txn::Idle) {
+                // Postgres commits an implicit transaction too, and warns.
                 Txn::Failed { writes, .. } => {
                     self.listening.pending.clear();
                     self.rows = Arc::default();
@@ -403,8 +426,14 @@ impl Session {
                     self.restore_vars();
                     Ok(Output::End { tag: "ROLLBACK".into() })
                 }
-                Txn::Idle => Ok(Output::End { tag: "COMMIT".into() }),
+                Txn::Idle => {
+                    self.notices.push(Notice::no_transaction());
+                    Ok(Output::End { tag: "COMMIT".into() })
+                }
                 active => {
+                    if let Txn::Active { implicit: true, .. } = active {
+                        self.notices.push(Notice::no_transaction());
+                    }
                     self.txn = active;
                     self.commit().await?;
                     Ok(Output::End { tag: "COMMIT".into() })
@@ -413,13 +442,16 @@ impl Session {
             S::Rollback { chain: false, savepoint: None } => {
                 self.listening.pending.clear();
                 self.rows = Arc::default();
+                if let Txn::Active { implicit: true, .. } = self.txn {
+                    self.notices.push(Notice::no_transaction());
+                }
                 match std::mem::replace(&mut self.txn, Txn::Idle) {
                     Txn::Active { writes, .. } | Txn::Failed { writes, .. } => {
                         discard(writes);
                         self.cursors.rolled_back(self.txn_serial);
                         self.restore_vars();
                     }
-                    Txn::Idle => {}
+                    Txn::Idle => self.notices.push(Notice::no_transaction()),
                 }
                 Ok(Output::End { tag: "ROLLBACK".into() })
             }
@@ -523,7 +555,10 @@ impl Session {
                 self.ddl_allowed("CREATE TABLE").await?;
                 let def = crate::tables::ddl::table_def(&ct)?;
                 crate::defaults::check(&self.state(), &def.columns)?;
-                self.db.shared().store.create_table(def, ct.if_not_exists).await?;
+                let name = def.name.clone();
+                if self.db.shared().store.create_table(def, ct.if_not_exists).await?.is_none() {
+                    self.notices.push(Notice::skipped_create(&name));
+                }
                 Ok(command("CREATE TABLE", None))
             }
             S::Drop { object_type: ast::ObjectType::Table, names, if_exists, .. } => {
@@ -542,7 +577,9 @@ impl Session {
                     }
                 }
                 for name in &names {
-                    store.drop_table(name, if_exists).await?;
+                    if !store.drop_table(name, if_exists).await? {
+                        self.notices.push(Notice::skipped_drop("table", name));
+                    }
                 }
                 Ok(command("DROP TABLE", None))
             }
@@ -800,6 +837,8 @@ impl Session {
             _ => false,
         };
         if local && !matches!(self.txn, Txn::Active { .. }) {
+            self.notices
+                .push(Notice::new(NoticeKind::NoActiveTransaction, "SET LOCAL can only be used in transaction blocks"));
             return Ok(command("SET", None));
         }
         self.before_vars_change();

@@ -23,11 +23,12 @@ use pgwire::api::ConnectionHandle;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
+use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
-use crate::sqlstate::sqlstate;
+use crate::sqlstate::{notice_state, sqlstate};
 
 /// An error as the client sees it: severity ERROR, its SQLSTATE, message.
 pub fn to_pg_error(e: &Error) -> PgWireError {
@@ -42,9 +43,11 @@ pub(crate) fn error_info(e: &Error) -> ErrorInfo {
     info
 }
 
-/// Sends a ParameterStatus for each reported parameter the session's last
-/// statements changed (`SET TIME ZONE`, `SET application_name`), as
-/// Postgres does before the statement's CommandComplete.
+/// Sends what the session's last statements raised besides their
+/// results, as Postgres does before the statement's CommandComplete: a
+/// ParameterStatus for each reported parameter they changed (`SET TIME
+/// ZONE`, `SET application_name`), and their notices (`DROP … IF EXISTS`
+/// of nothing, `COMMIT` outside a transaction).
 pub(crate) async fn report_changes<C>(client: &mut C, session: &mut brikk_query::Session) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -52,6 +55,11 @@ where
 {
     for (name, value) in session.vars().take_changed() {
         client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.to_string(), value))).await?;
+    }
+    for notice in session.take_notices() {
+        let (severity, code) = notice_state(notice.kind);
+        let info = ErrorInfo::new(severity.to_owned(), code.to_owned(), notice.message);
+        client.feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info))).await?;
     }
     Ok(())
 }

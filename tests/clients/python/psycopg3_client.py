@@ -211,6 +211,15 @@ with c.step("UUID keys and Decimal text"):
         pass
     conn.execute(f"DROP TABLE {t}")
 
+with c.step("notices over the extended protocol"):
+    notices = []
+    conn.add_notice_handler(lambda d: notices.append((d.severity, d.sqlstate, d.message_primary)))
+    conn.execute("DROP TABLE IF EXISTS no_such_table")
+    conn.execute("CREATE STREAM IF NOT EXISTS " + s + " (task_id TEXT)")
+    want = [("NOTICE", "00000", 'table "no_such_table" does not exist, skipping'),
+            ("NOTICE", "42P07", f'relation "{s}" already exists, skipping')]
+    c.check(notices == want, f"notices {notices!r}")
+
 with c.step("drop stream"):
     conn.execute(f"DROP STREAM {s}")
     conn.close()
