@@ -10,6 +10,9 @@ use datafusion::arrow::array::{
     Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, DFSchemaRef, ExprSchema};
+use datafusion::logical_expr::{Expr, LogicalPlan, Operator};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{self, TimezoneInfo};
 
@@ -66,6 +69,90 @@ pub fn column_field(name: &str, ty: ColumnType, nullable: bool) -> Field {
 /// Whether `field` is a `uuid` column ([`column_field`]).
 pub fn is_uuid_field(field: &Field) -> bool {
     field.metadata().get(PG_TYPE_METADATA).map(String::as_str) == Some(ColumnType::Uuid.sql_name())
+}
+
+/// `e` with the text literals it compares with a `uuid` column (`=`,
+/// `<>`, `<`…, `IS [NOT] DISTINCT FROM`, `IN`) in canonical form: Postgres
+/// reads such a literal as a `uuid`, so `id = 'A0EEBC99-…'` finds the row
+/// stored as `a0eebc99-…`. Text that is not a uuid is refused with `22P02`,
+/// as there. Columns are resolved in `schemas`.
+pub(crate) fn uuid_literals(e: Expr, schemas: &[&DFSchema]) -> Result<Expr> {
+    let is_uuid = |e: &Expr| {
+        let Expr::Column(c) = e else { return false };
+        schemas.iter().any(|s| s.field_from_column(c).is_ok_and(|f| is_uuid_field(f)))
+    };
+    let mut failed = None;
+    let mut canonical = |e: Expr| match e {
+        Expr::Literal(ScalarValue::Utf8(Some(text)), meta) => match uuid_text(&text) {
+            Ok(t) => Expr::Literal(ScalarValue::Utf8(Some(t)), meta),
+            Err(err) => {
+                failed.get_or_insert(err);
+                Expr::Literal(ScalarValue::Utf8(Some(text)), meta)
+            }
+        },
+        other => other,
+    };
+    let out = e
+        .transform_up(|e| {
+            Ok(match e {
+                Expr::BinaryExpr(mut b) if compares(b.op) && (is_uuid(&b.left) || is_uuid(&b.right)) => {
+                    b.left = Box::new(canonical(*b.left));
+                    b.right = Box::new(canonical(*b.right));
+                    Transformed::yes(Expr::BinaryExpr(b))
+                }
+                Expr::InList(mut l) if is_uuid(&l.expr) => {
+                    l.list = l.list.into_iter().map(&mut canonical).collect();
+                    Transformed::yes(Expr::InList(l))
+                }
+                e => Transformed::no(e),
+            })
+        })?
+        .data;
+    match failed {
+        Some(err) => Err(err),
+        None => Ok(out),
+    }
+}
+
+/// [`uuid_literals`] in every expression of `plan` and its subqueries, each
+/// against its node's inputs. A plan with no text literal is returned as
+/// it is, without a walk that rebuilds it.
+pub(crate) fn uuid_literals_in_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let mut text = false;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            text |= e.exists(|e| Ok(matches!(e, Expr::Literal(ScalarValue::Utf8(Some(_)), _))))?;
+            Ok(if text { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        })
+    })?;
+    if !text {
+        return Ok(plan);
+    }
+    let mut failed = None;
+    let out = plan
+        .transform_up_with_subqueries(|node| {
+            let inputs: Vec<DFSchemaRef> = node.inputs().iter().map(|p| p.schema().clone()).collect();
+            let schemas: Vec<&DFSchema> = inputs.iter().map(|s| s.as_ref()).collect();
+            node.map_expressions(|e| match uuid_literals(e.clone(), &schemas) {
+                Ok(changed) if changed != e => Ok(Transformed::yes(changed)),
+                Ok(_) => Ok(Transformed::no(e)),
+                Err(err) => {
+                    failed.get_or_insert(err);
+                    Ok(Transformed::no(e))
+                }
+            })
+        })?
+        .data;
+    match failed {
+        Some(err) => Err(err),
+        None => Ok(out),
+    }
+}
+
+/// Whether `op` compares its two sides.
+fn compares(op: Operator) -> bool {
+    use Operator::*;
+    matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq | IsDistinctFrom | IsNotDistinctFrom)
 }
 
 /// `text` as a canonical UUID (lower-case, 8-4-4-4-12), as Postgres reads

@@ -1006,7 +1006,7 @@ impl Brikk {
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_) => {
                 Err(Error::Unsupported(format!("{} in this position", plan.display())))
             }
-            _ => Ok(plan),
+            _ => crate::types::uuid_literals_in_plan(plan),
         }
     }
 

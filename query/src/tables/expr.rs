@@ -60,6 +60,7 @@ impl Scope {
         if expr.exists(|e| Ok(matches!(e, Expr::AggregateFunction(_) | Expr::WindowFunction(_))))? {
             return Err(Error::Plan("aggregate and window functions are not allowed here".into()));
         }
+        let expr = crate::types::uuid_literals(expr, &[&self.row])?;
         Ok(expr.infer_placeholder_types(&self.row)?.0)
     }
 
