@@ -163,7 +163,9 @@ fn normalized(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<O
     // The date/time parameters, as the plan typed them.
     let types = stmt.statement.prepared.param_types();
     let dated = types.iter().any(|t| Target::of(t).is_some());
-    if !dated && !(0..portal.parameters.len()).any(as_text) {
+    // Usually nothing to do: checked without a walk over every parameter.
+    let described_uuid = stmt.statement.prepared.uuid_params();
+    if !dated && !(0..declared.len()).any(as_text) && !described_uuid.iter().any(|&i| as_text(i)) {
         return Ok(None);
     }
     let mut parameters = portal.parameters.clone();
