@@ -131,3 +131,58 @@ async fn a_hundred_listeners_get_every_record_in_order_while_one_is_stalled() {
     let n: i64 = admin.query_one("SELECT count(*) FROM ticks", &[]).await.unwrap().get(0);
     assert_eq!(n, records as i64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_notify_sends_one_notification_per_row_with_parameters() {
+    let (_dir, server) = fresh();
+    let admin = server.client().await.unwrap();
+    let (l, mut rx, _stall) = listener(&server.conn_str()).await;
+    // pg_notify takes the channel as it is, case and all; LISTEN folds an
+    // unquoted name to lower case, as in Postgres.
+    l.batch_execute("LISTEN \"Agents\"; LISTEN jobs").await.unwrap();
+
+    // Prepared, with parameters (NOTIFY takes none): one null row back.
+    let rows = admin.query("SELECT pg_notify($1, $2)", &[&"Agents", &"hello"]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].columns()[0].name(), "pg_notify");
+    assert_eq!(rows[0].get::<_, Option<String>>(0), None);
+    assert_eq!(next(&mut rx).await, ("Agents".into(), "hello".into()));
+
+    // Once per row of a query, in its order; through the simple protocol.
+    admin.batch_execute("CREATE TABLE jobs (id BIGINT PRIMARY KEY, state TEXT)").await.unwrap();
+    admin.batch_execute("INSERT INTO jobs VALUES (1, 'new'), (2, 'new'), (3, 'done')").await.unwrap();
+    let msgs = admin
+        .simple_query("SELECT pg_notify('jobs', id || ':' || state) FROM jobs WHERE state = 'new' ORDER BY id")
+        .await
+        .unwrap();
+    let rows = msgs.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count();
+    assert_eq!(rows, 2);
+    assert_eq!(next(&mut rx).await, ("jobs".into(), "1:new".into()));
+    assert_eq!(next(&mut rx).await, ("jobs".into(), "2:new".into()));
+
+    // In a transaction, sent at COMMIT only; a rollback drops it.
+    admin.batch_execute("BEGIN; SELECT pg_notify('jobs', 'lost'); ROLLBACK").await.unwrap();
+    admin.batch_execute("BEGIN").await.unwrap();
+    admin.query("SELECT pg_notify($1, $2)", &[&"jobs", &"kept"]).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(200), rx.recv()).await.is_err(), "nothing before COMMIT");
+    admin.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(next(&mut rx).await, ("jobs".into(), "kept".into()));
+
+    // Refused as Postgres refuses them; nothing of the statement is sent.
+    let none: Option<&str> = None;
+    for (channel, payload) in
+        [(none, Some("x".to_string())), (Some(""), Some("x".into())), (Some("jobs"), Some("y".repeat(9000)))]
+    {
+        let e = admin.query("SELECT pg_notify($1, $2)", &[&channel, &payload]).await.unwrap_err();
+        assert_eq!(sqlstate(&e).as_deref(), Some("22023"), "{e:?}");
+    }
+    let e = admin
+        .batch_execute("SELECT pg_notify(CASE WHEN id = 3 THEN '' ELSE 'jobs' END, 'x') FROM jobs ORDER BY id")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("22023"));
+    assert!(tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err(), "no partial sends");
+    // A NULL payload is empty, as in Postgres.
+    admin.query("SELECT pg_notify('jobs', $1)", &[&none]).await.unwrap();
+    assert_eq!(next(&mut rx).await, ("jobs".into(), String::new()));
+}

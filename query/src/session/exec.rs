@@ -304,6 +304,12 @@ impl Session {
                     if params.is_empty() { (**plan).clone() } else { (**plan).clone().with_param_values(params)? };
                 Ok(self.run_plan(plan).await?.named(names.as_ref()))
             }
+            PreparedKind::Notify(plan) => {
+                self.check_not_failed()?;
+                let plan =
+                    if params.is_empty() { (**plan).clone() } else { (**plan).clone().with_param_values(params)? };
+                self.pg_notify(plan).await
+            }
         }
     }
 
@@ -514,15 +520,7 @@ impl Session {
                 Ok(command("UNLISTEN", None))
             }
             S::NOTIFY { channel, payload } => {
-                let channel = crate::sql::parser::normalize(&channel);
-                let payload = payload.unwrap_or_default();
-                if payload.len() >= MAX_PAYLOAD {
-                    return Err(Error::InvalidParameter("payload string too long".into()));
-                }
-                match self.txn {
-                    Txn::Active { .. } => self.listening.pending.push((channel, payload)),
-                    _ => self.db.shared().hub.notify(&channel, &payload),
-                }
+                self.notify(crate::sql::parser::normalize(&channel), payload.unwrap_or_default())?;
                 Ok(command("NOTIFY", None))
             }
             S::Deallocate { .. } => Ok(command("DEALLOCATE", None)),
@@ -595,6 +593,12 @@ impl Session {
                     .ok_or_else(|| Error::Internal("table vanished".into()))?;
                 let plan = DmlPlan::new(&statement, table, &self.state(), &[]).await?;
                 Ok(explain_text(&plan.explain()))
+            }
+            S::Query(q) if crate::session::listen::pg_notify_arguments(&q).is_some() => {
+                let args = crate::session::listen::pg_notify_arguments(&q).expect("checked");
+                let (plan, _) = self.db.plan_named(S::Query(Box::new(args)), self.vars.zone()).await?;
+                let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
+                self.pg_notify(plan).await
             }
             s if is_query(&s) => self.query(s, params).await,
             S::Declare { mut stmts } if stmts.len() == 1 => self.declare(stmts.remove(0), params).await,
@@ -723,6 +727,54 @@ impl Session {
         let (plan, names) = self.db.plan_named(stmt, self.vars.zone()).await?;
         let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
         Ok(self.run_plan(plan).await?.named(names.as_ref()))
+    }
+
+    /// Sends `payload` on `channel` (`NOTIFY`, `pg_notify`): at once, or at
+    /// COMMIT inside a transaction.
+    fn notify(&mut self, channel: String, payload: String) -> Result<()> {
+        check_notification(&channel, &payload)?;
+        match self.txn {
+            Txn::Active { .. } => self.listening.pending.push((channel, payload)),
+            _ => self.db.shared().hub.notify(&channel, &payload),
+        }
+        Ok(())
+    }
+
+    /// Runs `plan` (the (channel, payload) rows of a `SELECT pg_notify(…)`)
+    /// and notifies each row, as Postgres calls the function once per row:
+    /// a NULL channel is refused, a NULL payload is empty. Returns one
+    /// null `pg_notify` per row. The rows are all computed first, so an
+    /// error in any of them notifies nothing.
+    async fn pg_notify(&mut self, plan: LogicalPlan) -> Result<Output> {
+        use datafusion::arrow::array::{Array, StringArray};
+        use datafusion::arrow::compute::cast;
+        use futures::TryStreamExt;
+        let Output::Rows(rows) = self.run_plan(plan).await? else {
+            return Err(Error::Internal("pg_notify: a query without rows".into()));
+        };
+        let batches: Vec<RecordBatch> = rows.try_collect().await?;
+        let mut sends = Vec::new();
+        for batch in &batches {
+            let text = |i: usize| -> Result<StringArray> {
+                let col = cast(batch.column(i), &DataType::Utf8)?;
+                Ok(col.as_any().downcast_ref::<StringArray>().expect("cast to Utf8").clone())
+            };
+            let (channels, payloads) = (text(0)?, text(1)?);
+            for (channel, payload) in channels.iter().zip(payloads.iter()) {
+                sends.push((channel.unwrap_or_default().to_string(), payload.unwrap_or_default().to_string()));
+            }
+        }
+        let n = sends.len();
+        for (channel, payload) in &sends {
+            check_notification(channel, payload)?;
+        }
+        for (channel, payload) in sends {
+            self.notify(channel, payload)?;
+        }
+        let schema = crate::session::listen::pg_notify_schema();
+        let column: Arc<dyn Array> = Arc::new(StringArray::new_null(n));
+        let batch = RecordBatch::try_new(schema.clone(), vec![column])?;
+        Ok(Output::Rows(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(vec![Ok(batch)])))))
     }
 
     async fn run_plan(&self, plan: LogicalPlan) -> Result<Output> {
@@ -956,6 +1008,18 @@ fn apply_set(vars: &mut Vars, set: &Set) -> Result<()> {
         // Brikk's isolation is fixed; accept the statements drivers send.
         Set::SetTransaction { .. } | Set::SetSessionParam(_) => {}
         other => return Err(Error::Unsupported(other.to_string())),
+    }
+    Ok(())
+}
+
+/// Refuses what Postgres refuses to notify: an empty (or NULL) channel, a
+/// payload of [`MAX_PAYLOAD`] bytes or more.
+fn check_notification(channel: &str, payload: &str) -> Result<()> {
+    if channel.is_empty() {
+        return Err(Error::InvalidParameter("channel name cannot be empty".into()));
+    }
+    if payload.len() >= MAX_PAYLOAD {
+        return Err(Error::InvalidParameter("payload string too long".into()));
     }
     Ok(())
 }

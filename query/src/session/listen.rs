@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use brikk_storage::codec::Record;
 use brikk_storage::{Store, StreamHandle};
+use datafusion::sql::sqlparser::ast;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
@@ -231,4 +232,43 @@ pub fn payload(s: &StreamHandle, partition: u32, r: &Record) -> String {
     }
     head.insert("truncated".into(), true.into());
     serde_json::Value::Object(head).to_string()
+}
+
+/// `SELECT pg_notify(channel, payload) [FROM … WHERE …]`: the query that
+/// computes the (channel, payload) pairs to notify, one per row, if `q`
+/// is such a call and nothing else. Postgres's `pg_notify` is a function
+/// with a side effect; Brikk runs it as a statement of its own, which is
+/// how drivers use it (`NOTIFY` takes no parameters, `pg_notify($1, $2)`
+/// does).
+pub(crate) fn pg_notify_arguments(q: &ast::Query) -> Option<ast::Query> {
+    let ast::SetExpr::Select(select) = q.body.as_ref() else { return None };
+    let [item] = select.projection.as_slice() else { return None };
+    let (ast::SelectItem::UnnamedExpr(ast::Expr::Function(f))
+    | ast::SelectItem::ExprWithAlias { expr: ast::Expr::Function(f), .. }) = item
+    else {
+        return None;
+    };
+    let named = matches!(f.name.0.as_slice(), [ast::ObjectNamePart::Identifier(i)] if i.value.eq_ignore_ascii_case("pg_notify"));
+    let ast::FunctionArguments::List(list) = &f.args else { return None };
+    let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(channel)), ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(payload))] =
+        list.args.as_slice()
+    else {
+        return None;
+    };
+    if !named || f.over.is_some() || f.filter.is_some() {
+        return None;
+    }
+    let mut args = q.clone();
+    let ast::SetExpr::Select(select) = args.body.as_mut() else { return None };
+    select.projection = vec![
+        ast::SelectItem::ExprWithAlias { expr: channel.clone(), alias: ast::Ident::new("channel") },
+        ast::SelectItem::ExprWithAlias { expr: payload.clone(), alias: ast::Ident::new("payload") },
+    ];
+    Some(args)
+}
+
+/// The one column `pg_notify` returns (Postgres's `void`: always null).
+pub(crate) fn pg_notify_schema() -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    Arc::new(Schema::new(vec![Field::new("pg_notify", DataType::Utf8, true)]))
 }

@@ -41,6 +41,8 @@ pub(crate) enum PreparedKind {
     Lookup(Box<LookupPlan>),
     /// A query, with the Postgres names of its columns.
     Query(Box<LogicalPlan>, Option<ColumnNames>),
+    /// `SELECT pg_notify(…)`: the query of its (channel, payload) rows.
+    Notify(Box<LogicalPlan>),
     /// Statements without parameters or planning (BEGIN, SET, DDL): run as is.
     Other(Box<Statement>, Option<SchemaRef>),
     /// `DECLARE … CURSOR FOR query`, with the types of the query's
@@ -70,7 +72,7 @@ impl Prepared {
             PreparedKind::Insert(p) => p.param_types.clone(),
             PreparedKind::Dml(p) => p.param_types.clone(),
             PreparedKind::Lookup(p) => p.param_types.clone(),
-            PreparedKind::Query(plan, _) => query_param_types(plan, declared)?,
+            PreparedKind::Query(plan, _) | PreparedKind::Notify(plan) => query_param_types(plan, declared)?,
             PreparedKind::Other(stmt, _) => match stmt.as_ref() {
                 Statement::Group(g) => vec![DataType::Int64; g.param_count()],
                 _ => Vec::new(),
@@ -108,6 +110,7 @@ impl Prepared {
         match &self.kind {
             PreparedKind::Query(plan, None) => Some(plan.schema().inner().clone()),
             PreparedKind::Query(plan, Some(names)) => Some(names.apply(plan.schema().inner())),
+            PreparedKind::Notify(_) => Some(crate::session::listen::pg_notify_schema()),
             PreparedKind::Dml(plan) => plan.returning_schema(),
             PreparedKind::Insert(plan) => plan.returning_schema(),
             PreparedKind::Lookup(plan) => Some(plan.schema()),
@@ -266,6 +269,11 @@ impl Brikk {
                         .ok_or_else(|| Error::Internal("table vanished".into()))?;
                     let plan = DmlPlan::new(&s, table, &state, declared).await?;
                     PreparedKind::Dml(Box::new(plan))
+                }
+                ast::Statement::Query(q) if crate::session::listen::pg_notify_arguments(&q).is_some() => {
+                    let args = crate::session::listen::pg_notify_arguments(&q).expect("checked");
+                    let (plan, _) = self.plan_named(ast::Statement::Query(Box::new(args)), zone).await?;
+                    PreparedKind::Notify(Box::new(plan))
                 }
                 ast::Statement::Query(q) => match LookupPlan::try_new(&q, &self.shared().store, &state, declared)? {
                     Some(plan) => PreparedKind::Lookup(Box::new(plan)),
