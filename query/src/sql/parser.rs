@@ -165,6 +165,7 @@ fn parse_piece(
                 0 => return Ok(None),
                 1 => {
                     let mut stmt = stmts.remove(0);
+                    crate::sql::pg_compat::check(&stmt)?;
                     crate::sql::pg_compat::rewrite(&mut stmt);
                     Statement::Sql(Box::new(stmt))
                 }

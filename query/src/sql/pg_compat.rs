@@ -24,8 +24,37 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
     FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax,
-    ObjectName, OneOrManyWithParens, Query, SelectItem, SetExpr, Statement, TableFactor, VisitMut, VisitorMut,
+    NonBlock, ObjectName, OneOrManyWithParens, Query, SelectItem, SetExpr, Statement, TableFactor, Visit, VisitMut,
+    Visitor, VisitorMut,
 };
+
+/// Refuses, with `0A000`, Postgres forms Brikk would otherwise accept and
+/// quietly run with another meaning: `FOR UPDATE … SKIP LOCKED` and
+/// `NOWAIT` (Brikk takes no row locks, so nothing would be skipped: two
+/// workers would get the same rows). A plain `FOR UPDATE`/`FOR SHARE` is
+/// accepted: a transaction that read and then wrote a row fails its COMMIT
+/// with `40001` if another wrote the row first, which keeps what the lock
+/// protects in Postgres.
+pub fn check(stmt: &Statement) -> crate::error::Result<()> {
+    struct Locks;
+    impl Visitor for Locks {
+        type Break = &'static str;
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<&'static str> {
+            match query.locks.iter().find_map(|l| l.nonblock.as_ref()) {
+                Some(NonBlock::SkipLocked) => ControlFlow::Break("SKIP LOCKED"),
+                Some(NonBlock::Nowait) => ControlFlow::Break("NOWAIT"),
+                None => ControlFlow::Continue(()),
+            }
+        }
+    }
+    match stmt.visit(&mut Locks) {
+        ControlFlow::Break(what) => Err(crate::error::Error::Unsupported(format!(
+            "FOR UPDATE … {what} (Brikk takes no row locks; a queue group hands out work: \
+             CLAIM … FROM stream GROUP name, then ACK)"
+        ))),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
 
 /// Rewrites the forms above everywhere in `stmt`.
 pub fn rewrite(stmt: &mut Statement) {

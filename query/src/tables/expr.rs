@@ -52,6 +52,11 @@ impl Scope {
     /// Plans an expression of the statement. Parameters it uses get the
     /// type of what they are compared with, where DataFusion can tell.
     pub(crate) fn plan(&self, state: &SessionState, e: &ast::Expr) -> Result<Expr> {
+        // Refused before planning: DataFusion would plan the subquery
+        // without a catalog and report its tables as unknown.
+        if has_subquery(e) {
+            return Err(Error::Unsupported("a subquery in UPDATE, DELETE or ON CONFLICT of a table".into()));
+        }
         let with_alias = ast::ExprWithAlias { expr: e.clone(), alias: None };
         let expr = state.create_logical_expr_from_sql_expr(with_alias, &self.row)?;
         if expr.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_))))? {
@@ -78,6 +83,24 @@ impl Scope {
     pub(crate) fn field_of(&self, e: &Expr) -> Result<Field> {
         Ok(e.to_field(&self.row)?.1.as_ref().clone())
     }
+}
+
+/// Whether `e` holds a subquery (scalar, `IN (SELECT …)`, `EXISTS`).
+fn has_subquery(e: &ast::Expr) -> bool {
+    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    struct Find;
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &ast::Expr) -> std::ops::ControlFlow<()> {
+            match e {
+                ast::Expr::Subquery(_) | ast::Expr::InSubquery { .. } | ast::Expr::Exists { .. } => {
+                    std::ops::ControlFlow::Break(())
+                }
+                _ => std::ops::ControlFlow::Continue(()),
+            }
+        }
+    }
+    e.visit(&mut Find).is_break()
 }
 
 /// The zero-based index of parameter `id` (`$1` is 0).
