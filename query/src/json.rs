@@ -7,7 +7,8 @@
 //!   so it can be chained (`fact -> 'a' -> 'b'`);
 //! - `a @> b` / `a <@ b` is JSON containment ([`json_contains_value`]).
 //!
-//! `json_build_object(k, v, ...)` is Postgres' ([`JsonBuildObject`]).
+//! `json_build_object(k, v, ...)` and `jsonb_build_object` are Postgres'
+//! ([`JsonBuildObject`]).
 //!
 //! Casts to `json` and `jsonb` are rewritten to calls of [`JSON_CAST`] and
 //! [`JSONB_CAST`] ([`JsonCast`]): the text, checked to be JSON (`22P02`
@@ -17,16 +18,18 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, BooleanArray, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::DFSchema;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::expr::{Alias, ScalarFunction};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::utils::{format_state_name, AggregateOrderSensitivity};
 use datafusion::logical_expr::{
-    create_udf, ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature, Volatility,
+    create_udf, Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
@@ -41,7 +44,10 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     // Ours first: the first planner that plans an operator wins.
     registry.register_expr_planner(Arc::new(PostgresJsonPlanner))?;
     registry.register_udf(Arc::new(contains_udf()))?;
-    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::default())))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::new(ColumnType::Json))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::new(ColumnType::Jsonb))))?;
+    registry.register_udaf(Arc::new(AggregateUDF::new_from_impl(JsonAgg::new(ColumnType::Json))))?;
+    registry.register_udaf(Arc::new(AggregateUDF::new_from_impl(JsonAgg::new(ColumnType::Jsonb))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Json))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Jsonb))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Uuid))))?;
@@ -133,24 +139,31 @@ fn contains_udf() -> ScalarUDF {
     )
 }
 
-/// Postgres' `json_build_object(key, value, ...)`: an object from
-/// alternating keys and values, typed `json`. Keys are text (a NULL key is
-/// an error); values keep their JSON kind: numbers, booleans, NULL as
-/// `null`, `json`/`jsonb` values embedded, anything else as its text.
+/// Postgres' `json_build_object(key, value, ...)` and
+/// `jsonb_build_object`: an object from alternating keys and values, typed
+/// `json` or `jsonb`. Keys are text (a NULL key is an error); values keep
+/// their JSON kind: numbers, booleans, NULL as `null`, `json`/`jsonb`
+/// values embedded, anything else as its text. Printed as Brikk prints
+/// `jsonb` (compact, one key once), for both.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct JsonBuildObject {
     signature: Signature,
+    /// `Json` or `Jsonb`: the type of the result.
+    kind: ColumnType,
 }
 
-impl Default for JsonBuildObject {
-    fn default() -> Self {
-        JsonBuildObject { signature: Signature::variadic_any(Volatility::Immutable) }
+impl JsonBuildObject {
+    pub fn new(kind: ColumnType) -> JsonBuildObject {
+        JsonBuildObject { signature: Signature::variadic_any(Volatility::Immutable), kind }
     }
 }
 
 impl ScalarUDFImpl for JsonBuildObject {
     fn name(&self) -> &str {
-        "json_build_object"
+        match self.kind {
+            ColumnType::Jsonb => "jsonb_build_object",
+            _ => "json_build_object",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -162,7 +175,7 @@ impl ScalarUDFImpl for JsonBuildObject {
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
-        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, false).with_metadata(json_metadata("json"))))
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, false).with_metadata(json_metadata(self.kind.sql_name()))))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -193,6 +206,111 @@ impl ScalarUDFImpl for JsonBuildObject {
             out.push(Json::Object(object).to_string());
         }
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// Postgres' `json_agg(value)` and `jsonb_agg(value)`: the group's values
+/// as a JSON array, each kept as its JSON kind as [`JsonBuildObject`]
+/// keeps values; NULL for a group of no rows. The array's order is not
+/// defined: partial arrays of parallel partitions are joined as they come,
+/// so `json_agg(v ORDER BY k)` is refused (`0A000`) rather than answered
+/// out of order.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct JsonAgg {
+    signature: Signature,
+    /// `Json` or `Jsonb`: the type of the result.
+    kind: ColumnType,
+}
+
+impl JsonAgg {
+    pub fn new(kind: ColumnType) -> JsonAgg {
+        JsonAgg { signature: Signature::any(1, Volatility::Immutable), kind }
+    }
+}
+
+impl AggregateUDFImpl for JsonAgg {
+    fn name(&self) -> &str {
+        match self.kind {
+            ColumnType::Jsonb => "jsonb_agg",
+            _ => "json_agg",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field(&self, _args: &[FieldRef]) -> Result<FieldRef> {
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true).with_metadata(json_metadata(self.kind.sql_name()))))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if !args.order_bys.is_empty() {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{}(… ORDER BY …) (the order of its array is not kept; use string_agg(…, ',' ORDER BY …))",
+                self.name()
+            )));
+        }
+        let is_json = args.expr_fields.first().is_some_and(|f| f.extension_type_name() == Some("arrow.json"));
+        Ok(Box::new(JsonAggregate { values: Vec::new(), is_json }))
+    }
+
+    /// The partial array so far, as JSON text.
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(format_state_name(args.name, "values"), DataType::Utf8, true))])
+    }
+
+    /// Keeps an `ORDER BY` in the call, so that it reaches
+    /// [`JsonAgg::accumulator`], which refuses it.
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::HardRequirement
+    }
+}
+
+/// [`JsonAgg`]'s values of one group.
+#[derive(Debug)]
+struct JsonAggregate {
+    values: Vec<Json>,
+    /// The input is `json`/`jsonb`: values are embedded, not quoted.
+    is_json: bool,
+}
+
+impl Accumulator for JsonAggregate {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let Some(column) = values.first() else { return Ok(()) };
+        for row in 0..column.len() {
+            self.values.push(json_value(ScalarValue::try_from_array(column, row)?, self.is_json));
+        }
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let Some(texts) = states.first().and_then(|a| a.as_any().downcast_ref::<StringArray>()) else {
+            return Err(DataFusionError::Internal("json_agg state is not text".into()));
+        };
+        for text in texts.iter().flatten() {
+            match serde_json::from_str(text) {
+                Ok(Json::Array(values)) => self.values.extend(values),
+                _ => return Err(DataFusionError::Internal("json_agg state is not a JSON array".into())),
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Utf8((!self.values.is_empty()).then(|| Json::Array(self.values.clone()).to_string())))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.values.capacity() * std::mem::size_of::<Json>()
     }
 }
 
