@@ -311,14 +311,19 @@ async fn result_columns_are_named_as_postgres_names_them() {
     let described: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
     assert_eq!(described, ["?column?", "?column?", "task_id", "kind", "payload", "count"]);
     assert_eq!(c.query(&st, &[]).await.unwrap().len(), 2);
+    // `current_user` is named as Postgres names it.
+    let st = c.prepare("SELECT current_user, upper(current_user) AS u").await.unwrap();
+    let described: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(described, ["current_user", "u"]);
+    assert_eq!(c.query_one(&st, &[]).await.unwrap().get::<_, &str>(0), "brikk");
     // Items DataFusion names alike are taken, as Postgres takes them, in
     // both protocols, with their values in place.
     let sql = "SELECT 1, 1, kind, kind, kind AS k, upper(kind), upper(kind), current_user, session_user \
                FROM tasks ORDER BY kind";
     let st = c.prepare(sql).await.unwrap();
     let described: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
-    // (`current_user` is named `session_user`: the catalog crate's parser
-    // renames it before Brikk sees it.)
+    // (With both in one statement, `current_user` is named `session_user`:
+    // the catalog crate's parser renames it before Brikk sees it.)
     let names = ["?column?", "?column?", "kind", "kind", "k", "upper", "upper", "session_user", "session_user"];
     assert_eq!(described, names);
     let row = c.query(&st, &[]).await.unwrap().remove(0);

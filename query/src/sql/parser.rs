@@ -113,6 +113,7 @@ fn parse_piece(
     // `t AS OF OFFSET n` is Brikk's: rewritten to a table function first.
     let as_of = if mentions(&tokens, Keyword::OF) { crate::tables::history::rewrite_as_of(&tokens) } else { None };
     let plain_insert = w[0] == "INSERT" && as_of.is_none() && !mentions(&tokens, Keyword::SELECT);
+    let says_current_user = mentions(&tokens, Keyword::CURRENT_USER) && !mentions(&tokens, Keyword::SESSION_USER);
     let text = as_of.as_deref().unwrap_or(text);
     let body_tokens = if w.get(1) == Some(&"CONTINUOUS") { tokens.clone() } else { Vec::new() };
     // FETCH … GROUP reads a consumer group; any other FETCH, a cursor.
@@ -165,6 +166,9 @@ fn parse_piece(
                 0 => return Ok(None),
                 1 => {
                     let mut stmt = stmts.remove(0);
+                    if says_current_user {
+                        name_current_user(&mut stmt);
+                    }
                     crate::sql::pg_compat::check(&stmt)?;
                     crate::sql::pg_compat::rewrite(&mut stmt);
                     Statement::Sql(Box::new(stmt))
@@ -179,6 +183,25 @@ fn parse_piece(
 /// Whether keyword `kw` occurs among `tokens`.
 fn mentions(tokens: &[TokenWithSpan], kw: Keyword) -> bool {
     tokens.iter().any(|t| matches!(&t.token, Token::Word(w) if w.keyword == kw))
+}
+
+/// Names the select-list items `current_user` as Postgres names them.
+/// The compatibility parser renames `current_user` to `session_user` (the
+/// function DataFusion has) before Brikk names columns; called only when
+/// the text says `current_user` and not `session_user`, so every unaliased
+/// `session_user` item of the outer query was a `current_user`.
+fn name_current_user(stmt: &mut ast::Statement) {
+    let ast::Statement::Query(q) = stmt else { return };
+    let ast::SetExpr::Select(select) = q.body.as_mut() else { return };
+    for item in &mut select.projection {
+        let ast::SelectItem::UnnamedExpr(ast::Expr::Function(f)) = item else { continue };
+        let session_user = matches!(f.args, ast::FunctionArguments::None)
+            && matches!(f.name.0.as_slice(), [ast::ObjectNamePart::Identifier(i)] if i.value.eq_ignore_ascii_case("session_user"));
+        if session_user {
+            let expr = ast::Expr::Function(f.clone());
+            *item = ast::SelectItem::ExprWithAlias { expr, alias: ast::Ident::new("current_user") };
+        }
+    }
 }
 
 /// Parses an `INSERT` without a `SELECT` in it (`INSERT … VALUES`, the bulk
