@@ -44,6 +44,8 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     // Ours first: the first planner that plans an operator wins.
     registry.register_expr_planner(Arc::new(PostgresJsonPlanner))?;
     registry.register_udf(Arc::new(contains_udf()))?;
+    registry.register_udf(Arc::new(array_length_udf("json_array_length")))?;
+    registry.register_udf(Arc::new(array_length_udf("jsonb_array_length")))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::new(ColumnType::Json))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::new(ColumnType::Jsonb))))?;
     registry.register_udaf(Arc::new(AggregateUDF::new_from_impl(JsonAgg::new(ColumnType::Json))))?;
@@ -102,6 +104,52 @@ pub fn json_contains_value(a: &Json, b: &Json) -> bool {
         (Json::Array(a), b) if !b.is_object() && !b.is_array() => a.iter().any(|av| av == b),
         (a, b) => a == b,
     }
+}
+
+/// Postgres' `json_array_length(j)` / `jsonb_array_length(j)`: the number
+/// of elements of a JSON array (an `integer`); NULL for NULL; `22023` for
+/// anything but an array, `22P02` for text that is not JSON.
+fn array_length_udf(name: &'static str) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let text = arrays[0]
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| DataFusionError::Internal(format!("{name} expects text")))?;
+            let fail = |e: crate::error::Error| DataFusionError::External(Box::new(e));
+            let mut out = Vec::with_capacity(text.len());
+            for value in text.iter() {
+                let Some(value) = value else {
+                    out.push(None);
+                    continue;
+                };
+                match serde_json::from_str::<Json>(value) {
+                    Ok(Json::Array(items)) => out.push(Some(items.len() as i32)),
+                    Ok(Json::Object(_)) => {
+                        return Err(fail(crate::error::Error::InvalidParameter(
+                            "cannot get array length of a non-array".into(),
+                        )))
+                    }
+                    Ok(_) => {
+                        return Err(fail(crate::error::Error::InvalidParameter(
+                            "cannot get array length of a scalar".into(),
+                        )))
+                    }
+                    Err(e) => {
+                        return Err(fail(crate::error::Error::InvalidText(format!(
+                            "invalid input syntax for type json: {e}"
+                        ))))
+                    }
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(datafusion::arrow::array::Int32Array::from(out))))
+        }),
+    )
 }
 
 fn contains_udf() -> ScalarUDF {
