@@ -77,11 +77,19 @@ pub fn is_uuid_field(field: &Field) -> bool {
 /// stored as `a0eebc99-…`. Text that is not a uuid is refused with `22P02`,
 /// as there. Columns are resolved in `schemas`.
 pub(crate) fn uuid_literals(e: Expr, schemas: &[&DFSchema]) -> Result<Expr> {
-    let is_uuid = |e: &Expr| {
-        let Expr::Column(c) = e else { return false };
-        schemas.iter().any(|s| s.field_from_column(c).is_ok_and(|f| is_uuid_field(f)))
-    };
     let mut failed = None;
+    let out = canonical_uuid_literals(e, schemas, &mut failed)?.data;
+    failed.map_or(Ok(out), Err)
+}
+
+/// [`uuid_literals`] as a tree rewrite: whether it changed `e`, and the
+/// first text that is not a uuid in `failed` (that literal is left as it
+/// is).
+fn canonical_uuid_literals(
+    e: Expr,
+    schemas: &[&DFSchema],
+    failed: &mut Option<Error>,
+) -> datafusion::error::Result<Transformed<Expr>> {
     let mut canonical = |e: Expr| match e {
         Expr::Literal(ScalarValue::Utf8(Some(text)), meta) => match uuid_text(&text) {
             Ok(t) => Expr::Literal(ScalarValue::Utf8(Some(t)), meta),
@@ -92,26 +100,22 @@ pub(crate) fn uuid_literals(e: Expr, schemas: &[&DFSchema]) -> Result<Expr> {
         },
         other => other,
     };
-    let out = e
-        .transform_up(|e| {
-            Ok(match e {
-                Expr::BinaryExpr(mut b) if compares(b.op) && (is_uuid(&b.left) || is_uuid(&b.right)) => {
-                    b.left = Box::new(canonical(*b.left));
-                    b.right = Box::new(canonical(*b.right));
-                    Transformed::yes(Expr::BinaryExpr(b))
-                }
-                Expr::InList(mut l) if is_uuid(&l.expr) => {
-                    l.list = l.list.into_iter().map(&mut canonical).collect();
-                    Transformed::yes(Expr::InList(l))
-                }
-                e => Transformed::no(e),
-            })
-        })?
-        .data;
-    match failed {
-        Some(err) => Err(err),
-        None => Ok(out),
-    }
+    e.transform_up(|e| {
+        Ok(match e {
+            Expr::BinaryExpr(mut b)
+                if compares(b.op) && (is_uuid_column(&b.left, schemas) || is_uuid_column(&b.right, schemas)) =>
+            {
+                b.left = Box::new(canonical(*b.left));
+                b.right = Box::new(canonical(*b.right));
+                Transformed::yes(Expr::BinaryExpr(b))
+            }
+            Expr::InList(mut l) if is_uuid_column(&l.expr, schemas) => {
+                l.list = l.list.into_iter().map(&mut canonical).collect();
+                Transformed::yes(Expr::InList(l))
+            }
+            e => Transformed::no(e),
+        })
+    })
 }
 
 /// [`uuid_literals`] in every expression of `plan` and its subqueries, each
@@ -133,24 +137,20 @@ pub(crate) fn uuid_literals_in_plan(plan: LogicalPlan) -> Result<LogicalPlan> {
         .transform_up_with_subqueries(|node| {
             let inputs: Vec<DFSchemaRef> = node.inputs().iter().map(|p| p.schema().clone()).collect();
             let schemas: Vec<&DFSchema> = inputs.iter().map(|s| s.as_ref()).collect();
-            node.map_expressions(|e| match uuid_literals(e.clone(), &schemas) {
-                Ok(changed) if changed != e => Ok(Transformed::yes(changed)),
-                Ok(_) => Ok(Transformed::no(e)),
-                Err(err) => {
-                    failed.get_or_insert(err);
-                    Ok(Transformed::no(e))
-                }
-            })
+            node.map_expressions(|e| canonical_uuid_literals(e, &schemas, &mut failed))
         })?
         .data;
-    match failed {
-        Some(err) => Err(err),
-        None => Ok(out),
-    }
+    failed.map_or(Ok(out), Err)
+}
+
+/// Whether `e` is a column that `schemas` type `uuid`.
+pub(crate) fn is_uuid_column(e: &Expr, schemas: &[&DFSchema]) -> bool {
+    let Expr::Column(c) = e else { return false };
+    schemas.iter().any(|s| s.field_from_column(c).is_ok_and(|f| is_uuid_field(f)))
 }
 
 /// Whether `op` compares its two sides.
-fn compares(op: Operator) -> bool {
+pub(crate) fn compares(op: Operator) -> bool {
     use Operator::*;
     matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq | IsDistinctFrom | IsNotDistinctFrom)
 }

@@ -594,7 +594,7 @@ impl Session {
                 let plan = DmlPlan::new(&statement, table, &self.state(), &[]).await?;
                 Ok(explain_text(&plan.explain()))
             }
-            S::Query(q) if crate::session::listen::pg_notify_arguments(&q).is_some() => {
+            S::Query(q) if crate::session::listen::pg_notify_call(&q).is_some() => {
                 let args = crate::session::listen::pg_notify_arguments(&q).expect("checked");
                 let (plan, _) = self.db.plan_named(S::Query(Box::new(args)), self.vars.zone()).await?;
                 let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };

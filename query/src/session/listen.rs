@@ -234,13 +234,12 @@ pub fn payload(s: &StreamHandle, partition: u32, r: &Record) -> String {
     serde_json::Value::Object(head).to_string()
 }
 
-/// `SELECT pg_notify(channel, payload) [FROM … WHERE …]`: the query that
-/// computes the (channel, payload) pairs to notify, one per row, if `q`
-/// is such a call and nothing else. Postgres's `pg_notify` is a function
-/// with a side effect; Brikk runs it as a statement of its own, which is
-/// how drivers use it (`NOTIFY` takes no parameters, `pg_notify($1, $2)`
-/// does).
-pub(crate) fn pg_notify_arguments(q: &ast::Query) -> Option<ast::Query> {
+/// The (channel, payload) arguments if `q` is `SELECT pg_notify(channel,
+/// payload) [FROM … WHERE …]` and nothing else. Postgres's `pg_notify` is a
+/// function with a side effect; Brikk runs it as a statement of its own,
+/// which is how drivers use it (`NOTIFY` takes no parameters,
+/// `pg_notify($1, $2)` does).
+pub(crate) fn pg_notify_call(q: &ast::Query) -> Option<(&ast::Expr, &ast::Expr)> {
     let ast::SetExpr::Select(select) = q.body.as_ref() else { return None };
     let [item] = select.projection.as_slice() else { return None };
     let (ast::SelectItem::UnnamedExpr(ast::Expr::Function(f))
@@ -255,15 +254,20 @@ pub(crate) fn pg_notify_arguments(q: &ast::Query) -> Option<ast::Query> {
     else {
         return None;
     };
-    if !named || f.over.is_some() || f.filter.is_some() {
-        return None;
-    }
-    let mut args = q.clone();
-    let ast::SetExpr::Select(select) = args.body.as_mut() else { return None };
-    select.projection = vec![
+    (named && f.over.is_none() && f.filter.is_none()).then_some((channel, payload))
+}
+
+/// For a [`pg_notify_call`]: the query that computes its (channel, payload)
+/// pairs, one per row.
+pub(crate) fn pg_notify_arguments(q: &ast::Query) -> Option<ast::Query> {
+    let (channel, payload) = pg_notify_call(q)?;
+    let projection = vec![
         ast::SelectItem::ExprWithAlias { expr: channel.clone(), alias: ast::Ident::new("channel") },
         ast::SelectItem::ExprWithAlias { expr: payload.clone(), alias: ast::Ident::new("payload") },
     ];
+    let mut args = q.clone();
+    let ast::SetExpr::Select(select) = args.body.as_mut() else { return None };
+    select.projection = projection;
     Some(args)
 }
 

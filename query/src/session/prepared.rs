@@ -6,7 +6,7 @@
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{DFSchema, ExprSchema};
+use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use datafusion::sql::sqlparser::ast;
@@ -20,6 +20,7 @@ use crate::sql::colnames::ColumnNames;
 use crate::sql::Statement;
 use crate::tables::dml::{self, DmlPlan};
 use crate::tables::lookup::LookupPlan;
+use crate::types::{compares, is_uuid_column};
 
 /// A statement ready to execute many times.
 #[derive(Debug, Clone)]
@@ -170,9 +171,8 @@ fn query_param_types(plan: &LogicalPlan, declared: &[Option<DataType>]) -> Resul
 /// columns in `schemas`; `out` stays ascending and without repeats.
 pub(crate) fn uuid_params<'a>(exprs: impl IntoIterator<Item = &'a Expr>, schemas: &[&DFSchema], out: &mut Vec<usize>) {
     let mut compared = |column: &Expr, param: &Expr| {
-        let (Expr::Column(c), Expr::Placeholder(p)) = (column, param) else { return };
-        let uuid = schemas.iter().any(|s| s.field_from_column(c).is_ok_and(|f| crate::types::is_uuid_field(f)));
-        if let (true, Some(i)) = (uuid, crate::tables::expr::param_index(&p.id)) {
+        let Expr::Placeholder(p) = param else { return };
+        if let (true, Some(i)) = (is_uuid_column(column, schemas), crate::tables::expr::param_index(&p.id)) {
             out.push(i);
         }
     };
@@ -180,7 +180,7 @@ pub(crate) fn uuid_params<'a>(exprs: impl IntoIterator<Item = &'a Expr>, schemas
         // Infallible: the closure never fails.
         let _ = e.apply(|e| {
             match e {
-                Expr::BinaryExpr(b) => {
+                Expr::BinaryExpr(b) if compares(b.op) => {
                     compared(&b.left, &b.right);
                     compared(&b.right, &b.left);
                 }
@@ -270,7 +270,7 @@ impl Brikk {
                     let plan = DmlPlan::new(&s, table, &state, declared).await?;
                     PreparedKind::Dml(Box::new(plan))
                 }
-                ast::Statement::Query(q) if crate::session::listen::pg_notify_arguments(&q).is_some() => {
+                ast::Statement::Query(q) if crate::session::listen::pg_notify_call(&q).is_some() => {
                     let args = crate::session::listen::pg_notify_arguments(&q).expect("checked");
                     let (plan, _) = self.plan_named(ast::Statement::Query(Box::new(args)), zone).await?;
                     PreparedKind::Notify(Box::new(plan))

@@ -59,9 +59,6 @@ impl Scope {
         }
         let with_alias = ast::ExprWithAlias { expr: e.clone(), alias: None };
         let expr = state.create_logical_expr_from_sql_expr(with_alias, &self.row)?;
-        if expr.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_))))? {
-            return Err(Error::Unsupported("subqueries in this position".into()));
-        }
         if expr.exists(|e| Ok(matches!(e, Expr::AggregateFunction(_) | Expr::WindowFunction(_))))? {
             return Err(Error::Plan("aggregate and window functions are not allowed here".into()));
         }
