@@ -24,7 +24,7 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::session::listen::MAX_PAYLOAD;
 use crate::sql::colnames::ColumnNames;
 use crate::sql::continuous::ContinuousStatement;
-use crate::sql::parser::normalize;
+use crate::sql::parser::{normalize, CreateStream};
 use crate::sql::{self, Statement};
 use crate::tables::dml::{self, Built, DmlPlan};
 use crate::tables::TxnRows;
@@ -266,6 +266,10 @@ impl Session {
         }
     }
 
+    /// Runs a prepared statement. The DataFusion paths are boxed so that
+    /// their large futures (tens of KB) do not make the future of every call
+    /// as large: the server allocates and moves that future per Execute, and
+    /// the key-read, DML, append and group paths keep it a few KB.
     async fn run_prepared(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
         if !params.is_empty() && params.len() != prepared.param_types().len() {
             return Err(Error::InvalidParameter(format!(
@@ -279,7 +283,7 @@ impl Session {
             PreparedKind::Other(stmt, _) => self.run((**stmt).clone(), &params).await,
             PreparedKind::Declare(declare, _) => {
                 self.check_not_failed()?;
-                self.declare((**declare).clone(), &params).await
+                Box::pin(self.declare((**declare).clone(), &params)).await
             }
             PreparedKind::Dml(plan) => {
                 self.check_not_failed()?;
@@ -302,13 +306,13 @@ impl Session {
                 self.check_not_failed()?;
                 let plan =
                     if params.is_empty() { (**plan).clone() } else { (**plan).clone().with_param_values(params)? };
-                Ok(self.run_plan(plan).await?.named(names.as_ref()))
+                Ok(Box::pin(self.run_plan(plan)).await?.named(names.as_ref()))
             }
             PreparedKind::Notify(plan) => {
                 self.check_not_failed()?;
                 let plan =
                     if params.is_empty() { (**plan).clone() } else { (**plan).clone().with_param_values(params)? };
-                self.pg_notify(plan).await
+                Box::pin(self.pg_notify(plan)).await
             }
         }
     }
@@ -341,6 +345,9 @@ impl Session {
         };
     }
 
+    /// Runs one parsed statement. Group statements (prepared FETCH and
+    /// COMMIT OFFSETS are hot) run inline; every other kind is boxed, for
+    /// the reason given at [`Session::run_prepared`].
     async fn run(&mut self, stmt: Statement, params: &[ScalarValue]) -> Result<Output> {
         if let Txn::Failed { .. } = self.txn {
             let ends = matches!(&stmt, Statement::Sql(s) if matches!(**s, ast::Statement::Commit { .. } | ast::Statement::Rollback { .. }));
@@ -349,47 +356,9 @@ impl Session {
             }
         }
         match stmt {
-            Statement::CreateStream(cs) => {
-                self.ddl_allowed("CREATE STREAM").await?;
-                crate::defaults::check(&self.state(), &cs.columns)?;
-                let key_column = cs.key.as_ref().and_then(|k| cs.columns.iter().position(|c| &c.name == k));
-                let def = StreamDef {
-                    id: StreamId(0),
-                    name: cs.name,
-                    columns: cs.columns,
-                    partitions: cs.partitions,
-                    key_column,
-                    retention_micros: cs.retention_micros,
-                    created_at_micros: now_micros(),
-                    retention_bytes: cs.retention_bytes,
-                    archive: cs.archive,
-                    changelog_of: None,
-                };
-                let name = def.name.clone();
-                if self.db.shared().store.create_stream(def, cs.if_not_exists).await?.is_none() {
-                    self.notices.push(Notice::skipped_create(&name));
-                }
-                Ok(command("CREATE STREAM", None))
-            }
-            Statement::DropStream { names, if_exists } => {
-                self.ddl_allowed("DROP STREAM").await?;
-                let store = &self.db.shared().store;
-                if !if_exists {
-                    if let Some(missing) = names.iter().find(|n| store.stream(n).is_none()) {
-                        return Err(Error::NotFound { kind: ObjectKind::Relation, name: missing.clone() });
-                    }
-                }
-                for name in &names {
-                    if !store.drop_stream(name, if_exists).await? {
-                        self.notices.push(Notice::skipped_drop("stream", name));
-                    }
-                }
-                Ok(command("DROP STREAM", None))
-            }
-            Statement::ShowStreams => {
-                let plan = self.db.plan_show_streams().await?;
-                self.run_plan(plan).await
-            }
+            Statement::CreateStream(cs) => Box::pin(self.create_stream(cs)).await,
+            Statement::DropStream { names, if_exists } => Box::pin(self.drop_streams(names, if_exists)).await,
+            Statement::ShowStreams => Box::pin(self.show_streams()).await,
             Statement::Group(g) => self.run_group(*g, params).await,
             Statement::CopySubscribe(c) => {
                 // It streams until the client ends it: nothing after it in
@@ -400,10 +369,54 @@ impl Session {
                 let shared = self.db.shared();
                 Ok(Output::Subscription(super::Subscription::start(&shared.store, &shared.subscriptions, &c)?))
             }
-            Statement::Continuous(c) => self.run_continuous(*c).await,
-            Statement::MoveCursor(fetch) => self.move_cursor(&fetch).await,
-            Statement::Sql(stmt) => self.run_sql(*stmt, params).await,
+            Statement::Continuous(c) => Box::pin(self.run_continuous(*c)).await,
+            Statement::MoveCursor(fetch) => Box::pin(self.move_cursor(&fetch)).await,
+            Statement::Sql(stmt) => Box::pin(self.run_sql(*stmt, params)).await,
         }
+    }
+
+    async fn show_streams(&mut self) -> Result<Output> {
+        let plan = self.db.plan_show_streams().await?;
+        self.run_plan(plan).await
+    }
+
+    async fn create_stream(&mut self, cs: CreateStream) -> Result<Output> {
+        self.ddl_allowed("CREATE STREAM").await?;
+        crate::defaults::check(&self.state(), &cs.columns)?;
+        let key_column = cs.key.as_ref().and_then(|k| cs.columns.iter().position(|c| &c.name == k));
+        let def = StreamDef {
+            id: StreamId(0),
+            name: cs.name,
+            columns: cs.columns,
+            partitions: cs.partitions,
+            key_column,
+            retention_micros: cs.retention_micros,
+            created_at_micros: now_micros(),
+            retention_bytes: cs.retention_bytes,
+            archive: cs.archive,
+            changelog_of: None,
+        };
+        let name = def.name.clone();
+        if self.db.shared().store.create_stream(def, cs.if_not_exists).await?.is_none() {
+            self.notices.push(Notice::skipped_create(&name));
+        }
+        Ok(command("CREATE STREAM", None))
+    }
+
+    async fn drop_streams(&mut self, names: Vec<String>, if_exists: bool) -> Result<Output> {
+        self.ddl_allowed("DROP STREAM").await?;
+        let store = &self.db.shared().store;
+        if !if_exists {
+            if let Some(missing) = names.iter().find(|n| store.stream(n).is_none()) {
+                return Err(Error::NotFound { kind: ObjectKind::Relation, name: missing.clone() });
+            }
+        }
+        for name in &names {
+            if !store.drop_stream(name, if_exists).await? {
+                self.notices.push(Notice::skipped_drop("stream", name));
+            }
+        }
+        Ok(command("DROP STREAM", None))
     }
 
     async fn run_sql(&mut self, stmt: ast::Statement, params: &[ScalarValue]) -> Result<Output> {

@@ -329,7 +329,9 @@ impl ExtendedQueryHandler for Connection {
         report_changes(client, &mut session).await?;
         drop(session);
         if let brikk_query::Output::Subscription(sub) = output {
-            return Err(super::subscribe::stream(client, sub).await);
+            // Boxed: a subscription's long-lived future would otherwise
+            // enlarge every Execute's future, allocated and copied per call.
+            return Err(Box::pin(super::subscribe::stream(client, sub)).await);
         }
         response(output, &portal.result_column_format, options, handle, &self.copy)
     }
