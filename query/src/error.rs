@@ -87,12 +87,18 @@ pub enum Error {
     /// A system column (`_offset`, ...) was the target of a write.
     #[error("column \"{0}\" is assigned by Brikk and cannot be written")]
     GeneratedColumn(String),
+    /// A write gave a `GENERATED ALWAYS AS IDENTITY` column its own value.
+    #[error("{0}")]
+    IdentityColumn(String),
     /// A name is reserved for Brikk's own use.
     #[error("{0}")]
     ReservedName(String),
     /// A statement option or argument has a bad value.
     #[error("{0}")]
     InvalidParameter(String),
+    /// An identity column's sequence reached the largest value of its type.
+    #[error("{0}")]
+    SequenceLimit(String),
     /// Division by zero during evaluation.
     #[error("division by zero")]
     DivisionByZero,
@@ -154,6 +160,7 @@ impl From<brikk_storage::Error> for Error {
         use brikk_storage::Error as S;
         match e {
             S::InvalidInput(m) => Error::InvalidParameter(m),
+            S::SequenceLimit(m) => Error::SequenceLimit(m),
             S::NotFound { kind: "group", name } => Error::NotFound { kind: ObjectKind::Group, name },
             S::NotFound { name, .. } => Error::NotFound { kind: ObjectKind::Relation, name },
             S::AlreadyExists { kind: "group", name } => Error::AlreadyExists { kind: ObjectKind::Group, name },

@@ -31,6 +31,7 @@ pub mod code {
     pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const RESERVED_NAME: &str = "42939";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
@@ -92,11 +93,12 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::UniqueViolation { .. } => UNIQUE_VIOLATION,
         Error::Cardinality(_) => CARDINALITY_VIOLATION,
         Error::RowChanged { .. } => SERIALIZATION_FAILURE,
-        Error::GeneratedColumn(_) => GENERATED_ALWAYS,
+        Error::GeneratedColumn(_) | Error::IdentityColumn(_) => GENERATED_ALWAYS,
         Error::WrongObjectType(_) => WRONG_OBJECT_TYPE,
         Error::InvalidColumnReference(_) => INVALID_COLUMN_REFERENCE,
         Error::ReservedName(_) => RESERVED_NAME,
         Error::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
+        Error::SequenceLimit(_) => SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
         Error::DivisionByZero => DIVISION_BY_ZERO,
         Error::Unsupported(_) => FEATURE_NOT_SUPPORTED,
         Error::ActiveTransaction(_) => ACTIVE_SQL_TRANSACTION,
@@ -159,6 +161,8 @@ mod tests {
             (Error::InvalidColumnReference("x".into()), "42P10"),
             (Error::ReservedName("x".into()), "42939"),
             (Error::InvalidParameter("x".into()), "22023"),
+            (Error::SequenceLimit("x".into()), "2200H"),
+            (Error::IdentityColumn("x".into()), "428C9"),
             (Error::DivisionByZero, "22012"),
             (Error::Unsupported("x".into()), "0A000"),
             (Error::ActiveTransaction("x".into()), "25001"),

@@ -9,6 +9,9 @@ pub enum Error {
     /// The caller asked for something malformed (bad option, bad value).
     #[error("{0}")]
     InvalidInput(String),
+    /// An identity column's sequence has no value left for its type.
+    #[error("{0}")]
+    SequenceLimit(String),
     /// A named object (stream, partition) does not exist.
     #[error("{kind} \"{name}\" does not exist")]
     NotFound { kind: &'static str, name: String },

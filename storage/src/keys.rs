@@ -19,6 +19,8 @@
 //!                   (the manifest: offsets first..=last of the partition live
 //!                   in that Parquet file, not in "log")
 //!  cf "tables"      table_id u64 | primary key (memcomparable)      -> version u64 | row
+//!  cf "continuous"  "q/", "s/" ...  continuous queries (see the query crate)
+//!                   "seq/" table_id u64 | column u32                -> next unreserved i64
 //! ```
 //! (The primary key encoding is in [`crate::tables::key`]; `version` is the
 //! changelog offset of the row's last change.)
@@ -103,6 +105,21 @@ pub fn row_key(table: TableId, pk: &[u8]) -> Vec<u8> {
 /// The first `tables` key of a table, and the first key after all of its rows.
 pub fn table_range(table: TableId) -> (Vec<u8>, Vec<u8>) {
     (table.0.to_be_bytes().to_vec(), (table.0 + 1).to_be_bytes().to_vec())
+}
+
+/// The `continuous` key of the sequence of identity column `column` of
+/// `table` (see [`crate::tables::sequence`]).
+pub fn sequence_key(table: TableId, column: usize) -> Vec<u8> {
+    let mut key = sequence_prefix(table);
+    key.extend_from_slice(&(column as u32).to_be_bytes());
+    key
+}
+
+/// The prefix of the sequence keys of every identity column of `table`.
+pub fn sequence_prefix(table: TableId) -> Vec<u8> {
+    let mut key = b"seq/".to_vec();
+    key.extend_from_slice(&table.0.to_be_bytes());
+    key
 }
 
 /// Catalog key prefix of all stream definitions.

@@ -69,7 +69,7 @@ pub mod tables;
 
 pub use archive::{ArchiveReader, ArchivedFile, Handover, SealState, Segment};
 pub use catalog::{
-    changelog_name, ArchiveDef, ColumnDef, ColumnType, StreamDef, StreamId, TableDef, TableId, MAX_PARTITIONS,
+    changelog_name, ArchiveDef, ColumnDef, ColumnType, Identity, StreamDef, StreamId, TableDef, TableId, MAX_PARTITIONS,
 };
 pub use codec::{Record, Value};
 pub use error::{Error, Result};

@@ -29,6 +29,7 @@ pub(crate) mod cache;
 pub mod handle;
 pub mod key;
 pub mod read;
+pub mod sequence;
 pub mod write;
 
 pub use handle::TableHandle;

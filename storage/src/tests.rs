@@ -12,7 +12,13 @@ fn def(name: &str, partitions: u32) -> StreamDef {
     StreamDef {
         id: StreamId(0),
         name: name.into(),
-        columns: vec![ColumnDef { name: "v".into(), ty: ColumnType::BigInt, nullable: true, default: None }],
+        columns: vec![ColumnDef {
+            name: "v".into(),
+            ty: ColumnType::BigInt,
+            nullable: true,
+            default: None,
+            identity: None,
+        }],
         partitions,
         key_column: None,
         retention_micros: None,
@@ -33,8 +39,8 @@ fn table_def(value: ColumnType) -> crate::catalog::TableDef {
         id: crate::catalog::TableId(0),
         name: "t".into(),
         columns: vec![
-            ColumnDef { name: "k".into(), ty: ColumnType::BigInt, nullable: false, default: None },
-            ColumnDef { name: "v".into(), ty: value, nullable: true, default: None },
+            ColumnDef { name: "k".into(), ty: ColumnType::BigInt, nullable: false, default: None, identity: None },
+            ColumnDef { name: "v".into(), ty: value, nullable: true, default: None, identity: None },
         ],
         primary_key: vec![0],
         changelog: StreamId(0),
@@ -456,5 +462,33 @@ fn wal_files_keep_their_prepared_size_under_heavy_appends() {
         }
         assert!(wal_sizes().len() <= 3, "{:?}", wal_sizes());
         store.close();
+    });
+}
+
+#[test]
+fn sequences_resume_above_every_reserved_value_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut def = table_def(ColumnType::Text);
+    def.columns[0].identity = Some(crate::catalog::Identity::ByDefault);
+    let first = rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.create_table(def, false).await.unwrap().unwrap();
+        let a = store.sequence_take(&t, 0, 3, i64::MAX).await.unwrap();
+        let b = store.sequence_take(&t, 0, 40, i64::MAX).await.unwrap();
+        assert_eq!(a, vec![1, 2, 3]);
+        assert_eq!(b, (4..44).collect::<Vec<_>>());
+        // The limit refuses the whole request and takes nothing.
+        let e = store.sequence_take(&t, 0, 10, 50).await.unwrap_err();
+        assert!(matches!(e, crate::Error::SequenceLimit(_)), "{e:?}");
+        assert_eq!(store.sequence_take(&t, 0, 7, 50).await.unwrap(), (44..51).collect::<Vec<_>>());
+        store.close();
+        51
+    });
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.table("t").unwrap();
+        let next = store.sequence_take(&t, 0, 1, i64::MAX).await.unwrap()[0];
+        assert!(next >= first, "value {next} may have been given out before the reopen");
+        assert!(next < first + crate::tables::sequence::BLOCK + 1, "at most one block is skipped: {next}");
     });
 }

@@ -65,7 +65,7 @@ impl SessionGroups {
 
 /// Columns of every dead-letter stream.
 pub fn dead_letter_columns() -> Vec<ColumnDef> {
-    let col = |name: &str, ty| ColumnDef { name: name.into(), ty, nullable: true, default: None };
+    let col = |name: &str, ty| ColumnDef { name: name.into(), ty, nullable: true, default: None, identity: None };
     vec![
         col("group_name", ColumnType::Text),
         col("source_partition", ColumnType::Integer),

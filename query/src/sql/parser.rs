@@ -317,7 +317,7 @@ fn parse_create_stream(parser: &mut Parser) -> Result<CreateStream> {
                 other => return Err(Error::Unsupported(format!("column option {other} on a stream"))),
             }
         }
-        columns.push(ColumnDef { name, ty: column_type(&def.data_type)?, nullable, default });
+        columns.push(ColumnDef { name, ty: column_type(&def.data_type)?, nullable, default, identity: None });
     }
     let mut stmt = CreateStream {
         name,
@@ -522,7 +522,7 @@ mod tests {
         assert_eq!(cs.retention_micros, Some(7 * 86_400_000_000));
         assert_eq!(
             cs.columns[0],
-            ColumnDef { name: "task_id".into(), ty: ColumnType::Text, nullable: false, default: None }
+            ColumnDef { name: "task_id".into(), ty: ColumnType::Text, nullable: false, default: None, identity: None }
         );
     }
 

@@ -1,7 +1,7 @@
 //! `CREATE TABLE` as a table definition.
 
-use brikk_storage::{now_micros, ColumnDef, StreamId, TableDef, TableId};
-use datafusion::sql::sqlparser::ast::{self, ColumnOption, TableConstraint};
+use brikk_storage::{now_micros, ColumnDef, ColumnType, Identity, StreamId, TableDef, TableId};
+use datafusion::sql::sqlparser::ast::{self, ColumnOption, GeneratedAs, TableConstraint};
 
 use crate::catalog::keyed_table::TABLE_SYSTEM_COLUMNS;
 use crate::catalog::SYSTEM_COLUMNS;
@@ -33,13 +33,32 @@ pub fn table_def(ct: &ast::CreateTable) -> Result<TableDef> {
         if columns.iter().any(|d| d.name == cname) {
             return Err(Error::AlreadyExists { kind: ObjectKind::Column, name: cname });
         }
-        let mut nullable = true;
+        let (ty, mut identity) = match serial_type(&c.data_type) {
+            Some(ty) => (ty, Some(Identity::ByDefault)),
+            None => (column_type(&c.data_type)?, None),
+        };
+        let mut nullable = identity.is_none();
         let mut default = None;
         for opt in &c.options {
             match &opt.option {
                 ColumnOption::NotNull => nullable = false,
                 ColumnOption::Null => {}
                 ColumnOption::Default(e) => default = Some(crate::defaults::text_of(e)),
+                ColumnOption::Generated { generated_as, sequence_options, generation_expr: None, .. } => {
+                    if identity.is_some() {
+                        return Err(Error::Syntax(format!(
+                            "multiple identity specifications for column \"{cname}\" of table \"{name}\""
+                        )));
+                    }
+                    if sequence_options.as_ref().is_some_and(|o| !o.is_empty()) {
+                        return Err(Error::Unsupported("sequence options of an identity column".into()));
+                    }
+                    identity = Some(match generated_as {
+                        GeneratedAs::Always => Identity::Always,
+                        _ => Identity::ByDefault,
+                    });
+                    nullable = false;
+                }
                 ColumnOption::PrimaryKey(_) => {
                     if !primary_key.is_empty() {
                         return Err(Error::Plan(format!("multiple primary keys for table \"{name}\" are not allowed")));
@@ -50,7 +69,20 @@ pub fn table_def(ct: &ast::CreateTable) -> Result<TableDef> {
                 other => return Err(Error::Unsupported(format!("column option {other}"))),
             }
         }
-        columns.push(ColumnDef { name: cname, ty: column_type(&c.data_type)?, nullable, default });
+        if identity.is_some() {
+            if !matches!(ty, ColumnType::SmallInt | ColumnType::Integer | ColumnType::BigInt) {
+                return Err(Error::InvalidParameter(format!(
+                    "identity column type must be smallint, integer, or bigint (column \"{cname}\" is {})",
+                    ty.sql_name()
+                )));
+            }
+            if default.is_some() {
+                return Err(Error::Syntax(format!(
+                    "both default and identity specified for column \"{cname}\" of table \"{name}\""
+                )));
+            }
+        }
+        columns.push(ColumnDef { name: cname, ty, nullable, default, identity });
     }
     for constraint in &ct.constraints {
         match constraint {
@@ -86,4 +118,20 @@ pub fn table_def(ct: &ast::CreateTable) -> Result<TableDef> {
         )));
     }
     Ok(TableDef { id: TableId(0), name, columns, primary_key, changelog: StreamId(0), created_at_micros: now_micros() })
+}
+
+/// The integer type of a `serial` pseudo-type (`smallserial`, `serial`,
+/// `bigserial` and their `serialN` spellings), which Postgres expands to an
+/// integer column numbered by a sequence.
+fn serial_type(dt: &ast::DataType) -> Option<ColumnType> {
+    let ast::DataType::Custom(name, args) = dt else { return None };
+    if !args.is_empty() {
+        return None;
+    }
+    match name.to_string().to_ascii_lowercase().as_str() {
+        "smallserial" | "serial2" => Some(ColumnType::SmallInt),
+        "serial" | "serial4" => Some(ColumnType::Integer),
+        "bigserial" | "serial8" => Some(ColumnType::BigInt),
+        _ => None,
+    }
 }

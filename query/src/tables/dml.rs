@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use brikk_storage::tables::write::{OP_INSERT, OP_UPDATE};
-use brikk_storage::{ColumnType, Expect, RowWrite, Store, TableHandle, TableId, Value};
+use brikk_storage::{ColumnType, Expect, Identity, RowWrite, Store, TableHandle, TableId, Value};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -257,6 +257,12 @@ fn assignments(table: &TableHandle, list: &[ast::Assignment]) -> Result<Vec<(usi
             return Err(Error::Unsupported("assigning to a tuple of columns".into()));
         };
         let idx = column_index(table, name)?;
+        if table.def.columns[idx].identity == Some(Identity::Always) {
+            return Err(Error::IdentityColumn(format!(
+                "column \"{}\" can only be updated to DEFAULT (it is GENERATED ALWAYS AS IDENTITY)",
+                table.def.columns[idx].name
+            )));
+        }
         if out.iter().any(|(i, _)| *i == idx) {
             return Err(Error::Syntax(format!(
                 "multiple assignments to same column \"{}\"",
@@ -475,6 +481,12 @@ impl DmlPlan {
         };
         let q = qualifier(name, insert.table_alias.as_ref().map(|a| &a.alias));
         let mut targets = target_columns(&table.def.columns, &table.def.name, &insert.columns, &TABLE_SYSTEM_COLUMNS)?;
+        if let Some(c) = targets.iter().map(|&i| &table.def.columns[i]).find(|c| c.identity == Some(Identity::Always)) {
+            return Err(Error::IdentityColumn(format!(
+                "cannot insert a non-DEFAULT value into column \"{}\" (it is GENERATED ALWAYS AS IDENTITY)",
+                c.name
+            )));
+        }
         // Parameters of VALUES take the type of their column.
         let mut hints = Vec::new();
         let simple = match insert.source.as_deref() {
@@ -595,6 +607,29 @@ impl DmlPlan {
         })
     }
 
+    /// Values for the identity columns an INSERT of `rows` rows leaves out
+    /// (`targets` are the columns it gives), one per row in order, taken
+    /// from each column's sequence (see [`brikk_storage::tables::sequence`]).
+    async fn identity_values(
+        &self,
+        store: &Store,
+        targets: &[usize],
+        rows: usize,
+    ) -> Result<Vec<(usize, std::vec::IntoIter<i64>)>> {
+        let mut out = Vec::new();
+        for (col, c) in self.table.def.columns.iter().enumerate() {
+            if c.identity.is_some() && !targets.contains(&col) && rows > 0 {
+                let max = match c.ty {
+                    ColumnType::SmallInt => i16::MAX as i64,
+                    ColumnType::Integer => i32::MAX as i64,
+                    _ => i64::MAX,
+                };
+                out.push((col, store.sequence_take(&self.table, col, rows, max).await?.into_iter()));
+            }
+        }
+        Ok(out)
+    }
+
     /// The command tag of this statement.
     pub fn tag(&self) -> &'static str {
         match self.kind {
@@ -640,11 +675,15 @@ impl DmlPlan {
             Kind::Insert { targets, source, conflict, defaults } => {
                 let rows = self.source_rows(source, state, params).await?;
                 let defaults = defaults.resolved(state)?;
+                let mut identities = self.identity_values(store, targets, rows.len()).await?;
                 for row in rows {
                     let mut values = vec![Value::Null; self.table.def.columns.len()];
                     for (v, &col) in row.into_iter().zip(targets) {
                         let c = &self.table.def.columns[col];
                         values[col] = assign_in(v, c.ty, &c.name, zone_of(state))?;
+                    }
+                    for (col, next) in identities.iter_mut() {
+                        values[*col] = Value::Int(next.next().expect("one value per row"));
                     }
                     defaults.fill(&mut values, &self.table.def.columns, zone_of(state))?;
                     self.check_not_null(&values)?;

@@ -431,6 +431,8 @@ impl Group<'_> {
         let (start, end) = keys::table_range(t.def.id);
         self.batch.delete_cf(cf(self.catalog, CF_CATALOG), keys::catalog_table_key(&name));
         self.batch.delete_range_cf(cf(self.catalog, CF_TABLES), start, end);
+        let sequences = keys::sequence_prefix(t.def.id);
+        self.batch.delete_range_cf(cf(self.catalog, CF_CONTINUOUS), &sequences, &crate::state::prefix_end(&sequences));
         self.rows.retain(|(id, _), _| *id != t.def.id);
         self.drop_stream_unchecked(t.changelog.clone());
         self.changed.tables.insert(name, None);

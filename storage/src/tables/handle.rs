@@ -19,13 +19,15 @@ pub struct TableHandle {
     types: Vec<ColumnType>,
     key_types: Vec<ColumnType>,
     dropped: AtomicBool,
+    /// Reserved values of the identity columns (see [`crate::tables::sequence`]).
+    pub(crate) sequences: crate::tables::sequence::Sequences,
 }
 
 impl TableHandle {
     pub(crate) fn new(def: TableDef, changelog: Arc<StreamHandle>) -> TableHandle {
         let types = def.columns.iter().map(|c| c.ty).collect();
         let key_types = def.primary_key.iter().map(|&k| def.columns[k].ty).collect();
-        TableHandle { def, changelog, types, key_types, dropped: AtomicBool::new(false) }
+        TableHandle { def, changelog, types, key_types, dropped: AtomicBool::new(false), sequences: Default::default() }
     }
 
     /// Column types in definition order.

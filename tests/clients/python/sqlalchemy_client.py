@@ -1,7 +1,7 @@
 """SQLAlchemy Core (psycopg 3 dialect) against Brikk: the dialect's start-up
 queries on first connect, DDL and text() statements with bound parameters on
-a stream, engine.begin() commit, an explicit rollback. Reflection is in
-sqlalchemy_reflect.py.
+a stream, engine.begin() commit, an explicit rollback, a table whose
+autoincrement key is SERIAL. Reflection is in sqlalchemy_reflect.py.
 
 Notifications are not tested here: SQLAlchemy has no LISTEN API of its own
 (one would reach through to the psycopg connection, which
@@ -13,7 +13,7 @@ inside an explicit transaction block."""
 
 import datetime
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Column, Integer, MetaData, Table, Text, create_engine, insert, select, text
 
 from _common import DBNAME, HOST, PORT, STREAM_COLUMNS, USER, Client, stream_name
 
@@ -85,6 +85,22 @@ with c.step("transaction rollback"):
         trans.rollback()
         seen = keys(conn, f"SELECT task_id FROM {s} WHERE kind = :kind", kind="rolledback")
         c.check(seen == [], f"rolled-back row visible: {seen!r}")
+
+with c.step("table with an autoincrement key: create_all, inserted_primary_key, RETURNING"):
+    # Column(Integer, primary_key=True) is SERIAL in the dialect's DDL; the
+    # ids come back through INSERT … RETURNING.
+    md = MetaData()
+    notes = Table(f"{s}_notes", md, Column("id", Integer, primary_key=True), Column("body", Text))
+    md.create_all(ddl)
+    with engine.begin() as conn:
+        pk = tuple(conn.execute(insert(notes).values(body="hello")).inserted_primary_key)
+        many = [r[0] for r in conn.execute(insert(notes).returning(notes.c.id), [{"body": "a"}, {"body": "b"}])]
+    c.check(pk == (1,), f"inserted_primary_key {pk!r}")
+    c.check(many == [2, 3], f"RETURNING ids {many!r}")
+    with engine.connect() as conn:
+        got = [tuple(r) for r in conn.execute(select(notes).order_by(notes.c.id))]
+    c.check(got == [(1, "hello"), (2, "a"), (3, "b")], f"rows {got!r}")
+    md.drop_all(ddl)
 
 with c.step("drop stream"):
     with ddl.connect() as conn:
