@@ -10,12 +10,14 @@
 //!   a column with a default, and `pg_attrdef` holds the defaults, whose
 //!   text `pg_get_expr` returns. (psql's `\d` still shows no default: the
 //!   crate's parser replaces its correlated subquery with NULL.)
+//!   `attidentity` is `a` or `d` for an identity column (psql's `\d`
+//!   prints "generated always/by default as identity").
 //! - `pg_database` lists `brikk` only: the one database a client can
 //!   connect to; `pg_roles` lists the one role, `brikk` (psql's `\du`).
 //! - `pg_get_userbyid`, `current_user` and `session_user` name `brikk`, the
 //!   only role; `pg_typeof(x)` names the type of `x` as Postgres does;
 //!   `gen_random_uuid()` is DataFusion's `uuid()` (as text); `pg_get_serial_sequence`
-//!   is NULL (Brikk has no sequences); `col_description` and
+//!   is NULL (identity columns' sequences are not catalog objects); `col_description` and
 //!   `obj_description` are NULL (nor comments); `pg_collation_is_visible`
 //!   and `pg_function_is_visible` are true; `pg_get_function_result` and
 //!   `pg_get_function_arguments` are NULL (psql's `\df` asks; Brikk has no
@@ -28,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use brikk_storage::{ColumnDef, ColumnType, Store, WeakStore};
+use brikk_storage::{ColumnDef, ColumnType, Identity, Store, WeakStore};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -259,11 +261,26 @@ impl Amended {
                         )
                     })
                     .collect();
+                let identity: StringArray = (0..batch.num_rows())
+                    .map(|i| {
+                        let c = relations.get(&rel.value(i)).and_then(|r| column_def(&store, r, names.value(i)));
+                        Some(match c.and_then(|c| c.identity) {
+                            Some(Identity::Always) => "a",
+                            Some(Identity::ByDefault) => "d",
+                            None => "",
+                        })
+                    })
+                    .collect();
                 let mut columns = batch.columns().to_vec();
                 let at = batch.schema().index_of("atttypid")?;
                 columns[at] = Arc::new(typed);
                 if let Ok(at) = batch.schema().index_of("atthasdef") {
                     columns[at] = Arc::new(has_default);
+                }
+                if let Ok(at) = batch.schema().index_of("attidentity") {
+                    if batch.schema().field(at).data_type() == &DataType::Utf8 {
+                        columns[at] = Arc::new(identity);
+                    }
                 }
                 Ok(RecordBatch::try_new(batch.schema(), columns)?)
             }
