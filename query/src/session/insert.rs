@@ -97,6 +97,8 @@ impl InsertPlan {
             return Err(Error::Unsupported("ON CONFLICT on a stream (streams have no keys to conflict on)".into()));
         }
         let mut targets = target_columns(&stream.def.columns, &stream.def.name, &insert.columns, &SYSTEM_COLUMNS)?;
+        let rewritten = without_default_cells(insert, &mut targets)?;
+        let insert = rewritten.as_ref().unwrap_or(insert);
         if insert.source.is_none() {
             // DEFAULT VALUES: one row of nothing but defaults.
             targets.clear();
@@ -381,6 +383,47 @@ pub(crate) fn target_columns(
         out.push(idx);
     }
     Ok(out)
+}
+
+/// `DEFAULT` as a value of `INSERT … VALUES`: a column that is `DEFAULT` in
+/// every row is taken out of `targets` and of the rows, so it gets its
+/// default (or identity value, or NULL) like a column the INSERT leaves
+/// out. Returns the INSERT without those cells, or `None` when no value is
+/// `DEFAULT` (or the rows' widths do not match, which planning reports).
+/// `DEFAULT` in some rows of a column but not in others is refused
+/// (0A000).
+pub(crate) fn without_default_cells(insert: &ast::Insert, targets: &mut Vec<usize>) -> Result<Option<ast::Insert>> {
+    fn is_default(e: &Expr) -> bool {
+        matches!(e, Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+    }
+    let Some(SetExpr::Values(values)) = insert.source.as_ref().map(|s| s.body.as_ref()) else {
+        return Ok(None);
+    };
+    let rows = &values.rows;
+    if rows.iter().any(|r| r.content.len() != targets.len()) || !rows.iter().flat_map(|r| &r.content).any(is_default) {
+        return Ok(None);
+    }
+    let defaulted: Vec<bool> = (0..targets.len()).map(|i| is_default(&rows[0].content[i])).collect();
+    if rows.iter().any(|r| r.content.iter().zip(&defaulted).any(|(e, d)| is_default(e) != *d)) {
+        return Err(Error::Unsupported("DEFAULT in some rows of a column of VALUES but not in others".into()));
+    }
+    let mut out = insert.clone();
+    let Some(SetExpr::Values(values)) = out.source.as_mut().map(|s| s.body.as_mut()) else {
+        unreachable!("checked above")
+    };
+    for row in &mut values.rows {
+        let mut i = 0;
+        row.content.retain(|_| {
+            i += 1;
+            !defaulted[i - 1]
+        });
+    }
+    let mut i = 0;
+    targets.retain(|_| {
+        i += 1;
+        !defaulted[i - 1]
+    });
+    Ok(Some(out))
 }
 
 pub(crate) fn check_width(widths: impl Iterator<Item = usize>, targets: usize) -> Result<()> {
