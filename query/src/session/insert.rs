@@ -97,6 +97,7 @@ impl InsertPlan {
             return Err(Error::Unsupported("ON CONFLICT on a stream (streams have no keys to conflict on)".into()));
         }
         let mut targets = target_columns(&stream.def.columns, &stream.def.name, &insert.columns, &SYSTEM_COLUMNS)?;
+        implicit_targets(insert, &mut targets);
         let rewritten = without_default_cells(insert, &mut targets)?;
         let insert = rewritten.as_ref().unwrap_or(insert);
         if insert.source.is_none() {
@@ -383,6 +384,23 @@ pub(crate) fn target_columns(
         out.push(idx);
     }
     Ok(out)
+}
+
+/// Without a column list, the values of `VALUES` rows shorter than the
+/// relation go to its first columns and the rest take their defaults, as
+/// in Postgres. (An `INSERT … SELECT` without a column list still gives
+/// every column.)
+pub(crate) fn implicit_targets(insert: &ast::Insert, targets: &mut Vec<usize>) {
+    if !insert.columns.is_empty() {
+        return;
+    }
+    let Some(SetExpr::Values(values)) = insert.source.as_ref().map(|s| s.body.as_ref()) else {
+        return;
+    };
+    let width = values.rows.first().map_or(0, |r| r.content.len());
+    if width < targets.len() && values.rows.iter().all(|r| r.content.len() == width) {
+        targets.truncate(width);
+    }
 }
 
 /// `DEFAULT` as a value of `INSERT … VALUES`: a column that is `DEFAULT` in

@@ -29,7 +29,9 @@ use futures::TryStreamExt;
 use crate::catalog::keyed_table::{rows_to_batch, table_schema, TABLE_SYSTEM_COLUMNS};
 use crate::defaults::Defaults;
 use crate::error::{Error, ObjectKind, Result};
-use crate::session::insert::{check_width, simple_rows, target_columns, without_default_cells, Operand};
+use crate::session::insert::{
+    check_width, implicit_targets, simple_rows, target_columns, without_default_cells, Operand,
+};
 use crate::session::prepared::{uuid_params, uuid_params_of_plan};
 use crate::sql::parser::normalize;
 use crate::tables::expr::{placeholders, returning_exprs, Returning, RowExprs, Scope};
@@ -481,6 +483,7 @@ impl DmlPlan {
         };
         let q = qualifier(name, insert.table_alias.as_ref().map(|a| &a.alias));
         let mut targets = target_columns(&table.def.columns, &table.def.name, &insert.columns, &TABLE_SYSTEM_COLUMNS)?;
+        implicit_targets(insert, &mut targets);
         let rewritten = without_default_cells(insert, &mut targets)?;
         let insert = rewritten.as_ref().unwrap_or(insert);
         if let Some(c) = targets.iter().map(|&i| &table.def.columns[i]).find(|c| c.identity == Some(Identity::Always)) {
