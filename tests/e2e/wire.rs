@@ -523,7 +523,7 @@ async fn errors_carry_sqlstate_and_leave_the_session_usable() {
         ("DELETE FROM tasks", "42809"),
         ("CREATE TABLE t (a INT)", "0A000"),
         ("DROP STREAM missing", "42P01"),
-        ("INSERT INTO tasks VALUES ('a', 'b')", "42601"),
+        ("INSERT INTO tasks VALUES ('a', 'b', 'c', 'd')", "42601"),
         ("INSERT INTO tasks (_offset) VALUES (1)", "428C9"),
     ];
     for (sql, code) in cases {
