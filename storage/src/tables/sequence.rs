@@ -66,15 +66,16 @@ impl Store {
             return Err(Error::SequenceLimit(format!("nextval: reached maximum value of sequence \"{name}\" ({max})")));
         }
         let mut range = range;
-        if range.next + n > range.until {
-            let until = (range.next + n).saturating_add(BLOCK - 1).min(max.saturating_add(1));
+        let end = range.next.saturating_add(n);
+        if end > range.until {
+            let until = end.saturating_add(BLOCK - 1).min(max.saturating_add(1));
             let writes =
                 WriteSet { state: vec![StateWrite::Put(key, until.to_be_bytes().to_vec())], ..Default::default() };
             self.commit(writes).await?;
             range.until = until;
         }
-        let values = (range.next..range.next + n).collect();
-        range.next += n;
+        let values = (range.next..end).collect();
+        range.next = end;
         reserved.insert(column, range);
         Ok(values)
     }
