@@ -18,6 +18,9 @@
 //!   and `jsonb(e)`: text checked to be JSON and typed `json`/`jsonb` (see
 //!   [`crate::json`]); `e::uuid` becomes `uuid_in(e)`, text checked to be a
 //!   UUID, canonical, typed `uuid`.
+//! - `current_role` and `user`, keywords for the current role in Postgres
+//!   that the parser reads as column names, become `session_user()` (the
+//!   one role, `brikk`), headed as written.
 
 use std::ops::ControlFlow;
 
@@ -58,9 +61,60 @@ pub fn check(stmt: &Statement) -> crate::error::Result<()> {
 
 /// Rewrites the forms above everywhere in `stmt`.
 pub fn rewrite(stmt: &mut Statement) {
+    name_role_items(stmt);
+    let _ = stmt.visit(&mut RoleKeyword);
     let _ = stmt.visit(&mut ArrayConstructor);
     let _ = stmt.visit(&mut CorrelatedScalar);
     let _ = stmt.visit(&mut JsonCast);
+}
+
+/// `current_role` or `user` written bare: Postgres keywords for the
+/// current role. The parser takes `current_role` for a column name and
+/// `user` for a call without parentheses, which DataFusion then reads as a
+/// column name too.
+fn role_keyword(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("current_role") => {
+            Some(&i.value)
+        }
+        Expr::Function(f) if matches!(f.args, FunctionArguments::None) => match f.name.0.as_slice() {
+            [part] => part
+                .as_ident()
+                .filter(|i| i.quote_style.is_none() && i.value.eq_ignore_ascii_case("user"))
+                .map(|i| i.value.as_str()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Heads the select-list items `current_role` and `user` as Postgres does
+/// (the items become `session_user()` calls, see [`RoleKeyword`]).
+fn name_role_items(stmt: &mut Statement) {
+    let Statement::Query(q) = stmt else { return };
+    let SetExpr::Select(select) = q.body.as_mut() else { return };
+    for item in &mut select.projection {
+        let SelectItem::UnnamedExpr(expr) = item else { continue };
+        if let Some(name) = role_keyword(expr) {
+            let alias = Ident::new(name.to_ascii_lowercase());
+            *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias };
+        }
+    }
+}
+
+/// `current_role` and `user` become `session_user()`: Brikk has one role,
+/// so the current, session and any other user are the same.
+struct RoleKeyword;
+
+impl VisitorMut for RoleKeyword {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if role_keyword(expr).is_some() {
+            *expr = call("session_user", vec![], vec![]);
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 struct JsonCast;
