@@ -200,6 +200,17 @@ pub fn json_metadata(pg_type: &str) -> std::collections::HashMap<String, String>
     ])
 }
 
+/// The smallest and largest value of an integer column type; `None` for
+/// any other type.
+pub fn integer_range(ty: ColumnType) -> Option<(i64, i64)> {
+    match ty {
+        ColumnType::SmallInt => Some((i16::MIN as i64, i16::MAX as i64)),
+        ColumnType::Integer => Some((i32::MIN as i64, i32::MAX as i64)),
+        ColumnType::BigInt => Some((i64::MIN, i64::MAX)),
+        _ => None,
+    }
+}
+
 /// The column type named by a SQL type in `CREATE STREAM`.
 pub fn column_type(dt: &ast::DataType) -> Result<ColumnType> {
     use ast::DataType as D;
@@ -294,11 +305,7 @@ pub fn assign_in(value: ScalarValue, ty: ColumnType, column: &str, zone: &str) -
             other => Err(mismatch(&other)),
         },
         ColumnType::SmallInt | ColumnType::Integer | ColumnType::BigInt => {
-            let (lo, hi) = match ty {
-                ColumnType::SmallInt => (i16::MIN as i64, i16::MAX as i64),
-                ColumnType::Integer => (i32::MIN as i64, i32::MAX as i64),
-                _ => (i64::MIN, i64::MAX),
-            };
+            let (lo, hi) = integer_range(ty).expect("an integer type");
             let out_of_range = || Error::OutOfRange(format!("{} out of range", ty.sql_name()));
             let v: i64 = if source.is_integer() {
                 match value.cast_to(&DataType::Int64) {

@@ -429,18 +429,14 @@ pub(crate) fn without_default_cells(insert: &ast::Insert, targets: &mut Vec<usiz
     let Some(SetExpr::Values(values)) = out.source.as_mut().map(|s| s.body.as_mut()) else {
         unreachable!("checked above")
     };
-    for row in &mut values.rows {
-        let mut i = 0;
-        row.content.retain(|_| {
-            i += 1;
-            !defaulted[i - 1]
-        });
+    fn without_defaulted<T>(items: &mut Vec<T>, defaulted: &[bool]) {
+        let kept = std::mem::take(items).into_iter().zip(defaulted).filter(|(_, d)| !**d).map(|(x, _)| x);
+        *items = kept.collect();
     }
-    let mut i = 0;
-    targets.retain(|_| {
-        i += 1;
-        !defaulted[i - 1]
-    });
+    for row in &mut values.rows {
+        without_defaulted(&mut row.content, &defaulted);
+    }
+    without_defaulted(targets, &defaulted);
     Ok(Some(out))
 }
 

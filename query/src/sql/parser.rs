@@ -191,17 +191,12 @@ fn mentions(tokens: &[TokenWithSpan], kw: Keyword) -> bool {
 /// the text says `current_user` and not `session_user`, so every unaliased
 /// `session_user` item of the outer query was a `current_user`.
 fn name_current_user(stmt: &mut ast::Statement) {
-    let ast::Statement::Query(q) = stmt else { return };
-    let ast::SetExpr::Select(select) = q.body.as_mut() else { return };
-    for item in &mut select.projection {
-        let ast::SelectItem::UnnamedExpr(ast::Expr::Function(f)) = item else { continue };
+    crate::sql::pg_compat::name_select_items(stmt, |e| {
+        let ast::Expr::Function(f) = e else { return None };
         let session_user = matches!(f.args, ast::FunctionArguments::None)
             && matches!(f.name.0.as_slice(), [ast::ObjectNamePart::Identifier(i)] if i.value.eq_ignore_ascii_case("session_user"));
-        if session_user {
-            let expr = ast::Expr::Function(f.clone());
-            *item = ast::SelectItem::ExprWithAlias { expr, alias: ast::Ident::new("current_user") };
-        }
-    }
+        session_user.then(|| "current_user".to_string())
+    });
 }
 
 /// Parses an `INSERT` without a `SELECT` in it (`INSERT … VALUES`, the bulk

@@ -91,13 +91,19 @@ fn role_keyword(expr: &Expr) -> Option<&str> {
 /// Heads the select-list items `current_role` and `user` as Postgres does
 /// (the items become `session_user()` calls, see [`RoleKeyword`]).
 fn name_role_items(stmt: &mut Statement) {
+    name_select_items(stmt, |e| role_keyword(e).map(str::to_ascii_lowercase));
+}
+
+/// Gives each unaliased item of the outer query's select list the name
+/// `name_of` returns for its expression, if any: the heading Postgres gives
+/// an item that a rewrite is about to change.
+pub(crate) fn name_select_items(stmt: &mut Statement, name_of: impl Fn(&Expr) -> Option<String>) {
     let Statement::Query(q) = stmt else { return };
     let SetExpr::Select(select) = q.body.as_mut() else { return };
     for item in &mut select.projection {
         let SelectItem::UnnamedExpr(expr) = item else { continue };
-        if let Some(name) = role_keyword(expr) {
-            let alias = Ident::new(name.to_ascii_lowercase());
-            *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias };
+        if let Some(name) = name_of(expr) {
+            *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias: Ident::new(name) };
         }
     }
 }

@@ -70,7 +70,7 @@ pub fn table_def(ct: &ast::CreateTable) -> Result<TableDef> {
             }
         }
         if identity.is_some() {
-            if !matches!(ty, ColumnType::SmallInt | ColumnType::Integer | ColumnType::BigInt) {
+            if crate::types::integer_range(ty).is_none() {
                 return Err(Error::InvalidParameter(format!(
                     "identity column type must be smallint, integer, or bigint (column \"{cname}\" is {})",
                     ty.sql_name()

@@ -624,11 +624,7 @@ impl DmlPlan {
         let mut out = Vec::new();
         for (col, c) in self.table.def.columns.iter().enumerate() {
             if c.identity.is_some() && !targets.contains(&col) && rows > 0 {
-                let max = match c.ty {
-                    ColumnType::SmallInt => i16::MAX as i64,
-                    ColumnType::Integer => i32::MAX as i64,
-                    _ => i64::MAX,
-                };
+                let (_, max) = crate::types::integer_range(c.ty).unwrap_or((0, i64::MAX));
                 out.push((col, store.sequence_take(&self.table, col, rows, max).await?.into_iter()));
             }
         }
