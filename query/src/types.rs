@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use brikk_storage::{ColumnType, Value};
+use brikk_storage::{numeric, ColumnType, Value};
 use datafusion::arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder,
-    Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
+    Int16Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -35,6 +35,7 @@ pub fn arrow_type(ty: ColumnType) -> DataType {
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
         ColumnType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
         ColumnType::Date => DataType::Date32,
+        ColumnType::Numeric { precision, scale } => DataType::Decimal128(precision, scale as i8),
     }
 }
 
@@ -231,9 +232,39 @@ pub fn column_type(dt: &ast::DataType) -> Result<ColumnType> {
         D::JSON => ColumnType::Json,
         D::JSONB => ColumnType::Jsonb,
         D::Uuid => ColumnType::Uuid,
+        D::Numeric(info) | D::Decimal(info) | D::Dec(info) => numeric_type(info)?,
         D::Custom(name, _) if name.to_string().eq_ignore_ascii_case("timestamptz") => ColumnType::TimestampTz,
         other => return Err(Error::Unsupported(format!("column type {other}"))),
     })
+}
+
+/// The column type of `numeric(p, s)` (`decimal`, `dec`): `p` from 1 to
+/// [`numeric::MAX_PRECISION`], `s` from 0 to `p`; `numeric(p)` has scale 0.
+/// An unconstrained `numeric` is refused: Brikk stores every value of a
+/// column at the column's scale.
+fn numeric_type(info: &ast::ExactNumberInfo) -> Result<ColumnType> {
+    let (precision, scale) = match *info {
+        ast::ExactNumberInfo::None => {
+            return Err(Error::Unsupported(format!(
+                "numeric without a precision (declare numeric(p, s), p at most {})",
+                numeric::MAX_PRECISION
+            )))
+        }
+        ast::ExactNumberInfo::Precision(p) => (p, 0),
+        ast::ExactNumberInfo::PrecisionAndScale(p, s) => (p, s),
+    };
+    if precision == 0 {
+        return Err(Error::InvalidParameter(format!("NUMERIC precision {precision} must be at least 1")));
+    }
+    if precision > numeric::MAX_PRECISION as u64 {
+        return Err(Error::Unsupported(format!("numeric precision {precision} (at most {})", numeric::MAX_PRECISION)));
+    }
+    if scale < 0 || scale as u64 > precision {
+        return Err(Error::InvalidParameter(format!(
+            "NUMERIC scale {scale} must be between 0 and precision {precision}"
+        )));
+    }
+    Ok(ColumnType::Numeric { precision: precision as u8, scale: scale as u8 })
 }
 
 /// Coerces `value` for assignment to a column of type `ty`, following
@@ -360,6 +391,56 @@ pub fn assign_in(value: ScalarValue, ty: ColumnType, column: &str, zone: &str) -
                 Err(mismatch(&value))
             }
         }
+        ColumnType::Numeric { precision, scale } => {
+            let overflow = || {
+                Error::OutOfRange(format!(
+                    "numeric field overflow: a field with precision {precision}, scale {scale} must round to an \
+                     absolute value less than 10^{}",
+                    precision - scale
+                ))
+            };
+            let units = match value {
+                ScalarValue::Decimal128(Some(units), _, from) => match u8::try_from(from) {
+                    Ok(from) => numeric::rescale(units, from, scale),
+                    Err(_) => 10i128
+                        .checked_pow(from.unsigned_abs() as u32)
+                        .and_then(|m| units.checked_mul(m))
+                        .and_then(|u| numeric::rescale(u, 0, scale)),
+                }
+                .ok_or_else(overflow)?,
+                v if source.is_integer() => match v.cast_to(&DataType::Int64) {
+                    Ok(ScalarValue::Int64(Some(i))) => numeric::rescale(i as i128, 0, scale).ok_or_else(overflow)?,
+                    _ => return Err(overflow()),
+                },
+                v if source.is_floating() => match v.cast_to(&DataType::Float64) {
+                    Ok(ScalarValue::Float64(Some(f))) if f.is_finite() => {
+                        numeric::parse(&f.to_string(), scale).map_err(|_| overflow())?
+                    }
+                    _ => return Err(Error::Unsupported("NaN and infinity in numeric columns".into())),
+                },
+                v if is_text(&source) => {
+                    let text = text_of(v);
+                    let special = text.trim().trim_start_matches(['+', '-']).to_ascii_lowercase();
+                    if matches!(special.as_str(), "nan" | "inf" | "infinity") {
+                        return Err(Error::Unsupported("NaN and infinity in numeric columns".into()));
+                    }
+                    match numeric::parse(&text, scale) {
+                        Ok(units) => units,
+                        Err(numeric::ParseError::Overflow) => return Err(overflow()),
+                        Err(numeric::ParseError::Invalid) => {
+                            return Err(Error::InvalidText(format!(
+                                "invalid input syntax for type numeric: \"{text}\""
+                            )))
+                        }
+                    }
+                }
+                other => return Err(mismatch(&other)),
+            };
+            if !numeric::fits(units, precision) {
+                return Err(overflow());
+            }
+            Ok(Value::Numeric { units, scale })
+        }
         ColumnType::Timestamp | ColumnType::TimestampTz | ColumnType::Date => {
             let target = match ty {
                 ColumnType::TimestampTz if !is_utc(zone) => {
@@ -477,21 +558,11 @@ pub fn value_of_scalar(s: &ScalarValue) -> Option<Value> {
         ScalarValue::TimestampSecond(Some(x), _) => Value::Timestamp(*x * 1_000_000),
         ScalarValue::TimestampNanosecond(Some(x), _) => Value::Timestamp(*x / 1000),
         ScalarValue::Date32(Some(d)) => Value::Date(*d),
+        ScalarValue::Decimal128(Some(units), _, scale) => match u8::try_from(*scale) {
+            Ok(scale) => Value::Numeric { units: *units, scale },
+            Err(_) => Value::Numeric { units: numeric::rescale(*units, 0, scale.unsigned_abs())?, scale: 0 },
+        },
         _ => return None,
-    })
-}
-
-/// The text form of a key value; its UTF-8 bytes are what is hashed.
-pub fn key_text(v: &Value) -> Option<String> {
-    Some(match v {
-        Value::Null => return None,
-        Value::Boolean(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Text(s) => s.clone(),
-        Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
-        Value::Timestamp(t) => t.to_string(),
-        Value::Date(d) => d.to_string(),
     })
 }
 
@@ -532,6 +603,18 @@ pub fn build_array(ty: ColumnType, values: impl Iterator<Item = Value>, len: usi
             Arc::new(b.finish())
         }
         ColumnType::Date => build!(Date32Builder::with_capacity(len), Value::Date(x) => x),
+        ColumnType::Numeric { precision, scale } => {
+            let mut b = Decimal128Builder::with_capacity(len)
+                .with_precision_and_scale(precision, scale as i8)
+                .expect("a column's precision and scale are valid for Arrow");
+            for v in values {
+                match v {
+                    Value::Numeric { units, scale: s } if s == scale => b.append_value(units),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
     }
 }
 

@@ -34,6 +34,13 @@ pub enum ColumnType {
     Jsonb,
     /// A UUID, as its canonical text (lower-case hex in 8-4-4-4-12 groups).
     Uuid,
+    /// An exact decimal, `numeric(precision, scale)`: at most `precision`
+    /// digits, `scale` of them after the point. Values are integers in units
+    /// of 10^-scale ([`crate::Value::Numeric`]).
+    Numeric {
+        precision: u8,
+        scale: u8,
+    },
 }
 
 impl ColumnType {
@@ -54,6 +61,7 @@ impl ColumnType {
             ColumnType::Json => "json",
             ColumnType::Jsonb => "jsonb",
             ColumnType::Uuid => "uuid",
+            ColumnType::Numeric { .. } => "numeric",
         }
     }
 }

@@ -5,7 +5,8 @@
 //!  | null bitmap (ceil(ncols/8) bytes, bit set = NULL)
 //!  | each non-NULL value in column order:
 //!      boolean u8 | smallint i16 | integer i32 | bigint i64 | real f32 | double f64
-//!      | timestamp(tz) i64 | date i32            (all little-endian)
+//!      | timestamp(tz) i64 | date i32 | numeric i128 (units of 10^-scale)
+//!                                              (all little-endian)
 //!      | text, bytea: u32 LE len + bytes
 //! ```
 //! The timestamp is written by the committer, not by the session, so it is
@@ -43,6 +44,29 @@ pub enum Value {
     Timestamp(i64),
     /// Days since the epoch.
     Date(i32),
+    /// An exact decimal: `units` × 10^-`scale` (`numeric`).
+    Numeric {
+        units: i128,
+        scale: u8,
+    },
+}
+
+impl Value {
+    /// The text form of a key value: what a stream's key hashes (its UTF-8
+    /// bytes) and a table's changelog shows as `_key`. `None` for NULL.
+    pub fn key_text(&self) -> Option<String> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Boolean(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Text(s) => s.clone(),
+            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+            Value::Timestamp(t) => t.to_string(),
+            Value::Date(d) => d.to_string(),
+            Value::Numeric { units, scale } => crate::numeric::to_text(*units, *scale),
+        })
+    }
 }
 
 /// A record read back from the log.
@@ -182,6 +206,9 @@ pub fn encode_row(types: &[ColumnType], key: Option<&[u8]>, values: &[Value]) ->
                 out.extend_from_slice(&v.to_le_bytes())
             }
             (ColumnType::Date, Value::Date(d)) => out.extend_from_slice(&d.to_le_bytes()),
+            (ColumnType::Numeric { scale, .. }, Value::Numeric { units, scale: s }) if s == scale => {
+                out.extend_from_slice(&units.to_le_bytes())
+            }
             (ty, v) => {
                 return Err(Error::InvalidInput(format!("value {v:?} does not fit column type {}", ty.sql_name())))
             }
@@ -269,6 +296,9 @@ pub fn decode_record(types: &[ColumnType], offset: u64, buf: &[u8]) -> Result<Re
             }
             ColumnType::Timestamp | ColumnType::TimestampTz => Value::Timestamp(i64::from_le_bytes(r.array()?)),
             ColumnType::Date => Value::Date(i32::from_le_bytes(r.array()?)),
+            ColumnType::Numeric { scale, .. } => {
+                Value::Numeric { units: i128::from_le_bytes(r.array()?), scale: *scale }
+            }
         });
     }
     Ok(Record { offset, timestamp_micros, key, values })
@@ -292,6 +322,7 @@ mod tests {
             ColumnType::Timestamp,
             ColumnType::Date,
             ColumnType::Text,
+            ColumnType::Numeric { precision: 28, scale: 4 },
         ];
         let values = vec![
             Value::Boolean(true),
@@ -305,6 +336,7 @@ mod tests {
             Value::Timestamp(1_700_000_000_000_000),
             Value::Date(19_000),
             Value::Null,
+            Value::Numeric { units: -123_456_789, scale: 4 },
         ];
         let mut buf = encode_row(&types, Some(b"k1"), &values).unwrap();
         stamp(&mut buf, 42);

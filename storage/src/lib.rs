@@ -63,6 +63,7 @@ pub mod error;
 pub mod groups;
 pub mod keys;
 pub mod log;
+pub mod numeric;
 pub mod state;
 pub mod store;
 pub mod tables;

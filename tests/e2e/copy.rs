@@ -9,17 +9,18 @@ use bytes::Bytes;
 use futures::SinkExt;
 use tokio_postgres::Client;
 
-const CREATE: &str = "(id BIGINT NOT NULL, name TEXT, score DOUBLE PRECISION, ok BOOLEAN, at TIMESTAMPTZ, raw BYTEA)";
+const CREATE: &str =
+    "(id BIGINT NOT NULL, name TEXT, score DOUBLE PRECISION, ok BOOLEAN, at TIMESTAMPTZ, raw BYTEA, amount NUMERIC(12,4))";
 
 async fn with_rows(c: &Client, name: &str) {
     c.batch_execute(&format!("CREATE STREAM {name} {CREATE} WITH (partitions = 2, key = 'id')")).await.unwrap();
     c.batch_execute(&format!(
         "INSERT INTO {name} VALUES \
-         (1, 'plain', 1.5, true, '2026-01-02 03:04:05.123456+00', '\\x00ff'), \
-         (2, '', -0.25, false, '1999-12-31 23:59:59+00', ''), \
-         (3, NULL, NULL, NULL, NULL, NULL), \
-         (4, 'tab\there, comma, \"quote\" and\nnewline \\ backslash', 1e300, true, '2026-11-25 00:00:00+00', '\\x5c4e'), \
-         (5, 'ünïcødé ✓', 0, false, '1970-01-01 00:00:00+00', '\\x')"
+         (1, 'plain', 1.5, true, '2026-01-02 03:04:05.123456+00', '\\x00ff', 1234.5678), \
+         (2, '', -0.25, false, '1999-12-31 23:59:59+00', '', -0.0001), \
+         (3, NULL, NULL, NULL, NULL, NULL, NULL), \
+         (4, 'tab\there, comma, \"quote\" and\nnewline \\ backslash', 1e300, true, '2026-11-25 00:00:00+00', '\\x5c4e', 99999999.9999), \
+         (5, 'ünïcødé ✓', 0, false, '1970-01-01 00:00:00+00', '\\x', 0)"
     ))
     .await
     .unwrap();
@@ -200,4 +201,44 @@ async fn archive_files_import_back_with_copy() {
     let file = dir.path().join("archive/ev/0/0-99.parquet");
     let n = c.execute(&format!("COPY copy_of FROM '{}'", file.display()), &[]).await.unwrap();
     assert_eq!(n, 100, "system columns in the file are skipped");
+}
+
+/// A psql script with `COPY … FROM STDIN` and its data inline, in text and
+/// CSV format: each block ends at its `\.` line, numeric values keep their
+/// scale, and they are all there after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_copy_data_in_a_psql_script_ends_at_backslash_dot() {
+    let (dir, server) = super::fresh();
+    let script = dir.path().join("load.sql");
+    std::fs::write(
+        &script,
+        "CREATE STREAM pay (who TEXT, amount NUMERIC(10,3));\n\
+         COPY pay FROM STDIN;\n\
+         x\t1.5\n\
+         y\t-2.0005\n\
+         z\t\\N\n\
+         \\.\n\
+         COPY pay (who, amount) FROM STDIN WITH (FORMAT csv);\n\
+         w,3e2\n\
+         \"v, quoted\",0.0004\n\
+         \\.\n\
+         SELECT count(*) AS loaded FROM pay;\n",
+    )
+    .unwrap();
+    let out = server.psql(&["-v", "ON_ERROR_STOP=1", "-f", &script.display().to_string()]).unwrap();
+    assert!(out.contains("COPY 3") && out.contains("COPY 2"), "{out}");
+    drop(server);
+    let server = Server::start(dir.path()).unwrap();
+    let c = server.client().await.unwrap();
+    let rows = c.simple_query("SELECT who, amount FROM pay ORDER BY who").await.unwrap();
+    let got: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some(format!("{}={}", r.get(0).unwrap(), r.get(1).unwrap_or("NULL")))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, ["v, quoted=0.000", "w=300.000", "x=1.500", "y=-2.001", "z=NULL"]);
 }

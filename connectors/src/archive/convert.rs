@@ -3,7 +3,8 @@
 use brikk_storage::{ColumnType, Error, Record, Result, StreamDef, Value};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
-    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType,
 };
 
 /// The records of `batch`, which has the full stream schema (system
@@ -54,6 +55,12 @@ pub fn records(def: &StreamDef, batch: &RecordBatch, file: &str) -> Result<Vec<R
                 fill!(a.as_primitive_opt::<TimestampMicrosecondType>(), Value::Timestamp)
             }
             ColumnType::Date => fill!(a.as_primitive_opt::<Date32Type>(), Value::Date),
+            ColumnType::Numeric { precision, scale } => {
+                let typed = (a.data_type() == &DataType::Decimal128(precision, scale as i8))
+                    .then(|| a.as_primitive_opt::<Decimal128Type>())
+                    .flatten();
+                fill!(typed, |units: i128| Value::Numeric { units, scale })
+            }
         }
     }
     Ok(out)

@@ -141,7 +141,7 @@ pub fn lookup_keys(table: &TableHandle, filters: &[Expr]) -> Option<Vec<(Vec<u8>
 fn show_value(v: &Value) -> String {
     match v {
         Value::Text(s) => format!("'{}'", s.replace('\'', "''")),
-        other => crate::types::key_text(other).unwrap_or_else(|| "NULL".into()),
+        other => other.key_text().unwrap_or_else(|| "NULL".into()),
     }
 }
 

@@ -238,33 +238,42 @@ impl Amended {
                 let rel = int_column(&batch, "attrelid")?;
                 let names = string_column(&batch, "attname")?;
                 let types = int_column(&batch, "atttypid")?;
-                let typed: Int32Array = (0..batch.num_rows())
-                    .map(|i| {
-                        let ty = relations
-                            .get(&rel.value(i))
-                            .and_then(|r| column_def(&store, r, names.value(i)))
+                let typmods = int_column(&batch, "atttypmod")?;
+                let defs: Vec<Option<ColumnDef>> = (0..batch.num_rows())
+                    .map(|i| relations.get(&rel.value(i)).and_then(|r| column_def(&store, r, names.value(i))))
+                    .collect();
+                let typed: Int32Array = defs
+                    .iter()
+                    .zip(types.iter())
+                    .map(|(c, oid)| {
+                        c.as_ref()
                             .and_then(|c| match c.ty {
                                 ColumnType::Json => Some(JSON_OID),
                                 ColumnType::Jsonb => Some(JSONB_OID),
                                 ColumnType::Uuid => Some(UUID_OID),
                                 _ => None,
-                            });
-                        Some(ty.unwrap_or(types.value(i)))
+                            })
+                            .or(oid)
                     })
                     .collect();
-                let has_default: BooleanArray = (0..batch.num_rows())
-                    .map(|i| {
-                        let rel = relations.get(&rel.value(i));
-                        Some(
-                            rel.and_then(|r| column_def(&store, r, names.value(i)))
-                                .is_some_and(|c| c.default.is_some()),
-                        )
+                // numeric(p, s) is typmod ((p << 16) | s) + 4, as Postgres
+                // stores it and format_type reads it.
+                let typmod: Int32Array = defs
+                    .iter()
+                    .zip(typmods.iter())
+                    .map(|(c, typmod)| match c.as_ref().map(|c| c.ty) {
+                        Some(ColumnType::Numeric { precision, scale }) => {
+                            Some((((precision as i32) << 16) | scale as i32) + 4)
+                        }
+                        _ => typmod,
                     })
                     .collect();
-                let identity: StringArray = (0..batch.num_rows())
-                    .map(|i| {
-                        let c = relations.get(&rel.value(i)).and_then(|r| column_def(&store, r, names.value(i)));
-                        Some(match c.and_then(|c| c.identity) {
+                let has_default: BooleanArray =
+                    defs.iter().map(|c| Some(c.as_ref().is_some_and(|c| c.default.is_some()))).collect();
+                let identity: StringArray = defs
+                    .iter()
+                    .map(|c| {
+                        Some(match c.as_ref().and_then(|c| c.identity) {
                             Some(Identity::Always) => "a",
                             Some(Identity::ByDefault) => "d",
                             None => "",
@@ -274,6 +283,8 @@ impl Amended {
                 let mut columns = batch.columns().to_vec();
                 let at = batch.schema().index_of("atttypid")?;
                 columns[at] = Arc::new(typed);
+                let at = batch.schema().index_of("atttypmod")?;
+                columns[at] = Arc::new(typmod);
                 if let Ok(at) = batch.schema().index_of("atthasdef") {
                     columns[at] = Arc::new(has_default);
                 }

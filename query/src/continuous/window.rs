@@ -162,6 +162,7 @@ impl V {
             Some(Value::Int(i)) | Some(Value::Timestamp(i)) => V::Int(i),
             Some(Value::Date(d)) => V::Int(d as i64),
             Some(Value::Float(f)) => V::Float(f),
+            Some(v @ Value::Numeric { .. }) => V::Float(crate::market::expr::num(&v)),
             Some(Value::Text(t)) => V::Text(t),
             Some(Value::Bytes(_)) | None => {
                 return Err(Error::Unsupported(format!(

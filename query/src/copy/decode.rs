@@ -168,7 +168,16 @@ fn next_record(buf: &[u8], f: &CopyFormat, at_end: bool) -> Result<Option<(Optio
         return Ok(None);
     }
     match f.format {
-        Format::Csv => Ok(csv_record(buf, f, at_end)?.map(|(v, used, lines)| (Some(Fields::Values(v)), used, lines))),
+        Format::Csv => {
+            // A line of just `\.` ends the data here too (psql sends it).
+            let end_line = buf.iter().position(|b| *b == b'\n').map(|i| (&buf[..i], i + 1));
+            if let Some((line, used)) = end_line.or((at_end && !buf.is_empty()).then_some((buf, buf.len()))) {
+                if line.strip_suffix(b"\r").unwrap_or(line) == b"\\." {
+                    return Ok(Some((Some(Fields::End), used, 1)));
+                }
+            }
+            Ok(csv_record(buf, f, at_end)?.map(|(v, used, lines)| (Some(Fields::Values(v)), used, lines)))
+        }
         Format::Text | Format::Json => {
             let (line, used) = match buf.iter().position(|b| *b == b'\n') {
                 Some(i) => (&buf[..i], i + 1),

@@ -42,6 +42,8 @@ pub struct Order {
     pub seq: u64,
     pub side: Side,
     pub id: Value,
+    /// The price as a double, which orders the book: `numeric` prices of up
+    /// to 15 significant digits keep their exact order.
     pub price: f64,
     pub remaining: i64,
     pub expires_at: Option<i64>,
@@ -102,7 +104,7 @@ pub struct Book {
 }
 
 fn id_text(v: &Value) -> String {
-    crate::types::key_text(v).unwrap_or_default()
+    v.key_text().unwrap_or_default()
 }
 
 impl Book {

@@ -7,7 +7,7 @@
 //! planned expression into a small tree evaluated directly on the two
 //! orders' values, with SQL's three-valued logic.
 
-use brikk_storage::Value;
+use brikk_storage::{numeric, Value};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
@@ -121,24 +121,31 @@ impl RowExpr {
             RowExpr::Negate(e) => match e.eval(bid, ask)? {
                 Value::Int(i) => Value::Int(i.checked_neg().ok_or_else(overflow)?),
                 Value::Float(f) => Value::Float(-f),
+                Value::Numeric { units, scale } => {
+                    Value::Numeric { units: units.checked_neg().ok_or_else(overflow)?, scale }
+                }
                 _ => Value::Null,
             },
             RowExpr::IsNull(e, negated) => Value::Boolean((e.eval(bid, ask)? == Value::Null) != *negated),
             RowExpr::ToFloat(e) => match e.eval(bid, ask)? {
                 Value::Int(i) => Value::Float(i as f64),
                 Value::Float(f) => Value::Float(f),
+                v @ Value::Numeric { .. } => Value::Float(num(&v)),
                 Value::Text(t) => Value::Float(t.trim().parse().map_err(|_| bad_text(&t, "double precision"))?),
                 _ => Value::Null,
             },
             RowExpr::ToInt(e) => match e.eval(bid, ask)? {
                 Value::Int(i) => Value::Int(i),
                 Value::Float(f) => Value::Int(f.round_ties_even() as i64),
+                Value::Numeric { units, scale } => Value::Int(
+                    numeric::rescale(units, scale, 0).and_then(|i| i64::try_from(i).ok()).ok_or_else(overflow)?,
+                ),
                 Value::Text(t) => Value::Int(t.trim().parse().map_err(|_| bad_text(&t, "bigint"))?),
                 _ => Value::Null,
             },
             RowExpr::ToText(e) => match e.eval(bid, ask)? {
                 Value::Null => Value::Null,
-                v => Value::Text(crate::types::key_text(&v).unwrap_or_default()),
+                v => Value::Text(v.key_text().unwrap_or_default()),
             },
             RowExpr::Binary(l, op, r) => {
                 let a = l.eval(bid, ask)?;
@@ -181,6 +188,15 @@ pub fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
         (Value::Int(x), Value::Float(y)) => (*x as f64).partial_cmp(y),
         (Value::Float(x), Value::Int(y)) => x.partial_cmp(&(*y as f64)),
         (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
+        (Value::Numeric { units: x, scale: s }, Value::Numeric { units: y, scale: t }) => {
+            let at = (*s).max(*t);
+            match (numeric::rescale(*x, *s, at), numeric::rescale(*y, *t, at)) {
+                (Some(x), Some(y)) => Some(x.cmp(&y)),
+                _ => num(a).partial_cmp(&num(b)),
+            }
+        }
+        (Value::Numeric { .. }, Value::Int(_) | Value::Float(_))
+        | (Value::Int(_) | Value::Float(_), Value::Numeric { .. }) => num(a).partial_cmp(&num(b)),
         (Value::Text(x), Value::Text(y)) => Some(x.cmp(y)),
         (Value::Boolean(x), Value::Boolean(y)) => Some(x.cmp(y)),
         (Value::Timestamp(x), Value::Timestamp(y)) => Some(x.cmp(y)),
@@ -218,7 +234,10 @@ fn binary(a: Value, op: BinOp, b: Value) -> Result<Value> {
                 }
                 .ok_or_else(overflow)?,
             ),
-            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            (
+                Value::Int(_) | Value::Float(_) | Value::Numeric { .. },
+                Value::Int(_) | Value::Float(_) | Value::Numeric { .. },
+            ) => {
                 let (x, y) = (num(&a), num(&b));
                 Value::Float(match op {
                     BinOp::Plus => x + y,
@@ -242,6 +261,7 @@ pub fn num(v: &Value) -> f64 {
     match v {
         Value::Int(i) => *i as f64,
         Value::Float(f) => *f,
+        Value::Numeric { units, scale } => *units as f64 / 10f64.powi(*scale as i32),
         _ => f64::NAN,
     }
 }

@@ -119,7 +119,7 @@ fn bucket_of(row: &[Value], cols: impl Iterator<Item = usize>) -> Vec<u8> {
     let parts: Vec<String> = cols
         .map(|c| match row.get(c) {
             Some(Value::Float(f)) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
-            Some(v) => crate::types::key_text(v).unwrap_or_else(|| "NULL".into()),
+            Some(v) => v.key_text().unwrap_or_else(|| "NULL".into()),
             None => "NULL".into(),
         })
         .collect();
@@ -136,6 +136,7 @@ fn scalar(v: &Value, t: &DataType) -> Result<ScalarValue> {
         Value::Bytes(b) => ScalarValue::Binary(Some(b.clone())),
         Value::Timestamp(x) => ScalarValue::TimestampMicrosecond(Some(*x), None),
         Value::Date(d) => ScalarValue::Date32(Some(*d)),
+        Value::Numeric { units, scale } => ScalarValue::Decimal128(Some(*units), 38, *scale as i8),
     };
     Ok(if s.data_type() == *t { s } else { s.cast_to(t)? })
 }

@@ -108,7 +108,12 @@ fn side_columns(s: &StreamHandle) -> Result<SideColumns> {
     let numeric = |c: usize| {
         matches!(
             s.def.columns[c].ty,
-            ColumnType::SmallInt | ColumnType::Integer | ColumnType::BigInt | ColumnType::Real | ColumnType::Double
+            ColumnType::SmallInt
+                | ColumnType::Integer
+                | ColumnType::BigInt
+                | ColumnType::Real
+                | ColumnType::Double
+                | ColumnType::Numeric { .. }
         )
     };
     if !numeric(price) {

@@ -615,6 +615,10 @@ fn json_value(v: &Value) -> serde_json::Value {
         Value::Bytes(b) => J::String(format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())),
         Value::Timestamp(us) => J::from(*us),
         Value::Date(d) => J::from(*d),
+        Value::Numeric { .. } => {
+            let text = v.key_text().unwrap_or_default();
+            serde_json::from_str(&text).unwrap_or(J::String(text))
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use crate::defaults::Defaults;
 use crate::error::{Error, ObjectKind, Result};
 use crate::sql::parser::normalize;
 use crate::tables::expr::{returning_exprs, Returning, Scope};
-use crate::types::{arrow_type, assign_in, build_array, key_text, UTC};
+use crate::types::{arrow_type, assign_in, build_array, UTC};
 
 /// A planned INSERT into a stream.
 #[derive(Debug, Clone)]
@@ -348,7 +348,7 @@ pub(crate) fn encode_append(
             return Err(Error::NotNull { relation: def.name.clone(), column: c.name.clone() });
         }
     }
-    let key = def.key_column.and_then(|k| key_text(&values[k]));
+    let key = def.key_column.and_then(|k| values[k].key_text());
     let record = encode_row(stream.types(), key.as_deref().map(str::as_bytes), &values)?;
     let partition = stream.choose_partition(key.as_deref().map(str::as_bytes));
     if let Some(keep) = keep {

@@ -49,21 +49,7 @@ impl TableHandle {
     /// The primary key of a row as text (`a` or `a,b` for composite keys):
     /// the `_key` of its changelog records.
     pub fn key_text(&self, row: &[Value]) -> String {
-        self.def
-            .primary_key
-            .iter()
-            .map(|&k| match &row[k] {
-                Value::Text(s) => s.clone(),
-                Value::Int(i) => i.to_string(),
-                Value::Float(f) => f.to_string(),
-                Value::Boolean(b) => b.to_string(),
-                Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
-                Value::Timestamp(t) => t.to_string(),
-                Value::Date(d) => d.to_string(),
-                Value::Null => String::new(),
-            })
-            .collect::<Vec<_>>()
-            .join(",")
+        self.def.primary_key.iter().map(|&k| row[k].key_text().unwrap_or_default()).collect::<Vec<_>>().join(",")
     }
 
     /// Whether the table has been dropped since this handle was taken.

@@ -4,6 +4,8 @@
 //! ```text
 //!  boolean            0x00 | 0x01
 //!  integers, times    i64 with the sign bit flipped, big-endian (8 bytes)
+//!  numeric            i128 units with the sign bit flipped, big-endian
+//!                     (16 bytes; one column's values share its scale)
 //!  real, double       f64 bits, sign-flipped for positives and all bits
 //!                     flipped for negatives, big-endian (8 bytes)
 //!  text, bytea, json  bytes with 0x00 escaped as 0x00 0xFF, then 0x00 0x01
@@ -24,6 +26,7 @@ pub fn encode(types: &[ColumnType], values: &[&Value]) -> Result<Vec<u8>> {
             (_, Value::Boolean(b)) => out.push(*b as u8),
             (_, Value::Int(i)) | (_, Value::Timestamp(i)) => out.extend_from_slice(&flip(*i)),
             (_, Value::Date(d)) => out.extend_from_slice(&flip(*d as i64)),
+            (_, Value::Numeric { units, .. }) => out.extend_from_slice(&((*units as u128) ^ (1 << 127)).to_be_bytes()),
             (_, Value::Float(f)) => {
                 let bits = f.to_bits();
                 let ordered = if bits >> 63 == 0 { bits ^ (1 << 63) } else { !bits };
@@ -67,6 +70,12 @@ mod tests {
         let floats = [f64::NEG_INFINITY, -2.5, -0.5, 0.0, 0.5, 3.0, f64::INFINITY];
         for w in floats.windows(2) {
             assert!(enc(ColumnType::Double, Value::Float(w[0])) < enc(ColumnType::Double, Value::Float(w[1])));
+        }
+        let numeric = ColumnType::Numeric { precision: 28, scale: 2 };
+        let units = [i128::MIN, -10_000, -1, 0, 1, 99, 10_000, i128::MAX];
+        for w in units.windows(2) {
+            let (a, b) = (Value::Numeric { units: w[0], scale: 2 }, Value::Numeric { units: w[1], scale: 2 });
+            assert!(enc(numeric, a) < enc(numeric, b), "{} < {}", w[0], w[1]);
         }
         let texts = ["", "\0", "\0\0", "a", "a\0", "ab", "b"];
         for w in texts.windows(2) {

@@ -211,6 +211,28 @@ with c.step("UUID keys and Decimal text"):
         pass
     conn.execute(f"DROP TABLE {t}")
 
+with c.step("numeric columns take and give Decimal"):
+    import decimal
+    D = decimal.Decimal
+    t = f"{s}_ledger"
+    conn.execute(f"DROP TABLE IF EXISTS {t}")
+    conn.execute(f"CREATE TABLE {t} (id TEXT PRIMARY KEY, balance NUMERIC(12,2) NOT NULL)")
+    # Text and binary parameters; extra digits round half away from zero.
+    conn.execute(f"INSERT INTO {t} VALUES (%s, %s)", ("a", D("10.005")))
+    conn.execute(f"INSERT INTO {t} VALUES (%b, %b)", ("b", D("-0.5")))
+    conn.execute(f"UPDATE {t} SET balance = balance + %s WHERE id = %s", (D("0.1"), "a"))
+    got = conn.execute(f"SELECT id, balance FROM {t} ORDER BY id").fetchall()
+    c.check(got == [("a", D("10.11")), ("b", D("-0.50"))], f"text results {got!r}")
+    with conn.cursor(binary=True) as cur:
+        got = cur.execute(f"SELECT balance FROM {t} WHERE balance > %s", (D("0"),)).fetchall()
+    c.check(got == [(D("10.11"),)], f"binary results {got!r}")
+    try:
+        conn.execute(f"INSERT INTO {t} VALUES ('c', %s)", (D("12345678901"),))
+        c.check(False, "a numeric overflow was accepted")
+    except psycopg.errors.NumericValueOutOfRange:
+        pass
+    conn.execute(f"DROP TABLE {t}")
+
 with c.step("notices over the extended protocol"):
     notices = []
     conn.add_notice_handler(lambda d: notices.append((d.severity, d.sqlstate, d.message_primary)))
