@@ -452,6 +452,11 @@ fn json_value(v: ScalarValue, is_json: bool) -> Json {
                 Json::String(s)
             }
         }
+        // A number, as close as JSON numbers get (`1.50` reads as 1.5).
+        d @ ScalarValue::Decimal128(..) => {
+            let text = d.to_string();
+            serde_json::from_str(&text).unwrap_or(Json::String(text))
+        }
         other => Json::String(other.to_string()),
     }
 }
