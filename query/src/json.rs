@@ -8,7 +8,8 @@
 //! - `a @> b` / `a <@ b` is JSON containment ([`json_contains_value`]).
 //!
 //! `json_build_object(k, v, ...)` and `jsonb_build_object` are Postgres'
-//! ([`JsonBuildObject`]).
+//! ([`JsonBuildObject`]), as are `to_json(v)` and `to_jsonb(v)`
+//! ([`ToJson`]).
 //!
 //! Casts to `json` and `jsonb` are rewritten to calls of [`JSON_CAST`] and
 //! [`JSONB_CAST`] ([`JsonCast`]): the text, checked to be JSON (`22P02`
@@ -48,6 +49,8 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     registry.register_udf(Arc::new(array_length_udf("jsonb_array_length")))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::new(ColumnType::Json))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::new(ColumnType::Jsonb))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ToJson::new(ColumnType::Json))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ToJson::new(ColumnType::Jsonb))))?;
     registry.register_udaf(Arc::new(AggregateUDF::new_from_impl(JsonAgg::new(ColumnType::Json))))?;
     registry.register_udaf(Arc::new(AggregateUDF::new_from_impl(JsonAgg::new(ColumnType::Jsonb))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Json))))?;
@@ -254,6 +257,55 @@ impl ScalarUDFImpl for JsonBuildObject {
             out.push(Json::Object(object).to_string());
         }
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// Postgres' `to_json(value)` and `to_jsonb(value)`: one value as JSON,
+/// kept as its JSON kind as [`JsonBuildObject`] keeps values (a number is a
+/// number, text a string, a JSON column its JSON); NULL for NULL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ToJson {
+    signature: Signature,
+    /// `Json` or `Jsonb`: the type of the result.
+    kind: ColumnType,
+}
+
+impl ToJson {
+    pub fn new(kind: ColumnType) -> ToJson {
+        ToJson { signature: Signature::any(1, Volatility::Immutable), kind }
+    }
+}
+
+impl ScalarUDFImpl for ToJson {
+    fn name(&self) -> &str {
+        match self.kind {
+            ColumnType::Jsonb => "to_jsonb",
+            _ => "to_json",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true).with_metadata(json_metadata(self.kind.sql_name()))))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let is_json = args.arg_fields[0].extension_type_name() == Some("arrow.json");
+        let out: StringArray = (0..args.number_rows)
+            .map(|row| {
+                let value = ScalarValue::try_from_array(&arrays[0], row)?;
+                Ok((!value.is_null()).then(|| json_value(value, is_json).to_string()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
 
