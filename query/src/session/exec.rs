@@ -559,9 +559,7 @@ impl Session {
                     }
                 }
             }
-            S::Truncate { .. } => {
-                Err(Error::Unsupported("TRUNCATE (use DROP STREAM or DROP TABLE, or retention)".into()))
-            }
+            S::Truncate(t) => Box::pin(self.truncate(t)).await,
             S::CreateTable(ct) => {
                 self.ddl_allowed("CREATE TABLE").await?;
                 let def = crate::tables::ddl::table_def(&ct)?;
@@ -839,16 +837,44 @@ impl Session {
     /// inside a transaction the writes wait for COMMIT, which refuses them
     /// with `40001` if a row they read has changed by then.
     pub(crate) async fn run_dml(&mut self, plan: &DmlPlan, params: &[ScalarValue]) -> Result<Output> {
+        let (count, returned) = self.write_dml(&[plan], params).await?.pop().expect("one plan, one result");
+        let tag = plan.tag();
+        Ok(match returned {
+            Some(batch) => {
+                let schema = batch.schema();
+                let stream = RecordBatchStreamAdapter::new(schema, futures::stream::iter(vec![Ok(batch)]));
+                Output::Returning { tag: tag.to_string(), rows: Box::pin(stream) }
+            }
+            None => command(tag, Some(count)),
+        })
+    }
+
+    /// Builds `plans` against the rows as they are now and writes them as
+    /// one: into the open transaction, or committed at once, when a
+    /// concurrent writer changed a row they read, built and tried again (up
+    /// to [`MAX_ROW_RETRIES`] times). Each plan's row count and RETURNING
+    /// rows, in order. The plans must write different tables.
+    async fn write_dml(
+        &mut self,
+        plans: &[&DmlPlan],
+        params: &[ScalarValue],
+    ) -> Result<Vec<(usize, Option<RecordBatch>)>> {
         let mut attempt = 0;
         loop {
             let state = self.state();
-            let built = plan.build(&self.db.shared().store, &state, &self.rows, params).await?;
-            let Built { writes, rows, count, returned } = built;
-            let in_txn = matches!(self.txn, Txn::Active { .. });
-            let set = WriteSet { rows: writes, ..Default::default() };
-            if in_txn {
+            let mut set = WriteSet::default();
+            let mut changed = Vec::new();
+            let mut results = Vec::with_capacity(plans.len());
+            for plan in plans {
+                let Built { writes, rows, count, returned } =
+                    plan.build(&self.db.shared().store, &state, &self.rows, params).await?;
+                set.rows.extend(writes);
+                changed.extend(rows);
+                results.push((count, returned));
+            }
+            if matches!(self.txn, Txn::Active { .. }) {
                 let pending = Arc::make_mut(&mut self.rows);
-                for (t, k, v) in rows {
+                for (t, k, v) in changed {
                     pending.set(t, k, v);
                 }
                 self.write(set).await?;
@@ -863,16 +889,51 @@ impl Session {
                     Err(e) => return Err(e.into()),
                 }
             }
-            let tag = plan.tag();
-            return Ok(match returned {
-                Some(batch) => {
-                    let schema = batch.schema();
-                    let stream = RecordBatchStreamAdapter::new(schema, futures::stream::iter(vec![Ok(batch)]));
-                    Output::Returning { tag: tag.to_string(), rows: Box::pin(stream) }
-                }
-                None => command(tag, Some(count)),
-            });
+            return Ok(results);
         }
+    }
+
+    /// `TRUNCATE [TABLE] t, ...`: deletes every row of the tables in one
+    /// write, each deletion a change in the table's changelog, as `DELETE
+    /// FROM t` would (so history and `changes()` readers see it). Identity
+    /// sequences continue (`RESTART IDENTITY` is refused); `CASCADE` and
+    /// `RESTRICT` change nothing, as there are no foreign keys. A stream
+    /// cannot be truncated (its offsets are forever; retention deletes).
+    async fn truncate(&mut self, t: ast::Truncate) -> Result<Output> {
+        if matches!(t.identity, Some(ast::TruncateIdentityOption::Restart)) {
+            return Err(Error::Unsupported("TRUNCATE … RESTART IDENTITY".into()));
+        }
+        if t.partitions.is_some() || t.on_cluster.is_some() {
+            return Err(Error::Unsupported("TRUNCATE … PARTITION / ON CLUSTER".into()));
+        }
+        let store = self.db.shared().store.clone();
+        let mut plans = Vec::with_capacity(t.table_names.len());
+        let mut seen = std::collections::HashSet::new();
+        for target in &t.table_names {
+            let Some(table) = dml::table_of(&store, &target.name) else {
+                let name = target.name.to_string();
+                let relation = target.name.0.last().and_then(|p| p.as_ident()).map(normalize);
+                return Err(match relation.and_then(|r| store.stream(&r)) {
+                    Some(_) => Error::Unsupported(format!(
+                        "TRUNCATE of stream \"{name}\" (offsets are never reused: use retention, or DROP STREAM)"
+                    )),
+                    None => Error::NotFound { kind: ObjectKind::Relation, name },
+                });
+            };
+            if !seen.insert(table.def.id) {
+                continue;
+            }
+            let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+            let sql = format!("DELETE FROM {}", target.name);
+            let delete = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &sql)
+                .map_err(|e| Error::Syntax(e.to_string()))?
+                .pop()
+                .ok_or_else(|| Error::Internal(format!("no statement in {sql}")))?;
+            plans.push(DmlPlan::new(&delete, table, &self.state(), &[]).await?);
+        }
+        let refs: Vec<&DmlPlan> = plans.iter().collect();
+        self.write_dml(&refs, &[]).await?;
+        Ok(command("TRUNCATE TABLE", None))
     }
 
     /// Called before a `SET` or `RESET` changes the parameters: inside a
