@@ -25,6 +25,7 @@ pub mod dml;
 pub mod expr;
 pub mod history;
 pub mod lookup;
+pub mod subquery;
 
 use std::collections::{BTreeMap, HashMap};
 

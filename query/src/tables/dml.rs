@@ -35,6 +35,7 @@ use crate::session::insert::{
 use crate::session::prepared::{uuid_params, uuid_params_of_plan};
 use crate::sql::parser::normalize;
 use crate::tables::expr::{placeholders, returning_exprs, Returning, RowExprs, Scope};
+use crate::tables::subquery::SubqueryWhere;
 use crate::tables::{Current, PendingRows, TxnRows};
 use crate::types::{arrow_type, assign_in};
 use crate::zone::{zone_of, zoned_batch, zoned_schema};
@@ -59,7 +60,13 @@ pub struct DmlPlan {
     /// The row schema, and the ON CONFLICT row (existing row, then the
     /// excluded row), built on first use.
     schemas: OnceLock<(SchemaRef, SchemaRef)>,
+    /// An UPDATE's or DELETE's WHERE holding subqueries, run at each
+    /// execution, with the scope it is planned in ([`SubqueryWhere`]).
+    subqueries: Option<WhereSubqueries>,
 }
+
+/// A WHERE with subqueries and the scope it is planned in.
+type WhereSubqueries = Arc<(SubqueryWhere, Scope)>;
 
 #[derive(Debug, Clone)]
 enum Kind {
@@ -367,6 +374,23 @@ pub(crate) fn key_target(table: &TableHandle, selection: Option<&ast::Expr>) -> 
 const MAX_KEYS: usize = 1024;
 
 /// The qualifier expressions use for the target table.
+/// The subqueries of an UPDATE's or DELETE's WHERE, if it holds any, with
+/// the stand-in WHERE to plan at Parse ([`SubqueryWhere::stand_in`]).
+/// `name` is the table as written, `q` the name its row goes by.
+fn where_subqueries(
+    selection: Option<&ast::Expr>,
+    name: &ast::ObjectName,
+    q: &str,
+    scope: &Scope,
+) -> Result<(Option<WhereSubqueries>, Option<ast::Expr>)> {
+    let outer = [qualifier(name, None), q.to_string()];
+    let Some(found) = selection.map(|w| SubqueryWhere::new(w, &outer)).transpose()?.flatten() else {
+        return Ok((None, None));
+    };
+    let stand_in = found.stand_in();
+    Ok((Some(Arc::new((found, scope.clone()))), Some(stand_in)))
+}
+
 fn qualifier(name: &ast::ObjectName, alias: Option<&ast::Ident>) -> String {
     match alias {
         Some(a) => normalize(a),
@@ -400,8 +424,9 @@ impl DmlPlan {
                 let scope = Scope::new(&[(&q, schema.clone())])?;
                 let sets = assignments(&table, &u.assignments)?;
                 let mut hints = Vec::new();
-                let (exprs, set_idx, filter) =
-                    plan_sets(&table, &scope, state, &sets, u.selection.as_ref(), &mut hints)?;
+                let (subqueries, stand_in) = where_subqueries(u.selection.as_ref(), name, &q, &scope)?;
+                let selection = stand_in.as_ref().or(u.selection.as_ref());
+                let (exprs, set_idx, filter) = plan_sets(&table, &scope, state, &sets, selection, &mut hints)?;
                 let returning = u.returning.as_deref();
                 let ret_exprs = returning_exprs(returning, &scope, &column_names(&table), &q, state)?;
                 let all: Vec<&Expr> = exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
@@ -420,6 +445,7 @@ impl DmlPlan {
                     stored: stored.clone(),
                     row: schema.clone(),
                     schemas: OnceLock::new(),
+                    subqueries,
                 })
             }
             ast::Statement::Delete(d) => {
@@ -438,8 +464,9 @@ impl DmlPlan {
                 }
                 let q = qualifier(name, alias.as_ref().map(|a| &a.name));
                 let scope = Scope::new(&[(&q, schema.clone())])?;
+                let (subqueries, stand_in) = where_subqueries(d.selection.as_ref(), name, &q, &scope)?;
                 let mut exprs = Vec::new();
-                let filter = match &d.selection {
+                let filter = match stand_in.as_ref().or(d.selection.as_ref()) {
                     Some(w) => {
                         exprs.push(boolean(scope.plan(state, w)?, &scope)?);
                         Some(0)
@@ -463,6 +490,7 @@ impl DmlPlan {
                     stored: stored.clone(),
                     row: schema.clone(),
                     schemas: OnceLock::new(),
+                    subqueries,
                 })
             }
             _ => Err(Error::Internal("DmlPlan::new on a statement that is not DML".into())),
@@ -609,6 +637,7 @@ impl DmlPlan {
             stored,
             row: schema,
             schemas: OnceLock::new(),
+            subqueries: None,
         })
     }
 
@@ -734,7 +763,7 @@ impl DmlPlan {
             Kind::Update { target, filter, sets, exprs } => {
                 let rows = self.target_rows(&mut b, target, state, params).await?;
                 let batch = self.row_batch(&rows)?;
-                let keep = self.filtered(exprs, *filter, state, &batch, params)?;
+                let keep = self.filtered(exprs, *filter, state, &batch, params).await?;
                 let which = sets.iter().map(|&(_, i)| i);
                 let set_values: Vec<(usize, ArrayRef)> =
                     sets.iter().map(|&(col, _)| col).zip(exprs.eval_many(state, which, &batch, params)?).collect();
@@ -766,7 +795,7 @@ impl DmlPlan {
             Kind::Delete { target, filter, exprs } => {
                 let rows = self.target_rows(&mut b, target, state, params).await?;
                 let batch = self.row_batch(&rows)?;
-                let keep = self.filtered(exprs, *filter, state, &batch, params)?;
+                let keep = self.filtered(exprs, *filter, state, &batch, params).await?;
                 for (i, (key, row)) in rows.into_iter().enumerate() {
                     if keep[i] {
                         b.delete(key, &row, true)?;
@@ -907,7 +936,9 @@ impl DmlPlan {
         )?)
     }
 
-    fn filtered(
+    /// Which rows of `batch` the WHERE (`filter` of `exprs`) keeps. A WHERE
+    /// with subqueries runs them first and is planned with their answers.
+    async fn filtered(
         &self,
         exprs: &RowExprs,
         filter: Option<usize>,
@@ -916,14 +947,18 @@ impl DmlPlan {
         params: &[ScalarValue],
     ) -> Result<Vec<bool>> {
         let n = batch.num_rows();
-        match filter {
-            None => Ok(vec![true; n]),
-            Some(_) if n == 0 => Ok(Vec::new()),
-            Some(f) => {
-                let a = exprs.eval(state, f, batch, params)?;
-                (0..n).map(|i| selected(&a, i)).collect()
+        let a = match (filter, &self.subqueries) {
+            (None, _) => return Ok(vec![true; n]),
+            (Some(_), _) if n == 0 => return Ok(Vec::new()),
+            (Some(_), Some(sq)) => {
+                let (subqueries, scope) = sq.as_ref();
+                let selection = subqueries.resolve(state).await?;
+                let planned = boolean(scope.plan(state, &selection)?, scope)?;
+                RowExprs::compile(state, scope, vec![planned], &self.param_types)?.eval(state, 0, batch, params)?
             }
-        }
+            (Some(f), None) => exprs.eval(state, f, batch, params)?,
+        };
+        (0..n).map(|i| selected(&a, i)).collect()
     }
 
     fn check_not_null(&self, values: &[Value]) -> Result<()> {

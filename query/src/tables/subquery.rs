@@ -1,0 +1,312 @@
+//! Subqueries in the WHERE of a table's UPDATE or DELETE.
+//!
+//! ```sql
+//! DELETE FROM board WHERE author IN (SELECT id FROM agents WHERE retired);
+//! UPDATE tasks SET state = 'stale' WHERE updated_at < (SELECT min(at) FROM beats);
+//! ```
+//!
+//! A table's DML evaluates its WHERE row by row without planning a query
+//! ([`super::expr`]). A subquery that does not refer to the row being
+//! changed (uncorrelated) has one answer per execution, so each execution
+//! first runs every such subquery as a query of its own (seeing the
+//! transaction's own writes), puts the answers in its place as literals
+//! (`x IN (SELECT …)` becomes `x IN (v1, v2, …)`, a scalar subquery its
+//! value, `EXISTS` true or false) and only then plans and evaluates the
+//! WHERE on the candidate rows. Each changed row still expects the version
+//! it was read at, so compare-and-set stays exact.
+//!
+//! Refused with `0A000`: a correlated subquery (naming the table or its
+//! alias), and parameters inside a subquery.
+
+use std::ops::ControlFlow;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::context::SessionState;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{self, Visit, VisitMut, Visitor, VisitorMut};
+use futures::TryStreamExt;
+
+use crate::error::{Error, Result};
+use crate::sql::parser::normalize;
+
+/// The WHERE of an UPDATE or DELETE that holds subqueries.
+#[derive(Debug, Clone)]
+pub(crate) struct SubqueryWhere {
+    selection: ast::Expr,
+}
+
+impl SubqueryWhere {
+    /// `selection`, if it holds a subquery; checked for what is refused.
+    /// `outer` are the names of the row being changed.
+    pub(crate) fn new(selection: &ast::Expr, outer: &[String]) -> Result<Option<SubqueryWhere>> {
+        let mut found = Outermost::default();
+        let _ = selection.visit(&mut found);
+        if found.subqueries.is_empty() {
+            return Ok(None);
+        }
+        for q in &found.subqueries {
+            if has_placeholder(q) {
+                return Err(Error::Unsupported("a parameter inside a subquery of UPDATE or DELETE".into()));
+            }
+            if names_any(q, outer) {
+                return Err(Error::Unsupported(
+                    "a correlated subquery in UPDATE or DELETE of a table (it names the row being changed)".into(),
+                ));
+            }
+        }
+        Ok(Some(SubqueryWhere { selection: selection.clone() }))
+    }
+
+    /// The WHERE with each subquery replaced by a stand-in of its type
+    /// (`x IS NULL` for `x IN (…)`, NULL for a scalar, TRUE for `EXISTS`):
+    /// planned at Parse, so the rest of the clause is checked and its
+    /// parameters typed before any execution.
+    pub(crate) fn stand_in(&self) -> ast::Expr {
+        let mut e = self.selection.clone();
+        let _ = VisitMut::visit(
+            &mut e,
+            &mut Replace::new(|s: &ast::Expr| {
+                Ok(match s {
+                    ast::Expr::InSubquery { expr, .. } => ast::Expr::IsNull(expr.clone()),
+                    ast::Expr::Exists { .. } => ast::Expr::Value(ast::Value::Boolean(true).into()),
+                    _ => ast::Expr::Value(ast::Value::Null.into()),
+                })
+            }),
+        );
+        e
+    }
+
+    /// The WHERE with each subquery run (in `state`) and replaced by its
+    /// answer.
+    pub(crate) async fn resolve(&self, state: &SessionState) -> Result<ast::Expr> {
+        let mut found = Outermost::default();
+        let _ = self.selection.visit(&mut found);
+        let mut answers = Vec::with_capacity(found.subqueries.len());
+        for q in found.subqueries {
+            answers.push(run(state, q).await?);
+        }
+        let mut answers = answers.into_iter();
+        let mut e = self.selection.clone();
+        let mut replace = Replace::new(|s: &ast::Expr| {
+            let batches = answers.next().ok_or_else(|| Error::Internal("a subquery without an answer".into()))?;
+            answer(s, batches)
+        });
+        if let ControlFlow::Break(err) = VisitMut::visit(&mut e, &mut replace) {
+            return Err(err);
+        }
+        Ok(e)
+    }
+}
+
+/// Runs one subquery as a query of its own.
+async fn run(state: &SessionState, q: ast::Query) -> Result<Vec<RecordBatch>> {
+    let plan = state.statement_to_plan(DfStatement::Statement(Box::new(ast::Statement::Query(Box::new(q))))).await?;
+    let mut state = state.clone();
+    state.mark_start_execution();
+    let physical = state.create_physical_plan(&plan).await?;
+    Ok(datafusion::physical_plan::execute_stream(physical, state.task_ctx())?.try_collect().await?)
+}
+
+/// The literal expression that takes the place of subquery `s`, whose rows
+/// are `batches`.
+fn answer(s: &ast::Expr, batches: Vec<RecordBatch>) -> Result<ast::Expr> {
+    let columns = batches.first().map(|b| b.num_columns()).unwrap_or(1);
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if columns != 1 && !matches!(s, ast::Expr::Exists { .. }) {
+        return Err(Error::Syntax("subquery must return only one column".into()));
+    }
+    let values = || -> Result<Vec<ast::Expr>> {
+        let mut out = Vec::with_capacity(rows);
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                out.push(literal(ScalarValue::try_from_array(b.column(0), r)?)?);
+            }
+        }
+        Ok(out)
+    };
+    Ok(match s {
+        ast::Expr::InSubquery { expr, negated, .. } => {
+            let list = values()?;
+            if list.is_empty() {
+                // Nothing is in an empty set (even NULL is not).
+                ast::Expr::Value(ast::Value::Boolean(*negated).into())
+            } else {
+                ast::Expr::InList { expr: expr.clone(), list, negated: *negated }
+            }
+        }
+        ast::Expr::Exists { negated, .. } => ast::Expr::Value(ast::Value::Boolean((rows > 0) != *negated).into()),
+        _ if rows > 1 => {
+            return Err(Error::Cardinality("more than one row returned by a subquery used as an expression".into()))
+        }
+        _ => values()?.pop().unwrap_or(ast::Expr::Value(ast::Value::Null.into())),
+    })
+}
+
+/// A value as a SQL literal of its type.
+fn literal(v: ScalarValue) -> Result<ast::Expr> {
+    let value = |v: ast::Value| ast::Expr::Value(v.into());
+    if v.is_null() {
+        return Ok(value(ast::Value::Null));
+    }
+    let typed = |text: String, data_type: ast::DataType| ast::Expr::Cast {
+        kind: ast::CastKind::DoubleColon,
+        expr: Box::new(value(ast::Value::SingleQuotedString(text))),
+        data_type,
+        array: false,
+        format: None,
+    };
+    Ok(match v {
+        ScalarValue::Boolean(Some(b)) => value(ast::Value::Boolean(b)),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            value(ast::Value::SingleQuotedString(s))
+        }
+        ScalarValue::Float32(Some(f)) => typed(f.to_string(), ast::DataType::Real),
+        ScalarValue::Float64(Some(f)) => typed(f.to_string(), ast::DataType::DoublePrecision),
+        v if v.data_type().is_integer() || matches!(v, ScalarValue::Decimal128(..)) => {
+            value(ast::Value::Number(v.to_string(), false))
+        }
+        ScalarValue::TimestampMicrosecond(Some(_), ref tz) => {
+            let tz = if tz.is_some() { ast::TimezoneInfo::WithTimeZone } else { ast::TimezoneInfo::None };
+            let text = v.to_string();
+            typed(text, ast::DataType::Timestamp(None, tz))
+        }
+        ScalarValue::Date32(Some(_)) => typed(v.to_string(), ast::DataType::Date),
+        ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) => {
+            typed(format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()), ast::DataType::Bytea)
+        }
+        other => {
+            return Err(Error::Unsupported(format!(
+                "subquery values of type {} in UPDATE or DELETE",
+                crate::types::pg_name_of(&other.data_type())
+            )))
+        }
+    })
+}
+
+/// Collects the outermost subqueries of an expression, in the order they
+/// are written.
+#[derive(Default)]
+struct Outermost {
+    depth: usize,
+    subqueries: Vec<ast::Query>,
+}
+
+impl Visitor for Outermost {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _q: &ast::Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _q: &ast::Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &ast::Expr) -> ControlFlow<()> {
+        if self.depth == 0 {
+            if let Some(q) = subquery_of(e) {
+                self.subqueries.push(q.clone());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Replaces each outermost subquery expression with what `with` makes of
+/// it, in the order they are written.
+struct Replace<F> {
+    depth: usize,
+    with: F,
+}
+
+impl<F: FnMut(&ast::Expr) -> Result<ast::Expr>> Replace<F> {
+    fn new(with: F) -> Replace<F> {
+        Replace { depth: 0, with }
+    }
+}
+
+impl<F: FnMut(&ast::Expr) -> Result<ast::Expr>> VisitorMut for Replace<F> {
+    type Break = Error;
+
+    fn pre_visit_query(&mut self, _q: &mut ast::Query) -> ControlFlow<Error> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _q: &mut ast::Query) -> ControlFlow<Error> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<Error> {
+        if self.depth == 0 && subquery_of(e).is_some() {
+            match (self.with)(e) {
+                Ok(new) => *e = ast::Expr::Nested(Box::new(new)),
+                Err(err) => return ControlFlow::Break(err),
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn subquery_of(e: &ast::Expr) -> Option<&ast::Query> {
+    match e {
+        ast::Expr::Subquery(q) | ast::Expr::InSubquery { subquery: q, .. } | ast::Expr::Exists { subquery: q, .. } => {
+            Some(q)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `q` holds a parameter (`$1`).
+fn has_placeholder(q: &ast::Query) -> bool {
+    struct Find;
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_value(&mut self, v: &ast::ValueWithSpan) -> ControlFlow<()> {
+            match &v.value {
+                ast::Value::Placeholder(_) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    q.visit(&mut Find).is_break()
+}
+
+/// Whether `q` names one of `outer` as the qualifier of a column
+/// (`board.topic`) that its own FROM does not define: a correlated
+/// subquery.
+fn names_any(q: &ast::Query, outer: &[String]) -> bool {
+    #[derive(Default)]
+    struct Names {
+        defined: Vec<String>,
+        qualifiers: Vec<String>,
+    }
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &ast::TableFactor) -> ControlFlow<()> {
+            if let ast::TableFactor::Table { name, alias, .. } = t {
+                let own = match alias {
+                    Some(a) => Some(normalize(&a.name)),
+                    None => name.0.last().and_then(|p| p.as_ident()).map(normalize),
+                };
+                self.defined.extend(own);
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &ast::Expr) -> ControlFlow<()> {
+            if let ast::Expr::CompoundIdentifier(parts) = e {
+                if parts.len() >= 2 {
+                    self.qualifiers.push(normalize(&parts[parts.len() - 2]));
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names::default();
+    let _ = q.visit(&mut names);
+    names.qualifiers.iter().any(|n| outer.contains(n) && !names.defined.contains(n))
+}
