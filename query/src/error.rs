@@ -277,6 +277,9 @@ impl Error {
         if m.contains("Divide by zero") || m.contains("division by zero") {
             return Error::DivisionByZero;
         }
+        if m.contains("Scalar subquery returned more than one row") {
+            return Error::Cardinality("more than one row returned by a subquery used as an expression".into());
+        }
         if m.contains("Cannot infer common")
             || m.contains("Cannot coerce")
             || m.contains("No function matches")

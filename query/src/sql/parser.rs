@@ -115,6 +115,9 @@ fn parse_piece(
     let plain_insert = w[0] == "INSERT" && as_of.is_none() && !mentions(&tokens, Keyword::SELECT);
     let says_current_user = mentions(&tokens, Keyword::CURRENT_USER) && !mentions(&tokens, Keyword::SESSION_USER);
     let text = as_of.as_deref().unwrap_or(text);
+    let nested_select =
+        tokens.iter().filter(|t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::SELECT)).count() > 1
+            && !tokens.iter().any(|t| matches!(&t.token, Token::Word(w) if is_catalog_word(&w.value)));
     let body_tokens = if w.get(1) == Some(&"CONTINUOUS") { tokens.clone() } else { Vec::new() };
     // FETCH … GROUP reads a consumer group; any other FETCH, a cursor.
     // MOVE is parsed as the FETCH it skips over.
@@ -161,7 +164,10 @@ fn parse_piece(
         }
         ["INSERT", ..] if plain_insert => Statement::Sql(Box::new(parse_insert(&mut parser, compat)?)),
         _ => {
-            let mut stmts = compat.parse(text)?;
+            let mut stmts = match nested_select.then(|| with_select_list_subquery(text)).flatten() {
+                Some(stmt) => vec![user_rules().iter().fold(stmt, |s, rule| rule.rewrite(s))],
+                None => compat.parse(text)?,
+            };
             match stmts.len() {
                 0 => return Ok(None),
                 1 => {
@@ -178,6 +184,74 @@ fn parse_piece(
         }
     };
     Ok(Some(stmt))
+}
+
+/// Whether a word names the system catalog (`pg_class`, `pg_catalog`,
+/// `information_schema`): such queries come from psql and drivers, and get
+/// every rewrite of the compatibility parser.
+fn is_catalog_word(w: &str) -> bool {
+    w.len() > 3 && (w[..3].eq_ignore_ascii_case("pg_") || w.eq_ignore_ascii_case("information_schema"))
+}
+
+/// `text` parsed, if it is one statement with a scalar subquery as an item
+/// of a select list (`SELECT a.id, (SELECT count(*) FROM b WHERE b.a =
+/// a.id) FROM a`).
+///
+/// The compatibility parser replaces such a subquery with NULL when it is
+/// correlated (psql's catalog queries have ones DataFusion cannot plan), and
+/// limits an uncorrelated one to a row; a user's query gets neither: it is
+/// answered by DataFusion as written, or refused with its error, never
+/// answered with NULLs.
+fn with_select_list_subquery(text: &str) -> Option<ast::Statement> {
+    use datafusion::sql::sqlparser::ast::{Visit, Visitor};
+    struct Find;
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &ast::Query) -> std::ops::ControlFlow<()> {
+            let ast::SetExpr::Select(select) = q.body.as_ref() else { return std::ops::ControlFlow::Continue(()) };
+            let subquery = select.projection.iter().any(|item| {
+                matches!(
+                    item,
+                    ast::SelectItem::UnnamedExpr(Expr::Subquery(_))
+                        | ast::SelectItem::ExprWithAlias { expr: Expr::Subquery(_), .. }
+                )
+            });
+            if subquery {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        }
+    }
+    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, text).ok()?;
+    if stmts.len() != 1 || !stmts[0].visit(&mut Find).is_break() {
+        return None;
+    }
+    stmts.pop()
+}
+
+/// The compatibility parser's rewrite rules, in its order, but for the one
+/// that takes scalar subqueries out of select lists (see
+/// [`with_select_list_subquery`]).
+fn user_rules() -> &'static [std::sync::Arc<dyn datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule>] {
+    use datafusion_pg_catalog::sql::rules::*;
+    use std::sync::{Arc, LazyLock};
+    static RULES: LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> = LazyLock::new(|| {
+        vec![
+            Arc::new(AliasDuplicatedProjectionRewrite),
+            Arc::new(ResolveUnqualifiedIdentifier),
+            Arc::new(RewriteArrayAnyAllOperation),
+            Arc::new(PrependUnqualifiedPgTableName),
+            Arc::new(StripCallableQualifier),
+            Arc::new(FixArrayLiteral),
+            Arc::new(CurrentUserVariableToSessionUserFunctionCall),
+            Arc::new(StripCollate),
+            Arc::new(RewritePgCatalogOperator),
+            Arc::new(RewriteRegCastToSubquery::new()),
+            Arc::new(FixVersionColumnName),
+        ]
+    });
+    &RULES
 }
 
 /// Whether keyword `kw` occurs among `tokens`.
