@@ -7,6 +7,9 @@
 //!   so it can be chained (`fact -> 'a' -> 'b'`);
 //! - `a @> b` / `a <@ b` is JSON containment ([`json_contains_value`]).
 //!
+//! `jsonb_set`, `jsonb || jsonb` and `jsonb - key` edit a document
+//! ([`edit`]).
+//!
 //! `json_build_object(k, v, ...)` and `jsonb_build_object` are Postgres'
 //! ([`JsonBuildObject`]), as are `to_json(v)` and `to_jsonb(v)`
 //! ([`ToJson`]).
@@ -40,6 +43,10 @@ use brikk_storage::ColumnType;
 
 use crate::types::{column_field, json_metadata, json_text, uuid_text};
 
+mod edit;
+
+use edit::{Edit, JsonbEdit};
+
 /// Registers the JSON functions and operators with `registry`.
 pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     // Ours first: the first planner that plans an operator wins.
@@ -51,6 +58,9 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::new(ColumnType::Jsonb))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ToJson::new(ColumnType::Json))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ToJson::new(ColumnType::Jsonb))))?;
+    for e in [Edit::Set, Edit::Concat, Edit::Delete] {
+        registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonbEdit::new(e))))?;
+    }
     registry.register_udaf(Arc::new(AggregateUDF::new_from_impl(JsonAgg::new(ColumnType::Json))))?;
     registry.register_udaf(Arc::new(AggregateUDF::new_from_impl(JsonAgg::new(ColumnType::Jsonb))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Json))))?;
@@ -88,10 +98,31 @@ impl ExprPlanner for PostgresJsonPlanner {
                     args: vec![container, contained],
                 })
             }
+            // jsonb || x and jsonb - x edit the document (text || text
+            // stays concatenation).
+            BinaryOperator::StringConcat | BinaryOperator::Minus => {
+                let jsonb = is_jsonb(&expr.left, schema)
+                    || (expr.op == BinaryOperator::StringConcat && is_jsonb(&expr.right, schema));
+                if !jsonb {
+                    return Ok(PlannerResult::Original(expr));
+                }
+                let edit = if expr.op == BinaryOperator::Minus { Edit::Delete } else { Edit::Concat };
+                Expr::ScalarFunction(ScalarFunction {
+                    func: Arc::new(ScalarUDF::new_from_impl(JsonbEdit::new(edit))),
+                    args: vec![expr.left, expr.right],
+                })
+            }
             _ => return Ok(PlannerResult::Original(expr)),
         };
         Ok(PlannerResult::Planned(Expr::Alias(Alias::new(planned, None::<&str>, name))))
     }
+}
+
+/// Whether `e` is a JSON value (a column, cast or function typed `json` or
+/// `jsonb`). `->` gives `json` here where Postgres gives `jsonb` for a
+/// `jsonb` document, so both count.
+fn is_jsonb(e: &Expr, schema: &DFSchema) -> bool {
+    e.to_field(schema).is_ok_and(|(_, f)| f.extension_type_name() == Some("arrow.json"))
 }
 
 /// Postgres' `@>` on JSON: whether `a` contains `b`. Objects contain
