@@ -66,6 +66,13 @@ UNSUBSCRIBE board GROUP readers;
 -- What did the board say before the researcher's revision?
 SELECT topic, hypothesis, version FROM board AS OF OFFSET 3 ORDER BY topic;
 
+-- A revision of part of a fact: raise the confidence and note the reviewer,
+-- keeping the rest of the evidence as it is (still compare-and-set).
+UPDATE board SET evidence = jsonb_set(evidence, '{confidence}', '0.9') || '{"reviewed_by": "researcher"}',
+                 version = version + 1
+ WHERE topic = 'impact' AND version = 3
+ RETURNING topic, evidence, version;
+
 -- The board now.
 SELECT topic, hypothesis, author, version FROM board ORDER BY topic;
 SELECT * FROM decisions;

@@ -64,6 +64,8 @@ fn blackboard() {
         "cause | a connection pool is exhausted | researcher | 3",
         "fix | raise the pool size | planner | 2",
         "fix | raise pool size to 64",
+        // jsonb_set and || revised one field and added another.
+        r#"impact | {"confidence":0.9,"reviewed_by":"researcher","signals":["p99","errors"]} | 4"#,
     ] {
         assert!(out.contains(row), "missing {row:?} in:\n{out}");
     }
