@@ -169,7 +169,12 @@ impl InsertPlan {
         let mut stmt = ast::Statement::Query(source.clone());
         crate::sql::rewrite::before_planning(&mut stmt, store);
         let plan = ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
-        check_width(std::iter::once(plan.schema().fields().len()), targets.len())?;
+        let width = plan.schema().fields().len();
+        let defaults = match implicit_query_targets(insert, width, &mut targets) {
+            true => Defaults::compile(&ctx.state(), &stream.def.columns, &targets)?,
+            false => defaults,
+        };
+        check_width(std::iter::once(width), targets.len())?;
         let param_types = crate::session::prepared::param_types(&plan, declared)?;
         Ok(InsertPlan {
             stream,
@@ -388,8 +393,7 @@ pub(crate) fn target_columns(
 
 /// Without a column list, the values of `VALUES` rows shorter than the
 /// relation go to its first columns and the rest take their defaults, as
-/// in Postgres. (An `INSERT … SELECT` without a column list still gives
-/// every column.)
+/// in Postgres. (`INSERT … SELECT`: [`implicit_query_targets`].)
 pub(crate) fn implicit_targets(insert: &ast::Insert, targets: &mut Vec<usize>) {
     if !insert.columns.is_empty() {
         return;
@@ -401,6 +405,17 @@ pub(crate) fn implicit_targets(insert: &ast::Insert, targets: &mut Vec<usize>) {
     if width < targets.len() && values.rows.iter().all(|r| r.content.len() == width) {
         targets.truncate(width);
     }
+}
+
+/// Without a column list, the `width` columns of an `INSERT … SELECT`
+/// query narrower than the relation go to its first columns, as in
+/// Postgres. Whether `targets` was cut.
+pub(crate) fn implicit_query_targets(insert: &ast::Insert, width: usize, targets: &mut Vec<usize>) -> bool {
+    let narrower = insert.columns.is_empty() && width < targets.len();
+    if narrower {
+        targets.truncate(width);
+    }
+    narrower
 }
 
 /// `DEFAULT` as a value of `INSERT … VALUES`: a column that is `DEFAULT` in

@@ -30,7 +30,7 @@ use crate::catalog::keyed_table::{rows_to_batch, table_schema, TABLE_SYSTEM_COLU
 use crate::defaults::Defaults;
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::insert::{
-    check_width, implicit_targets, simple_rows, target_columns, without_default_cells, Operand,
+    check_width, implicit_query_targets, implicit_targets, simple_rows, target_columns, without_default_cells, Operand,
 };
 use crate::session::prepared::{uuid_params, uuid_params_of_plan};
 use crate::sql::parser::normalize;
@@ -514,12 +514,6 @@ impl DmlPlan {
         implicit_targets(insert, &mut targets);
         let rewritten = without_default_cells(insert, &mut targets)?;
         let insert = rewritten.as_ref().unwrap_or(insert);
-        if let Some(c) = targets.iter().map(|&i| &table.def.columns[i]).find(|c| c.identity == Some(Identity::Always)) {
-            return Err(Error::IdentityColumn(format!(
-                "cannot insert a non-DEFAULT value into column \"{}\" (it is GENERATED ALWAYS AS IDENTITY)",
-                c.name
-            )));
-        }
         // Parameters of VALUES take the type of their column.
         let mut hints = Vec::new();
         let simple = match insert.source.as_deref() {
@@ -554,7 +548,9 @@ impl DmlPlan {
                 crate::sql::rewrite::fold_table_function_names(&mut stmt);
                 let plan =
                     state.statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
-                check_width(std::iter::once(plan.schema().fields().len()), targets.len())?;
+                let width = plan.schema().fields().len();
+                implicit_query_targets(insert, width, &mut targets);
+                check_width(std::iter::once(width), targets.len())?;
                 let n = crate::session::prepared::param_types(&plan, declared)?.len();
                 uuid = uuid_params_of_plan(&plan);
                 (Source::Query(Box::new(plan)), n)
@@ -627,6 +623,12 @@ impl DmlPlan {
             Some(other) => other,
         };
         let returning = Returning::new(state, &table_scope, ret_exprs, &param_types)?;
+        if let Some(c) = targets.iter().map(|&i| &table.def.columns[i]).find(|c| c.identity == Some(Identity::Always)) {
+            return Err(Error::IdentityColumn(format!(
+                "cannot insert a non-DEFAULT value into column \"{}\" (it is GENERATED ALWAYS AS IDENTITY)",
+                c.name
+            )));
+        }
         let defaults = Defaults::compile(state, &table.def.columns, &targets)?;
         Ok(DmlPlan {
             table,
