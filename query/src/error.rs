@@ -43,7 +43,7 @@ impl std::fmt::Display for ObjectKind {
 }
 
 /// Everything a statement can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The text is not valid SQL.
     #[error("syntax error: {0}")]
@@ -209,7 +209,12 @@ impl Error {
         match e {
             DataFusionError::Context(_, inner) => Error::from_datafusion(*inner),
             DataFusionError::Diagnostic(_, inner) => Error::from_datafusion(*inner),
-            DataFusionError::Shared(inner) => Error::from_datafusion_message(inner.to_string()),
+            // An error of ours shared between partitions keeps its kind;
+            // other shared errors only have their text.
+            DataFusionError::Shared(inner) => match inner.as_ref() {
+                DataFusionError::External(e) if e.is::<Error>() => e.downcast_ref::<Error>().expect("checked").clone(),
+                _ => Error::from_datafusion_message(inner.to_string()),
+            },
             DataFusionError::External(inner) => match inner.downcast::<Error>() {
                 Ok(ours) => *ours,
                 Err(other) => match other.downcast::<DataFusionError>() {

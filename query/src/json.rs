@@ -44,8 +44,10 @@ use brikk_storage::ColumnType;
 use crate::types::{column_field, json_metadata, json_text, uuid_text};
 
 mod edit;
+pub mod elements;
 
 use edit::{Edit, JsonbEdit};
+use elements::ArrayElements;
 
 /// Registers the JSON functions and operators with `registry`.
 pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
@@ -58,6 +60,8 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::new(ColumnType::Jsonb))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ToJson::new(ColumnType::Json))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ToJson::new(ColumnType::Jsonb))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ArrayElements::new(false))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ArrayElements::new(true))))?;
     for e in [Edit::Set, Edit::Concat, Edit::Delete] {
         registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonbEdit::new(e))))?;
     }

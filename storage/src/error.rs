@@ -4,7 +4,7 @@
 ///
 /// Variants are named by meaning, so the layers above can map each one to a
 /// client-facing code without inspecting messages.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The caller asked for something malformed (bad option, bad value).
     #[error("{0}")]

@@ -18,6 +18,10 @@
 //!   and `jsonb(e)`: text checked to be JSON and typed `json`/`jsonb` (see
 //!   [`crate::json`]); `e::uuid` becomes `uuid_in(e)`, text checked to be a
 //!   UUID, canonical, typed `uuid`.
+//! - `json_array_elements(j)` and `jsonb_array_elements(j)` in a select
+//!   list become `jsonb(unnest(json_array_items(j)))`, the `_text` forms
+//!   `unnest(json_array_texts(j))` (see [`crate::json::elements`]), headed
+//!   as written.
 //! - `current_role` and `user`, keywords for the current role in Postgres
 //!   that the parser reads as column names, become `session_user()` (the
 //!   one role, `brikk`), headed as written.
@@ -62,6 +66,8 @@ pub fn check(stmt: &Statement) -> crate::error::Result<()> {
 /// Rewrites the forms above everywhere in `stmt`.
 pub fn rewrite(stmt: &mut Statement) {
     name_role_items(stmt);
+    name_select_items(stmt, |e| array_elements(e).map(|(name, _)| name));
+    let _ = stmt.visit(&mut ArrayElementsCall);
     let _ = stmt.visit(&mut RoleKeyword);
     let _ = stmt.visit(&mut ArrayConstructor);
     let _ = stmt.visit(&mut CorrelatedScalar);
@@ -119,6 +125,48 @@ impl VisitorMut for RoleKeyword {
         if role_keyword(expr).is_some() {
             *expr = call("session_user", vec![], vec![]);
         }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A call of `json_array_elements`, `jsonb_array_elements` or their `_text`
+/// forms with one argument: its name (lower case) and the function that
+/// makes the array of its elements.
+fn array_elements(expr: &Expr) -> Option<(String, &'static str)> {
+    let Expr::Function(f) = expr else { return None };
+    let [part] = f.name.0.as_slice() else { return None };
+    let name = part.as_ident()?.value.to_ascii_lowercase();
+    let function = match name.as_str() {
+        "json_array_elements" | "jsonb_array_elements" => crate::json::elements::ITEMS,
+        "json_array_elements_text" | "jsonb_array_elements_text" => crate::json::elements::TEXTS,
+        _ => return None,
+    };
+    match &f.args {
+        FunctionArguments::List(list) if list.args.len() == 1 => Some((name, function)),
+        _ => None,
+    }
+}
+
+/// `jsonb_array_elements(j)` becomes `jsonb(unnest(json_array_items(j)))`.
+struct ArrayElementsCall;
+
+impl VisitorMut for ArrayElementsCall {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Some((_, function)) = array_elements(expr) else { return ControlFlow::Continue(()) };
+        let Expr::Function(Function { args: FunctionArguments::List(list), .. }) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))) = list.args.first() else {
+            return ControlFlow::Continue(());
+        };
+        let rows = call("unnest", vec![call(function, vec![arg.clone()], vec![])], vec![]);
+        // Elements as JSON are typed so: unnest loses the list's field type.
+        *expr = match function {
+            crate::json::elements::ITEMS => call(crate::json::JSONB_CAST, vec![rows], vec![]),
+            _ => rows,
+        };
         ControlFlow::Continue(())
     }
 }
