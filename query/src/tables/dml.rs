@@ -384,7 +384,8 @@ fn where_subqueries(
     scope: &Scope,
 ) -> Result<(Option<WhereSubqueries>, Option<ast::Expr>)> {
     let outer = [qualifier(name, None), q.to_string()];
-    let Some(found) = selection.map(|w| SubqueryWhere::new(w, &outer)).transpose()?.flatten() else {
+    let columns = || scope.df_schema().fields().iter().map(|f| f.name().clone()).collect();
+    let Some(found) = selection.map(|w| SubqueryWhere::new(w, &outer, columns())).transpose()?.flatten() else {
         return Ok((None, None));
     };
     let stand_in = found.stand_in();

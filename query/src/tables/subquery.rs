@@ -16,7 +16,8 @@
 //! it was read at, so compare-and-set stays exact.
 //!
 //! Refused with `0A000`: a correlated subquery (naming the table or its
-//! alias), and parameters inside a subquery.
+//! alias, or a column of the row that the subquery's own relations lack),
+//! and parameters inside a subquery.
 
 use std::ops::ControlFlow;
 
@@ -27,19 +28,21 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{self, Visit, VisitMut, Visitor, VisitorMut};
 use futures::TryStreamExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ObjectKind, Result};
 use crate::sql::parser::normalize;
 
 /// The WHERE of an UPDATE or DELETE that holds subqueries.
 #[derive(Debug, Clone)]
 pub(crate) struct SubqueryWhere {
     selection: ast::Expr,
+    /// The columns of the row being changed.
+    columns: Vec<String>,
 }
 
 impl SubqueryWhere {
     /// `selection`, if it holds a subquery; checked for what is refused.
     /// `outer` are the names of the row being changed.
-    pub(crate) fn new(selection: &ast::Expr, outer: &[String]) -> Result<Option<SubqueryWhere>> {
+    pub(crate) fn new(selection: &ast::Expr, outer: &[String], columns: Vec<String>) -> Result<Option<SubqueryWhere>> {
         let mut found = Outermost::default();
         let _ = selection.visit(&mut found);
         if found.subqueries.is_empty() {
@@ -50,12 +53,10 @@ impl SubqueryWhere {
                 return Err(Error::Unsupported("a parameter inside a subquery of UPDATE or DELETE".into()));
             }
             if names_any(q, outer) {
-                return Err(Error::Unsupported(
-                    "a correlated subquery in UPDATE or DELETE of a table (it names the row being changed)".into(),
-                ));
+                return Err(correlated());
             }
         }
-        Ok(Some(SubqueryWhere { selection: selection.clone() }))
+        Ok(Some(SubqueryWhere { selection: selection.clone(), columns }))
     }
 
     /// The WHERE with each subquery replaced by a stand-in of its type
@@ -84,7 +85,16 @@ impl SubqueryWhere {
         let _ = self.selection.visit(&mut found);
         let mut answers = Vec::with_capacity(found.subqueries.len());
         for q in found.subqueries {
-            answers.push(run(state, q).await?);
+            let answer = run(state, q).await.map_err(|e| match e {
+                // A column of the changed row, named without its table.
+                Error::NotFound { kind: ObjectKind::Column, ref name }
+                    if self.columns.iter().any(|c| name.rsplit('.').next() == Some(c)) =>
+                {
+                    correlated()
+                }
+                e => e,
+            })?;
+            answers.push(answer);
         }
         let mut answers = answers.into_iter();
         let mut e = self.selection.clone();
@@ -97,6 +107,10 @@ impl SubqueryWhere {
         }
         Ok(e)
     }
+}
+
+fn correlated() -> Error {
+    Error::Unsupported("a correlated subquery in UPDATE or DELETE of a table (it names the row being changed)".into())
 }
 
 /// Runs one subquery as a query of its own.
