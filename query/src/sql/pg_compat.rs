@@ -22,6 +22,10 @@
 //!   list become `jsonb(unnest(json_array_items(j)))`, the `_text` forms
 //!   `unnest(json_array_texts(j))` (see [`crate::json::elements`]), headed
 //!   as written.
+//! - A literal cast to an unconstrained `numeric` (`1.50::numeric`,
+//!   `'0.125'::numeric`) keeps the literal's digits, as Postgres prints it:
+//!   the cast gets the literal's precision and scale instead of DataFusion's
+//!   `decimal(38, 10)`, which would print `1.5000000000`.
 //! - `current_role` and `user`, keywords for the current role in Postgres
 //!   that the parser reads as column names, become `session_user()` (the
 //!   one role, `brikk`), headed as written.
@@ -29,10 +33,10 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    BinaryOperator, DataType, ExactNumberInfo, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
     FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax,
-    NonBlock, ObjectName, OneOrManyWithParens, Query, SelectItem, SetExpr, Statement, TableFactor, Visit, VisitMut,
-    Visitor, VisitorMut,
+    NonBlock, ObjectName, OneOrManyWithParens, Query, SelectItem, SetExpr, Statement, TableFactor, Value, Visit,
+    VisitMut, Visitor, VisitorMut,
 };
 
 /// Refuses, with `0A000`, Postgres forms Brikk would otherwise accept and
@@ -72,6 +76,7 @@ pub fn rewrite(stmt: &mut Statement) {
     let _ = stmt.visit(&mut ArrayConstructor);
     let _ = stmt.visit(&mut CorrelatedScalar);
     let _ = stmt.visit(&mut JsonCast);
+    let _ = stmt.visit(&mut NumericLiteral);
 }
 
 /// `current_role` or `user` written bare: Postgres keywords for the
@@ -169,6 +174,48 @@ impl VisitorMut for ArrayElementsCall {
         };
         ControlFlow::Continue(())
     }
+}
+
+/// A literal cast to `numeric` without precision takes the literal's own.
+struct NumericLiteral;
+
+impl VisitorMut for NumericLiteral {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Cast { expr: inner, data_type, .. } = expr else { return ControlFlow::Continue(()) };
+        if !matches!(data_type, DataType::Numeric(ExactNumberInfo::None) | DataType::Decimal(ExactNumberInfo::None)) {
+            return ControlFlow::Continue(());
+        }
+        let text = match inner.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => n.clone(),
+                Value::SingleQuotedString(s) => s.trim().to_string(),
+                _ => return ControlFlow::Continue(()),
+            },
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Some((precision, scale)) = literal_digits(&text) {
+            *data_type = DataType::Numeric(ExactNumberInfo::PrecisionAndScale(precision, scale as i64));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The precision and scale a plain decimal literal (`-12.50`, `.5`, `7`)
+/// is written with; `None` for anything else (exponents, text that is not
+/// a number, more digits than `numeric` columns take), which keeps the
+/// cast as it is.
+fn literal_digits(text: &str) -> Option<(u64, u64)> {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if int.len() + frac.len() == 0 || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let int_digits = int.trim_start_matches('0').len() as u64;
+    let scale = frac.len() as u64;
+    let precision = (int_digits + scale).max(1);
+    (precision <= brikk_storage::numeric::MAX_PRECISION as u64).then_some((precision, scale))
 }
 
 struct JsonCast;
@@ -595,6 +642,20 @@ mod tests {
         assert!(out.contains("array_transform(tc.reloptions, x -> 'toast.' || x)"), "{out}");
         let out = rewritten("SELECT array(SELECT u * 2 FROM unnest(a) AS t(u)) FROM t");
         assert!(out.contains("array_transform(a, u -> u * 2)"), "{out}");
+    }
+
+    #[test]
+    fn numeric_literals_keep_their_digits() {
+        assert_eq!(literal_digits("1.50"), Some((3, 2)));
+        assert_eq!(literal_digits("-0.125"), Some((3, 3)));
+        assert_eq!(literal_digits("007"), Some((1, 0)));
+        assert_eq!(literal_digits(".5"), Some((1, 1)));
+        assert_eq!(literal_digits("0"), Some((1, 0)));
+        for other in ["1e3", "abc", "", ".", &"9".repeat(40)] {
+            assert_eq!(literal_digits(other), None, "{other}");
+        }
+        let out = rewritten("SELECT 1.50::numeric, x::numeric FROM t");
+        assert!(out.contains("1.50::NUMERIC(3,2), x::NUMERIC"), "{out}");
     }
 
     #[test]
