@@ -164,7 +164,11 @@ fn parse_piece(
         }
         ["INSERT", ..] if plain_insert => Statement::Sql(Box::new(parse_insert(&mut parser, compat)?)),
         _ => {
-            let mut stmts = match nested_select.then(|| with_select_list_subquery(text)).flatten() {
+            let own = match is_psql_describe_columns(text) {
+                true => psql_describe_columns(text),
+                false => nested_select.then(|| with_select_list_subquery(text)).flatten(),
+            };
+            let mut stmts = match own {
                 Some(stmt) => vec![user_rules().iter().fold(stmt, |s, rule| rule.rewrite(s))],
                 None => compat.parse(text)?,
             };
@@ -228,6 +232,31 @@ fn with_select_list_subquery(text: &str) -> Option<ast::Statement> {
         return None;
     }
     stmts.pop()
+}
+
+/// Whether `text` is psql's query for the columns of `\d name`.
+fn is_psql_describe_columns(text: &str) -> bool {
+    text.contains("pg_catalog.pg_get_expr(d.adbin, d.adrelid, true)") && text.contains("FROM pg_catalog.pg_attribute a")
+}
+
+/// psql's `\d` column query, parsed for Brikk's rules rather than the
+/// compatibility parser's, which would replace its column-default subquery
+/// with NULL. That subquery stays (and is aggregated by
+/// [`crate::sql::pg_compat`], so DataFusion can decorrelate it); the other
+/// select-list subqueries (collation: Brikk has none) become NULL.
+fn psql_describe_columns(text: &str) -> Option<ast::Statement> {
+    let mut stmt = with_select_list_subquery(text)?;
+    let ast::Statement::Query(q) = &mut stmt else { return None };
+    let ast::SetExpr::Select(select) = q.body.as_mut() else { return None };
+    for item in &mut select.projection {
+        let (ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. }) = item else { continue };
+        if let Expr::Subquery(sub) = e {
+            if !sub.to_string().contains("pg_attrdef") {
+                *e = Expr::Value(Value::Null.into());
+            }
+        }
+    }
+    Some(stmt)
 }
 
 /// The compatibility parser's rewrite rules, in its order, but for the one
