@@ -25,7 +25,9 @@
 //! - A literal cast to an unconstrained `numeric` (`1.50::numeric`,
 //!   `'0.125'::numeric`) keeps the literal's digits, as Postgres prints it:
 //!   the cast gets the literal's precision and scale instead of DataFusion's
-//!   `decimal(38, 10)`, which would print `1.5000000000`.
+//!   `decimal(38, 10)`, which would print `1.5000000000`; text in exponent
+//!   form (`'1e3'::numeric`), which DataFusion's cast does not read, is
+//!   written out plainly first.
 //! - `current_role` and `user`, keywords for the current role in Postgres
 //!   that the parser reads as column names, become `session_user()` (the
 //!   one role, `brikk`), headed as written.
@@ -184,22 +186,42 @@ impl VisitorMut for NumericLiteral {
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         let Expr::Cast { expr: inner, data_type, .. } = expr else { return ControlFlow::Continue(()) };
-        if !matches!(data_type, DataType::Numeric(ExactNumberInfo::None) | DataType::Decimal(ExactNumberInfo::None)) {
-            return ControlFlow::Continue(());
-        }
-        let text = match inner.as_ref() {
-            Expr::Value(v) => match &v.value {
-                Value::Number(n, _) => n.clone(),
-                Value::SingleQuotedString(s) => s.trim().to_string(),
-                _ => return ControlFlow::Continue(()),
-            },
+        let (DataType::Numeric(info) | DataType::Decimal(info)) = data_type else { return ControlFlow::Continue(()) };
+        let Expr::Value(v) = inner.as_mut() else { return ControlFlow::Continue(()) };
+        let text = match &v.value {
+            Value::Number(n, _) => n.clone(),
+            Value::SingleQuotedString(s) => {
+                // Exponent form ('1.5e3'), which the cast does not read,
+                // as the plain decimal it stands for.
+                if let Some(plain) = without_exponent(s) {
+                    v.value = Value::SingleQuotedString(plain);
+                }
+                let Value::SingleQuotedString(s) = &v.value else { unreachable!("set above") };
+                s.trim().to_string()
+            }
             _ => return ControlFlow::Continue(()),
         };
-        if let Some((precision, scale)) = literal_digits(&text) {
-            *data_type = DataType::Numeric(ExactNumberInfo::PrecisionAndScale(precision, scale as i64));
+        if *info == ExactNumberInfo::None {
+            if let Some((precision, scale)) = literal_digits(&text) {
+                *data_type = DataType::Numeric(ExactNumberInfo::PrecisionAndScale(precision, scale as i64));
+            }
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Decimal text in exponent form (`1.5e3`, `-2E-2`) written out plainly
+/// (`1500`, `-0.02`); `None` for text without an exponent or that is not
+/// a number.
+fn without_exponent(text: &str) -> Option<String> {
+    let t = text.trim();
+    let at = t.find(['e', 'E'])?;
+    let exponent: i64 = t[at + 1..].parse().ok()?;
+    let mantissa = &t[..at];
+    let frac = mantissa.split_once('.').map_or(0, |(_, f)| f.len() as i64);
+    let scale = u8::try_from((frac - exponent).max(0)).ok()?;
+    let units = brikk_storage::numeric::parse(t, scale).ok()?;
+    Some(brikk_storage::numeric::to_text(units, scale))
 }
 
 /// The precision and scale a plain decimal literal (`-12.50`, `.5`, `7`)
@@ -654,6 +676,10 @@ mod tests {
         for other in ["1e3", "abc", "", ".", &"9".repeat(40)] {
             assert_eq!(literal_digits(other), None, "{other}");
         }
+        assert_eq!(without_exponent("1.5e3").as_deref(), Some("1500"));
+        assert_eq!(without_exponent(" -2E-2 ").as_deref(), Some("-0.02"));
+        assert_eq!(without_exponent("12"), None);
+        assert_eq!(without_exponent("xe3"), None);
         let out = rewritten("SELECT 1.50::numeric, x::numeric FROM t");
         assert!(out.contains("1.50::NUMERIC(3,2), x::NUMERIC"), "{out}");
     }
