@@ -910,14 +910,13 @@ impl Session {
         let mut plans = Vec::with_capacity(t.table_names.len());
         let mut seen = std::collections::HashSet::new();
         for target in &t.table_names {
-            let Some(table) = dml::table_of(&store, &target.name) else {
-                let name = target.name.to_string();
-                let relation = target.name.0.last().and_then(|p| p.as_ident()).map(normalize);
-                return Err(match relation.and_then(|r| store.stream(&r)) {
+            let name = target.name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
+            let Some(table) = store.table(&name) else {
+                return Err(match store.stream(&name) {
                     Some(_) => Error::Unsupported(format!(
                         "TRUNCATE of stream \"{name}\" (offsets are never reused: use retention, or DROP STREAM)"
                     )),
-                    None => Error::NotFound { kind: ObjectKind::Relation, name },
+                    None => Error::NotFound { kind: ObjectKind::Relation, name: target.name.to_string() },
                 });
             };
             if !seen.insert(table.def.id) {

@@ -7,7 +7,10 @@
 //! Postgres-compatibility parser, which also rewrites the catalog queries
 //! psql and drivers send. An `INSERT` without a `SELECT` (a script's bulk
 //! load) parses from the piece's tokens and gets only that parser's rewrite
-//! rules (see `parse_insert`).
+//! rules (see `parse_insert`). A user's query with a scalar subquery in a
+//! select list, and psql's `\d` column query, get all of its rules but the
+//! one that replaces such subqueries with NULL (see
+//! `with_select_list_subquery`).
 
 use brikk_storage::{ArchiveDef, ColumnDef, MAX_PARTITIONS};
 use datafusion::sql::sqlparser::ast::{self, ColumnOption, Expr, SqlOption, Value};
