@@ -400,14 +400,9 @@ pub fn assign_in(value: ScalarValue, ty: ColumnType, column: &str, zone: &str) -
                 ))
             };
             let units = match value {
-                ScalarValue::Decimal128(Some(units), _, from) => match u8::try_from(from) {
-                    Ok(from) => numeric::rescale(units, from, scale),
-                    Err(_) => 10i128
-                        .checked_pow(from.unsigned_abs() as u32)
-                        .and_then(|m| units.checked_mul(m))
-                        .and_then(|u| numeric::rescale(u, 0, scale)),
-                }
-                .ok_or_else(overflow)?,
+                ScalarValue::Decimal128(Some(units), _, from) => numeric::from_decimal(units, from)
+                    .and_then(|(units, from)| numeric::rescale(units, from, scale))
+                    .ok_or_else(overflow)?,
                 v if source.is_integer() => match v.cast_to(&DataType::Int64) {
                     Ok(ScalarValue::Int64(Some(i))) => numeric::rescale(i as i128, 0, scale).ok_or_else(overflow)?,
                     _ => return Err(overflow()),
@@ -558,10 +553,10 @@ pub fn value_of_scalar(s: &ScalarValue) -> Option<Value> {
         ScalarValue::TimestampSecond(Some(x), _) => Value::Timestamp(*x * 1_000_000),
         ScalarValue::TimestampNanosecond(Some(x), _) => Value::Timestamp(*x / 1000),
         ScalarValue::Date32(Some(d)) => Value::Date(*d),
-        ScalarValue::Decimal128(Some(units), _, scale) => match u8::try_from(*scale) {
-            Ok(scale) => Value::Numeric { units: *units, scale },
-            Err(_) => Value::Numeric { units: numeric::rescale(*units, 0, scale.unsigned_abs())?, scale: 0 },
-        },
+        ScalarValue::Decimal128(Some(units), _, scale) => {
+            let (units, scale) = numeric::from_decimal(*units, *scale)?;
+            Value::Numeric { units, scale }
+        }
         _ => return None,
     })
 }

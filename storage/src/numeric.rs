@@ -42,6 +42,16 @@ pub fn rescale(units: i128, from: u8, to: u8) -> Option<i128> {
     Some(if remainder.unsigned_abs() * 2 >= divisor.unsigned_abs() { quotient + units.signum() } else { quotient })
 }
 
+/// An Arrow decimal (`units` at `scale`, which may be negative: units of
+/// 10^-scale) as units at a scale of zero or more; `None` when it does not
+/// fit.
+pub fn from_decimal(units: i128, scale: i8) -> Option<(i128, u8)> {
+    match u8::try_from(scale) {
+        Ok(scale) => Some((units, scale)),
+        Err(_) => Some((rescale(units, 0, scale.unsigned_abs())?, 0)),
+    }
+}
+
 /// Whether `units` has at most `precision` digits.
 pub fn fits(units: i128, precision: u8) -> bool {
     10u128.checked_pow(precision as u32).is_none_or(|limit| units.unsigned_abs() < limit)
@@ -128,6 +138,13 @@ mod tests {
         }
         assert_eq!(parse("1e40", 0), Err(ParseError::Overflow));
         assert_eq!(parse(&"9".repeat(40), 0), Err(ParseError::Overflow));
+    }
+
+    #[test]
+    fn arrow_decimals_of_any_scale() {
+        assert_eq!(from_decimal(125, 2), Some((125, 2)));
+        assert_eq!(from_decimal(12, -2), Some((1200, 0)));
+        assert_eq!(from_decimal(i128::MAX, -1), None);
     }
 
     #[test]
