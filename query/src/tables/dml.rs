@@ -35,7 +35,7 @@ use crate::session::insert::{
 use crate::session::prepared::{uuid_params, uuid_params_of_plan};
 use crate::sql::parser::normalize;
 use crate::tables::expr::{placeholders, returning_exprs, Returning, RowExprs, Scope};
-use crate::tables::subquery::SubqueryWhere;
+use crate::tables::subquery::Subqueries;
 use crate::tables::{Current, PendingRows, TxnRows};
 use crate::types::{arrow_type, assign_in};
 use crate::zone::{zone_of, zoned_batch, zoned_schema};
@@ -60,13 +60,14 @@ pub struct DmlPlan {
     /// The row schema, and the ON CONFLICT row (existing row, then the
     /// excluded row), built on first use.
     schemas: OnceLock<(SchemaRef, SchemaRef)>,
-    /// An UPDATE's or DELETE's WHERE holding subqueries, run at each
-    /// execution, with the scope it is planned in ([`SubqueryWhere`]).
-    subqueries: Option<WhereSubqueries>,
+    /// An UPDATE's or DELETE's expressions when they hold subqueries: run
+    /// and compiled at each execution ([`Subqueries`]).
+    subqueries: Option<StatementSubqueries>,
 }
 
-/// A WHERE with subqueries and the scope it is planned in.
-type WhereSubqueries = Arc<(SubqueryWhere, Scope)>;
+/// The expressions of a statement with subqueries (in the order of the
+/// compiled ones: SET values, then WHERE), and the scope they are planned in.
+type StatementSubqueries = Arc<(Subqueries, Scope)>;
 
 #[derive(Debug, Clone)]
 enum Kind {
@@ -373,25 +374,25 @@ pub(crate) fn key_target(table: &TableHandle, selection: Option<&ast::Expr>) -> 
 /// More keys than this (long IN lists) make a statement scan instead.
 const MAX_KEYS: usize = 1024;
 
-/// The qualifier expressions use for the target table.
-/// The subqueries of an UPDATE's or DELETE's WHERE, if it holds any, with
-/// the stand-in WHERE to plan at Parse ([`SubqueryWhere::stand_in`]).
-/// `name` is the table as written, `q` the name its row goes by.
-fn where_subqueries(
-    selection: Option<&ast::Expr>,
+/// The subqueries of an UPDATE's or DELETE's expressions (`exprs`: SET
+/// values, then WHERE), if they hold any, with the stand-ins to plan at
+/// Parse ([`Subqueries::stand_ins`]), one per expression. `name` is the
+/// table as written, `q` the name its row goes by.
+async fn statement_subqueries(
+    exprs: &[&ast::Expr],
     name: &ast::ObjectName,
     q: &str,
     scope: &Scope,
-) -> Result<(Option<WhereSubqueries>, Option<ast::Expr>)> {
+    state: &SessionState,
+) -> Result<Option<(StatementSubqueries, Vec<ast::Expr>)>> {
     let outer = [qualifier(name, None), q.to_string()];
-    let columns = || scope.df_schema().fields().iter().map(|f| f.name().clone()).collect();
-    let Some(found) = selection.map(|w| SubqueryWhere::new(w, &outer, columns())).transpose()?.flatten() else {
-        return Ok((None, None));
-    };
-    let stand_in = found.stand_in();
-    Ok((Some(Arc::new((found, scope.clone()))), Some(stand_in)))
+    let columns = scope.df_schema().fields().iter().map(|f| f.name().clone()).collect();
+    let Some(found) = Subqueries::new(exprs, &outer, columns)? else { return Ok(None) };
+    let stand_ins = found.stand_ins(state).await?;
+    Ok(Some((Arc::new((found, scope.clone())), stand_ins)))
 }
 
+/// The qualifier expressions use for the target table.
 fn qualifier(name: &ast::ObjectName, alias: Option<&ast::Ident>) -> String {
     match alias {
         Some(a) => normalize(a),
@@ -423,11 +424,22 @@ impl DmlPlan {
                 };
                 let q = qualifier(name, alias.as_ref().map(|a| &a.name));
                 let scope = Scope::new(&[(&q, schema.clone())])?;
-                let sets = assignments(&table, &u.assignments)?;
+                let mut sets = assignments(&table, &u.assignments)?;
+                let mut selection = u.selection.clone();
+                let mut asts: Vec<&ast::Expr> = sets.iter().map(|(_, e)| e).collect();
+                asts.extend(u.selection.as_ref());
+                let subqueries = match statement_subqueries(&asts, name, &q, &scope, state).await? {
+                    Some((found, mut stand_ins)) => {
+                        if selection.is_some() {
+                            selection = stand_ins.pop();
+                        }
+                        sets = sets.into_iter().map(|(c, _)| c).zip(stand_ins).collect();
+                        Some(found)
+                    }
+                    None => None,
+                };
                 let mut hints = Vec::new();
-                let (subqueries, stand_in) = where_subqueries(u.selection.as_ref(), name, &q, &scope)?;
-                let selection = stand_in.as_ref().or(u.selection.as_ref());
-                let (exprs, set_idx, filter) = plan_sets(&table, &scope, state, &sets, selection, &mut hints)?;
+                let (exprs, set_idx, filter) = plan_sets(&table, &scope, state, &sets, selection.as_ref(), &mut hints)?;
                 let returning = u.returning.as_deref();
                 let ret_exprs = returning_exprs(returning, &scope, &column_names(&table), &q, state)?;
                 let all: Vec<&Expr> = exprs.iter().chain(ret_exprs.iter().map(|(e, _)| e)).collect();
@@ -465,7 +477,11 @@ impl DmlPlan {
                 }
                 let q = qualifier(name, alias.as_ref().map(|a| &a.name));
                 let scope = Scope::new(&[(&q, schema.clone())])?;
-                let (subqueries, stand_in) = where_subqueries(d.selection.as_ref(), name, &q, &scope)?;
+                let asts: Vec<&ast::Expr> = d.selection.iter().collect();
+                let (subqueries, stand_in) = match statement_subqueries(&asts, name, &q, &scope, state).await? {
+                    Some((found, mut stand_ins)) => (Some(found), stand_ins.pop()),
+                    None => (None, None),
+                };
                 let mut exprs = Vec::new();
                 let filter = match stand_in.as_ref().or(d.selection.as_ref()) {
                     Some(w) => {
@@ -766,7 +782,15 @@ impl DmlPlan {
             Kind::Update { target, filter, sets, exprs } => {
                 let rows = self.target_rows(&mut b, target, state, params).await?;
                 let batch = self.row_batch(&rows)?;
-                let keep = self.filtered(exprs, *filter, state, &batch, params).await?;
+                let resolved;
+                let exprs = match &self.subqueries {
+                    Some(sq) if !rows.is_empty() => {
+                        resolved = self.resolved_exprs(sq, *filter, state).await?;
+                        &resolved
+                    }
+                    _ => exprs,
+                };
+                let keep = self.filtered(exprs, *filter, state, &batch, params)?;
                 let which = sets.iter().map(|&(_, i)| i);
                 let set_values: Vec<(usize, ArrayRef)> =
                     sets.iter().map(|&(col, _)| col).zip(exprs.eval_many(state, which, &batch, params)?).collect();
@@ -798,7 +822,15 @@ impl DmlPlan {
             Kind::Delete { target, filter, exprs } => {
                 let rows = self.target_rows(&mut b, target, state, params).await?;
                 let batch = self.row_batch(&rows)?;
-                let keep = self.filtered(exprs, *filter, state, &batch, params).await?;
+                let resolved;
+                let exprs = match &self.subqueries {
+                    Some(sq) if !rows.is_empty() => {
+                        resolved = self.resolved_exprs(sq, *filter, state).await?;
+                        &resolved
+                    }
+                    _ => exprs,
+                };
+                let keep = self.filtered(exprs, *filter, state, &batch, params)?;
                 for (i, (key, row)) in rows.into_iter().enumerate() {
                     if keep[i] {
                         b.delete(key, &row, true)?;
@@ -939,9 +971,8 @@ impl DmlPlan {
         )?)
     }
 
-    /// Which rows of `batch` the WHERE (`filter` of `exprs`) keeps. A WHERE
-    /// with subqueries runs them first and is planned with their answers.
-    async fn filtered(
+    /// Which rows of `batch` the WHERE (`filter` of `exprs`) keeps.
+    fn filtered(
         &self,
         exprs: &RowExprs,
         filter: Option<usize>,
@@ -950,18 +981,40 @@ impl DmlPlan {
         params: &[ScalarValue],
     ) -> Result<Vec<bool>> {
         let n = batch.num_rows();
-        let a = match (filter, &self.subqueries) {
-            (None, _) => return Ok(vec![true; n]),
-            (Some(_), _) if n == 0 => return Ok(Vec::new()),
-            (Some(_), Some(sq)) => {
-                let (subqueries, scope) = sq.as_ref();
-                let selection = subqueries.resolve(state).await?;
-                let planned = boolean(scope.plan(state, &selection)?, scope)?;
-                RowExprs::compile(state, scope, vec![planned], &self.param_types)?.eval(state, 0, batch, params)?
+        match filter {
+            None => Ok(vec![true; n]),
+            Some(_) if n == 0 => Ok(Vec::new()),
+            Some(f) => {
+                let a = exprs.eval(state, f, batch, params)?;
+                (0..n).map(|i| selected(&a, i)).collect()
             }
-            (Some(f), None) => exprs.eval(state, f, batch, params)?,
-        };
-        (0..n).map(|i| selected(&a, i)).collect()
+        }
+    }
+
+    /// The statement's expressions with their subqueries run now, planned
+    /// and compiled; `filter` is the index of the WHERE among them.
+    async fn resolved_exprs(
+        &self,
+        subqueries: &StatementSubqueries,
+        filter: Option<usize>,
+        state: &SessionState,
+    ) -> Result<RowExprs> {
+        let (found, scope) = subqueries.as_ref();
+        let planned = found
+            .resolve(state)
+            .await?
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let planned = scope.plan(state, e)?;
+                if Some(i) == filter {
+                    boolean(planned, scope)
+                } else {
+                    Ok(planned)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        RowExprs::compile(state, scope, planned, &self.param_types)
     }
 
     fn check_not_null(&self, values: &[Value]) -> Result<()> {

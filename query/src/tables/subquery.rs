@@ -1,18 +1,19 @@
-//! Subqueries in the WHERE of a table's UPDATE or DELETE.
+//! Subqueries in a table's UPDATE (SET values and WHERE) or DELETE.
 //!
 //! ```sql
 //! DELETE FROM board WHERE author IN (SELECT id FROM agents WHERE retired);
 //! UPDATE tasks SET state = 'stale' WHERE updated_at < (SELECT min(at) FROM beats);
+//! UPDATE counters SET n = (SELECT count(*) FROM events) WHERE k = 'events';
 //! ```
 //!
-//! A table's DML evaluates its WHERE row by row without planning a query
-//! ([`super::expr`]). A subquery that does not refer to the row being
+//! A table's DML evaluates its expressions row by row without planning a
+//! query ([`super::expr`]). A subquery that does not refer to the row being
 //! changed (uncorrelated) has one answer per execution, so each execution
 //! first runs every such subquery as a query of its own (seeing the
 //! transaction's own writes), puts the answers in its place as literals
 //! (`x IN (SELECT …)` becomes `x IN (v1, v2, …)`, a scalar subquery its
 //! value, `EXISTS` true or false) and only then plans and evaluates the
-//! WHERE on the candidate rows. Each changed row still expects the version
+//! expressions on the candidate rows. Each changed row still expects the version
 //! it was read at, so compare-and-set stays exact.
 //!
 //! Refused with `0A000`: a correlated subquery (naming the table or its
@@ -21,6 +22,7 @@
 
 use std::ops::ControlFlow;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::context::SessionState;
 use datafusion::scalar::ScalarValue;
@@ -31,20 +33,24 @@ use futures::TryStreamExt;
 use crate::error::{Error, ObjectKind, Result};
 use crate::sql::parser::normalize;
 
-/// The WHERE of an UPDATE or DELETE that holds subqueries.
+/// The expressions of an UPDATE (SET values, then WHERE) or a DELETE
+/// (WHERE), when one of them holds a subquery.
 #[derive(Debug, Clone)]
-pub(crate) struct SubqueryWhere {
-    selection: ast::Expr,
+pub(crate) struct Subqueries {
+    exprs: Vec<ast::Expr>,
     /// The columns of the row being changed.
     columns: Vec<String>,
 }
 
-impl SubqueryWhere {
-    /// `selection`, if it holds a subquery; checked for what is refused.
-    /// `outer` are the names of the row being changed.
-    pub(crate) fn new(selection: &ast::Expr, outer: &[String], columns: Vec<String>) -> Result<Option<SubqueryWhere>> {
+impl Subqueries {
+    /// `exprs`, if one of them holds a subquery; checked for what is
+    /// refused. `outer` are the names of the row being changed, `columns`
+    /// its columns.
+    pub(crate) fn new(exprs: &[&ast::Expr], outer: &[String], columns: Vec<String>) -> Result<Option<Subqueries>> {
         let mut found = Outermost::default();
-        let _ = selection.visit(&mut found);
+        for e in exprs {
+            let _ = e.visit(&mut found);
+        }
         if found.subqueries.is_empty() {
             return Ok(None);
         }
@@ -56,61 +62,124 @@ impl SubqueryWhere {
                 return Err(correlated());
             }
         }
-        Ok(Some(SubqueryWhere { selection: selection.clone(), columns }))
+        Ok(Some(Subqueries { exprs: exprs.iter().map(|e| (*e).clone()).collect(), columns }))
     }
 
-    /// The WHERE with each subquery replaced by a stand-in of its type
-    /// (`x IS NULL` for `x IN (…)`, NULL for a scalar, TRUE for `EXISTS`):
-    /// planned at Parse, so the rest of the clause is checked and its
-    /// parameters typed before any execution.
-    pub(crate) fn stand_in(&self) -> ast::Expr {
-        let mut e = self.selection.clone();
-        let _ = VisitMut::visit(
-            &mut e,
-            &mut Replace::new(|s: &ast::Expr| {
-                Ok(match s {
-                    ast::Expr::InSubquery { expr, .. } => ast::Expr::IsNull(expr.clone()),
-                    ast::Expr::Exists { .. } => ast::Expr::Value(ast::Value::Boolean(true).into()),
-                    _ => ast::Expr::Value(ast::Value::Null.into()),
-                })
-            }),
-        );
-        e
-    }
-
-    /// The WHERE with each subquery run (in `state`) and replaced by its
-    /// answer.
-    pub(crate) async fn resolve(&self, state: &SessionState) -> Result<ast::Expr> {
+    /// The expressions with each subquery replaced by a stand-in of its
+    /// type, for Parse: a scalar subquery by a NULL of its column's type,
+    /// `x IN (…)` by `(x = that NULL) IS NULL`, `EXISTS` by TRUE. Each
+    /// subquery is planned (not run) for its type, so the rest of the
+    /// statement is checked, and its parameters typed (`(SELECT max(v) …) +
+    /// $1` makes `$1` that type), before any execution.
+    pub(crate) async fn stand_ins(&self, state: &SessionState) -> Result<Vec<ast::Expr>> {
         let mut found = Outermost::default();
-        let _ = self.selection.visit(&mut found);
+        for e in &self.exprs {
+            let _ = e.visit(&mut found);
+        }
+        let mut types = Vec::with_capacity(found.subqueries.len());
+        for q in found.subqueries {
+            let plan = state
+                .statement_to_plan(DfStatement::Statement(Box::new(ast::Statement::Query(Box::new(q)))))
+                .await
+                .map_err(|e| self.correlated_if_outer(e.into()))?;
+            let typed = plan.schema().fields().first().and_then(|f| sql_type(f.data_type()));
+            types.push(typed);
+        }
+        let mut types = types.into_iter();
+        let mut out = self.exprs.clone();
+        let mut replace = Replace::new(|s: &ast::Expr| {
+            let null = match types.next().flatten() {
+                Some(data_type) => ast::Expr::Cast {
+                    kind: ast::CastKind::Cast,
+                    expr: Box::new(ast::Expr::Value(ast::Value::Null.into())),
+                    data_type,
+                    array: false,
+                    format: None,
+                },
+                None => ast::Expr::Value(ast::Value::Null.into()),
+            };
+            Ok(match s {
+                ast::Expr::InSubquery { expr, .. } => ast::Expr::IsNull(Box::new(ast::Expr::BinaryOp {
+                    left: expr.clone(),
+                    op: ast::BinaryOperator::Eq,
+                    right: Box::new(null),
+                })),
+                ast::Expr::Exists { .. } => ast::Expr::Value(ast::Value::Boolean(true).into()),
+                _ => null,
+            })
+        });
+        for e in &mut out {
+            if let ControlFlow::Break(err) = VisitMut::visit(e, &mut replace) {
+                return Err(err);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `e`, or the correlated-subquery error when `e` is an unknown column
+    /// that the changed row has (named in a subquery without its table).
+    fn correlated_if_outer(&self, e: Error) -> Error {
+        match e {
+            Error::NotFound { kind: ObjectKind::Column, ref name }
+                if self.columns.iter().any(|c| name.rsplit('.').next() == Some(c)) =>
+            {
+                correlated()
+            }
+            e => e,
+        }
+    }
+
+    /// The expressions with each subquery run (in `state`) and replaced by
+    /// its answer.
+    pub(crate) async fn resolve(&self, state: &SessionState) -> Result<Vec<ast::Expr>> {
+        let mut found = Outermost::default();
+        for e in &self.exprs {
+            let _ = e.visit(&mut found);
+        }
         let mut answers = Vec::with_capacity(found.subqueries.len());
         for q in found.subqueries {
-            let answer = run(state, q).await.map_err(|e| match e {
-                // A column of the changed row, named without its table.
-                Error::NotFound { kind: ObjectKind::Column, ref name }
-                    if self.columns.iter().any(|c| name.rsplit('.').next() == Some(c)) =>
-                {
-                    correlated()
-                }
-                e => e,
-            })?;
+            let answer = run(state, q).await.map_err(|e| self.correlated_if_outer(e))?;
             answers.push(answer);
         }
         let mut answers = answers.into_iter();
-        let mut e = self.selection.clone();
+        let mut out = self.exprs.clone();
         let mut replace = Replace::new(|s: &ast::Expr| {
             let batches = answers.next().ok_or_else(|| Error::Internal("a subquery without an answer".into()))?;
             answer(s, batches)
         });
-        if let ControlFlow::Break(err) = VisitMut::visit(&mut e, &mut replace) {
-            return Err(err);
+        for e in &mut out {
+            if let ControlFlow::Break(err) = VisitMut::visit(e, &mut replace) {
+                return Err(err);
+            }
         }
-        Ok(e)
+        Ok(out)
     }
 }
 
 fn correlated() -> Error {
     Error::Unsupported("a correlated subquery in UPDATE or DELETE of a table (it names the row being changed)".into())
+}
+
+/// The SQL type of a value of Arrow type `t`, for a typed NULL; `None`
+/// for types without one here.
+fn sql_type(t: &DataType) -> Option<ast::DataType> {
+    use ast::DataType as D;
+    Some(match t {
+        DataType::Boolean => D::Boolean,
+        DataType::Int16 => D::SmallInt(None),
+        DataType::Int32 => D::Int(None),
+        DataType::Int64 => D::BigInt(None),
+        DataType::Float32 => D::Real,
+        DataType::Float64 => D::DoublePrecision,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => D::Text,
+        DataType::Date32 => D::Date,
+        DataType::Timestamp(_, None) => D::Timestamp(None, ast::TimezoneInfo::None),
+        DataType::Timestamp(_, Some(_)) => D::Timestamp(None, ast::TimezoneInfo::WithTimeZone),
+        DataType::Decimal128(p, s) if *s >= 0 => {
+            D::Numeric(ast::ExactNumberInfo::PrecisionAndScale(*p as u64, *s as i64))
+        }
+        _ => return None,
+    })
 }
 
 /// Runs one subquery as a query of its own.
