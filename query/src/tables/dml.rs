@@ -782,14 +782,8 @@ impl DmlPlan {
             Kind::Update { target, filter, sets, exprs } => {
                 let rows = self.target_rows(&mut b, target, state, params).await?;
                 let batch = self.row_batch(&rows)?;
-                let resolved;
-                let exprs = match &self.subqueries {
-                    Some(sq) if !rows.is_empty() => {
-                        resolved = self.resolved_exprs(sq, *filter, state).await?;
-                        &resolved
-                    }
-                    _ => exprs,
-                };
+                let resolved = self.resolved_exprs(*filter, state, rows.is_empty()).await?;
+                let exprs = resolved.as_ref().unwrap_or(exprs);
                 let keep = self.filtered(exprs, *filter, state, &batch, params)?;
                 let which = sets.iter().map(|&(_, i)| i);
                 let set_values: Vec<(usize, ArrayRef)> =
@@ -822,14 +816,8 @@ impl DmlPlan {
             Kind::Delete { target, filter, exprs } => {
                 let rows = self.target_rows(&mut b, target, state, params).await?;
                 let batch = self.row_batch(&rows)?;
-                let resolved;
-                let exprs = match &self.subqueries {
-                    Some(sq) if !rows.is_empty() => {
-                        resolved = self.resolved_exprs(sq, *filter, state).await?;
-                        &resolved
-                    }
-                    _ => exprs,
-                };
+                let resolved = self.resolved_exprs(*filter, state, rows.is_empty()).await?;
+                let exprs = resolved.as_ref().unwrap_or(exprs);
                 let keep = self.filtered(exprs, *filter, state, &batch, params)?;
                 for (i, (key, row)) in rows.into_iter().enumerate() {
                     if keep[i] {
@@ -992,13 +980,16 @@ impl DmlPlan {
     }
 
     /// The statement's expressions with their subqueries run now, planned
-    /// and compiled; `filter` is the index of the WHERE among them.
+    /// and compiled; `filter` is the index of the WHERE among them. `None`
+    /// for a statement without subqueries, or with no candidate rows
+    /// (`no_rows`: nothing to evaluate).
     async fn resolved_exprs(
         &self,
-        subqueries: &StatementSubqueries,
         filter: Option<usize>,
         state: &SessionState,
-    ) -> Result<RowExprs> {
+        no_rows: bool,
+    ) -> Result<Option<RowExprs>> {
+        let Some(subqueries) = self.subqueries.as_ref().filter(|_| !no_rows) else { return Ok(None) };
         let (found, scope) = subqueries.as_ref();
         let planned = found
             .resolve(state)
@@ -1014,7 +1005,7 @@ impl DmlPlan {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        RowExprs::compile(state, scope, planned, &self.param_types)
+        RowExprs::compile(state, scope, planned, &self.param_types).map(Some)
     }
 
     fn check_not_null(&self, values: &[Value]) -> Result<()> {
