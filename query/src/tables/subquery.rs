@@ -47,14 +47,11 @@ impl Subqueries {
     /// refused. `outer` are the names of the row being changed, `columns`
     /// its columns.
     pub(crate) fn new(exprs: &[&ast::Expr], outer: &[String], columns: Vec<String>) -> Result<Option<Subqueries>> {
-        let mut found = Outermost::default();
-        for e in exprs {
-            let _ = e.visit(&mut found);
-        }
-        if found.subqueries.is_empty() {
+        let found = outermost(exprs.iter().copied());
+        if found.is_empty() {
             return Ok(None);
         }
-        for q in &found.subqueries {
+        for q in &found {
             if has_placeholder(q) {
                 return Err(Error::Unsupported("a parameter inside a subquery of UPDATE or DELETE".into()));
             }
@@ -72,12 +69,9 @@ impl Subqueries {
     /// statement is checked, and its parameters typed (`(SELECT max(v) …) +
     /// $1` makes `$1` that type), before any execution.
     pub(crate) async fn stand_ins(&self, state: &SessionState) -> Result<Vec<ast::Expr>> {
-        let mut found = Outermost::default();
-        for e in &self.exprs {
-            let _ = e.visit(&mut found);
-        }
-        let mut types = Vec::with_capacity(found.subqueries.len());
-        for q in found.subqueries {
+        let found = outermost(&self.exprs);
+        let mut types = Vec::with_capacity(found.len());
+        for q in found {
             let plan = state
                 .statement_to_plan(DfStatement::Statement(Box::new(ast::Statement::Query(Box::new(q)))))
                 .await
@@ -132,12 +126,9 @@ impl Subqueries {
     /// The expressions with each subquery run (in `state`) and replaced by
     /// its answer.
     pub(crate) async fn resolve(&self, state: &SessionState) -> Result<Vec<ast::Expr>> {
-        let mut found = Outermost::default();
-        for e in &self.exprs {
-            let _ = e.visit(&mut found);
-        }
-        let mut answers = Vec::with_capacity(found.subqueries.len());
-        for q in found.subqueries {
+        let found = outermost(&self.exprs);
+        let mut answers = Vec::with_capacity(found.len());
+        for q in found {
             let answer = run(state, q).await.map_err(|e| self.correlated_if_outer(e))?;
             answers.push(answer);
         }
@@ -265,6 +256,15 @@ fn literal(v: ScalarValue) -> Result<ast::Expr> {
             )))
         }
     })
+}
+
+/// The outermost subqueries of `exprs`, in the order they are written.
+fn outermost<'a>(exprs: impl IntoIterator<Item = &'a ast::Expr>) -> Vec<ast::Query> {
+    let mut found = Outermost::default();
+    for e in exprs {
+        let _ = e.visit(&mut found);
+    }
+    found.subqueries
 }
 
 /// Collects the outermost subqueries of an expression, in the order they
