@@ -105,9 +105,9 @@ impl ExprPlanner for PostgresJsonPlanner {
             // jsonb || x and jsonb - x edit the document (text || text
             // stays concatenation).
             BinaryOperator::StringConcat | BinaryOperator::Minus => {
-                let jsonb = is_jsonb(&expr.left, schema)
-                    || (expr.op == BinaryOperator::StringConcat && is_jsonb(&expr.right, schema));
-                if !jsonb {
+                let json = is_json(&expr.left, schema)
+                    || (expr.op == BinaryOperator::StringConcat && is_json(&expr.right, schema));
+                if !json {
                     return Ok(PlannerResult::Original(expr));
                 }
                 let edit = if expr.op == BinaryOperator::Minus { Edit::Delete } else { Edit::Concat };
@@ -125,7 +125,7 @@ impl ExprPlanner for PostgresJsonPlanner {
 /// Whether `e` is a JSON value (a column, cast or function typed `json` or
 /// `jsonb`). `->` gives `json` here where Postgres gives `jsonb` for a
 /// `jsonb` document, so both count.
-fn is_jsonb(e: &Expr, schema: &DFSchema) -> bool {
+fn is_json(e: &Expr, schema: &DFSchema) -> bool {
     e.to_field(schema).is_ok_and(|(_, f)| f.extension_type_name() == Some("arrow.json"))
 }
 

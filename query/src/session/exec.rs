@@ -868,8 +868,17 @@ impl Session {
             for plan in plans {
                 let Built { writes, rows, count, returned } =
                     plan.build(&self.db.shared().store, &state, &self.rows, params).await?;
-                set.rows.extend(writes);
-                changed.extend(rows);
+                // One plan (every statement but TRUNCATE): its vectors as they are.
+                if set.rows.is_empty() {
+                    set.rows = writes;
+                } else {
+                    set.rows.extend(writes);
+                }
+                if changed.is_empty() {
+                    changed = rows;
+                } else {
+                    changed.extend(rows);
+                }
                 results.push((count, returned));
             }
             if matches!(self.txn, Txn::Active { .. }) {
