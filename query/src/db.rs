@@ -160,6 +160,10 @@ impl Brikk {
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
         crate::catalog::pg::amend(&ctx, &store)?;
+        // The table function a series in FROM runs on, under a name the
+        // rewrite of set-returning functions leaves alone.
+        let series = ctx.table_function("generate_series").map_err(Error::from_datafusion)?;
+        ctx.register_udtf(crate::sql::table_functions::SERIES_FUNCTION, series.function().clone());
         ctx.register_udf(version_udf());
         ctx.register_udf(to_regtype_udf());
         ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(

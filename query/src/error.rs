@@ -271,6 +271,9 @@ impl Error {
             let name = rest.rsplit('.').next().unwrap_or(rest).to_string();
             return Error::NotFound { kind: ObjectKind::Relation, name };
         }
+        if let Some(rest) = m.strip_prefix("table function '").and_then(|r| r.strip_suffix("' not found")) {
+            return Error::NotFound { kind: ObjectKind::Function, name: rest.to_string() };
+        }
         if let Some(rest) = m.strip_prefix("Invalid function '") {
             // "Invalid function 'name'.\nDid you mean 'other'?": the name only.
             let name = rest.split('\'').next().unwrap_or(rest).to_string();

@@ -47,7 +47,7 @@ mod edit;
 pub mod elements;
 
 use edit::{Edit, JsonbEdit};
-use elements::ArrayElements;
+use elements::{JsonParts, Part};
 
 /// Registers the JSON functions and operators with `registry`.
 pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
@@ -60,8 +60,9 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::new(ColumnType::Jsonb))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ToJson::new(ColumnType::Json))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ToJson::new(ColumnType::Jsonb))))?;
-    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ArrayElements::new(false))))?;
-    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ArrayElements::new(true))))?;
+    for part in Part::ALL {
+        registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonParts::new(part))))?;
+    }
     for e in [Edit::Set, Edit::Concat, Edit::Delete] {
         registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonbEdit::new(e))))?;
     }

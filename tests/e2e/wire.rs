@@ -118,7 +118,7 @@ async fn joins_build_on_the_smaller_side_by_stream_row_counts() {
     let (_dir, server) = fresh();
     let c = server.client().await.unwrap();
     c.batch_execute("CREATE STREAM big (n BIGINT) WITH (partitions = 2)").await.unwrap();
-    c.batch_execute("INSERT INTO big SELECT value FROM generate_series(1, 1000)").await.unwrap();
+    c.batch_execute("INSERT INTO big SELECT g FROM generate_series(1, 1000) AS g").await.unwrap();
     let sql = "SELECT n + d FROM big CROSS JOIN (VALUES (1), (2), (3)) AS t(d)";
     let plan = explain(&c, sql).await;
     let join = plan.lines().position(|l| l.contains("CrossJoinExec")).expect("a cross join");
@@ -139,7 +139,7 @@ async fn time_windows_keep_scan_ranges_and_repeated_aggregates_run_once() {
     let c = server.client().await.unwrap();
     c.batch_execute("CREATE STREAM ticks (item BIGINT, at TIMESTAMP) WITH (partitions = 2)").await.unwrap();
     c.batch_execute(
-        "INSERT INTO ticks SELECT value % 7, to_timestamp_micros(value * 300000) FROM generate_series(1, 2000)",
+        "INSERT INTO ticks SELECT g % 7, to_timestamp_micros(g * 300000) FROM generate_series(1, 2000) AS g",
     )
     .await
     .unwrap();

@@ -1144,7 +1144,7 @@ impl Brikk {
     pub(crate) async fn plan_query(&self, mut stmt: ast::Statement, zone: &str) -> Result<LogicalPlan> {
         let shared = self.shared();
         let store = &shared.store;
-        crate::sql::rewrite::before_planning(&mut stmt, store);
+        crate::sql::rewrite::before_planning(&mut stmt, store)?;
         let plan = state_in_zone(shared.ctx.state(), zone)
             .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt)))
             .await?;

@@ -167,7 +167,7 @@ impl InsertPlan {
             }
         }
         let mut stmt = ast::Statement::Query(source.clone());
-        crate::sql::rewrite::before_planning(&mut stmt, store);
+        crate::sql::rewrite::before_planning(&mut stmt, store)?;
         let plan = ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
         let width = plan.schema().fields().len();
         let defaults = match implicit_query_targets(insert, width, &mut targets) {

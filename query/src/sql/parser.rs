@@ -8,9 +8,11 @@
 //! psql and drivers send. An `INSERT` without a `SELECT` (a script's bulk
 //! load) parses from the piece's tokens and gets only that parser's rewrite
 //! rules (see `parse_insert`). A user's query with a scalar subquery in a
-//! select list, and psql's `\d` column query, get all of its rules but the
-//! one that replaces such subqueries with NULL (see
-//! `with_select_list_subquery`).
+//! select list or a qualified wildcard (`t.*`), and psql's `\d` column
+//! query, get all of its rules but two written for catalog queries: the one
+//! that replaces such subqueries with NULL (see `with_select_list_subquery`)
+//! and the one that qualifies bare columns with the wildcard's relation (see
+//! `has_qualified_wildcard`).
 
 use brikk_storage::{ArchiveDef, ColumnDef, MAX_PARTITIONS};
 use datafusion::sql::sqlparser::ast::{self, ColumnOption, Expr, SqlOption, Value};
@@ -118,9 +120,11 @@ fn parse_piece(
     let plain_insert = w[0] == "INSERT" && as_of.is_none() && !mentions(&tokens, Keyword::SELECT);
     let says_current_user = mentions(&tokens, Keyword::CURRENT_USER) && !mentions(&tokens, Keyword::SESSION_USER);
     let text = as_of.as_deref().unwrap_or(text);
+    let catalog = tokens.iter().any(|t| matches!(&t.token, Token::Word(w) if is_catalog_word(&w.value)));
     let nested_select =
         tokens.iter().filter(|t| matches!(&t.token, Token::Word(w) if w.keyword == Keyword::SELECT)).count() > 1
-            && !tokens.iter().any(|t| matches!(&t.token, Token::Word(w) if is_catalog_word(&w.value)));
+            && !catalog;
+    let qualified_wildcard = !catalog && has_qualified_wildcard(&tokens);
     let body_tokens = if w.get(1) == Some(&"CONTINUOUS") { tokens.clone() } else { Vec::new() };
     // FETCH … GROUP reads a consumer group; any other FETCH, a cursor.
     // MOVE is parsed as the FETCH it skips over.
@@ -169,6 +173,7 @@ fn parse_piece(
         _ => {
             let own = match is_psql_describe_columns(text) {
                 true => psql_describe_columns(text),
+                false if qualified_wildcard => one_statement(text),
                 false => nested_select.then(|| with_select_list_subquery(text)).flatten(),
             };
             let mut stmts = match own {
@@ -210,6 +215,7 @@ fn is_catalog_word(w: &str) -> bool {
 /// answered by DataFusion as written, or refused with its error, never
 /// answered with NULLs.
 fn with_select_list_subquery(text: &str) -> Option<ast::Statement> {
+    let stmt = one_statement(text)?;
     use datafusion::sql::sqlparser::ast::{Visit, Visitor};
     struct Find;
     impl Visitor for Find {
@@ -230,11 +236,31 @@ fn with_select_list_subquery(text: &str) -> Option<ast::Statement> {
             }
         }
     }
+    stmt.visit(&mut Find).is_break().then_some(stmt)
+}
+
+/// `text` parsed, if it is one statement.
+fn one_statement(text: &str) -> Option<ast::Statement> {
     let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, text).ok()?;
-    if stmts.len() != 1 || !stmts[0].visit(&mut Find).is_break() {
-        return None;
+    (stmts.len() == 1).then(|| stmts.pop()).flatten()
+}
+
+/// Whether the tokens hold a qualified wildcard (`t.*`). Given one, the
+/// compatibility parser qualifies the unqualified columns of WHERE and
+/// ORDER BY with `t` when FROM has an alias (a rule for psql's catalog
+/// queries), which breaks a user's `SELECT a.*, b.y FROM a AS a JOIN b AS b
+/// … WHERE y > 1`; a user's query with one gets Brikk's rules instead (see
+/// [`user_rules`]).
+fn has_qualified_wildcard(tokens: &[TokenWithSpan]) -> bool {
+    let mut significant = tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_)));
+    let mut previous = significant.next();
+    for t in significant {
+        if matches!(previous.map(|p| &p.token), Some(Token::Period)) && t.token == Token::Mul {
+            return true;
+        }
+        previous = Some(t);
     }
-    stmts.pop()
+    false
 }
 
 /// Whether `text` is psql's query for the columns of `\d name`.
@@ -264,14 +290,14 @@ fn psql_describe_columns(text: &str) -> Option<ast::Statement> {
 
 /// The compatibility parser's rewrite rules, in its order, but for the one
 /// that takes scalar subqueries out of select lists (see
-/// [`with_select_list_subquery`]).
+/// [`with_select_list_subquery`]) and the one that qualifies unqualified
+/// columns with a wildcard's relation (see [`has_qualified_wildcard`]).
 fn user_rules() -> &'static [std::sync::Arc<dyn datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule>] {
     use datafusion_pg_catalog::sql::rules::*;
     use std::sync::{Arc, LazyLock};
     static RULES: LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> = LazyLock::new(|| {
         vec![
             Arc::new(AliasDuplicatedProjectionRewrite),
-            Arc::new(ResolveUnqualifiedIdentifier),
             Arc::new(RewriteArrayAnyAllOperation),
             Arc::new(PrependUnqualifiedPgTableName),
             Arc::new(StripCallableQualifier),

@@ -18,10 +18,11 @@
 //!   and `jsonb(e)`: text checked to be JSON and typed `json`/`jsonb` (see
 //!   [`crate::json`]); `e::uuid` becomes `uuid_in(e)`, text checked to be a
 //!   UUID, canonical, typed `uuid`.
-//! - `json_array_elements(j)` and `jsonb_array_elements(j)` in a select
-//!   list become `jsonb(unnest(json_array_items(j)))`, the `_text` forms
-//!   `unnest(json_array_texts(j))` (see [`crate::json::elements`]), headed
-//!   as written.
+//! - Set-returning calls in a select list, `jsonb_array_elements(j)`,
+//!   `jsonb_object_keys(j)`, `generate_series(a, b)` and their kin, become
+//!   `unnest` of a list, `jsonb(unnest(json_array_items(j)))` (see
+//!   [`crate::sql::table_functions`] and [`crate::json::elements`]),
+//!   headed as written.
 //! - A literal cast to an unconstrained `numeric` (`1.50::numeric`,
 //!   `'0.125'::numeric`) keeps the literal's digits, as Postgres prints it:
 //!   the cast gets the literal's precision and scale instead of DataFusion's
@@ -72,8 +73,8 @@ pub fn check(stmt: &Statement) -> crate::error::Result<()> {
 /// Rewrites the forms above everywhere in `stmt`.
 pub fn rewrite(stmt: &mut Statement) {
     name_role_items(stmt);
-    name_select_items(stmt, |e| array_elements(e).map(|(name, _)| name));
-    let _ = stmt.visit(&mut ArrayElementsCall);
+    name_select_items(stmt, |e| crate::sql::table_functions::select_list_rows(e).map(|(name, _)| name));
+    let _ = stmt.visit(&mut SetReturningCall);
     let _ = stmt.visit(&mut RoleKeyword);
     let _ = stmt.visit(&mut ArrayConstructor);
     let _ = stmt.visit(&mut CorrelatedScalar);
@@ -136,44 +137,18 @@ impl VisitorMut for RoleKeyword {
     }
 }
 
-/// A call of `json_array_elements`, `jsonb_array_elements` or their `_text`
-/// forms with one argument: its name (lower case) and the function that
-/// makes the array of its elements.
-fn array_elements(expr: &Expr) -> Option<(String, &'static str)> {
-    let Expr::Function(f) = expr else { return None };
-    let [part] = f.name.0.as_slice() else { return None };
-    let name = part.as_ident()?.value.to_ascii_lowercase();
-    let function = match name.as_str() {
-        "json_array_elements" | "jsonb_array_elements" => crate::json::elements::ITEMS,
-        "json_array_elements_text" | "jsonb_array_elements_text" => crate::json::elements::TEXTS,
-        _ => return None,
-    };
-    match &f.args {
-        FunctionArguments::List(list) if list.args.len() == 1 => Some((name, function)),
-        _ => None,
-    }
-}
+/// A set-returning call in an expression (`jsonb_array_elements(j)`,
+/// `generate_series(1, 3)`) becomes `unnest` of its list (see
+/// [`crate::sql::table_functions::select_list_rows`]).
+struct SetReturningCall;
 
-/// `jsonb_array_elements(j)` becomes `jsonb(unnest(json_array_items(j)))`.
-struct ArrayElementsCall;
-
-impl VisitorMut for ArrayElementsCall {
+impl VisitorMut for SetReturningCall {
     type Break = ();
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        let Some((_, function)) = array_elements(expr) else { return ControlFlow::Continue(()) };
-        let Expr::Function(Function { args: FunctionArguments::List(list), .. }) = expr else {
-            return ControlFlow::Continue(());
-        };
-        let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))) = list.args.first() else {
-            return ControlFlow::Continue(());
-        };
-        let rows = call("unnest", vec![call(function, vec![arg.clone()], vec![])], vec![]);
-        // Elements as JSON are typed so: unnest loses the list's field type.
-        *expr = match function {
-            crate::json::elements::ITEMS => call(crate::json::JSONB_CAST, vec![rows], vec![]),
-            _ => rows,
-        };
+        if let Some((_, rows)) = crate::sql::table_functions::select_list_rows(expr) {
+            *expr = rows;
+        }
         ControlFlow::Continue(())
     }
 }
@@ -629,7 +604,7 @@ fn order_exprs(order: datafusion::sql::sqlparser::ast::OrderBy) -> Vec<datafusio
     }
 }
 
-fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Expr {
+pub(crate) fn call(name: &str, args: Vec<Expr>, clauses: Vec<FunctionArgumentClause>) -> Expr {
     Expr::Function(Function {
         name: ObjectName::from(vec![Ident::new(name)]),
         uses_odbc_syntax: false,

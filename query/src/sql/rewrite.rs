@@ -22,10 +22,21 @@ use crate::sql::parser::normalize;
 pub type SystemColumnsOf<'a> = dyn Fn(&str) -> Option<&'static [&'static str]> + 'a;
 
 /// Every rewrite a statement gets before DataFusion plans it, in order:
-/// [`fold_table_function_names`], then [`hide_system_columns`].
-pub fn before_planning(stmt: &mut Statement, store: &brikk_storage::Store) {
+/// [`fold_table_function_names`], [`hide_system_columns`], then
+/// [`crate::sql::table_functions::rewrite`] (last: a relation it joins a
+/// function's rows to keeps its system columns for the query's references,
+/// while the query's wildcards, already rewritten, leave them out).
+pub fn before_planning(stmt: &mut Statement, store: &brikk_storage::Store) -> crate::Result<()> {
     fold_table_function_names(stmt);
     hide_system_columns(stmt, &system_columns_in(store));
+    crate::sql::table_functions::rewrite(stmt)
+}
+
+/// The rewrites of [`before_planning`] that need no catalog, for a query a
+/// table write plans on its own (its source, its subqueries).
+pub fn before_planning_alone(stmt: &mut Statement) -> crate::Result<()> {
+    fold_table_function_names(stmt);
+    crate::sql::table_functions::rewrite(stmt)
 }
 
 /// Lower-cases unquoted table-function names (`HOP(…)` is `hop(…)`), as
@@ -183,6 +194,14 @@ impl Hider<'_> {
             }
             TableFactor::Derived { alias: Some(a), .. } => {
                 Some(Relation { label: ObjectName::from(vec![a.name.clone()]), system: None })
+            }
+            TableFactor::Function { alias, name, .. } => {
+                let label = alias.as_ref().map_or_else(|| name.clone(), |a| ObjectName::from(vec![a.name.clone()]));
+                Some(Relation { label, system: None })
+            }
+            TableFactor::UNNEST { alias, .. } => {
+                let label = alias.as_ref().map_or_else(|| Ident::new("unnest"), |a| a.name.clone());
+                Some(Relation { label: ObjectName::from(vec![label]), system: None })
             }
             _ => None,
         }

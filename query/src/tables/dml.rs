@@ -562,7 +562,7 @@ impl DmlPlan {
             None => {
                 let source = insert.source.as_ref().expect("DEFAULT VALUES is simple");
                 let mut stmt = ast::Statement::Query(source.clone());
-                crate::sql::rewrite::fold_table_function_names(&mut stmt);
+                crate::sql::rewrite::before_planning_alone(&mut stmt)?;
                 let plan =
                     state.statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
                 let width = plan.schema().fields().len();

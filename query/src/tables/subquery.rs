@@ -25,6 +25,7 @@ use std::ops::ControlFlow;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{self, Visit, VisitMut, Visitor, VisitorMut};
@@ -72,10 +73,7 @@ impl Subqueries {
         let found = outermost(&self.exprs);
         let mut types = Vec::with_capacity(found.len());
         for q in found {
-            let plan = state
-                .statement_to_plan(DfStatement::Statement(Box::new(ast::Statement::Query(Box::new(q)))))
-                .await
-                .map_err(|e| self.correlated_if_outer(e.into()))?;
+            let plan = plan(state, q).await.map_err(|e| self.correlated_if_outer(e))?;
             let typed = plan.schema().fields().first().and_then(|f| sql_type(f.data_type()));
             types.push(typed);
         }
@@ -173,9 +171,16 @@ fn sql_type(t: &DataType) -> Option<ast::DataType> {
     })
 }
 
+/// Plans one subquery as a query of its own.
+async fn plan(state: &SessionState, q: ast::Query) -> Result<LogicalPlan> {
+    let mut stmt = ast::Statement::Query(Box::new(q));
+    crate::sql::rewrite::before_planning_alone(&mut stmt)?;
+    Ok(state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await?)
+}
+
 /// Runs one subquery as a query of its own.
 async fn run(state: &SessionState, q: ast::Query) -> Result<Vec<RecordBatch>> {
-    let plan = state.statement_to_plan(DfStatement::Statement(Box::new(ast::Statement::Query(Box::new(q))))).await?;
+    let plan = plan(state, q).await?;
     let mut state = state.clone();
     state.mark_start_execution();
     let physical = state.create_physical_plan(&plan).await?;
