@@ -15,8 +15,9 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use brikk_query::Notification;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, PgWireConnectionState};
+use pgwire::error::PgWireError;
 use pgwire::messages::response::{NotificationResponse, TransactionStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message, MaybeTls};
@@ -107,7 +108,7 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => msg.is_extended_query(),
         };
-        if let Err(mut e) = process_message(
+        let processed = std::panic::AssertUnwindSafe(process_message(
             msg,
             &mut socket,
             startup.clone(),
@@ -115,14 +116,36 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
             extended.clone(),
             copy.clone(),
             cancel.clone(),
-        )
-        .await
-        {
+        ))
+        .catch_unwind()
+        .await;
+        let result = match processed {
+            Ok(result) => result,
+            Err(panic) => Err(panicked(&peer, panic_text(panic), &handlers).await),
+        };
+        if let Err(mut e) = result {
             pgwire::api::ErrorHandler::on_error(&errors, &socket, &mut e);
             process_error(&mut socket, e, extended_query).await?;
         }
     }
     socket.close().await
+}
+
+/// The error a statement that panicked (a bug, in Brikk or a library) ends
+/// with: `XX000`, and its transaction failed, as after any error. The
+/// panic ends that statement only; the connection and the server go on.
+async fn panicked(peer: &SocketAddr, what: String, handlers: &Handlers) -> PgWireError {
+    tracing::error!(%peer, panic = %what, "statement panicked");
+    handlers.connection.session.lock().await.fail();
+    crate::handler::encode::to_pg_error(&brikk_query::Error::Internal(format!("statement failed: {what}")))
+}
+
+/// What a panic said.
+fn panic_text(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(s) => *s,
+        Err(panic) => panic.downcast_ref::<&str>().map_or_else(|| "a panic".to_string(), |s| s.to_string()),
+    }
 }
 
 /// The rows of a cursor, when `msg` describes a portal that pgwire does not

@@ -554,6 +554,30 @@ async fn errors_carry_sqlstate_and_leave_the_session_usable() {
     assert_eq!(c.query_one("SELECT count(*) FROM n", &[]).await.unwrap().get::<_, i64>(0), 1);
 }
 
+/// A statement that panics inside the engine (here an Arrow bug DataFusion
+/// 55 reaches with this coalesce of lists) fails with `XX000`, fails its
+/// transaction like any error, and leaves the connection and the server
+/// running.
+#[tokio::test]
+async fn a_panicking_statement_fails_alone() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute("CREATE TABLE board (topic TEXT PRIMARY KEY, fact JSONB)").await.unwrap();
+    c.batch_execute(r#"INSERT INTO board VALUES ('a', '{"tags": ["x"]}'), ('b', '{}')"#).await.unwrap();
+    let panics = "SELECT topic, unnest(coalesce(nullif(l, []), [NULL])) \
+                  FROM (SELECT topic, json_array_texts(coalesce(fact -> 'nope', '[]')) AS l FROM board) q";
+    let e = c.batch_execute(panics).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("XX000"), "{e:?}");
+    c.query_one("SELECT 1", &[]).await.expect("the connection goes on");
+    c.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(sqlstate(&c.batch_execute(panics).await.unwrap_err()).as_deref(), Some("XX000"));
+    let e = c.query_one("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("25P02"), "the transaction failed: {e:?}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    let other = server.client().await.unwrap();
+    other.query_one("SELECT 1", &[]).await.expect("the server goes on");
+}
+
 #[tokio::test]
 async fn catalog_and_data_survive_restart_and_sigterm_is_graceful() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,9 +27,13 @@
 //! function's name. A call's alias alone (`SELECT t FROM …`) is its column
 //! when it has one.
 //!
-//! Refused with `0A000`: `WITH ORDINALITY`, `LEFT JOIN LATERAL` (the rows
-//! of the item without any of the call's would be dropped), a call that
-//! refers to two items, or that follows a join it would have to move.
+//! `LEFT JOIN LATERAL jsonb_array_elements(…) ON true` (any JSON function)
+//! keeps the rows the call gives nothing for, with NULL columns: the list
+//! is unnested as `make_array(NULL)` when it is empty or NULL.
+//!
+//! Refused with `0A000`: `WITH ORDINALITY`, `LEFT JOIN LATERAL` with
+//! `generate_series` or `unnest`, a call that refers to two items, or that
+//! follows a join it would have to move.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -380,7 +384,7 @@ fn in_select(select: &mut Select, mut order_by: Option<&mut OrderBy>) -> Result<
             }
             [(host_at, host)] => {
                 let (host_at, host) = (*host_at, host.clone());
-                detach(&mut select.from, at, &call.name)?;
+                let keep_empty = detach(&mut select.from, at, &call)?;
                 let taken = added.entry(host.clone()).or_default();
                 let mut projection = vec![SelectItem::QualifiedWildcard(
                     SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![ident(&host)])),
@@ -393,7 +397,11 @@ fn in_select(select: &mut Select, mut order_by: Option<&mut OrderBy>) -> Result<
                         true => format!("{label}.{n}"),
                     };
                     taken.insert(inner.clone());
-                    projection.push(SelectItem::ExprWithAlias { expr: e.clone(), alias: ident(&inner) });
+                    let mut e = e.clone();
+                    if keep_empty {
+                        let _ = VisitMut::visit(&mut e, &mut KeepEmpty);
+                    }
+                    projection.push(SelectItem::ExprWithAlias { expr: e, alias: ident(&inner) });
                     renames.push((n.clone(), inner));
                 }
                 let original = std::mem::replace(factor(&mut select.from, host_at), empty_factor());
@@ -412,12 +420,15 @@ fn in_select(select: &mut Select, mut order_by: Option<&mut OrderBy>) -> Result<
 }
 
 /// Takes the call at `at` out of the FROM list: it joins its rows to its
-/// item's, which only a plain comma, `CROSS JOIN` or `JOIN … ON true` does.
-fn detach(from: &mut Vec<TableWithJoins>, at: At, name: &str) -> Result<()> {
+/// item's, which only a plain comma, `CROSS JOIN` or `JOIN … ON true` does,
+/// or for a JSON function `LEFT JOIN … ON true`, which also keeps the rows
+/// for which the call gives none (returned: true).
+fn detach(from: &mut Vec<TableWithJoins>, at: At, call: &Call) -> Result<bool> {
+    let name = &call.name;
     match at {
         At::Item(i) if from[i].joins.is_empty() => {
             from.remove(i);
-            Ok(())
+            Ok(false)
         }
         At::Item(_) => {
             Err(Error::Unsupported(format!("a join after {name}(…) in FROM referring to an earlier relation")))
@@ -431,14 +442,62 @@ fn detach(from: &mut Vec<TableWithJoins>, at: At, name: &str) -> Result<()> {
             match &from[i].joins[j].join_operator {
                 JoinOperator::CrossJoin(c) | JoinOperator::Join(c) | JoinOperator::Inner(c) if on_true(c) => {
                     from[i].joins.remove(j);
-                    Ok(())
+                    Ok(false)
+                }
+                JoinOperator::Left(c) | JoinOperator::LeftOuter(c)
+                    if on_true(c) && matches!(call.function, SetFunction::Json(_)) =>
+                {
+                    from[i].joins.remove(j);
+                    Ok(true)
                 }
                 JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => Err(Error::Unsupported(format!(
-                    "LEFT JOIN LATERAL {name}(…) (CROSS JOIN LATERAL gives the rows that have elements)"
+                    "LEFT JOIN LATERAL {name}(…) (JSON functions take it with ON true; CROSS JOIN LATERAL gives \
+                     the rows that have some)"
                 ))),
                 _ => Err(Error::Unsupported(format!("this join with {name}(…) in FROM"))),
             }
         }
+    }
+}
+
+/// `unnest(list)` becomes `unnest(CASE WHEN cardinality(list) > 0 THEN list
+/// ELSE make_array(NULL) END)`: one row of NULL where the list is empty or
+/// NULL, as `LEFT JOIN LATERAL` gives.
+struct KeepEmpty;
+
+impl VisitorMut for KeepEmpty {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else { return ControlFlow::Continue(()) };
+        let unnest = matches!(f.name.0.as_slice(), [p] if p.as_ident().is_some_and(|i| i.value == "unnest"));
+        let datafusion::sql::sqlparser::ast::FunctionArguments::List(list) = &mut f.args else {
+            return ControlFlow::Continue(());
+        };
+        if let (true, [FunctionArg::Unnamed(FunctionArgExpr::Expr(l))]) = (unnest, list.args.as_mut_slice()) {
+            let mut case = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql("CASE WHEN cardinality(list) > 0 THEN list ELSE make_array(NULL) END")
+                .and_then(|mut p| p.parse_expr())
+                .expect("a valid template");
+            let _ = VisitMut::visit(&mut case, &mut Substitute(l));
+            *l = case;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Puts a copy of an expression where the template says `list`.
+struct Substitute<'a>(&'a Expr);
+
+impl VisitorMut for Substitute<'_> {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if matches!(expr, Expr::Identifier(i) if i.value == "list") {
+            *expr = self.0.clone();
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -634,9 +693,18 @@ mod tests {
     }
 
     #[test]
+    fn a_left_join_keeps_rows_without_elements() {
+        assert_eq!(
+            rewritten("SELECT t.id, e FROM t LEFT JOIN LATERAL jsonb_array_elements_text(t.j) e ON true"),
+            "SELECT t.id, t.value AS e FROM (SELECT t.*, unnest(CASE WHEN cardinality(json_array_texts(t.j)) > 0 \
+             THEN json_array_texts(t.j) ELSE make_array(NULL) END) AS value FROM t) AS t"
+        );
+    }
+
+    #[test]
     fn refuses_what_it_cannot_keep() {
         for sql in [
-            "SELECT * FROM t LEFT JOIN LATERAL jsonb_array_elements(t.j) e ON true",
+            "SELECT * FROM t LEFT JOIN LATERAL unnest(t.a) e ON true",
             "SELECT * FROM generate_series(1, 3) WITH ORDINALITY",
             "SELECT * FROM a, b, jsonb_each(a.j || b.j)",
             "SELECT * FROM a, b, jsonb_each(j)",
