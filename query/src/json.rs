@@ -545,8 +545,42 @@ fn json_value(v: ScalarValue, is_json: bool) -> Json {
             let text = d.to_string();
             serde_json::from_str(&text).unwrap_or(Json::String(text))
         }
+        // Dates and times in ISO 8601, as Postgres writes them in JSON
+        // (`"2026-11-27T07:50:52.901499"`; a timestamptz in UTC, `+00:00`).
+        ScalarValue::TimestampSecond(Some(t), ref zone) => iso_timestamp(t.checked_mul(1_000_000), zone.is_some()),
+        ScalarValue::TimestampMillisecond(Some(t), ref zone) => iso_timestamp(t.checked_mul(1_000), zone.is_some()),
+        ScalarValue::TimestampMicrosecond(Some(t), ref zone) => iso_timestamp(Some(t), zone.is_some()),
+        ScalarValue::TimestampNanosecond(Some(t), ref zone) => iso_timestamp(Some(t / 1_000), zone.is_some()),
+        ScalarValue::Date32(Some(d)) => chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163)
+            .map_or_else(|| Json::String(d.to_string()), |d| Json::String(d.format("%Y-%m-%d").to_string())),
+        ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) | ScalarValue::BinaryView(Some(b)) => {
+            Json::String(format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+        }
+        ScalarValue::List(list) => match ScalarValue::convert_array_to_scalar_vec(list.as_ref()) {
+            Ok(rows) => match rows.into_iter().next().flatten() {
+                Some(items) => Json::Array(items.into_iter().map(|v| json_value(v, false)).collect()),
+                None => Json::Null,
+            },
+            Err(_) => Json::String(ScalarValue::List(list).to_string()),
+        },
         other => Json::String(other.to_string()),
     }
+}
+
+/// A timestamp of `micros` since the epoch as Postgres writes it in JSON:
+/// ISO 8601 with a `T`, the fraction without trailing zeros, and for a
+/// `timestamptz` the offset (UTC).
+fn iso_timestamp(micros: Option<i64>, with_zone: bool) -> Json {
+    let Some(t) = micros.and_then(chrono::DateTime::from_timestamp_micros) else {
+        return Json::String(micros.map_or_else(|| "out of range".into(), |m| m.to_string()));
+    };
+    let mut text = t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    let trimmed = text.trim_end_matches('0').trim_end_matches('.').len();
+    text.truncate(trimmed);
+    if with_zone {
+        text.push_str("+00:00");
+    }
+    Json::String(text)
 }
 
 #[cfg(test)]
@@ -555,6 +589,18 @@ mod tests {
 
     fn c(a: &str, b: &str) -> bool {
         json_contains_value(&serde_json::from_str(a).unwrap(), &serde_json::from_str(b).unwrap())
+    }
+
+    #[test]
+    fn dates_and_times_are_iso_strings() {
+        let ts = |us: i64, zone: Option<&str>| {
+            json_value(ScalarValue::TimestampMicrosecond(Some(us), zone.map(Into::into)), false)
+        };
+        assert_eq!(ts(1_795_765_852_901_499, None), Json::String("2026-11-27T07:50:52.901499".into()));
+        assert_eq!(ts(1_795_765_852_000_000, Some("UTC")), Json::String("2026-11-27T07:50:52+00:00".into()));
+        assert_eq!(ts(1_795_765_852_500_000, None), Json::String("2026-11-27T07:50:52.5".into()));
+        assert_eq!(json_value(ScalarValue::Date32(Some(20_784)), false), Json::String("2026-11-27".into()));
+        assert_eq!(json_value(ScalarValue::Binary(Some(vec![0xde, 0xad])), false), Json::String("\\xdead".into()));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod pg_compat;
 pub mod rewrite;
 pub mod subscribe;
 pub mod table_functions;
+pub mod whole_rows;
 
 pub use duration::{format_duration, format_size, parse_duration, parse_size};
 pub use parser::{parse, CreateStream, Statement};

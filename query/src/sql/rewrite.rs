@@ -22,12 +22,14 @@ use crate::sql::parser::normalize;
 pub type SystemColumnsOf<'a> = dyn Fn(&str) -> Option<&'static [&'static str]> + 'a;
 
 /// Every rewrite a statement gets before DataFusion plans it, in order:
-/// [`fold_table_function_names`], [`hide_system_columns`], then
+/// [`fold_table_function_names`], [`crate::sql::whole_rows::rewrite`]
+/// (while FROM is as written), [`hide_system_columns`], then
 /// [`crate::sql::table_functions::rewrite`] (last: a relation it joins a
 /// function's rows to keeps its system columns for the query's references,
 /// while the query's wildcards, already rewritten, leave them out).
 pub fn before_planning(stmt: &mut Statement, store: &brikk_storage::Store) -> crate::Result<()> {
     fold_table_function_names(stmt);
+    crate::sql::whole_rows::rewrite(stmt, &crate::sql::whole_rows::columns_in(store));
     hide_system_columns(stmt, &system_columns_in(store));
     crate::sql::table_functions::rewrite(stmt)
 }
