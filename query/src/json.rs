@@ -66,6 +66,8 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for e in [Edit::Set, Edit::Concat, Edit::Delete] {
         registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonbEdit::new(e))))?;
     }
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonArrayOf::new(ColumnType::Json))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonArrayOf::new(ColumnType::Jsonb))))?;
     registry.register_udaf(Arc::new(AggregateUDF::new_from_impl(JsonAgg::new(ColumnType::Json))))?;
     registry.register_udaf(Arc::new(AggregateUDF::new_from_impl(JsonAgg::new(ColumnType::Jsonb))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonCast::new(ColumnType::Json))))?;
@@ -348,9 +350,10 @@ impl ScalarUDFImpl for ToJson {
 /// Postgres' `json_agg(value)` and `jsonb_agg(value)`: the group's values
 /// as a JSON array, each kept as its JSON kind as [`JsonBuildObject`]
 /// keeps values; NULL for a group of no rows. The array's order is not
-/// defined: partial arrays of parallel partitions are joined as they come,
-/// so `json_agg(v ORDER BY k)` is refused (`0A000`) rather than answered
-/// out of order.
+/// defined: partial arrays of parallel partitions are joined as they come.
+/// `json_agg(v ORDER BY k)` is rewritten before it gets here (see
+/// [`ORDERED_ARRAY`]); one that still does is refused (`0A000`) rather
+/// than answered out of order.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct JsonAgg {
     signature: Signature,
@@ -404,6 +407,71 @@ impl AggregateUDFImpl for JsonAgg {
     /// [`JsonAgg::accumulator`], which refuses it.
     fn order_sensitivity(&self) -> AggregateOrderSensitivity {
         AggregateOrderSensitivity::HardRequirement
+    }
+}
+
+/// The function `json_agg(v ORDER BY k)` becomes, around DataFusion's
+/// ordered `array_agg`: `json_array_of(array_agg(to_json(v) ORDER BY k))`
+/// (`jsonb_array_of` for `jsonb_agg`). `array_agg` keeps the order across
+/// partitions; this makes the list of JSON texts one JSON array, NULL for
+/// NULL (a group of no rows).
+pub const ORDERED_ARRAY: &str = "json_array_of";
+
+/// [`ORDERED_ARRAY`], and `jsonb_array_of`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct JsonArrayOf {
+    signature: Signature,
+    kind: ColumnType,
+}
+
+impl JsonArrayOf {
+    pub fn new(kind: ColumnType) -> JsonArrayOf {
+        JsonArrayOf { signature: Signature::any(1, Volatility::Immutable), kind }
+    }
+}
+
+impl ScalarUDFImpl for JsonArrayOf {
+    fn name(&self) -> &str {
+        match self.kind {
+            ColumnType::Jsonb => "jsonb_array_of",
+            _ => ORDERED_ARRAY,
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true).with_metadata(json_metadata(self.kind.sql_name()))))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out: StringArray = (0..args.number_rows)
+            .map(|row| {
+                let ScalarValue::List(list) = ScalarValue::try_from_array(&arrays[0], row)? else {
+                    return Err(DataFusionError::Internal(format!("{} expects a list", self.name())));
+                };
+                let Some(items) = ScalarValue::convert_array_to_scalar_vec(list.as_ref())?.into_iter().next().flatten()
+                else {
+                    return Ok(None);
+                };
+                let items = items
+                    .into_iter()
+                    .map(|v| match v {
+                        ScalarValue::Utf8(Some(text)) => serde_json::from_str(&text).unwrap_or(Json::String(text)),
+                        _ => Json::Null,
+                    })
+                    .collect();
+                Ok(Some(Json::Array(items).to_string()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
 

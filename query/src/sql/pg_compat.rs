@@ -75,6 +75,8 @@ pub fn rewrite(stmt: &mut Statement) {
     name_role_items(stmt);
     name_select_items(stmt, |e| crate::sql::table_functions::select_list_rows(e).map(|(name, _)| name));
     let _ = stmt.visit(&mut SetReturningCall);
+    name_select_items(stmt, ordered_json_agg);
+    let _ = stmt.visit(&mut OrderedJsonAgg);
     let _ = stmt.visit(&mut RoleKeyword);
     let _ = stmt.visit(&mut ArrayConstructor);
     let _ = stmt.visit(&mut CorrelatedScalar);
@@ -149,6 +151,51 @@ impl VisitorMut for SetReturningCall {
         if let Some((_, rows)) = crate::sql::table_functions::select_list_rows(expr) {
             *expr = rows;
         }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `json_agg(v ORDER BY k)` becomes `json_array_of(array_agg(to_json(v)
+/// ORDER BY k))` (`jsonb_…` for `jsonb_agg`): DataFusion's `array_agg`
+/// keeps the order, also across partitions (see
+/// [`crate::json::ORDERED_ARRAY`]). `FILTER` and `DISTINCT` stay with the
+/// aggregate.
+struct OrderedJsonAgg;
+
+/// The name of `json_agg(v ORDER BY k)` or `jsonb_agg(…)`, which
+/// [`OrderedJsonAgg`] rewrites.
+fn ordered_json_agg(expr: &Expr) -> Option<String> {
+    let Expr::Function(f) = expr else { return None };
+    let [part] = f.name.0.as_slice() else { return None };
+    let name = part.as_ident()?.value.to_ascii_lowercase();
+    let FunctionArguments::List(list) = &f.args else { return None };
+    let ordered = list.clauses.iter().any(|c| matches!(c, FunctionArgumentClause::OrderBy(_)));
+    (ordered && f.over.is_none() && list.args.len() == 1 && (name == "json_agg" || name == "jsonb_agg")).then_some(name)
+}
+
+impl VisitorMut for OrderedJsonAgg {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Some(name) = ordered_json_agg(expr) else { return ControlFlow::Continue(()) };
+        let jsonb = name == "jsonb_agg";
+        let Expr::Function(Function { args: FunctionArguments::List(list), .. }) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(value))] = list.args.as_mut_slice() else {
+            return ControlFlow::Continue(());
+        };
+        let value = std::mem::replace(value, Expr::value(Value::Null));
+        let to_json = if jsonb { "to_jsonb" } else { "to_json" };
+        let mut aggregate = std::mem::replace(expr, Expr::value(Value::Null));
+        if let Expr::Function(agg) = &mut aggregate {
+            agg.name = ObjectName::from(vec![Ident::new("array_agg")]);
+            if let FunctionArguments::List(list) = &mut agg.args {
+                list.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(call(to_json, vec![value], vec![])))];
+            }
+        }
+        let of = if jsonb { "jsonb_array_of" } else { crate::json::ORDERED_ARRAY };
+        *expr = call(of, vec![aggregate], vec![]);
         ControlFlow::Continue(())
     }
 }
