@@ -73,6 +73,14 @@ UPDATE board SET evidence = jsonb_set(evidence, '{confidence}', '0.9') || '{"rev
  WHERE topic = 'impact' AND version = 3
  RETURNING topic, evidence, version;
 
+-- What an agent puts in its prompt: the board as one JSON document, and
+-- every signal the hypotheses cite, one row each.
+SELECT json_agg(b ORDER BY topic) AS board_json
+  FROM (SELECT topic, hypothesis, evidence -> 'confidence' AS confidence FROM board) b;
+SELECT signal, count(*) AS cited_by
+  FROM board, jsonb_array_elements_text(board.evidence -> 'signals') AS signal
+ GROUP BY signal ORDER BY signal;
+
 -- The board now.
 SELECT topic, hypothesis, author, version FROM board ORDER BY topic;
 SELECT * FROM decisions;

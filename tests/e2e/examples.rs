@@ -66,6 +66,11 @@ fn blackboard() {
         "fix | raise pool size to 64",
         // jsonb_set and || revised one field and added another.
         r#"impact | {"confidence":0.9,"reviewed_by":"researcher","signals":["p99","errors"]} | 4"#,
+        // The board as one JSON document, in topic order.
+        r#"[{"confidence":0.8,"hypothesis":"a connection pool is exhausted","topic":"cause"},{"confidence":0.2,"#,
+        r#""topic":"fix"},{"confidence":0.9,"hypothesis":"p99 triples","topic":"impact"}]"#,
+        // Each cited signal, from the evidence arrays.
+        "latency | 1\np99 | 1\npool wait | 1\n(4 rows)",
     ] {
         assert!(out.contains(row), "missing {row:?} in:\n{out}");
     }
