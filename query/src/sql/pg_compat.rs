@@ -80,6 +80,7 @@ pub fn rewrite(stmt: &mut Statement) {
     let _ = stmt.visit(&mut RoleKeyword);
     let _ = stmt.visit(&mut ArrayConstructor);
     let _ = stmt.visit(&mut CorrelatedScalar);
+    let _ = stmt.visit(&mut ArrayLiteral);
     let _ = stmt.visit(&mut JsonCast);
     let _ = stmt.visit(&mut NumericLiteral);
 }
@@ -197,6 +198,89 @@ impl VisitorMut for OrderedJsonAgg {
         let of = if jsonb { "jsonb_array_of" } else { crate::json::ORDERED_ARRAY };
         *expr = call(of, vec![aggregate], vec![]);
         ControlFlow::Continue(())
+    }
+}
+
+/// `'{a,"b c",NULL}'::text[]` (or `CAST(… AS t[])`, or dollar-quoted)
+/// becomes `ARRAY['a', 'b c', NULL]::text[]`: the text read as Postgres
+/// reads an array literal (see [`array_elements`]), each element a string
+/// the cast then reads as the element type. Text that is not a
+/// one-dimensional array literal stays as it is, for the cast to refuse.
+struct ArrayLiteral;
+
+impl VisitorMut for ArrayLiteral {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Cast { expr: inner, data_type: DataType::Array(_), .. } = expr else {
+            return ControlFlow::Continue(());
+        };
+        let Expr::Value(v) = inner.as_ref() else { return ControlFlow::Continue(()) };
+        let text = match &v.value {
+            Value::SingleQuotedString(t) | Value::EscapedStringLiteral(t) => t.as_str(),
+            Value::DollarQuotedString(d) => d.value.as_str(),
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Some(elements) = array_elements(text) {
+            let elem =
+                elements.into_iter().map(|e| Expr::value(e.map_or(Value::Null, Value::SingleQuotedString))).collect();
+            **inner = Expr::Array(datafusion::sql::sqlparser::ast::Array { elem, named: true });
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The elements of a one-dimensional Postgres array literal, `{a, "b,c",
+/// NULL, "x\"y"}`: separated by commas; an element in double quotes is as
+/// written (a backslash takes the next character as it is), one without is
+/// trimmed, and unquoted `NULL` (any case) is NULL. `None` for anything
+/// else (no braces, nested arrays, unbalanced quotes).
+pub(crate) fn array_elements(text: &str) -> Option<Vec<Option<String>>> {
+    let body = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    if body.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let element = match chars.peek() {
+            Some('"') => {
+                chars.next();
+                let mut s = String::new();
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => s.push(chars.next()?),
+                        c => s.push(c),
+                    }
+                }
+                while chars.next_if(|c| c.is_whitespace()).is_some() {}
+                Some(s)
+            }
+            _ => {
+                let mut s = String::new();
+                while let Some(c) = chars.next_if(|c| *c != ',') {
+                    match c {
+                        '{' | '}' | '"' => return None,
+                        '\\' => s.push(chars.next()?),
+                        c => s.push(c),
+                    }
+                }
+                let s = s.trim_end().to_string();
+                match s.eq_ignore_ascii_case("null") {
+                    true => None,
+                    false if s.is_empty() => return None,
+                    false => Some(s),
+                }
+            }
+        };
+        out.push(element);
+        match chars.next() {
+            None => return Some(out),
+            Some(',') => {}
+            Some(_) => return None,
+        }
     }
 }
 
@@ -677,6 +761,25 @@ mod tests {
         let mut stmt = PostgresCompatibilityParser::new().parse(sql).unwrap().remove(0);
         rewrite(&mut stmt);
         stmt.to_string()
+    }
+
+    #[test]
+    fn array_literals_read_as_postgres_reads_them() {
+        let s = |v: &[Option<&str>]| v.iter().map(|e| e.map(str::to_string)).collect::<Vec<_>>();
+        assert_eq!(array_elements("{a,b}"), Some(s(&[Some("a"), Some("b")])));
+        assert_eq!(
+            array_elements(" { a , \"b, c\" ,NULL,\"NULL\"} "),
+            Some(s(&[Some("a"), Some("b, c"), None, Some("NULL")]))
+        );
+        assert_eq!(array_elements(r#"{"x\"y",z\,w}"#), Some(s(&[Some("x\"y"), Some("z,w")])));
+        assert_eq!(array_elements("{}"), Some(vec![]));
+        for bad in ["a,b", "{{1,2},{3,4}}", "{\"a}", "{a,,b}", "{a\"b}"] {
+            assert_eq!(array_elements(bad), None, "{bad}");
+        }
+        assert_eq!(
+            rewritten("SELECT $${\"a b\",c}$$::text[], CAST('{1, 2}' AS INT[])"),
+            "SELECT ARRAY['a b', 'c']::TEXT[], CAST(ARRAY['1', '2'] AS INT[])"
+        );
     }
 
     #[test]
