@@ -42,7 +42,9 @@ use datafusion::sql::sqlparser::ast::{
     VisitMut, Visitor, VisitorMut,
 };
 
-/// Refuses, with `0A000`, Postgres forms Brikk would otherwise accept and
+/// Refuses, with `0A000`, a data-modifying statement in WITH (`WITH up AS
+/// (UPDATE … RETURNING …) SELECT …`), which DataFusion would refuse in its
+/// own words; and Postgres forms Brikk would otherwise accept and
 /// quietly run with another meaning: `FOR UPDATE … SKIP LOCKED` and
 /// `NOWAIT` (Brikk takes no row locks, so nothing would be skipped: two
 /// workers would get the same rows). A plain `FOR UPDATE`/`FOR SHARE` is
@@ -54,6 +56,12 @@ pub fn check(stmt: &Statement) -> crate::error::Result<()> {
     impl Visitor for Locks {
         type Break = &'static str;
         fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<&'static str> {
+            let writes = |q: &Query| {
+                matches!(*q.body, SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_))
+            };
+            if query.with.as_ref().is_some_and(|w| w.cte_tables.iter().any(|c| writes(&c.query))) {
+                return ControlFlow::Break("WITH");
+            }
             match query.locks.iter().find_map(|l| l.nonblock.as_ref()) {
                 Some(NonBlock::SkipLocked) => ControlFlow::Break("SKIP LOCKED"),
                 Some(NonBlock::Nowait) => ControlFlow::Break("NOWAIT"),
@@ -62,6 +70,9 @@ pub fn check(stmt: &Statement) -> crate::error::Result<()> {
         }
     }
     match stmt.visit(&mut Locks) {
+        ControlFlow::Break("WITH") => Err(crate::error::Error::Unsupported(
+            "a data-modifying statement in WITH (run the INSERT, UPDATE or DELETE on its own, with RETURNING)".into(),
+        )),
         ControlFlow::Break(what) => Err(crate::error::Error::Unsupported(format!(
             "FOR UPDATE … {what} (Brikk takes no row locks; a queue group hands out work: \
              CLAIM … FROM stream GROUP name, then ACK)"
