@@ -99,6 +99,9 @@ pub enum Error {
     /// An identity column's sequence reached the largest value of its type.
     #[error("{0}")]
     SequenceLimit(String),
+    /// NULL where a function takes no NULL (`format('%I', NULL)`).
+    #[error("{0}")]
+    NullValue(String),
     /// Division by zero during evaluation.
     #[error("division by zero")]
     DivisionByZero,

@@ -52,6 +52,7 @@ pub mod db;
 pub mod defaults;
 pub mod error;
 pub mod floats;
+pub mod format;
 pub mod json;
 pub mod market;
 pub mod session;

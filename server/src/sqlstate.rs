@@ -33,6 +33,7 @@ pub mod code {
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
     pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
@@ -100,6 +101,7 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
         Error::SequenceLimit(_) => SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
         Error::DivisionByZero => DIVISION_BY_ZERO,
+        Error::NullValue(_) => NULL_VALUE_NOT_ALLOWED,
         Error::Unsupported(_) => FEATURE_NOT_SUPPORTED,
         Error::ActiveTransaction(_) => ACTIVE_SQL_TRANSACTION,
         Error::InFailedTransaction => IN_FAILED_SQL_TRANSACTION,
@@ -181,6 +183,7 @@ mod tests {
             (Error::FileNotFound("x".into()), "58P01"),
             (Error::FileIo("x".into()), "58030"),
             (Error::Internal("x".into()), "XX000"),
+            (Error::NullValue("x".into()), "22004"),
         ];
         for (e, want) in rows {
             assert_eq!(sqlstate(&e), want, "{e:?}");
