@@ -45,9 +45,11 @@ use crate::types::{column_field, json_metadata, json_text, uuid_text};
 
 mod edit;
 pub mod elements;
+mod path;
 
 use edit::{Edit, JsonbEdit};
 use elements::{JsonParts, Part};
+use path::JsonAtPath;
 
 /// Registers the JSON functions and operators with `registry`.
 pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
@@ -60,6 +62,8 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonBuildObject::new(ColumnType::Jsonb))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ToJson::new(ColumnType::Json))))?;
     registry.register_udf(Arc::new(ScalarUDF::new_from_impl(ToJson::new(ColumnType::Jsonb))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonAtPath::new(false))))?;
+    registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonAtPath::new(true))))?;
     for part in Part::ALL {
         registry.register_udf(Arc::new(ScalarUDF::new_from_impl(JsonParts::new(part))))?;
     }
@@ -84,7 +88,22 @@ fn is_text(t: &DataType) -> bool {
 }
 
 impl ExprPlanner for PostgresJsonPlanner {
-    fn plan_binary_op(&self, expr: RawBinaryExpr, schema: &DFSchema) -> Result<PlannerResult<RawBinaryExpr>> {
+    fn plan_binary_op(&self, mut expr: RawBinaryExpr, schema: &DFSchema) -> Result<PlannerResult<RawBinaryExpr>> {
+        // A parameter of a JSON operator whose type the client left open
+        // (`fact ->> $1`) is text, as Postgres resolves it.
+        if matches!(
+            expr.op,
+            BinaryOperator::Arrow
+                | BinaryOperator::LongArrow
+                | BinaryOperator::HashArrow
+                | BinaryOperator::HashLongArrow
+                | BinaryOperator::AtArrow
+                | BinaryOperator::ArrowAt
+                | BinaryOperator::Question
+        ) && is_json(&expr.left, schema)
+        {
+            expr.right = typed_text(expr.right);
+        }
         let name = format!("{} {} {}", expr.left.schema_name(), expr.op, expr.right.schema_name());
         let planned = match expr.op {
             BinaryOperator::Arrow => Expr::ScalarFunction(ScalarFunction {
@@ -105,6 +124,15 @@ impl ExprPlanner for PostgresJsonPlanner {
                     args: vec![container, contained],
                 })
             }
+            // A path of keys and indexes, which the JSON functions'
+            // operators would take as one key.
+            BinaryOperator::HashArrow | BinaryOperator::HashLongArrow => {
+                let text = expr.op == BinaryOperator::HashLongArrow;
+                Expr::ScalarFunction(ScalarFunction {
+                    func: Arc::new(ScalarUDF::new_from_impl(JsonAtPath::new(text))),
+                    args: vec![expr.left, expr.right],
+                })
+            }
             // jsonb || x and jsonb - x edit the document (text || text
             // stays concatenation).
             BinaryOperator::StringConcat | BinaryOperator::Minus => {
@@ -122,6 +150,19 @@ impl ExprPlanner for PostgresJsonPlanner {
             _ => return Ok(PlannerResult::Original(expr)),
         };
         Ok(PlannerResult::Planned(Expr::Alias(Alias::new(planned, None::<&str>, name))))
+    }
+}
+
+/// `e` with a parameter of no known type typed text.
+fn typed_text(e: Expr) -> Expr {
+    match e {
+        Expr::Placeholder(p) if p.field.is_none() => {
+            Expr::Placeholder(datafusion::logical_expr::expr::Placeholder::new_with_field(
+                p.id,
+                Some(Arc::new(Field::new("", DataType::Utf8, true))),
+            ))
+        }
+        other => other,
     }
 }
 

@@ -246,11 +246,14 @@ impl Call {
         self.alias.as_ref().map_or_else(|| self.name.clone(), |a| normalize(&a.name))
     }
 
-    /// Its rows on their own, its columns called `names`. A series is
-    /// DataFusion's table function, which makes its rows a batch at a time
-    /// (`unnest` of the list would hold them all at once).
+    /// Its rows on their own, its columns called `names`. A series of
+    /// constants is DataFusion's table function, which makes its rows a
+    /// batch at a time (`unnest` of the list would hold them all at once).
     fn own_rows(&self, names: &[String]) -> Query {
-        if let SetFunction::Series = self.function {
+        // The table function takes constants only: a series with a
+        // parameter (`generate_series(1, $1)`) is a list, unnested.
+        let constant = !self.args.iter().any(has_parameter);
+        if let (SetFunction::Series, true) = (self.function, constant) {
             let mut query = select_of(vec![], None);
             let SetExpr::Select(select) = query.body.as_mut() else { unreachable!("a SELECT") };
             let series = Parser::new(&PostgreSqlDialect {})
@@ -299,6 +302,21 @@ impl Call {
             })
             .collect())
     }
+}
+
+/// Whether `e` holds a parameter (`$1`).
+fn has_parameter(e: &Expr) -> bool {
+    struct Find;
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Value(v) if matches!(v.value, Value::Placeholder(_)) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    e.visit(&mut Find).is_break()
 }
 
 /// The name a FROM factor's columns are qualified with, if it has one.

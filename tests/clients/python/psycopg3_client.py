@@ -188,6 +188,26 @@ with c.step("JSON facts with ::jsonb parameters and dict rows"):
         pass
     conn.execute(f"DROP TABLE {t}")
 
+with c.step("JSON operators, paths and set-returning functions with parameters"):
+    t = f"{s}_facts"
+    conn.execute(f"DROP TABLE IF EXISTS {t}")
+    conn.execute(f"CREATE TABLE {t} (topic TEXT PRIMARY KEY, fact JSONB)")
+    conn.execute(f"INSERT INTO {t} VALUES ('a', %s::jsonb), ('b', %s::jsonb)",
+                 (json.dumps({"tags": ["x", "y"], "by": {"name": "ann"}}), json.dumps({"tags": ["z"]})))
+    # The key of ->> and the path of #>> are parameters of no declared type.
+    got = conn.execute(f"SELECT fact ->> %s, fact #>> %s FROM {t} ORDER BY topic", ("tags", "{by,name}")).fetchall()
+    c.check(got == [('["x","y"]', "ann"), ('["z"]', None)], f"operators {got!r}")
+    got = conn.execute(f"SELECT fact #> %s FROM {t} ORDER BY topic", (["tags", "-1"],)).fetchall()
+    c.check(got == [("y",), ("z",)], f"path as a list {got!r}")
+    got = conn.execute(f"SELECT b.topic, tag FROM {t} b, jsonb_array_elements_text(b.fact -> %s) AS tag "
+                       "ORDER BY 1, 2", ("tags",)).fetchall()
+    c.check(got == [("a", "x"), ("a", "y"), ("b", "z")], f"elements per row {got!r}")
+    got = conn.execute("SELECT g FROM generate_series(1, %s) AS g", (3,)).fetchall()
+    c.check(got == [(1,), (2,), (3,)], f"series {got!r}")
+    got = conn.execute(f"SELECT json_agg(f ORDER BY topic) FROM {t} f").fetchone()[0]
+    c.check([r["topic"] for r in got] == ["a", "b"] and got[0]["fact"]["by"] == {"name": "ann"}, f"rows {got!r}")
+    conn.execute(f"DROP TABLE {t}")
+
 with c.step("UUID keys and Decimal text"):
     import decimal
     import uuid
