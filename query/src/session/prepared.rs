@@ -7,7 +7,8 @@
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 
 use datafusion::sql::sqlparser::ast;
 
@@ -129,7 +130,7 @@ impl Prepared {
 /// Parameter types of a plan, `$1` first; a parameter DataFusion cannot type
 /// takes the client's declared type, or text.
 pub(crate) fn param_types(plan: &LogicalPlan, declared: &[Option<DataType>]) -> Result<Vec<DataType>> {
-    let inferred = plan.get_parameter_types()?;
+    let inferred = inferred_param_types(plan)?;
     let count = inferred
         .keys()
         .filter_map(|k| k.strip_prefix('$')?.parse::<usize>().ok())
@@ -148,11 +149,54 @@ pub(crate) fn param_types(plan: &LogicalPlan, declared: &[Option<DataType>]) -> 
         .collect())
 }
 
+/// The parameter types DataFusion infers from `plan`, and the one it
+/// leaves open that Postgres would not: the array of `x = ANY($1)` (and
+/// `<> ALL`), which DataFusion plans as `array_has($1, x)`, is a list of
+/// `x`'s type, so a driver that encodes by the server's description
+/// (asyncpg) sends an array; `$1::text[]` is the array type it is cast to.
+fn inferred_param_types(plan: &LogicalPlan) -> Result<std::collections::HashMap<String, Option<DataType>>> {
+    let mut inferred = plan.get_parameter_types()?;
+    plan.apply(|node| {
+        let Some(input) = node.inputs().first().map(|i| i.schema().clone()) else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        for e in node.expressions() {
+            e.apply(|e| {
+                let mut open = |p: &Placeholder, t: DataType| {
+                    if p.field.is_none() {
+                        inferred.entry(p.id.clone()).or_insert(None).get_or_insert(t);
+                    }
+                };
+                match e {
+                    Expr::ScalarFunction(f) if f.name() == "array_has" => {
+                        if let [Expr::Placeholder(p), element] = f.args.as_slice() {
+                            if let Ok(t) = element.get_type(&input) {
+                                open(p, DataType::List(std::sync::Arc::new(Field::new_list_field(t, true))));
+                            }
+                        }
+                    }
+                    // `$1::text[]`: the array itself, not text made a list
+                    // of one.
+                    Expr::Cast(c) if matches!(c.field.data_type(), DataType::List(_)) => {
+                        if let Expr::Placeholder(p) = c.expr.as_ref() {
+                            open(p, c.field.data_type().clone());
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(inferred)
+}
+
 /// Parameter types of a query, `$1` first: as the plan types them (the
 /// values are bound into the plan as they are), else as the client
 /// declared them, else text.
 fn query_param_types(plan: &LogicalPlan, declared: &[Option<DataType>]) -> Result<Vec<DataType>> {
-    let inferred = plan.get_parameter_types()?;
+    let inferred = inferred_param_types(plan)?;
     let count = param_types(plan, declared)?.len();
     Ok((1..=count)
         .map(|i| {

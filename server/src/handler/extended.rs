@@ -56,8 +56,19 @@ fn declared_type(t: &Type) -> Option<DataType> {
         Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
         Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
         Type::DATE => DataType::Date32,
+        Type::BOOL_ARRAY => list_of(DataType::Boolean),
+        Type::INT2_ARRAY => list_of(DataType::Int16),
+        Type::INT4_ARRAY => list_of(DataType::Int32),
+        Type::INT8_ARRAY => list_of(DataType::Int64),
+        Type::FLOAT4_ARRAY => list_of(DataType::Float32),
+        Type::FLOAT8_ARRAY => list_of(DataType::Float64),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => list_of(DataType::Utf8),
         _ => return None,
     })
+}
+
+fn list_of(item: DataType) -> DataType {
+    DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new_list_field(item, true)))
 }
 
 /// A prepared statement with its parameter types in wire form, computed

@@ -54,6 +54,13 @@ async def main():
         n = await conn.fetchval(f"SELECT n FROM {s} WHERE task_id = $1", "t4")
         c.check(n == 5_000_000_000, f"int8 round trip: got {n!r}")
 
+    with c.step("a list parameter for = ANY"):
+        # The server describes $1 as text[], so asyncpg sends the list.
+        got = await keys(conn, f"SELECT task_id FROM {s} WHERE task_id = ANY($1) ORDER BY 1", ["t1", "t3", "zz"])
+        c.check(got == ["t1", "t3"], f"got {got!r}")
+        got = await keys(conn, f"SELECT task_id FROM {s} WHERE task_id = ANY($1::text[]) ORDER BY 1", ["t4"])
+        c.check(got == ["t4"], f"with a cast: got {got!r}")
+
     with c.step("prepared statement"):
         stmt = await conn.prepare(f"SELECT task_id, n FROM {s} WHERE kind = $1 ORDER BY n")
         params = [p.name for p in stmt.get_parameters()]

@@ -204,6 +204,10 @@ with c.step("JSON operators, paths and set-returning functions with parameters")
     c.check(got == [("a", "x"), ("a", "y"), ("b", "z")], f"elements per row {got!r}")
     got = conn.execute("SELECT g FROM generate_series(1, %s) AS g", (3,)).fetchall()
     c.check(got == [(1,), (2,), (3,)], f"series {got!r}")
+    got = conn.execute(f"SELECT topic FROM {t} WHERE topic = ANY(%s) ORDER BY 1", (["a", "b c", "b"],)).fetchall()
+    c.check(got == [("a",), ("b",)], f"a list for = ANY {got!r}")
+    got = conn.execute("SELECT %s::text[]", (["x", "y, z"],)).fetchone()[0]
+    c.check(got == ["x", "y, z"], f"a list cast to text[] {got!r}")
     got = conn.execute(f"SELECT json_agg(f ORDER BY topic) FROM {t} f").fetchone()[0]
     c.check([r["topic"] for r in got] == ["a", "b"] and got[0]["fact"]["by"] == {"name": "ann"}, f"rows {got!r}")
     conn.execute(f"DROP TABLE {t}")
