@@ -153,6 +153,18 @@ impl ExprPlanner for PostgresJsonPlanner {
     }
 }
 
+/// The field of a function's JSON result, typed `kind` (`json` or `jsonb`)
+/// on the wire.
+pub(crate) fn json_field(name: &str, kind: ColumnType, nullable: bool) -> FieldRef {
+    Arc::new(Field::new(name, DataType::Utf8, nullable).with_metadata(json_metadata(kind.sql_name())))
+}
+
+/// A text column of `rows` values, row `i` being `value(i)` (None: NULL).
+pub(crate) fn text_rows(rows: usize, value: impl FnMut(usize) -> Result<Option<String>>) -> Result<ColumnarValue> {
+    let out: StringArray = (0..rows).map(value).collect::<Result<_>>()?;
+    Ok(ColumnarValue::Array(Arc::new(out)))
+}
+
 /// `e` with a parameter of no known type typed text.
 fn typed_text(e: Expr) -> Expr {
     match e {
@@ -305,7 +317,7 @@ impl ScalarUDFImpl for JsonBuildObject {
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
-        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, false).with_metadata(json_metadata(self.kind.sql_name()))))
+        Ok(json_field(self.name(), self.kind, false))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -372,19 +384,16 @@ impl ScalarUDFImpl for ToJson {
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
-        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true).with_metadata(json_metadata(self.kind.sql_name()))))
+        Ok(json_field(self.name(), self.kind, true))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let is_json = args.arg_fields[0].extension_type_name() == Some("arrow.json");
-        let out: StringArray = (0..args.number_rows)
-            .map(|row| {
-                let value = ScalarValue::try_from_array(&arrays[0], row)?;
-                Ok((!value.is_null()).then(|| json_value(value, is_json).to_string()))
-            })
-            .collect::<Result<_>>()?;
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        text_rows(args.number_rows, |row| {
+            let value = ScalarValue::try_from_array(&arrays[0], row)?;
+            Ok((!value.is_null()).then(|| json_value(value, is_json).to_string()))
+        })
     }
 }
 
@@ -425,7 +434,7 @@ impl AggregateUDFImpl for JsonAgg {
     }
 
     fn return_field(&self, _args: &[FieldRef]) -> Result<FieldRef> {
-        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true).with_metadata(json_metadata(self.kind.sql_name()))))
+        Ok(json_field(self.name(), self.kind, true))
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -488,31 +497,28 @@ impl ScalarUDFImpl for JsonArrayOf {
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
-        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true).with_metadata(json_metadata(self.kind.sql_name()))))
+        Ok(json_field(self.name(), self.kind, true))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let out: StringArray = (0..args.number_rows)
-            .map(|row| {
-                let ScalarValue::List(list) = ScalarValue::try_from_array(&arrays[0], row)? else {
-                    return Err(DataFusionError::Internal(format!("{} expects a list", self.name())));
-                };
-                let Some(items) = ScalarValue::convert_array_to_scalar_vec(list.as_ref())?.into_iter().next().flatten()
-                else {
-                    return Ok(None);
-                };
-                let items = items
-                    .into_iter()
-                    .map(|v| match v {
-                        ScalarValue::Utf8(Some(text)) => serde_json::from_str(&text).unwrap_or(Json::String(text)),
-                        _ => Json::Null,
-                    })
-                    .collect();
-                Ok(Some(Json::Array(items).to_string()))
-            })
-            .collect::<Result<_>>()?;
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        text_rows(args.number_rows, |row| {
+            let ScalarValue::List(list) = ScalarValue::try_from_array(&arrays[0], row)? else {
+                return Err(DataFusionError::Internal(format!("{} expects a list", self.name())));
+            };
+            let Some(items) = ScalarValue::convert_array_to_scalar_vec(list.as_ref())?.into_iter().next().flatten()
+            else {
+                return Ok(None);
+            };
+            let items = items
+                .into_iter()
+                .map(|v| match v {
+                    ScalarValue::Utf8(Some(text)) => serde_json::from_str(&text).unwrap_or(Json::String(text)),
+                    _ => Json::Null,
+                })
+                .collect();
+            Ok(Some(Json::Array(items).to_string()))
+        })
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
@@ -105,18 +105,15 @@ impl ScalarUDFImpl for JsonbEdit {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let out: StringArray = (0..args.number_rows)
-            .map(|row| {
-                let values: Vec<ScalarValue> =
-                    arrays.iter().map(|a| ScalarValue::try_from_array(a, row)).collect::<Result<_>>()?;
-                if values.iter().any(ScalarValue::is_null) {
-                    return Ok(None);
-                }
-                let edited = self.apply(&values).map_err(|e| DataFusionError::External(Box::new(e)))?;
-                Ok(Some(edited.to_string()))
-            })
-            .collect::<Result<_>>()?;
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        super::text_rows(args.number_rows, |row| {
+            let values: Vec<ScalarValue> =
+                arrays.iter().map(|a| ScalarValue::try_from_array(a, row)).collect::<Result<_>>()?;
+            if values.iter().any(ScalarValue::is_null) {
+                return Ok(None);
+            }
+            let edited = self.apply(&values).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            Ok(Some(edited.to_string()))
+        })
     }
 }
 

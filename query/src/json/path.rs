@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
@@ -19,7 +18,7 @@ use datafusion::scalar::ScalarValue;
 use serde_json::Value as Json;
 
 use crate::error::Error;
-use crate::types::json_metadata;
+use brikk_storage::ColumnType;
 
 /// The function `doc #> path` becomes (`#>>`: [`TEXT_AT_PATH`]).
 pub const JSON_AT_PATH: &str = "json_at_path";
@@ -101,35 +100,33 @@ impl ScalarUDFImpl for JsonAtPath {
     }
 
     fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
-        let field = Field::new(self.name(), DataType::Utf8, true);
-        Ok(Arc::new(if self.text { field } else { field.with_metadata(json_metadata("jsonb")) }))
+        Ok(match self.text {
+            true => Arc::new(Field::new(self.name(), DataType::Utf8, true)),
+            false => super::json_field(self.name(), ColumnType::Jsonb, true),
+        })
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let out: StringArray = (0..args.number_rows)
-            .map(|row| {
-                let doc = ScalarValue::try_from_array(&arrays[0], row)?;
-                let (ScalarValue::Utf8(Some(doc))
-                | ScalarValue::LargeUtf8(Some(doc))
-                | ScalarValue::Utf8View(Some(doc))) = doc
-                else {
-                    return Ok(None);
-                };
-                let external = |e: Error| DataFusionError::External(Box::new(e));
-                let Some(path) = steps(ScalarValue::try_from_array(&arrays[1], row)?).map_err(external)? else {
-                    return Ok(None);
-                };
-                let doc: Json = serde_json::from_str(&doc)
-                    .map_err(|e| external(Error::InvalidText(format!("invalid input syntax for type json: {e}"))))?;
-                Ok(match (at_path(&doc, &path), self.text) {
-                    (None, _) | (Some(Json::Null), true) => None,
-                    (Some(Json::String(s)), true) => Some(s.clone()),
-                    (Some(v), _) => Some(v.to_string()),
-                })
+        super::text_rows(args.number_rows, |row| {
+            let doc = ScalarValue::try_from_array(&arrays[0], row)?;
+            let (ScalarValue::Utf8(Some(doc)) | ScalarValue::LargeUtf8(Some(doc)) | ScalarValue::Utf8View(Some(doc))) =
+                doc
+            else {
+                return Ok(None);
+            };
+            let external = |e: Error| DataFusionError::External(Box::new(e));
+            let Some(path) = steps(ScalarValue::try_from_array(&arrays[1], row)?).map_err(external)? else {
+                return Ok(None);
+            };
+            let doc: Json = serde_json::from_str(&doc)
+                .map_err(|e| external(Error::InvalidText(format!("invalid input syntax for type json: {e}"))))?;
+            Ok(match (at_path(&doc, &path), self.text) {
+                (None, _) | (Some(Json::Null), true) => None,
+                (Some(Json::String(s)), true) => Some(s.clone()),
+                (Some(v), _) => Some(v.to_string()),
             })
-            .collect::<Result<_>>()?;
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        })
     }
 }
 

@@ -14,7 +14,7 @@
 //!   `(SELECT value AS g FROM brikk_series(1, 3)) AS g`.
 //! - A call whose arguments refer to one earlier FROM item (`FROM board b,
 //!   jsonb_array_elements(b.fact -> 'tags') AS t`, also written with
-//!   `LATERAL`, `CROSS JOIN LATERAL` or `JOIN LATERAL … ON true`) joins
+//!   `LATERAL`, `CROSS JOIN LATERAL` or `JOIN LATERAL … ON cond`) joins
 //!   each of that item's rows with the rows the call gives for it: the item
 //!   becomes `(SELECT b.*, jsonb(unnest(json_array_items(b.fact -> 'tags')))
 //!   AS value FROM board b) AS b`, the call leaves the FROM list, and the
@@ -402,28 +402,21 @@ fn in_select(select: &mut Select, mut order_by: Option<&mut OrderBy>) -> Result<
             }
             [(host_at, host)] => {
                 let (host_at, host) = (*host_at, host.clone());
-                let keep_empty = detach(&mut select.from, at, &call)?;
+                let joined = detach(&mut select.from, at, &call)?;
                 let taken = added.entry(host.clone()).or_default();
-                let mut projection = vec![SelectItem::QualifiedWildcard(
-                    SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![ident(&host)])),
-                    WildcardAdditionalOptions::default(),
-                )];
-                let mut renames = Vec::new();
-                for ((_, e), n) in call.columns.iter().zip(&names) {
-                    let inner = match taken.contains(n) {
-                        false => n.clone(),
-                        true => format!("{label}.{n}"),
-                    };
-                    taken.insert(inner.clone());
-                    let mut e = e.clone();
-                    if keep_empty {
-                        let _ = VisitMut::visit(&mut e, &mut KeepEmpty);
-                    }
-                    projection.push(SelectItem::ExprWithAlias { expr: e, alias: ident(&inner) });
-                    renames.push((n.clone(), inner));
-                }
+                let (projection, renames) = host_columns(&call, &names, &label, &host, taken, &joined);
                 let original = std::mem::replace(factor(&mut select.from, host_at), empty_factor());
                 *factor(&mut select.from, host_at) = derived(select_of(projection, Some(original)), &host);
+                if let Joined::Where(condition) = joined {
+                    select.selection = Some(match select.selection.take() {
+                        Some(w) => Expr::BinaryOp {
+                            left: Box::new(Expr::Nested(Box::new(w))),
+                            op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
+                            right: Box::new(Expr::Nested(condition)),
+                        },
+                        None => *condition,
+                    });
+                }
                 hide_from_host_wildcards(select, &host, &renames);
                 rename_references(select, order_by.as_deref_mut(), &label, &host, &renames);
             }
@@ -437,16 +430,62 @@ fn in_select(select: &mut Select, mut order_by: Option<&mut OrderBy>) -> Result<
     }
 }
 
-/// Takes the call at `at` out of the FROM list: it joins its rows to its
-/// item's, which only a plain comma, `CROSS JOIN` or `JOIN … ON true` does,
-/// or for a JSON function `LEFT JOIN … ON true`, which also keeps the rows
-/// for which the call gives none (returned: true).
-fn detach(from: &mut Vec<TableWithJoins>, at: At, call: &Call) -> Result<bool> {
+/// How a call taken out of the FROM list joined its item's rows.
+enum Joined {
+    /// Each row of the item with each of the call's (a comma, `CROSS JOIN`,
+    /// `JOIN … ON true`).
+    Rows,
+    /// And the item's rows for which the call gives none, with NULL
+    /// (`LEFT JOIN … ON true`).
+    KeepingEmpty,
+    /// Those of [`Joined::Rows`] for which the join's condition holds
+    /// (`JOIN … ON cond`), which joins the query's WHERE.
+    Where(Box<Expr>),
+}
+
+/// The select list of a host item wrapped for `call`: all the item's
+/// columns (`host.*`) and the call's, named `names` (a name the item
+/// already gained from an earlier call becomes `label.name`, recorded in
+/// `taken`); and each call column's name with the host column holding it.
+fn host_columns(
+    call: &Call,
+    names: &[String],
+    label: &str,
+    host: &str,
+    taken: &mut HashSet<String>,
+    joined: &Joined,
+) -> (Vec<SelectItem>, Vec<(String, String)>) {
+    let mut projection = vec![SelectItem::QualifiedWildcard(
+        SelectItemQualifiedWildcardKind::ObjectName(ObjectName::from(vec![ident(host)])),
+        WildcardAdditionalOptions::default(),
+    )];
+    let mut renames = Vec::new();
+    for ((_, e), n) in call.columns.iter().zip(names) {
+        let inner = match taken.contains(n) {
+            false => n.clone(),
+            true => format!("{label}.{n}"),
+        };
+        taken.insert(inner.clone());
+        let mut e = e.clone();
+        if let Joined::KeepingEmpty = joined {
+            let _ = VisitMut::visit(&mut e, &mut KeepEmpty);
+        }
+        projection.push(SelectItem::ExprWithAlias { expr: e, alias: ident(&inner) });
+        renames.push((n.clone(), inner));
+    }
+    (projection, renames)
+}
+
+/// Takes the call at `at` out of the FROM list, if it joins its item's
+/// rows in a way the wrapped item can: a plain comma, `CROSS JOIN`, or an
+/// inner `JOIN … ON` (the condition joins WHERE); for a JSON function also
+/// `LEFT JOIN … ON true`.
+fn detach(from: &mut Vec<TableWithJoins>, at: At, call: &Call) -> Result<Joined> {
     let name = &call.name;
     match at {
         At::Item(i) if from[i].joins.is_empty() => {
             from.remove(i);
-            Ok(false)
+            Ok(Joined::Rows)
         }
         At::Item(_) => {
             Err(Error::Unsupported(format!("a join after {name}(…) in FROM referring to an earlier relation")))
@@ -457,23 +496,28 @@ fn detach(from: &mut Vec<TableWithJoins>, at: At, call: &Call) -> Result<bool> {
                 JoinConstraint::On(Expr::Value(v)) => matches!(v.value, Value::Boolean(true)),
                 _ => false,
             };
-            match &from[i].joins[j].join_operator {
+            let joined = match &from[i].joins[j].join_operator {
                 JoinOperator::CrossJoin(c) | JoinOperator::Join(c) | JoinOperator::Inner(c) if on_true(c) => {
-                    from[i].joins.remove(j);
-                    Ok(false)
+                    Joined::Rows
+                }
+                JoinOperator::Join(JoinConstraint::On(cond)) | JoinOperator::Inner(JoinConstraint::On(cond)) => {
+                    Joined::Where(Box::new(cond.clone()))
                 }
                 JoinOperator::Left(c) | JoinOperator::LeftOuter(c)
                     if on_true(c) && matches!(call.function, SetFunction::Json(_)) =>
                 {
-                    from[i].joins.remove(j);
-                    Ok(true)
+                    Joined::KeepingEmpty
                 }
-                JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => Err(Error::Unsupported(format!(
-                    "LEFT JOIN LATERAL {name}(…) (JSON functions take it with ON true; CROSS JOIN LATERAL gives \
-                     the rows that have some)"
-                ))),
-                _ => Err(Error::Unsupported(format!("this join with {name}(…) in FROM"))),
-            }
+                JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => {
+                    return Err(Error::Unsupported(format!(
+                        "LEFT JOIN LATERAL {name}(…) (JSON functions take it with ON true; CROSS JOIN LATERAL \
+                         gives the rows that have some)"
+                    )))
+                }
+                _ => return Err(Error::Unsupported(format!("this join with {name}(…) in FROM"))),
+            };
+            from[i].joins.remove(j);
+            Ok(joined)
         }
     }
 }
@@ -707,6 +751,15 @@ mod tests {
             rewritten("SELECT x.value, y.value FROM d, jsonb_array_elements(d.a) x, jsonb_array_elements(x.value) y"),
             "SELECT d.value, d.\"y.value\" FROM (SELECT d.*, jsonb(unnest(json_array_items(d.value))) AS \"y.value\" \
              FROM (SELECT d.*, jsonb(unnest(json_array_items(d.a))) AS value FROM d) AS d) AS d"
+        );
+    }
+
+    #[test]
+    fn an_inner_join_condition_joins_where() {
+        assert_eq!(
+            rewritten("SELECT t.id FROM t JOIN LATERAL jsonb_array_elements_text(t.j) e ON e = 'x' WHERE t.id > 1"),
+            "SELECT t.id FROM (SELECT t.*, unnest(json_array_texts(t.j)) AS value FROM t) AS t \
+             WHERE (t.id > 1) AND (t.value = 'x')"
         );
     }
 
