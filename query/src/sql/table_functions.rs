@@ -393,6 +393,17 @@ fn in_select(select: &mut Select, mut order_by: Option<&mut OrderBy>) -> Result<
             }
         }
         hosts.dedup_by(|a, b| a.1 == b.1);
+        if hosts.is_empty() {
+            if let Some(outer) = qualifiers.iter().next() {
+                // DataFusion cannot plan a derived table that refers to an
+                // enclosing query.
+                return Err(Error::Unsupported(format!(
+                    "{}(…) in FROM referring to \"{outer}\", which is not an earlier item of this FROM list \
+                     (in a subquery, join the function in the outer query's FROM instead)",
+                    call.name
+                )));
+            }
+        }
         match hosts.as_slice() {
             [] => {
                 // Refers to no earlier item: a derived table of its own.
@@ -779,6 +790,7 @@ mod tests {
             "SELECT * FROM generate_series(1, 3) WITH ORDINALITY",
             "SELECT * FROM a, b, jsonb_each(a.j || b.j)",
             "SELECT * FROM a, b, jsonb_each(j)",
+            "SELECT (SELECT count(*) FROM jsonb_array_elements(b.j)) FROM b",
         ] {
             assert!(matches!(refused(sql), Error::Unsupported(_)), "{sql}");
         }
