@@ -165,6 +165,7 @@ impl Brikk {
         let series = ctx.table_function("generate_series").map_err(Error::from_datafusion)?;
         ctx.register_udtf(crate::sql::table_functions::SERIES_FUNCTION, series.function().clone());
         ctx.register_udf(version_udf());
+        ctx.register_udf(crate::sleep::pg_sleep_udf());
         ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(crate::format::Format::default()));
         ctx.register_udf(to_regtype_udf());
         ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(

@@ -57,6 +57,7 @@ pub mod json;
 pub mod market;
 pub mod session;
 pub mod shared_subplans;
+pub mod sleep;
 pub mod sql;
 pub mod tables;
 pub mod types;

@@ -714,3 +714,24 @@ async fn cancel_request_stops_a_running_query() {
     assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e:?}");
     c.query_one("SELECT 1", &[]).await.expect("connection usable after cancel");
 }
+
+/// `pg_sleep` waits (once per row) without holding a thread, and a cancel
+/// request ends the wait at once.
+#[tokio::test]
+async fn pg_sleep_waits_and_is_canceled() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    let started = std::time::Instant::now();
+    let rows = c.query("SELECT pg_sleep(0.1) FROM generate_series(1, 3)", &[]).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.get::<_, Option<String>>(0).is_none()), "pg_sleep gives NULL");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(150), "it waited: {:?}", started.elapsed());
+    let token = c.cancel_token();
+    let running = tokio::spawn(async move { (c.simple_query("SELECT pg_sleep(600)").await.map(|_| ()), c) });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let (result, c) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), running).await.expect("canceled in time").unwrap();
+    assert_eq!(sqlstate(&result.unwrap_err()).as_deref(), Some("57014"));
+    c.query_one("SELECT 1", &[]).await.expect("connection usable after cancel");
+}
