@@ -92,6 +92,7 @@ pub fn rewrite(stmt: &mut Statement) {
     let _ = stmt.visit(&mut ArrayConstructor);
     let _ = stmt.visit(&mut CorrelatedScalar);
     let _ = stmt.visit(&mut ArrayLiteral);
+    let _ = stmt.visit(&mut IntegerArrayCounts);
     let _ = stmt.visit(&mut JsonCast);
     let _ = stmt.visit(&mut NumericLiteral);
 }
@@ -292,6 +293,33 @@ pub(crate) fn array_elements(text: &str) -> Option<Vec<Option<String>>> {
             Some(',') => {}
             Some(_) => return None,
         }
+    }
+}
+
+/// `cardinality(a)`, `array_length(a, d)`, `array_position(a, x)` and
+/// `array_ndims(a)` are Postgres `integer`s: DataFusion's unsigned 64-bit
+/// results went out as `numeric` (psycopg read `Decimal('3')`).
+struct IntegerArrayCounts;
+
+impl VisitorMut for IntegerArrayCounts {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(f) = expr else { return ControlFlow::Continue(()) };
+        let [part] = f.name.0.as_slice() else { return ControlFlow::Continue(()) };
+        let name = part.as_ident().map(|i| i.value.to_ascii_lowercase());
+        if !matches!(name.as_deref(), Some("cardinality" | "array_length" | "array_position" | "array_ndims")) {
+            return ControlFlow::Continue(());
+        }
+        let call = std::mem::replace(expr, Expr::value(Value::Null));
+        *expr = Expr::Cast {
+            kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+            expr: Box::new(call),
+            data_type: DataType::Integer(None),
+            array: false,
+            format: None,
+        };
+        ControlFlow::Continue(())
     }
 }
 
