@@ -10,6 +10,7 @@ pub mod groups;
 pub mod parser;
 pub mod pg_compat;
 pub mod rewrite;
+pub mod settings;
 pub mod subscribe;
 pub mod table_functions;
 pub mod whole_rows;

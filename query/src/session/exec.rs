@@ -240,7 +240,7 @@ impl Session {
     /// A `FETCH` from one of this session's cursors describes the cursor's
     /// rows.
     pub async fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
-        let mut prepared = self.db.prepare_in(sql, declared, self.vars.zone()).await?;
+        let mut prepared = self.db.prepare_in(sql, declared, &self.vars).await?;
         if let Some(schema) = prepared.fetched_cursor().and_then(|name| self.cursor_schema(name)) {
             if let PreparedKind::Other(_, result) = &mut prepared.kind {
                 *result = Some(schema);
@@ -734,7 +734,8 @@ impl Session {
     }
 
     /// Plans and runs a query in the session's zone, with `params` bound.
-    pub(crate) async fn query(&self, stmt: ast::Statement, params: &[ScalarValue]) -> Result<Output> {
+    pub(crate) async fn query(&self, mut stmt: ast::Statement, params: &[ScalarValue]) -> Result<Output> {
+        crate::sql::settings::rewrite(&mut stmt, &self.vars)?;
         let (plan, names) = self.db.plan_named(stmt, self.vars.zone()).await?;
         let plan = if params.is_empty() { plan } else { plan.with_param_values(params.to_vec())? };
         Ok(self.run_plan(plan).await?.named(names.as_ref()))

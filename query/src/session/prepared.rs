@@ -16,6 +16,7 @@ use crate::db::Brikk;
 use crate::error::{Error, Result};
 use crate::session::exec::{is_query, result_schema_of};
 use crate::session::insert::InsertPlan;
+use crate::session::vars::Vars;
 use crate::sql;
 use crate::sql::colnames::ColumnNames;
 use crate::sql::Statement;
@@ -287,13 +288,15 @@ impl Brikk {
     /// Parses and plans one statement for repeated execution in any
     /// session. `declared` are the parameter types the client declared.
     pub async fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
-        self.prepare_in(sql, declared, crate::types::UTC).await
+        self.prepare_in(sql, declared, &crate::session::vars::Vars::default()).await
     }
 
-    /// [`Brikk::prepare`] in `zone` (a session's `TimeZone`): text without
-    /// an offset that the statement casts to `timestamptz` is a local time
-    /// of `zone`.
-    pub async fn prepare_in(&self, sql: &str, declared: &[Option<DataType>], zone: &str) -> Result<Prepared> {
+    /// [`Brikk::prepare`] with a session's settings `vars`: in its
+    /// `TimeZone` (text without an offset that the statement casts to
+    /// `timestamptz` is a local time of that zone), `current_setting(…)`
+    /// read from them (see [`crate::sql::settings`]).
+    pub async fn prepare_in(&self, sql: &str, declared: &[Option<DataType>], vars: &Vars) -> Result<Prepared> {
+        let zone = vars.zone();
         let state = match crate::types::is_utc(zone) {
             true => self.shared().state.clone(),
             false => std::sync::Arc::new(crate::zone::state_in_zone(self.shared().ctx.state(), zone)),
@@ -301,6 +304,9 @@ impl Brikk {
         let mut statements = sql::parse(sql, &self.shared().compat)?;
         if statements.len() > 1 {
             return Err(Error::Syntax("cannot insert multiple commands into a prepared statement".into()));
+        }
+        if let Some(Statement::Sql(stmt)) = statements.last_mut() {
+            crate::sql::settings::rewrite(stmt, vars)?;
         }
         let kind = match statements.pop() {
             None => PreparedKind::Empty,

@@ -212,6 +212,12 @@ with c.step("JSON operators, paths and set-returning functions with parameters")
     c.check([r["topic"] for r in got] == ["a", "b"] and got[0]["fact"]["by"] == {"name": "ann"}, f"rows {got!r}")
     conn.execute(f"DROP TABLE {t}")
 
+with c.step("current_setting in a prepared statement"):
+    conn.execute("SET application_name = 'psycopg-step'")
+    cur = conn.execute("SELECT current_setting('application_name')")
+    got = (cur.description[0].name, cur.fetchone()[0])
+    c.check(got == ("current_setting", "psycopg-step"), f"got {got!r}")
+
 with c.step("UUID keys and Decimal text"):
     import decimal
     import uuid
