@@ -116,7 +116,7 @@ pub fn format(template: &str, args: &[Option<String>]) -> crate::Result<String> 
         next += 1;
         let text = match (kind, arg) {
             ('s', v) => v.clone().unwrap_or_default(),
-            ('I', Some(v)) => quote_ident(v),
+            ('I', Some(v)) => crate::sql::table_functions::ident(v).to_string(),
             ('I', None) => return Err(Error::NullValue("null values cannot be formatted as an SQL identifier".into())),
             ('L', Some(v)) => quote_literal(v),
             ('L', None) => "NULL".to_string(),
@@ -132,18 +132,6 @@ pub fn format(template: &str, args: &[Option<String>]) -> crate::Result<String> 
         }
     }
     Ok(out)
-}
-
-/// An identifier as SQL text: as it is when it reads back the same
-/// unquoted (lower case letters, digits, `_`, not starting with a digit),
-/// else in double quotes.
-fn quote_ident(name: &str) -> String {
-    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    match plain {
-        true => name.to_string(),
-        false => format!("\"{}\"", name.replace('"', "\"\"")),
-    }
 }
 
 /// A value as an SQL string literal: in single quotes, doubled; with a

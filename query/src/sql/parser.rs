@@ -171,10 +171,9 @@ fn parse_piece(
             let own = match is_psql_describe_columns(text) {
                 true => psql_describe_columns(text),
                 false if catalog || w[0] == "ABORT" => None,
-                false => match Parser::parse_sql(&PostgreSqlDialect {}, text)? {
-                    stmts if stmts.len() == 1 => stmts.into_iter().next(),
-                    stmts if stmts.is_empty() => return Ok(None),
-                    _ => return Err(Error::Syntax("expected one statement".into())),
+                false => match one_statement(text)? {
+                    Some(stmt) => Some(stmt),
+                    None => return Ok(None),
                 },
             };
             let mut stmts = match own {
@@ -216,7 +215,7 @@ fn is_catalog_word(w: &str) -> bool {
 /// answered by DataFusion as written, or refused with its error, never
 /// answered with NULLs.
 fn with_select_list_subquery(text: &str) -> Option<ast::Statement> {
-    let stmt = one_statement(text)?;
+    let stmt = one_statement(text).ok().flatten()?;
     use datafusion::sql::sqlparser::ast::{Visit, Visitor};
     struct Find;
     impl Visitor for Find {
@@ -240,10 +239,14 @@ fn with_select_list_subquery(text: &str) -> Option<ast::Statement> {
     stmt.visit(&mut Find).is_break().then_some(stmt)
 }
 
-/// `text` parsed, if it is one statement.
-fn one_statement(text: &str) -> Option<ast::Statement> {
-    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, text).ok()?;
-    (stmts.len() == 1).then(|| stmts.pop()).flatten()
+/// `text` parsed: its one statement, or `None` for none (only comments);
+/// more than one is a syntax error.
+fn one_statement(text: &str) -> Result<Option<ast::Statement>> {
+    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, text)?;
+    match stmts.len() {
+        0 | 1 => Ok(stmts.pop()),
+        _ => Err(Error::Syntax("expected one statement".into())),
+    }
 }
 
 /// Whether `text` is psql's query for the columns of `\d name`.

@@ -661,9 +661,9 @@ impl VisitorMut for Renamer<'_> {
     }
 }
 
-/// An identifier for a normalized name: quoted unless Postgres would read
-/// it back the same unquoted.
-fn ident(name: &str) -> Ident {
+/// An identifier for a normalized name: quoted (inner quotes doubled)
+/// unless Postgres would read it back the same unquoted.
+pub(crate) fn ident(name: &str) -> Ident {
     let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     match plain {
