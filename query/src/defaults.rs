@@ -107,6 +107,30 @@ pub fn check(state: &SessionState, columns: &[ColumnDef]) -> Result<()> {
     defaults.fill(&mut row, columns, zone_of(state))
 }
 
+/// The value of `column`'s default evaluated once, now: what rows that
+/// exist when `ALTER TABLE … ADD COLUMN` adds it read there (`None`
+/// without a default). A volatile default (`random()`,
+/// `gen_random_uuid()`) would need a value per existing row, which Brikk
+/// does not write, and is refused.
+pub fn value_once(state: &SessionState, column: &ColumnDef) -> Result<Option<Value>> {
+    let Some(text) = &column.default else { return Ok(None) };
+    let logical = compile(state, &column.name, text)?;
+    let volatile = logical.exists(|e| {
+        Ok(matches!(e, Expr::ScalarFunction(f) if f.func.signature().volatility == Volatility::Volatile))
+    })?;
+    if volatile {
+        return Err(Error::Unsupported(format!(
+            "ADD COLUMN \"{}\" with a volatile DEFAULT ({text}), which would need a value per existing row",
+            column.name
+        )));
+    }
+    let columns = std::slice::from_ref(column);
+    let defaults = Defaults::compile(state, columns, &[])?.resolved(state)?;
+    let mut row = vec![Value::Null];
+    defaults.fill(&mut row, columns, zone_of(state))?;
+    Ok(row.pop().filter(|v| *v != Value::Null))
+}
+
 /// Whether `e` calls a function whose value is fixed per statement
 /// (`now()`, `current_date`): DataFusion folds those before running.
 fn reads_the_time(e: &Expr) -> Result<bool> {

@@ -77,6 +77,9 @@ pub enum Error {
     /// NULL given for a NOT NULL column.
     #[error("null value in column \"{column}\" of relation \"{relation}\" violates not-null constraint")]
     NotNull { relation: String, column: String },
+    /// `ADD COLUMN … NOT NULL` without a default on a relation with rows.
+    #[error("column \"{column}\" of relation \"{relation}\" contains null values")]
+    ColumnHasNulls { relation: String, column: String },
     /// A column list names no constraint (ON CONFLICT on a non-key column).
     #[error("{0}")]
     InvalidColumnReference(String),
@@ -90,6 +93,13 @@ pub enum Error {
     /// A write gave a `GENERATED ALWAYS AS IDENTITY` column its own value.
     #[error("{0}")]
     IdentityColumn(String),
+    /// A prepared statement planned again after an `ALTER` would take other
+    /// parameters or give other columns than the client was told.
+    #[error("cached plan must not change result type")]
+    PlanChanged,
+    /// A definition that cannot hold (`DROP NOT NULL` of a key column).
+    #[error("{0}")]
+    InvalidTableDefinition(String),
     /// A name is reserved for Brikk's own use.
     #[error("{0}")]
     ReservedName(String),
@@ -165,8 +175,11 @@ impl From<brikk_storage::Error> for Error {
             S::InvalidInput(m) => Error::InvalidParameter(m),
             S::SequenceLimit(m) => Error::SequenceLimit(m),
             S::NotFound { kind: "group", name } => Error::NotFound { kind: ObjectKind::Group, name },
+            S::NotFound { kind: "column", name } => Error::NotFound { kind: ObjectKind::Column, name },
             S::NotFound { name, .. } => Error::NotFound { kind: ObjectKind::Relation, name },
             S::AlreadyExists { kind: "group", name } => Error::AlreadyExists { kind: ObjectKind::Group, name },
+            S::AlreadyExists { kind: "column", name } => Error::AlreadyExists { kind: ObjectKind::Column, name },
+            S::NullsInColumn { relation, column } => Error::ColumnHasNulls { relation, column },
             S::AlreadyExists { name, .. } => Error::AlreadyExists { kind: ObjectKind::Relation, name },
             S::Conflict(m) => Error::Conflict(m),
             S::RowConflict { table, exists } => Error::RowChanged { table, exists },

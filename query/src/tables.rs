@@ -20,6 +20,7 @@
 //!    other `UPDATE 0`. At COMMIT of an explicit transaction the refusal is
 //!    `40001`: the transaction read a row that changed before it committed.
 
+pub mod alter;
 pub mod ddl;
 pub mod dml;
 pub mod expr;

@@ -30,6 +30,7 @@ pub mod code {
     pub const WRONG_OBJECT_TYPE: &str = "42809";
     pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const RESERVED_NAME: &str = "42939";
+    pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
     pub const DIVISION_BY_ZERO: &str = "22012";
@@ -90,7 +91,7 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::TypeMismatch(_) => DATATYPE_MISMATCH,
         Error::InvalidText(_) => INVALID_TEXT_REPRESENTATION,
         Error::OutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
-        Error::NotNull { .. } => NOT_NULL_VIOLATION,
+        Error::NotNull { .. } | Error::ColumnHasNulls { .. } => NOT_NULL_VIOLATION,
         Error::UniqueViolation { .. } => UNIQUE_VIOLATION,
         Error::Cardinality(_) => CARDINALITY_VIOLATION,
         Error::RowChanged { .. } => SERIALIZATION_FAILURE,
@@ -98,11 +99,12 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::WrongObjectType(_) => WRONG_OBJECT_TYPE,
         Error::InvalidColumnReference(_) => INVALID_COLUMN_REFERENCE,
         Error::ReservedName(_) => RESERVED_NAME,
+        Error::InvalidTableDefinition(_) => INVALID_TABLE_DEFINITION,
         Error::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
         Error::SequenceLimit(_) => SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
         Error::DivisionByZero => DIVISION_BY_ZERO,
         Error::NullValue(_) => NULL_VALUE_NOT_ALLOWED,
-        Error::Unsupported(_) => FEATURE_NOT_SUPPORTED,
+        Error::Unsupported(_) | Error::PlanChanged => FEATURE_NOT_SUPPORTED,
         Error::ActiveTransaction(_) => ACTIVE_SQL_TRANSACTION,
         Error::InFailedTransaction => IN_FAILED_SQL_TRANSACTION,
         Error::NoTransaction(_) => NO_ACTIVE_SQL_TRANSACTION,

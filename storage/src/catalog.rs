@@ -67,7 +67,7 @@ impl ColumnType {
 }
 
 /// One user column of a stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnDef {
     pub name: String,
     pub ty: ColumnType,
@@ -81,6 +81,12 @@ pub struct ColumnDef {
     /// sequence (tables only, see [`crate::tables::sequence`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// For a column added by `ALTER TABLE … ADD COLUMN`: what rows and
+    /// records written before it read as in this column (its `DEFAULT`
+    /// evaluated once, when the column was added, as Postgres does for a
+    /// non-volatile default). `None` reads as NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<crate::codec::Value>,
 }
 
 /// How an identity column treats explicit values.
@@ -95,7 +101,7 @@ pub enum Identity {
 }
 
 /// A stream as the catalog stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamDef {
     pub id: StreamId,
     pub name: String,
@@ -122,6 +128,11 @@ pub struct StreamDef {
     /// writes append to it, and it goes when the table is dropped.
     #[serde(default)]
     pub changelog_of: Option<TableId>,
+    /// How many columns the stream had before `ALTER … ADD COLUMN` first
+    /// added one (`None`: none was ever added). Records of the original
+    /// format (see [`crate::codec`]) hold that many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_columns: Option<usize>,
 }
 
 /// Where a stream's archive lives and when a segment of its live log is
@@ -221,7 +232,7 @@ pub struct TableId(pub u64);
 /// A table with a primary key, as the catalog stores it. Its current rows
 /// live in the `tables` column family; every change is also a record of
 /// its changelog stream, whose offsets version the rows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableDef {
     pub id: TableId,
     pub name: String,
@@ -232,6 +243,10 @@ pub struct TableDef {
     pub changelog: StreamId,
     /// Creation time, microseconds since the Unix epoch.
     pub created_at_micros: i64,
+    /// How many columns the table had before `ALTER TABLE … ADD COLUMN`
+    /// first added one (`None`: none was ever added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_columns: Option<usize>,
 }
 
 /// Name of the changelog stream of table `table`.
@@ -271,6 +286,7 @@ impl TableDef {
             nullable: false,
             default: None,
             identity: None,
+            missing: None,
         }];
         columns.extend(self.columns.iter().cloned());
         StreamDef {
@@ -284,6 +300,7 @@ impl TableDef {
             changelog_of: Some(self.id),
             retention_bytes: None,
             archive: None,
+            original_columns: self.original_columns.map(|n| n + 1),
         }
     }
 
@@ -293,6 +310,97 @@ impl TableDef {
 
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<TableDef> {
         serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("table definition: {e}")))
+    }
+}
+
+/// A change `ALTER TABLE` makes to the columns of a stream or table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlterColumns {
+    /// `ADD COLUMN`: appends `column`, whose `missing` value is what rows
+    /// and records written before it read. With `if_not_exists`, a column of
+    /// that name already there leaves the definition as it is.
+    Add { column: ColumnDef, if_not_exists: bool },
+    /// `RENAME COLUMN from TO to`.
+    Rename { from: String, to: String },
+    /// `ALTER COLUMN column SET DEFAULT …` (`Some`) or `DROP DEFAULT`.
+    SetDefault { column: String, default: Option<String> },
+    /// `ALTER COLUMN column DROP NOT NULL`.
+    DropNotNull { column: String },
+}
+
+/// Applies `changes` in order to `columns` (see [`AlterColumns::apply`]);
+/// `None` if none of them changed anything.
+pub fn alter_columns(
+    relation: &str,
+    columns: &[ColumnDef],
+    original: &mut Option<usize>,
+    has_rows: bool,
+    changes: &[AlterColumns],
+) -> Result<Option<Vec<ColumnDef>>> {
+    let mut out: Option<Vec<ColumnDef>> = None;
+    for change in changes {
+        let current = out.as_deref().unwrap_or(columns);
+        if let Some(next) = change.apply(relation, current, original, has_rows)? {
+            out = Some(next);
+        }
+    }
+    Ok(out)
+}
+
+impl AlterColumns {
+    /// Applies the change to `columns` (of relation `relation`, which had
+    /// `original` columns before any was added). Returns `None` when there
+    /// is nothing to do (`ADD COLUMN IF NOT EXISTS` of an existing column).
+    /// A column that must not be NULL and has no value for existing rows is
+    /// refused when `has_rows`.
+    pub fn apply(
+        &self,
+        relation: &str,
+        columns: &[ColumnDef],
+        original: &mut Option<usize>,
+        has_rows: bool,
+    ) -> Result<Option<Vec<ColumnDef>>> {
+        let position = |name: &str| columns.iter().position(|c| c.name == name);
+        let not_found =
+            |name: &str| Error::NotFound { kind: "column", name: format!("{name}\" of relation \"{relation}") };
+        let mut out = columns.to_vec();
+        match self {
+            AlterColumns::Add { column, if_not_exists } => {
+                if position(&column.name).is_some() {
+                    if *if_not_exists {
+                        return Ok(None);
+                    }
+                    return Err(Error::AlreadyExists {
+                        kind: "column",
+                        name: format!("{}\" of relation \"{relation}", column.name),
+                    });
+                }
+                if !column.nullable && column.missing.is_none() && has_rows {
+                    return Err(Error::NullsInColumn { relation: relation.to_string(), column: column.name.clone() });
+                }
+                original.get_or_insert(columns.len());
+                out.push(column.clone());
+            }
+            AlterColumns::Rename { from, to } => {
+                let i = position(from).ok_or_else(|| not_found(from))?;
+                if position(to).is_some() {
+                    return Err(Error::AlreadyExists {
+                        kind: "column",
+                        name: format!("{to}\" of relation \"{relation}"),
+                    });
+                }
+                out[i].name = to.clone();
+            }
+            AlterColumns::SetDefault { column, default } => {
+                let i = position(column).ok_or_else(|| not_found(column))?;
+                out[i].default = default.clone();
+            }
+            AlterColumns::DropNotNull { column } => {
+                let i = position(column).ok_or_else(|| not_found(column))?;
+                out[i].nullable = true;
+            }
+        }
+        Ok(Some(out))
     }
 }
 

@@ -1,8 +1,8 @@
 //! The record format: how one row of a stream is laid out in a `log` value.
 //!
 //! ```text
-//!  version u8 (=1) | timestamp i64 LE | key: u32 LE len + bytes (u32::MAX = NULL)
-//!  | null bitmap (ceil(ncols/8) bytes, bit set = NULL)
+//!  version u8 (=3) | timestamp i64 LE | key: u32 LE len + bytes (u32::MAX = NULL)
+//!  | ncols u16 LE | null bitmap (ceil(ncols/8) bytes, bit set = NULL)
 //!  | each non-NULL value in column order:
 //!      boolean u8 | smallint i16 | integer i32 | bigint i64 | real f32 | double f64
 //!      | timestamp(tz) i64 | date i32 | numeric i128 (units of 10^-scale)
@@ -11,6 +11,14 @@
 //! ```
 //! The timestamp is written by the committer, not by the session, so it is
 //! the commit time and never decreases along a partition.
+//!
+//! `ncols` is the number of columns the writer's definition had: a record
+//! keeps the shape it was written with when `ALTER TABLE … ADD COLUMN`
+//! appends columns later, and a reader gives the columns a record lacks their
+//! *missing value* (see [`RowLayout`]). Version 1 records, written before
+//! columns could be added, have no `ncols`: they hold the columns the
+//! definition had before its first added one
+//! ([`crate::StreamDef::original_columns`]).
 //!
 //! Records are stored in **chunks**: all records one commit group appends to
 //! one partition share a single RocksDB key (the offset of the first) and
@@ -24,7 +32,9 @@
 use crate::catalog::ColumnType;
 use crate::error::{Error, Result};
 
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 3;
+/// Records written before columns could be added (no column count).
+const FORMAT_VERSION_UNCOUNTED: u8 = 1;
 const NULL_LEN: u32 = u32::MAX;
 /// Byte position of the timestamp inside an encoded record.
 pub(crate) const TIMESTAMP_AT: usize = 1;
@@ -187,6 +197,8 @@ pub fn encode_row(types: &[ColumnType], key: Option<&[u8]>, values: &[Value]) ->
         Some(k) => put_bytes(&mut out, k),
         None => out.extend_from_slice(&NULL_LEN.to_le_bytes()),
     }
+    let ncols = u16::try_from(values.len()).map_err(|_| Error::InvalidInput("too many columns".into()))?;
+    out.extend_from_slice(&ncols.to_le_bytes());
     let bitmap_at = out.len();
     out.resize(bitmap_at + values.len().div_ceil(8), 0);
     for (i, (ty, value)) in types.iter().zip(values).enumerate() {
@@ -264,18 +276,59 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a record written by [`encode_row`] and stamped by the committer.
-pub fn decode_record(types: &[ColumnType], offset: u64, buf: &[u8]) -> Result<Record> {
+/// How to read records of one definition: the column types, what a record
+/// written before a column was added reads as in that column, and how many
+/// columns uncounted (version 1) records hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowLayout {
+    pub types: Vec<ColumnType>,
+    /// Per column, the value of a record that lacks it.
+    pub missing: Vec<Value>,
+    /// Columns of a version 1 record.
+    pub uncounted: usize,
+}
+
+impl RowLayout {
+    /// The layout of `columns`, whose first `original` were there before
+    /// any was added.
+    pub fn new(columns: &[crate::catalog::ColumnDef], original: Option<usize>) -> RowLayout {
+        RowLayout {
+            types: columns.iter().map(|c| c.ty).collect(),
+            missing: columns.iter().map(|c| c.missing.clone().unwrap_or(Value::Null)).collect(),
+            uncounted: original.unwrap_or(columns.len()),
+        }
+    }
+
+    /// A layout of `types` that never had columns added.
+    pub fn of_types(types: &[ColumnType]) -> RowLayout {
+        RowLayout { types: types.to_vec(), missing: vec![Value::Null; types.len()], uncounted: types.len() }
+    }
+}
+
+/// Decodes a record written by [`encode_row`] and stamped by the committer,
+/// as a row of `layout`: columns the record lacks get their missing value,
+/// columns beyond the layout (added after the reader's definition was taken)
+/// are left out.
+pub fn decode_record(layout: &RowLayout, offset: u64, buf: &[u8]) -> Result<Record> {
+    let types = &layout.types;
     let mut r = Reader { buf, pos: 0 };
     let version = r.array::<1>()?[0];
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_UNCOUNTED {
         return Err(Error::Corrupt(format!("unknown record format {version}")));
     }
     let timestamp_micros = i64::from_le_bytes(r.array()?);
     let key = r.bytes()?.map(<[u8]>::to_vec);
-    let bitmap = r.take(types.len().div_ceil(8))?;
+    let ncols = match version {
+        FORMAT_VERSION => u16::from_le_bytes(r.array()?) as usize,
+        _ => layout.uncounted,
+    };
+    let bitmap = r.take(ncols.div_ceil(8))?;
     let mut values = Vec::with_capacity(types.len());
     for (i, ty) in types.iter().enumerate() {
+        if i >= ncols {
+            values.push(layout.missing.get(i).cloned().unwrap_or(Value::Null));
+            continue;
+        }
         if bitmap[i / 8] & (1 << (i % 8)) != 0 {
             values.push(Value::Null);
             continue;
@@ -340,7 +393,7 @@ mod tests {
         ];
         let mut buf = encode_row(&types, Some(b"k1"), &values).unwrap();
         stamp(&mut buf, 42);
-        let rec = decode_record(&types, 9, &buf).unwrap();
+        let rec = decode_record(&RowLayout::of_types(&types), 9, &buf).unwrap();
         assert_eq!(rec.offset, 9);
         assert_eq!(rec.timestamp_micros, 42);
         assert_eq!(rec.key.as_deref(), Some(&b"k1"[..]));
@@ -373,7 +426,43 @@ mod tests {
     fn truncated_records_are_corrupt_not_panics() {
         let buf = encode_row(&[ColumnType::Text], None, &[Value::Text("abc".into())]).unwrap();
         for n in 0..buf.len() {
-            assert!(decode_record(&[ColumnType::Text], 0, &buf[..n]).is_err());
+            assert!(decode_record(&RowLayout::of_types(&[ColumnType::Text]), 0, &buf[..n]).is_err());
         }
+    }
+
+    /// A record keeps the shape it was written with: read with more columns
+    /// (added later) it shows their missing values, read with fewer (an
+    /// older reader) it leaves the newer ones out. Version 1 records hold
+    /// the definition's original columns.
+    #[test]
+    fn records_read_across_added_columns() {
+        let old = [ColumnType::Text, ColumnType::BigInt];
+        let mut buf = encode_row(&old, None, &[Value::Text("a".into()), Value::Null]).unwrap();
+        stamp(&mut buf, 5);
+        let wider = RowLayout {
+            types: vec![ColumnType::Text, ColumnType::BigInt, ColumnType::Boolean, ColumnType::Text],
+            missing: vec![Value::Null, Value::Null, Value::Boolean(true), Value::Null],
+            uncounted: 2,
+        };
+        let rec = decode_record(&wider, 0, &buf).unwrap();
+        assert_eq!(rec.values, vec![Value::Text("a".into()), Value::Null, Value::Boolean(true), Value::Null]);
+        let mut new = encode_row(
+            &wider.types,
+            None,
+            &[Value::Text("b".into()), Value::Int(1), Value::Null, Value::Text("t".into())],
+        )
+        .unwrap();
+        stamp(&mut new, 6);
+        let rec = decode_record(&RowLayout::of_types(&old), 1, &new).unwrap();
+        assert_eq!(rec.values, vec![Value::Text("b".into()), Value::Int(1)]);
+        // The same row as a version 1 record: no column count.
+        let mut v1 = vec![FORMAT_VERSION_UNCOUNTED];
+        v1.extend_from_slice(&7i64.to_le_bytes());
+        v1.extend_from_slice(&NULL_LEN.to_le_bytes());
+        v1.push(0b10);
+        put_bytes(&mut v1, b"a");
+        let rec = decode_record(&wider, 2, &v1).unwrap();
+        assert_eq!(rec.timestamp_micros, 7);
+        assert_eq!(rec.values, vec![Value::Text("a".into()), Value::Null, Value::Boolean(true), Value::Null]);
     }
 }

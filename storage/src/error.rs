@@ -15,6 +15,10 @@ pub enum Error {
     /// A named object (stream, partition) does not exist.
     #[error("{kind} \"{name}\" does not exist")]
     NotFound { kind: &'static str, name: String },
+    /// `ALTER TABLE … ADD COLUMN … NOT NULL` without a default, on a
+    /// relation that has rows: they would hold NULL there.
+    #[error("column \"{column}\" of relation \"{relation}\" contains null values")]
+    NullsInColumn { relation: String, column: String },
     /// A named object already exists.
     #[error("{kind} \"{name}\" already exists")]
     AlreadyExists { kind: &'static str, name: String },

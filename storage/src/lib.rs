@@ -70,9 +70,10 @@ pub mod tables;
 
 pub use archive::{ArchiveReader, ArchivedFile, Handover, SealState, Segment};
 pub use catalog::{
-    changelog_name, ArchiveDef, ColumnDef, ColumnType, Identity, StreamDef, StreamId, TableDef, TableId, MAX_PARTITIONS,
+    changelog_name, AlterColumns, ArchiveDef, ColumnDef, ColumnType, Identity, StreamDef, StreamId, TableDef, TableId,
+    MAX_PARTITIONS,
 };
-pub use codec::{Record, Value};
+pub use codec::{Record, RowLayout, Value};
 pub use error::{Error, Result};
 pub use groups::{Group, GroupDef, GroupMode, GroupWrite, Groups, MemberId, StartAt};
 pub use log::{now_micros, Append, CommitReceipt, StreamHandle, WriteSet};

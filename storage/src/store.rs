@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, DB};
 
 use crate::archive::{self, ArchiveReader, Handover};
-use crate::catalog::{StreamDef, StreamId, TableDef, TableId};
+use crate::catalog::{AlterColumns, StreamDef, StreamId, TableDef, TableId};
 use crate::codec;
 use crate::engine;
 use crate::error::{Error, Result};
@@ -42,6 +42,9 @@ pub struct Catalog {
     pub(crate) ids: HashMap<StreamId, Arc<StreamHandle>>,
     tables: BTreeMap<String, Arc<TableHandle>>,
     table_ids: HashMap<TableId, Arc<TableHandle>>,
+    /// How many `ALTER`s this catalog has seen since the store opened: a
+    /// statement planned under another count may hold an old definition.
+    altered: u64,
 }
 
 /// Streams and tables created (`Some`) or dropped (`None`) by one commit
@@ -50,6 +53,8 @@ pub struct Catalog {
 pub(crate) struct CatalogChanges {
     pub(crate) streams: HashMap<String, Option<Arc<StreamHandle>>>,
     pub(crate) tables: HashMap<String, Option<Arc<TableHandle>>>,
+    /// A definition was altered (rather than created or dropped).
+    pub(crate) altered: bool,
 }
 
 impl CatalogChanges {
@@ -66,7 +71,14 @@ impl Catalog {
     ) -> Catalog {
         let ids = streams.values().map(|h| (h.def.id, h.clone())).collect();
         let table_ids = tables.values().map(|h| (h.def.id, h.clone())).collect();
-        Catalog { db, streams, ids, tables, table_ids }
+        Catalog { db, streams, ids, tables, table_ids, altered: 0 }
+    }
+
+    /// How many definitions have been altered since the store opened. A
+    /// plan made under a different count may hold an old definition; see
+    /// [`Store::alter`].
+    pub fn alterations(&self) -> u64 {
+        self.altered
     }
 
     /// The table called `name`, if it exists.
@@ -112,7 +124,9 @@ impl Catalog {
                 None => tables.remove(&name),
             };
         }
-        Catalog::new(self.db.clone(), streams, tables)
+        let mut catalog = Catalog::new(self.db.clone(), streams, tables);
+        catalog.altered = self.altered + changes.altered as u64;
+        catalog
     }
 }
 
@@ -309,6 +323,23 @@ impl Store {
     pub async fn drop_table(&self, name: &str, if_exists: bool) -> Result<bool> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(Request::DropTable(name.to_string(), if_exists, tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Changes the columns of the table or stream called `name` in one
+    /// durable write (`ALTER TABLE`), all of `changes` or none. Returns
+    /// false when there was nothing
+    /// to change (`ADD COLUMN IF NOT EXISTS` of an existing column).
+    ///
+    /// Records and rows keep the columns they were written with; read under
+    /// the new definition, they give an added column its `missing` value. A
+    /// statement that planned under the old definition may still append to
+    /// a stream (its records simply lack the new columns); its row writes to
+    /// a table are refused with [`Error::Conflict`], since they would
+    /// overwrite the new columns of rows they read without them.
+    pub async fn alter(&self, name: &str, changes: Vec<AlterColumns>) -> Result<bool> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::Alter(name.to_string(), changes, tx))?;
         rx.await.map_err(|_| Error::Unavailable)?
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::catalog::{ColumnDef, ColumnType, StreamDef, StreamId};
 use crate::codec::{encode_row, Value};
+use crate::error::Error;
 use crate::log::{Append, WriteSet};
 use crate::store::Store;
 
@@ -18,6 +19,7 @@ fn def(name: &str, partitions: u32) -> StreamDef {
             nullable: true,
             default: None,
             identity: None,
+            missing: None,
         }],
         partitions,
         key_column: None,
@@ -26,6 +28,7 @@ fn def(name: &str, partitions: u32) -> StreamDef {
         retention_bytes: None,
         archive: None,
         changelog_of: None,
+        original_columns: None,
     }
 }
 
@@ -39,12 +42,20 @@ fn table_def(value: ColumnType) -> crate::catalog::TableDef {
         id: crate::catalog::TableId(0),
         name: "t".into(),
         columns: vec![
-            ColumnDef { name: "k".into(), ty: ColumnType::BigInt, nullable: false, default: None, identity: None },
-            ColumnDef { name: "v".into(), ty: value, nullable: true, default: None, identity: None },
+            ColumnDef {
+                name: "k".into(),
+                ty: ColumnType::BigInt,
+                nullable: false,
+                default: None,
+                identity: None,
+                missing: None,
+            },
+            ColumnDef { name: "v".into(), ty: value, nullable: true, default: None, identity: None, missing: None },
         ],
         primary_key: vec![0],
         changelog: StreamId(0),
         created_at_micros: 0,
+        original_columns: None,
     }
 }
 
@@ -490,5 +501,88 @@ fn sequences_resume_above_every_reserved_value_after_reopen() {
         let next = store.sequence_take(&t, 0, 1, i64::MAX).await.unwrap()[0];
         assert!(next >= first, "value {next} may have been given out before the reopen");
         assert!(next < first + crate::tables::sequence::BLOCK + 1, "at most one block is skipped: {next}");
+    });
+}
+
+/// `ALTER … ADD COLUMN` changes definitions only: rows and records written
+/// before it read the column's missing value, a handle taken before it still
+/// appends (its records lack the column), its row writes are refused (they
+/// would drop the new column's values), and all of it survives a reopen.
+#[test]
+fn added_columns_read_their_missing_value_across_handles_and_reopen() {
+    use crate::catalog::AlterColumns;
+    use crate::tables::{Expect, RowWrite};
+    let rows = |w: RowWrite| WriteSet { rows: vec![w], ..Default::default() };
+    let column = |name: &str, missing: Option<Value>, nullable: bool| ColumnDef {
+        name: name.into(),
+        ty: ColumnType::Text,
+        nullable,
+        default: None,
+        identity: None,
+        missing,
+    };
+    let added = |name: &str, missing: Option<Value>, nullable: bool| AlterColumns::Add {
+        column: column(name, missing, nullable),
+        if_not_exists: false,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.create_table(table_def(ColumnType::BigInt), false).await.unwrap().unwrap();
+        store
+            .commit(rows(RowWrite::put(&t, "insert", Expect::Absent, &[Value::Int(1), Value::Int(7)]).unwrap()))
+            .await
+            .unwrap();
+        let s = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
+        store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 1)])).await.unwrap();
+
+        // NOT NULL without a value for the existing row: refused, nothing changes.
+        let refused = store.alter("t", vec![added("a", Some(Value::Text("x".into())), true), added("b", None, false)]);
+        assert!(matches!(refused.await, Err(Error::NullsInColumn { .. })));
+        assert_eq!(store.table("t").unwrap().def.columns.len(), 2);
+
+        assert!(store.alter("t", vec![added("a", Some(Value::Text("x".into())), true)]).await.unwrap());
+        let t2 = store.table("t").unwrap();
+        assert_eq!(t2.def.original_columns, Some(2));
+        let key = t2.key_of(&[Value::Int(1), Value::Null, Value::Null]).unwrap();
+        let row = store.table_get(&t2, &key).unwrap().unwrap();
+        assert_eq!(row.values, vec![Value::Int(1), Value::Int(7), Value::Text("x".into())]);
+        let log = store.read(&t2.changelog, 0, 0, 10, 10).unwrap();
+        assert_eq!(log[0].values.len(), 4, "op and the three columns");
+        // A write made under the old definition is refused.
+        let stale = RowWrite::put(&t, "update", Expect::Any, &[Value::Int(1), Value::Int(8)]).unwrap();
+        assert!(matches!(store.commit(rows(stale)).await, Err(Error::Conflict(_))));
+        let fresh = RowWrite::put(&t2, "update", Expect::Any, &[Value::Int(1), Value::Int(8), Value::Text("y".into())]);
+        store.commit(rows(fresh.unwrap())).await.unwrap();
+
+        assert!(store.alter("s", vec![added("note", None, true)]).await.unwrap());
+        let s2 = store.stream("s").unwrap();
+        // The old handle appends to the same partitions; both read everything.
+        store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 2)])).await.unwrap();
+        assert_eq!((s.head(0), s2.head(0)), (2, 2));
+        let recs = store.read(&s2, 0, 0, 10, 10).unwrap();
+        assert_eq!(
+            recs.iter().map(|r| r.values.clone()).collect::<Vec<_>>(),
+            vec![vec![Value::Int(1), Value::Null], vec![Value::Int(2), Value::Null]]
+        );
+        assert_eq!(store.read(&s, 0, 0, 10, 10).unwrap()[1].values, vec![Value::Int(2)]);
+        // Renames and defaults; errors name the column.
+        let rename = AlterColumns::Rename { from: "note".into(), to: "memo".into() };
+        assert!(store.alter("s", vec![rename.clone()]).await.unwrap());
+        assert!(matches!(store.alter("s", vec![rename]).await, Err(Error::NotFound { kind: "column", .. })));
+        assert!(matches!(store.alter("t", vec![added("a", None, true)]).await, Err(Error::AlreadyExists { .. })));
+        let again = AlterColumns::Add { column: column("a", None, true), if_not_exists: true };
+        assert!(!store.alter("t", vec![again]).await.unwrap());
+        store.close();
+    });
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.table("t").unwrap();
+        let key = t.key_of(&[Value::Int(1), Value::Null, Value::Null]).unwrap();
+        let row = store.table_get(&t, &key).unwrap().unwrap();
+        assert_eq!(row.values, vec![Value::Int(1), Value::Int(8), Value::Text("y".into())]);
+        let s = store.stream("s").unwrap();
+        assert_eq!(s.def.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["v", "memo"]);
+        assert_eq!(store.read(&s, 0, 0, 10, 10).unwrap().len(), 2);
     });
 }

@@ -441,3 +441,74 @@ async fn identity_values_are_never_handed_out_twice_across_sigkill() {
         c.query_one("INSERT INTO jobs (by_writer, n) VALUES (9, 0) RETURNING id", &[]).await.unwrap().get(0);
     assert!(next > max, "id {next} handed out again after the crash (max stored {max})");
 }
+
+/// `ALTER TABLE … ADD COLUMN` while prepared upserts run: the statements
+/// plan again under the new definition (they keep a value written to the
+/// new column, rather than overwriting the row without it), a prepared
+/// `SELECT *` whose columns changed is refused as Postgres refuses it, and
+/// after SIGKILL the column, its values and every acknowledged upsert are
+/// there.
+#[tokio::test]
+async fn prepared_writers_go_on_across_alter_table_and_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path()).unwrap();
+    let c = server.client().await.unwrap();
+    c.batch_execute(BOARD).await.unwrap();
+    let star = c.prepare("SELECT * FROM board WHERE topic = $1").await.unwrap();
+    let acked: Arc<Mutex<BTreeMap<String, i64>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for writer in 0..2 {
+        let (conn, acked) = (server.conn_str(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(c) = brikk_tests::connect(&conn).await else { return };
+            let upsert = "INSERT INTO board (topic, fact, version) VALUES ($1, $2, 1) \
+                          ON CONFLICT (topic) DO UPDATE SET fact = excluded.fact, version = board.version + 1 \
+                          RETURNING version";
+            let Ok(upsert) = c.prepare(upsert).await else { return };
+            for i in 0.. {
+                let topic = format!("t{}", (i + writer) % 4);
+                match c.query_one(&upsert, &[&topic, &format!("w{writer}-{i}")]).await {
+                    Ok(row) => {
+                        let v: i64 = row.get(0);
+                        let mut acked = acked.lock().unwrap();
+                        let max = acked.entry(topic).or_default();
+                        *max = (*max).max(v);
+                    }
+                    // A write that raced the ALTER itself is refused as a
+                    // serialization failure; anything else ends the writer.
+                    Err(e) if sqlstate(&e).as_deref() == Some("40001") => continue,
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    c.batch_execute("ALTER TABLE board ADD COLUMN owner TEXT DEFAULT 'anon'").await.unwrap();
+    let before: i64 = acked.lock().unwrap().values().sum();
+    c.batch_execute("UPDATE board SET owner = 'kept' WHERE topic = 't0'").await.unwrap();
+    let e = c.query(&star, &[&"t0"]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("0A000"));
+    let message = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+    assert_eq!(message, "cached plan must not change result type");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let owner: String = c.query_one("SELECT owner FROM board WHERE topic = 't0'", &[]).await.unwrap().get(0);
+    assert_eq!(owner, "kept", "a prepared upsert planned before the ALTER overwrote the new column");
+    let after: i64 = acked.lock().unwrap().values().sum();
+    assert!(after > before + 10, "the prepared upserts went on after the ALTER: {before} → {after}");
+    server.kill9();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), 4, "the writers upserted every topic");
+
+    let server = Server::start(dir.path()).unwrap();
+    let c = server.client().await.unwrap();
+    let rows = c.query("SELECT topic, version, owner FROM board", &[]).await.unwrap();
+    let stored: HashMap<String, (i64, String)> = rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect();
+    for (topic, version) in &acked {
+        assert!(stored[topic].0 >= *version, "acknowledged version {version} of {topic} lost: {:?}", stored[topic]);
+    }
+    assert_eq!(stored["t0"].1, "kept");
+    assert!(stored.values().all(|(_, a)| a == "kept" || a == "anon"));
+}

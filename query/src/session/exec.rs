@@ -1,9 +1,10 @@
 //! Running statements: dispatch, transactions, `SET`/`SHOW`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use brikk_storage::{now_micros, CommitReceipt, StreamDef, StreamId, WriteSet};
+use brikk_storage::{now_micros, AlterColumns, CommitReceipt, StreamDef, StreamId, WriteSet};
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -98,6 +99,9 @@ pub struct Session {
     vars_session: Option<Vars>,
     /// Notices raised since the server last took them ([`Session::take_notices`]).
     notices: Vec<Notice>,
+    /// Statements planned again after an `ALTER` (see
+    /// [`Session::current_plan`]), by SQL text.
+    replanned: HashMap<String, Arc<Prepared>>,
 }
 
 /// How often an autocommit statement on a table runs again when a row it
@@ -120,6 +124,7 @@ impl Session {
             vars_before: None,
             vars_session: None,
             notices: Vec::new(),
+            replanned: HashMap::new(),
         }
     }
 
@@ -257,6 +262,17 @@ impl Session {
     /// transaction.
     pub async fn execute_prepared(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
         self.settle();
+        let replanned = match prepared.is_current(&self.db) {
+            true => None,
+            false => match Box::pin(self.current_plan(prepared)).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.fail();
+                    return Err(e);
+                }
+            },
+        };
+        let prepared = replanned.as_deref().unwrap_or(prepared);
         match self.run_prepared(prepared, params).await {
             Ok(output) => Ok(self.watched(output)),
             Err(e) => {
@@ -264,6 +280,34 @@ impl Session {
                 Err(e)
             }
         }
+    }
+
+    /// `prepared` planned again under the current definitions, after an
+    /// `ALTER` changed one since it was planned (its plan may hold the old
+    /// definition). The client described it already, so a new plan that
+    /// would take other parameters or give other columns is refused, as
+    /// Postgres refuses it: `cached plan must not change result type`.
+    async fn current_plan(&mut self, prepared: &Prepared) -> Result<Arc<Prepared>> {
+        if let Some(p) = self.replanned.get(&prepared.sql).filter(|p| p.is_current(&self.db)) {
+            return Ok(p.clone());
+        }
+        let declared: Vec<Option<DataType>> = prepared.param_types().iter().cloned().map(Some).collect();
+        let fresh = Arc::new(self.prepare(&prepared.sql, &declared).await?);
+        let same_columns = match (prepared.result_schema(), fresh.result_schema()) {
+            (Some(a), Some(b)) => {
+                a.fields().len() == b.fields().len()
+                    && a.fields()
+                        .iter()
+                        .zip(b.fields())
+                        .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+            }
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_columns || fresh.param_types() != prepared.param_types() {
+            return Err(Error::PlanChanged);
+        }
+        self.replanned.insert(prepared.sql.clone(), fresh.clone());
+        Ok(fresh)
     }
 
     /// Runs a prepared statement. The DataFusion paths are boxed so that
@@ -395,6 +439,7 @@ impl Session {
             retention_bytes: cs.retention_bytes,
             archive: cs.archive,
             changelog_of: None,
+            original_columns: None,
         };
         let name = def.name.clone();
         if self.db.shared().store.create_stream(def, cs.if_not_exists).await?.is_none() {
@@ -560,6 +605,7 @@ impl Session {
                 }
             }
             S::Truncate(t) => Box::pin(self.truncate(t)).await,
+            S::AlterTable(at) => Box::pin(self.alter_table(at)).await,
             S::CreateTable(ct) => {
                 self.ddl_allowed("CREATE TABLE").await?;
                 let def = crate::tables::ddl::table_def(&ct)?;
@@ -656,6 +702,35 @@ impl Session {
 
     /// DDL is not transactional: refuse it inside an explicit transaction,
     /// and commit an implicit one's appends before it.
+    /// `ALTER TABLE` (or `ALTER STREAM`) of a table or stream; see
+    /// [`crate::tables::alter`].
+    async fn alter_table(&mut self, at: ast::AlterTable) -> Result<Output> {
+        self.ddl_allowed("ALTER TABLE").await?;
+        let shared = self.db.shared();
+        let store = &shared.store;
+        let (name, changes) = match crate::tables::alter::changes(&self.state(), store, &at) {
+            Err(Error::NotFound { kind: ObjectKind::Relation, name }) if at.if_exists => {
+                self.notices.push(Notice::skipped_drop("relation", &name));
+                return Ok(command("ALTER TABLE", None));
+            }
+            other => other?,
+        };
+        let columns: Vec<String> = match (store.table(&name), store.stream(&name)) {
+            (Some(t), _) => t.def.columns.iter().map(|c| c.name.clone()).collect(),
+            (None, Some(s)) => s.def.columns.iter().map(|c| c.name.clone()).collect(),
+            _ => Vec::new(),
+        };
+        for change in &changes {
+            if let AlterColumns::Add { column, if_not_exists: true } = change {
+                if columns.contains(&column.name) {
+                    self.notices.push(Notice::skipped_column(&column.name, &name));
+                }
+            }
+        }
+        store.alter(&name, changes).await?;
+        Ok(command("ALTER TABLE", None))
+    }
+
     async fn ddl_allowed(&mut self, what: &str) -> Result<()> {
         match &self.txn {
             Txn::Active { implicit: false, .. } => Err(Error::ActiveTransaction(what.into())),

@@ -65,7 +65,14 @@ impl SessionGroups {
 
 /// Columns of every dead-letter stream.
 pub fn dead_letter_columns() -> Vec<ColumnDef> {
-    let col = |name: &str, ty| ColumnDef { name: name.into(), ty, nullable: true, default: None, identity: None };
+    let col = |name: &str, ty| ColumnDef {
+        name: name.into(),
+        ty,
+        nullable: true,
+        default: None,
+        identity: None,
+        missing: None,
+    };
     vec![
         col("group_name", ColumnType::Text),
         col("source_partition", ColumnType::Integer),
@@ -558,6 +565,7 @@ async fn ensure_dead_letter_stream(store: &Store, name: &str) -> Result<()> {
         retention_bytes: None,
         archive: None,
         changelog_of: None,
+        original_columns: None,
     };
     store.create_stream(def, true).await?;
     Ok(())

@@ -39,6 +39,14 @@ impl Notice {
         Notice::new(NoticeKind::AlreadyExists, format!("relation \"{name}\" already exists, skipping"))
     }
 
+    /// `ADD COLUMN IF NOT EXISTS` of a column that exists.
+    pub(crate) fn skipped_column(column: &str, relation: &str) -> Notice {
+        Notice::new(
+            NoticeKind::AlreadyExists,
+            format!("column \"{column}\" of relation \"{relation}\" already exists, skipping"),
+        )
+    }
+
     pub(crate) fn no_transaction() -> Notice {
         Notice::new(NoticeKind::NoActiveTransaction, "there is no transaction in progress")
     }

@@ -32,6 +32,8 @@ pub struct Prepared {
     param_types: Vec<DataType>,
     /// Parameters (zero-based, ascending) bound to a `uuid` column.
     uuid_params: Vec<usize>,
+    /// [`brikk_storage::Catalog::alterations`] when it was planned.
+    alterations: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +92,14 @@ impl Prepared {
             PreparedKind::Query(plan, _) => uuid_params_of_plan(plan),
             _ => Vec::new(),
         };
-        Ok(Prepared { sql, kind, param_types, uuid_params })
+        Ok(Prepared { sql, kind, param_types, uuid_params, alterations: 0 })
+    }
+
+    /// Whether no definition has been altered since this was planned (a
+    /// statement that plans nothing is always current).
+    pub(crate) fn is_current(&self, db: &Brikk) -> bool {
+        matches!(self.kind, PreparedKind::Empty | PreparedKind::Other(..))
+            || self.alterations == db.shared().store.catalog().alterations()
     }
 
     /// Types of `$1..$n`, as they should be described to the client.
@@ -296,6 +305,9 @@ impl Brikk {
     /// `timestamptz` is a local time of that zone), `current_setting(…)`
     /// read from them (see [`crate::sql::settings`]).
     pub async fn prepare_in(&self, sql: &str, declared: &[Option<DataType>], vars: &Vars) -> Result<Prepared> {
+        // Read before planning: an ALTER that lands while this plans makes
+        // the statement plan again when it runs.
+        let alterations = self.shared().store.catalog().alterations();
         let zone = vars.zone();
         let state = match crate::types::is_utc(zone) {
             true => self.shared().state.clone(),
@@ -364,6 +376,8 @@ impl Brikk {
             }
             Some(other) => PreparedKind::Other(Box::new(other), None),
         };
-        Prepared::new(sql.to_string(), kind, declared)
+        let mut prepared = Prepared::new(sql.to_string(), kind, declared)?;
+        prepared.alterations = alterations;
+        Ok(prepared)
     }
 }

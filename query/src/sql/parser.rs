@@ -130,8 +130,15 @@ fn parse_piece(
             t.token = Token::make_keyword("FETCH");
         }
     }
+    // `ALTER STREAM` is `ALTER TABLE` of a stream.
+    let alter_stream = w.starts_with(&["ALTER", "STREAM"]);
+    if alter_stream {
+        if let Some(t) = tokens.iter_mut().filter(|t| !matches!(t.token, Token::Whitespace(_))).nth(1) {
+            t.token = Token::make_keyword("TABLE");
+        }
+    }
     let mut parser = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens);
-    if cursor_fetch {
+    if cursor_fetch || alter_stream {
         let stmt = Box::new(parser.parse_statement()?);
         expect_end(&mut parser)?;
         return Ok(Some(if is_move { Statement::MoveCursor(stmt) } else { Statement::Sql(stmt) }));
@@ -432,7 +439,14 @@ fn parse_create_stream(parser: &mut Parser) -> Result<CreateStream> {
                 other => return Err(Error::Unsupported(format!("column option {other} on a stream"))),
             }
         }
-        columns.push(ColumnDef { name, ty: column_type(&def.data_type)?, nullable, default, identity: None });
+        columns.push(ColumnDef {
+            name,
+            ty: column_type(&def.data_type)?,
+            nullable,
+            default,
+            identity: None,
+            missing: None,
+        });
     }
     let mut stmt = CreateStream {
         name,
@@ -643,7 +657,14 @@ mod tests {
         assert_eq!(cs.retention_micros, Some(7 * 86_400_000_000));
         assert_eq!(
             cs.columns[0],
-            ColumnDef { name: "task_id".into(), ty: ColumnType::Text, nullable: false, default: None, identity: None }
+            ColumnDef {
+                name: "task_id".into(),
+                ty: ColumnType::Text,
+                nullable: false,
+                default: None,
+                identity: None,
+                missing: None
+            }
         );
     }
 

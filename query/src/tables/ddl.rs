@@ -82,7 +82,7 @@ pub fn table_def(ct: &ast::CreateTable) -> Result<TableDef> {
                 )));
             }
         }
-        columns.push(ColumnDef { name: cname, ty, nullable, default, identity });
+        columns.push(ColumnDef { name: cname, ty, nullable, default, identity, missing: None });
     }
     for constraint in &ct.constraints {
         match constraint {
@@ -117,7 +117,15 @@ pub fn table_def(ct: &ast::CreateTable) -> Result<TableDef> {
             "table \"{name}\" without a PRIMARY KEY (tables are addressed by key; use CREATE STREAM for an append-only log)"
         )));
     }
-    Ok(TableDef { id: TableId(0), name, columns, primary_key, changelog: StreamId(0), created_at_micros: now_micros() })
+    Ok(TableDef {
+        id: TableId(0),
+        name,
+        columns,
+        primary_key,
+        changelog: StreamId(0),
+        created_at_micros: now_micros(),
+        original_columns: None,
+    })
 }
 
 /// The integer type of a `serial` pseudo-type (`smallserial`, `serial`,

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
 use crate::archive::{ArchivedFile, Handover};
-use crate::catalog::{StreamDef, StreamId, TableDef, TableId};
+use crate::catalog::{alter_columns, AlterColumns, StreamDef, StreamId, TableDef, TableId};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::groups::{GroupWrite, Groups};
@@ -112,6 +112,7 @@ pub(crate) enum Request {
     DropStream(String, bool, tokio::sync::oneshot::Sender<Result<bool>>),
     CreateTable(TableDef, bool, tokio::sync::oneshot::Sender<Result<Option<Arc<TableHandle>>>>),
     DropTable(String, bool, tokio::sync::oneshot::Sender<Result<bool>>),
+    Alter(String, Vec<AlterColumns>, tokio::sync::oneshot::Sender<Result<bool>>),
     Trim(Vec<Trim>, tokio::sync::oneshot::Sender<Result<()>>),
     Archive(Handover, tokio::sync::oneshot::Sender<Result<()>>),
 }
@@ -254,6 +255,12 @@ impl Group<'_> {
             let t = self
                 .table_by_id(w.table)
                 .ok_or_else(|| Error::NotFound { kind: "table", name: format!("#{}", w.table.0) })?;
+            if w.columns != t.def.columns.len() {
+                return Err(Error::Conflict(format!(
+                    "table \"{}\" was altered while this statement ran; run it again",
+                    t.def.name
+                )));
+            }
             let current = match seen.get(&(w.table, w.key.as_slice())) {
                 // Written earlier in this set: its version is not known yet,
                 // and only existence matters for later writes.
@@ -419,6 +426,63 @@ impl Group<'_> {
         let handle = Arc::new(TableHandle::new(def, log));
         self.changed.tables.insert(handle.def.name.clone(), Some(handle.clone()));
         Ok(Some(handle))
+    }
+
+    /// `ALTER TABLE`: a new definition of the table (and its changelog) or
+    /// stream called `name`, written to the catalog; its handles are
+    /// replaced by ones that share the old ones' state. Returns false when
+    /// there was nothing to change.
+    fn alter(&mut self, name: &str, changes: &[AlterColumns]) -> Result<bool> {
+        if let Some(t) = self.table_by_name(name) {
+            let mut def = t.def.clone();
+            let (start, end) = keys::table_range(def.id);
+            let staged = self.rows.iter().any(|((id, _), row)| *id == def.id && row.is_some());
+            let mut it = self.catalog.db.raw_iterator_cf(cf(self.catalog, CF_TABLES));
+            it.seek(&start);
+            let has_rows = staged || it.key().is_some_and(|k| k < end.as_slice());
+            it.status()?;
+            let Some(columns) = alter_columns(name, &def.columns, &mut def.original_columns, has_rows, changes)? else {
+                return Ok(false);
+            };
+            def.columns = columns;
+            def.validate()?;
+            let log = Arc::new(t.changelog.altered(def.changelog_def()));
+            self.batch.put_cf(
+                cf(self.catalog, CF_CATALOG),
+                keys::catalog_stream_key(&log.def.name),
+                log.def.to_bytes(),
+            );
+            self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::catalog_table_key(name), def.to_bytes());
+            let handle = Arc::new(t.altered(def, log.clone()));
+            self.changed.streams.insert(log.def.name.clone(), Some(log));
+            self.changed.tables.insert(name.to_string(), Some(handle));
+            self.changed.altered = true;
+            return Ok(true);
+        }
+        let h =
+            self.stream_by_name(name).ok_or_else(|| Error::NotFound { kind: "relation", name: name.to_string() })?;
+        if h.def.changelog_of.is_some() {
+            return Err(Error::WrongState(format!(
+                "stream \"{name}\" is the changelog of a table; alter the table instead"
+            )));
+        }
+        if h.def.archive.is_some() {
+            return Err(Error::WrongState(format!(
+                "stream \"{name}\" archives to Parquet, whose files keep the columns they were written with"
+            )));
+        }
+        let mut def = h.def.clone();
+        let has_rows = (0..def.partitions).any(|p| self.heads.get(&(def.id, p)).map_or(h.head(p), |s| s.0) > 0);
+        let Some(columns) = alter_columns(name, &def.columns, &mut def.original_columns, has_rows, changes)? else {
+            return Ok(false);
+        };
+        def.columns = columns;
+        def.validate()?;
+        self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::catalog_stream_key(name), def.to_bytes());
+        let handle = Arc::new(h.altered(def));
+        self.changed.streams.insert(name.to_string(), Some(handle));
+        self.changed.altered = true;
+        Ok(true)
     }
 
     fn drop_table(&mut self, name: String, if_exists: bool) -> Result<bool> {
@@ -607,6 +671,10 @@ pub(crate) fn run(
                     Err(e) => drop(tx.send(Err(e))),
                 },
                 Request::DropTable(name, ie, tx) => match group.drop_table(name, ie) {
+                    Ok(r) => group.replies.push(Pending::Drop(tx, r)),
+                    Err(e) => drop(tx.send(Err(e))),
+                },
+                Request::Alter(name, changes, tx) => match group.alter(&name, &changes) {
                     Ok(r) => group.replies.push(Pending::Drop(tx, r)),
                     Err(e) => drop(tx.send(Err(e))),
                 },

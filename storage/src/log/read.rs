@@ -111,7 +111,7 @@ impl Store {
                 if offset >= to || out.len() >= limit {
                     return Ok(out);
                 }
-                out.push(codec::decode_record(stream.types(), offset, rec)?);
+                out.push(codec::decode_record(stream.layout(), offset, rec)?);
             }
             it.next();
         }

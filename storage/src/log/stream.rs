@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::archive::ArchivedFile;
 use crate::catalog::{ColumnType, StreamDef};
+use crate::codec::RowLayout;
 use crate::log::hash::partition_for_key;
 
 /// What recovery (or creation) knows of one partition.
@@ -31,10 +32,20 @@ impl PartitionInit {
 /// committer thread advances it, after the write that made the records
 /// durable has returned. Offsets `low..live_low` are in archived files (the
 /// manifest, `archived`), `live_low..head` in the live log.
+///
+/// `ALTER` replaces a stream's handle with one of the new definition that
+/// shares the partitions' state ([`StreamHandle::altered`]): a statement
+/// still holding the old handle reads and appends the same partitions.
 #[derive(Debug)]
 pub struct StreamHandle {
     pub def: StreamDef,
-    types: Vec<ColumnType>,
+    layout: RowLayout,
+    state: Arc<PartitionsState>,
+}
+
+/// What every handle of one stream shares.
+#[derive(Debug)]
+struct PartitionsState {
     heads: Vec<AtomicU64>,
     lows: Vec<AtomicU64>,
     live_lows: Vec<AtomicU64>,
@@ -48,9 +59,7 @@ pub struct StreamHandle {
 
 impl StreamHandle {
     pub(crate) fn new(def: StreamDef, parts: Vec<PartitionInit>) -> StreamHandle {
-        let types = def.columns.iter().map(|c| c.ty).collect();
-        StreamHandle {
-            types,
+        let state = PartitionsState {
             lows: parts.iter().map(|p| AtomicU64::new(p.low)).collect(),
             live_lows: parts.iter().map(|p| AtomicU64::new(p.live_low)).collect(),
             live_bytes: parts.iter().map(|p| AtomicU64::new(p.live_bytes)).collect(),
@@ -60,52 +69,63 @@ impl StreamHandle {
             round_robin: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
             appended: tokio::sync::Notify::new(),
-            def,
-        }
+        };
+        StreamHandle { layout: RowLayout::new(&def.columns, def.original_columns), def, state: Arc::new(state) }
+    }
+
+    /// The handle of this stream under its altered definition `def`: the
+    /// same partitions, heads and waiters.
+    pub(crate) fn altered(&self, def: StreamDef) -> StreamHandle {
+        StreamHandle { layout: RowLayout::new(&def.columns, def.original_columns), def, state: self.state.clone() }
     }
 
     /// Column types in definition order.
     pub fn types(&self) -> &[ColumnType] {
-        &self.types
+        &self.layout.types
+    }
+
+    /// How records read under this handle's definition.
+    pub fn layout(&self) -> &RowLayout {
+        &self.layout
     }
 
     /// Committed end offset (one past the last durable record) of `partition`.
     pub fn head(&self, partition: u32) -> u64 {
-        self.heads[partition as usize].load(Ordering::Acquire)
+        self.state.heads[partition as usize].load(Ordering::Acquire)
     }
 
     /// First offset of `partition` still stored, in the archive or the live
     /// log: 0 until retention deletes older records.
     pub fn low(&self, partition: u32) -> u64 {
-        self.lows[partition as usize].load(Ordering::Acquire)
+        self.state.lows[partition as usize].load(Ordering::Acquire)
     }
 
     /// First offset of `partition` in the live log (RocksDB); offsets from
     /// [`StreamHandle::low`] up to it are in archived files.
     pub fn live_low(&self, partition: u32) -> u64 {
-        self.live_lows[partition as usize].load(Ordering::Acquire)
+        self.state.live_lows[partition as usize].load(Ordering::Acquire)
     }
 
     /// Dropping records (retention without archive) moves both lows.
     pub(crate) fn set_low(&self, partition: u32, low: u64) {
-        self.live_lows[partition as usize].fetch_max(low, Ordering::AcqRel);
-        self.lows[partition as usize].fetch_max(low, Ordering::AcqRel);
+        self.state.live_lows[partition as usize].fetch_max(low, Ordering::AcqRel);
+        self.state.lows[partition as usize].fetch_max(low, Ordering::AcqRel);
     }
 
     /// Encoded bytes of `partition`'s live log; exact for streams with
     /// `retention_bytes` (counted at recovery), since creation otherwise.
     pub fn live_bytes(&self, partition: u32) -> u64 {
-        self.live_bytes[partition as usize].load(Ordering::Acquire)
+        self.state.live_bytes[partition as usize].load(Ordering::Acquire)
     }
 
     pub(crate) fn add_live_bytes(&self, partition: u32, added: u64, removed: u64) {
-        let slot = &self.live_bytes[partition as usize];
+        let slot = &self.state.live_bytes[partition as usize];
         let _ = slot.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some((b + added).saturating_sub(removed)));
     }
 
     /// The archived files of `partition`, in offset order (a snapshot).
     pub fn archived(&self, partition: u32) -> Arc<Vec<ArchivedFile>> {
-        self.archived[partition as usize].read().expect("archive lock").clone()
+        self.state.archived[partition as usize].read().expect("archive lock").clone()
     }
 
     /// The archived file holding `offset` of `partition`, if any.
@@ -123,29 +143,29 @@ impl StreamHandle {
         let next = file.last + 1;
         let removed = file.live_bytes;
         {
-            let mut slot = self.archived[p as usize].write().expect("archive lock");
+            let mut slot = self.state.archived[p as usize].write().expect("archive lock");
             let mut files = Vec::with_capacity(slot.len() + 1);
             files.extend(slot.iter().cloned());
             files.push(file);
             *slot = Arc::new(files);
         }
-        self.live_lows[p as usize].fetch_max(next, Ordering::AcqRel);
+        self.state.live_lows[p as usize].fetch_max(next, Ordering::AcqRel);
         self.add_live_bytes(p, 0, removed);
     }
 
     /// Committed end offsets of all partitions.
     pub fn heads(&self) -> Vec<u64> {
-        self.heads.iter().map(|h| h.load(Ordering::Acquire)).collect()
+        self.state.heads.iter().map(|h| h.load(Ordering::Acquire)).collect()
     }
 
     /// Commit timestamp of the newest record of `partition` (`i64::MIN` if empty).
     pub fn last_timestamp(&self, partition: u32) -> i64 {
-        self.last_ts[partition as usize].load(Ordering::Acquire)
+        self.state.last_ts[partition as usize].load(Ordering::Acquire)
     }
 
     pub(crate) fn publish(&self, partition: u32, head: u64, last_ts: i64) {
-        self.last_ts[partition as usize].store(last_ts, Ordering::Release);
-        self.heads[partition as usize].store(head, Ordering::Release);
+        self.state.last_ts[partition as usize].store(last_ts, Ordering::Release);
+        self.state.heads[partition as usize].store(head, Ordering::Release);
     }
 
     /// The partition a new record goes to: by key hash when the stream is
@@ -153,18 +173,18 @@ impl StreamHandle {
     pub fn choose_partition(&self, key: Option<&[u8]>) -> u32 {
         match key {
             Some(k) if self.def.key_column.is_some() => partition_for_key(k, self.def.partitions),
-            _ => (self.round_robin.fetch_add(1, Ordering::Relaxed) % self.def.partitions as u64) as u32,
+            _ => (self.state.round_robin.fetch_add(1, Ordering::Relaxed) % self.def.partitions as u64) as u32,
         }
     }
 
     /// Whether the stream has been dropped since this handle was taken.
     pub fn is_dropped(&self) -> bool {
-        self.dropped.load(Ordering::Acquire)
+        self.state.dropped.load(Ordering::Acquire)
     }
 
     pub(crate) fn mark_dropped(&self) {
-        self.dropped.store(true, Ordering::Release);
-        self.appended.notify_waiters();
+        self.state.dropped.store(true, Ordering::Release);
+        self.state.appended.notify_waiters();
     }
 
     /// Resolves after the next commit that appends to this stream (or drops it).
@@ -172,6 +192,6 @@ impl StreamHandle {
     /// Register interest with `notified()` *before* checking the heads, so an
     /// append between the check and the wait is not missed.
     pub fn appended(&self) -> &tokio::sync::Notify {
-        &self.appended
+        &self.state.appended
     }
 }

@@ -4,35 +4,61 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::catalog::{ColumnType, TableDef};
-use crate::codec::Value;
+use crate::codec::{RowLayout, Value};
 use crate::error::Result;
 use crate::log::StreamHandle;
 use crate::tables::key;
 
 /// A table as readers and writers see it: its definition and its
-/// changelog stream.
+/// changelog stream. `ALTER TABLE` replaces the handle with one of the new
+/// definition ([`TableHandle::altered`]) that shares the dropped flag and
+/// the identity sequences with the old one.
 #[derive(Debug)]
 pub struct TableHandle {
     pub def: TableDef,
     /// The changelog; its head is one past the newest version.
     pub changelog: Arc<StreamHandle>,
-    types: Vec<ColumnType>,
+    layout: RowLayout,
     key_types: Vec<ColumnType>,
-    dropped: AtomicBool,
+    dropped: Arc<AtomicBool>,
     /// Reserved values of the identity columns (see [`crate::tables::sequence`]).
-    pub(crate) sequences: crate::tables::sequence::Sequences,
+    pub(crate) sequences: Arc<crate::tables::sequence::Sequences>,
 }
 
 impl TableHandle {
     pub(crate) fn new(def: TableDef, changelog: Arc<StreamHandle>) -> TableHandle {
-        let types = def.columns.iter().map(|c| c.ty).collect();
         let key_types = def.primary_key.iter().map(|&k| def.columns[k].ty).collect();
-        TableHandle { def, changelog, types, key_types, dropped: AtomicBool::new(false), sequences: Default::default() }
+        TableHandle {
+            layout: RowLayout::new(&def.columns, def.original_columns),
+            def,
+            changelog,
+            key_types,
+            dropped: Arc::default(),
+            sequences: Arc::default(),
+        }
+    }
+
+    /// The handle of this table under its altered definition `def`, with
+    /// its altered changelog.
+    pub(crate) fn altered(&self, def: TableDef, changelog: Arc<StreamHandle>) -> TableHandle {
+        TableHandle {
+            layout: RowLayout::new(&def.columns, def.original_columns),
+            key_types: self.key_types.clone(),
+            def,
+            changelog,
+            dropped: self.dropped.clone(),
+            sequences: self.sequences.clone(),
+        }
     }
 
     /// Column types in definition order.
     pub fn types(&self) -> &[ColumnType] {
-        &self.types
+        &self.layout.types
+    }
+
+    /// How rows read under this handle's definition.
+    pub fn layout(&self) -> &RowLayout {
+        &self.layout
     }
 
     /// The encoded primary key of a full row.

@@ -39,7 +39,7 @@ pub(crate) fn version_of(value: &[u8]) -> Result<u64> {
 
 fn decode(table: &TableHandle, value: &[u8]) -> Result<Row> {
     let version = version_of(value)?;
-    let rec = codec::decode_record(table.types(), version, &value[8..])?;
+    let rec = codec::decode_record(table.layout(), version, &value[8..])?;
     Ok(Row { version, timestamp_micros: rec.timestamp_micros, values: rec.values })
 }
 

@@ -35,6 +35,9 @@ pub struct RowWrite {
     pub(crate) row: Option<Vec<u8>>,
     /// The changelog record: `op`, then the new row (the old row for a delete).
     pub(crate) change: Vec<u8>,
+    /// Columns of the definition the write was made under: the committer
+    /// refuses it if the table has been altered since.
+    pub(crate) columns: usize,
 }
 
 impl RowWrite {
@@ -45,14 +48,14 @@ impl RowWrite {
         let key = table.key_of(values)?;
         let row = encode_row(table.types(), None, values)?;
         let change = change_record(table, op, values)?;
-        Ok(RowWrite { table: table.def.id, key, expect, row: Some(row), change })
+        Ok(RowWrite { table: table.def.id, key, expect, row: Some(row), change, columns: table.def.columns.len() })
     }
 
     /// A write that deletes the row `old` (its current values).
     pub fn delete(table: &TableHandle, expect: Expect, old: &[Value]) -> Result<RowWrite> {
         let key = table.key_of(old)?;
         let change = change_record(table, OP_DELETE, old)?;
-        Ok(RowWrite { table: table.def.id, key, expect, row: None, change })
+        Ok(RowWrite { table: table.def.id, key, expect, row: None, change, columns: table.def.columns.len() })
     }
 
     /// Whether this write deletes its row.
