@@ -67,6 +67,50 @@ pub fn column_field(name: &str, ty: ColumnType, nullable: bool) -> Field {
     }
 }
 
+/// [`PG_TYPE_METADATA`] of an integer-array result column of a catalog
+/// query: an `oid[]` (see [`oid_arrays_of_catalog`]).
+pub const OID_ARRAY_TYPE: &str = "oid[]";
+
+/// `plan` with its `integer[]` result columns tagged as `oid[]`
+/// ([`OID_ARRAY_TYPE`]) when it reads `pg_catalog`. Brikk holds OIDs as
+/// integers, and the catalog has no `integer[]` columns, only `oid[]` ones
+/// (such as what `array_agg(atttypid)` gives): a driver that learns types
+/// from the catalog (asyncpg) knows how to read `oid[]` before it has
+/// learnt anything, and would otherwise ask the catalog about `integer[]`
+/// with the same query, forever.
+pub(crate) fn oid_arrays_of_catalog(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let oid_arrays = |f: &Field| matches!(f.data_type(), DataType::List(item) if item.data_type() == &DataType::Int32);
+    if !plan.schema().fields().iter().any(|f| oid_arrays(f)) {
+        return Ok(plan);
+    }
+    let mut catalog = false;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            catalog |= scan.table_name.schema() == Some("pg_catalog") || scan.table_name.table().starts_with("pg_");
+        }
+        Ok(if catalog { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    })?;
+    if !catalog {
+        return Ok(plan);
+    }
+    let tag = std::collections::HashMap::from([(PG_TYPE_METADATA.to_string(), OID_ARRAY_TYPE.to_string())]);
+    let exprs: Vec<Expr> = plan
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+            match oid_arrays(field) {
+                true => {
+                    column.alias_qualified_with_metadata(qualifier.cloned(), field.name(), Some(tag.clone().into()))
+                }
+                false => column,
+            }
+        })
+        .collect();
+    Ok(LogicalPlan::Projection(datafusion::logical_expr::Projection::try_new(exprs, std::sync::Arc::new(plan))?))
+}
+
 /// Whether `field` is a `uuid` column ([`column_field`]).
 pub fn is_uuid_field(field: &Field) -> bool {
     field.metadata().get(PG_TYPE_METADATA).map(String::as_str) == Some(ColumnType::Uuid.sql_name())

@@ -1228,7 +1228,7 @@ impl Brikk {
             LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Statement(_) => {
                 Err(Error::Unsupported(format!("{} in this position", plan.display())))
             }
-            _ => crate::types::uuid_literals_in_plan(plan),
+            _ => crate::types::oid_arrays_of_catalog(crate::types::uuid_literals_in_plan(plan)?),
         }
     }
 

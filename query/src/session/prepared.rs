@@ -34,6 +34,9 @@ pub struct Prepared {
     uuid_params: Vec<usize>,
     /// [`brikk_storage::Catalog::alterations`] when it was planned.
     alterations: u64,
+    /// Parameters the statement casts to `oid` (`false`) or `oid[]`
+    /// (`true`); see [`oid_params`].
+    oid_params: Vec<(usize, bool)>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +95,8 @@ impl Prepared {
             PreparedKind::Query(plan, _) => uuid_params_of_plan(plan),
             _ => Vec::new(),
         };
-        Ok(Prepared { sql, kind, param_types, uuid_params, alterations: 0 })
+        let oid_params = oid_params(&sql);
+        Ok(Prepared { sql, kind, param_types, uuid_params, alterations: 0, oid_params })
     }
 
     /// Whether no definition has been altered since this was planned (a
@@ -114,6 +118,12 @@ impl Prepared {
     /// server's description (asyncpg) accept UUID objects.
     pub fn uuid_params(&self) -> &[usize] {
         &self.uuid_params
+    }
+
+    /// Parameters (zero-based) the statement casts to `oid` (`false`) or
+    /// `oid[]` (`true`), which a client should be told are of that type.
+    pub fn oid_params(&self) -> &[(usize, bool)] {
+        &self.oid_params
     }
 
     /// The schema of the rows this statement returns, or `None` if it
@@ -380,4 +390,30 @@ impl Brikk {
         prepared.alterations = alterations;
         Ok(prepared)
     }
+}
+
+/// The parameters `sql` casts to `oid` or `oid[]` (`$1::oid[]`), with
+/// whether it is the array. Brikk holds OIDs as integers, so the plan types
+/// them `integer`; a driver that asks the catalog about types it does not
+/// know (asyncpg, with `… = any($1::oid[])`) must be told `oid[]`, whose
+/// codec it has, or it asks about `integer[]` with the same query again.
+fn oid_params(sql: &str) -> Vec<(usize, bool)> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if !sql.to_ascii_lowercase().contains("::oid") {
+        return Vec::new();
+    }
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else { return Vec::new() };
+    let tokens: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+    let mut out = Vec::new();
+    for (i, window) in tokens.windows(3).enumerate() {
+        let [Token::Placeholder(p), Token::DoubleColon, Token::Word(w)] = window else { continue };
+        let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).filter(|n| *n > 0) else { continue };
+        if w.value.eq_ignore_ascii_case("oid") {
+            let array = matches!(tokens.get(i + 3), Some(Token::LBracket))
+                && matches!(tokens.get(i + 4), Some(Token::RBracket));
+            out.push((n - 1, array));
+        }
+    }
+    out
 }

@@ -185,7 +185,10 @@ fn parse_piece(
             };
             let mut stmts = match own {
                 Some(stmt) => vec![user_rules().iter().fold(stmt, |s, rule| rule.rewrite(s))],
-                None => compat.parse(text)?,
+                None => match without_domain_base_lookup(text) {
+                    Some(text) => compat.parse(&text)?,
+                    None => compat.parse(text)?,
+                },
             };
             match stmts.len() {
                 0 => return Ok(None),
@@ -254,6 +257,52 @@ fn one_statement(text: &str) -> Result<Option<ast::Statement>> {
         0 | 1 => Ok(stmts.pop()),
         _ => Err(Error::Syntax("expected one statement".into())),
     }
+}
+
+/// asyncpg's type introspection with its lookups of a domain's base type
+/// replaced by NULL, if `text` has them. Each is a recursive CTE correlated
+/// to the `pg_type` row being described, which DataFusion cannot run, in a
+/// `CASE WHEN t.typtype = 'd'` branch that never applies: Brikk has no
+/// domains. Without this, asyncpg cannot learn any type it lacks a codec
+/// for (the array types of its parameters, among others).
+fn without_domain_base_lookup(text: &str) -> Option<String> {
+    if !text.contains("typebases") {
+        return None;
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize().ok()?;
+    let word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x.value.eq_ignore_ascii_case(w));
+    let solid: Vec<usize> = (0..tokens.len()).filter(|&i| !matches!(tokens[i], Token::Whitespace(_))).collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut replaced = false;
+    while i < tokens.len() {
+        let at = solid.iter().position(|&j| j == i);
+        let starts = at.is_some_and(|k| {
+            let t = |n: usize| solid.get(k + n).map(|&j| &tokens[j]);
+            matches!(t(0), Some(Token::LParen))
+                && t(1).is_some_and(|x| word(x, "WITH"))
+                && t(2).is_some_and(|x| word(x, "RECURSIVE"))
+                && t(3).is_some_and(|x| word(x, "typebases"))
+        });
+        if starts {
+            let mut depth = 0usize;
+            let end = (i..tokens.len()).find(|&j| {
+                match tokens[j] {
+                    Token::LParen => depth += 1,
+                    Token::RParen => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            })?;
+            out.push_str("NULL");
+            replaced = true;
+            i = end + 1;
+            continue;
+        }
+        out.push_str(&tokens[i].to_string());
+        i += 1;
+    }
+    replaced.then_some(out)
 }
 
 /// Whether `text` is psql's query for the columns of `\d name`.
@@ -596,6 +645,23 @@ impl<'a> LineIndex<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    /// asyncpg's domain base-type lookup becomes NULL, and only it.
+    #[test]
+    fn asyncpg_domain_lookups_are_null() {
+        let sql = "SELECT (CASE WHEN t.typtype = 'd' THEN (WITH RECURSIVE typebases(oid, depth) AS ( \
+                   SELECT t2.typbasetype AS oid, 0 AS depth FROM pg_type t2 WHERE t2.oid = t.oid UNION ALL \
+                   SELECT t2.typbasetype, tb.depth + 1 FROM pg_type t2, typebases tb WHERE tb.oid = (t2.oid) \
+                   ) SELECT oid FROM typebases ORDER BY depth DESC LIMIT 1) ELSE NULL END) AS basetype, \
+                   (SELECT 1) AS x FROM pg_type t";
+        let out = without_domain_base_lookup(sql).unwrap();
+        assert_eq!(
+            out,
+            "SELECT (CASE WHEN t.typtype = 'd' THEN NULL ELSE NULL END) AS basetype, (SELECT 1) AS x FROM pg_type t"
+        );
+        assert_eq!(without_domain_base_lookup("SELECT 1"), None);
+    }
+
     use super::*;
     use brikk_storage::ColumnType;
 

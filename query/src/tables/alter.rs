@@ -41,9 +41,11 @@ pub fn changes(state: &SessionState, store: &Store, at: &ast::AlterTable) -> Res
                 "\"{name}\" is the changelog of a table; alter the table instead"
             )))
         }
-        (None, Some(s)) if s.def.archive.is_some() => return Err(Error::Unsupported(format!(
+        (None, Some(s)) if s.def.archive.is_some() => {
+            return Err(Error::Unsupported(format!(
             "ALTER of stream \"{name}\", which archives to Parquet (its files keep the columns they were written with)"
-        ))),
+        )))
+        }
         (None, Some(s)) => s.def.columns.clone(),
         (None, None) => return Err(Error::NotFound { kind: ObjectKind::Relation, name }),
     };

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, PG_OID_ALIAS_KEY};
 use brikk_query::datetime::{iso_style, timestamps_as_text};
 use brikk_query::floats::floats_as_text;
 use brikk_query::types::PG_TYPE_METADATA;
@@ -102,6 +102,14 @@ pub(crate) fn pg_fields(
     format: &Format,
     options: Option<Arc<FormatOptions>>,
 ) -> PgWireResult<Vec<FieldInfo>> {
+    let untagged;
+    let schema = match without_stale_oid_aliases(schema) {
+        Some(s) => {
+            untagged = s;
+            &untagged
+        }
+        None => schema,
+    };
     let fields = arrow_schema_to_pg_fields(schema, format, options.clone())?;
     Ok(fields
         .into_iter()
@@ -119,11 +127,38 @@ pub(crate) fn pg_fields(
         .collect())
 }
 
+/// `schema` without the oid-alias tags (`pg.oid_alias`, which report a
+/// field as `oid`, `regtype`…) of fields that no longer hold an integer, if
+/// it has any: a catalog column cast to text (`elemtype::regtype::text`)
+/// keeps its tag, and would be described as an `oid` holding text.
+fn without_stale_oid_aliases(schema: &Schema) -> Option<Schema> {
+    let stale = |f: &Field| f.metadata().contains_key(PG_OID_ALIAS_KEY) && !f.data_type().is_integer();
+    if !schema.fields().iter().any(|f| stale(f)) {
+        return None;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match stale(f) {
+            true => {
+                let mut metadata = f.metadata().clone();
+                metadata.remove(PG_OID_ALIAS_KEY);
+                f.as_ref().clone().with_metadata(metadata)
+            }
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    Some(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// The Postgres type of a text field that holds another type.
 fn text_type(field: &Field) -> Option<Type> {
     let tagged = field.metadata().get(PG_TYPE_METADATA).map(String::as_str);
     if tagged == Some("uuid") {
         return Some(Type::UUID);
+    }
+    if tagged == Some(brikk_query::types::OID_ARRAY_TYPE) {
+        return Some(Type::OID_ARRAY);
     }
     if field.extension_type_name() != Some("arrow.json") {
         return None;

@@ -113,6 +113,12 @@ impl QueryParser for StatementParser {
                 param_types[i] = Type::UUID;
             }
         }
+        // `$1::oid[]`: an `oid[]` to the client (see `Prepared::oid_params`).
+        for &(i, array) in prepared.oid_params() {
+            if i < param_types.len() && types.get(i).is_none_or(Option::is_none) {
+                param_types[i] = if array { Type::OID_ARRAY } else { Type::OID };
+            }
+        }
         Ok(Some(Arc::new(WireStatement { prepared, param_types })))
     }
 
@@ -169,14 +175,26 @@ fn normalized(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<O
         Some(Some(t)) => *t == Type::UUID,
         _ => server.get(i) == Some(&Type::UUID),
     };
-    let as_text =
-        |i: usize| uuid(i) || (declared.get(i) == Some(&Some(Type::NUMERIC)) && server.get(i) == Some(&Type::TEXT));
+    // An `oid[]`, which arrow-pg does not decode: passed on as the text
+    // of the integer array it is.
+    let oids = |i: usize| match declared.get(i) {
+        Some(Some(t)) => *t == Type::OID_ARRAY,
+        _ => server.get(i) == Some(&Type::OID_ARRAY),
+    };
+    let as_text = |i: usize| {
+        uuid(i) || oids(i) || (declared.get(i) == Some(&Some(Type::NUMERIC)) && server.get(i) == Some(&Type::TEXT))
+    };
     // The date/time parameters, as the plan typed them.
     let types = stmt.statement.prepared.param_types();
     let dated = types.iter().any(|t| Target::of(t).is_some());
     // Usually nothing to do: checked without a walk over every parameter.
     let described_uuid = stmt.statement.prepared.uuid_params();
-    if !dated && !(0..declared.len()).any(as_text) && !described_uuid.iter().any(|&i| as_text(i)) {
+    let described_oids = stmt.statement.prepared.oid_params();
+    if !dated
+        && !(0..declared.len()).any(as_text)
+        && !described_uuid.iter().any(|&i| as_text(i))
+        && !described_oids.iter().any(|&(i, _)| as_text(i))
+    {
         return Ok(None);
     }
     let mut parameters = portal.parameters.clone();
@@ -193,6 +211,14 @@ fn normalized(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<O
                     *p = Some(bytes::Bytes::from(uuid_param_text(v, binary[i]).map_err(|e| to_pg_error(&e))?));
                 }
                 binary[i] = false;
+            } else if oids(i) {
+                if let Some(v) = p.as_deref().filter(|_| binary[i]) {
+                    *p = Some(bytes::Bytes::from(oid_array_text(v).map_err(|e| to_pg_error(&e))?));
+                }
+                binary[i] = false;
+                hints[i] = Some(Type::INT4_ARRAY);
+                changed = true;
+                continue;
             } else if binary[i] {
                 continue;
             }
@@ -233,6 +259,38 @@ fn normalized(portal: &Portal<Arc<WireStatement>>, zone: &str) -> PgWireResult<O
         false => Arc::new(StoredStatement::new(stmt.id.clone(), stmt.statement.clone(), hints)),
     };
     Portal::try_new(&bind, statement).map(Some)
+}
+
+/// The text (`{1,2,NULL}`) of a one-dimensional `oid[]` sent in binary:
+/// dimensions, a NULL flag, the element type, each dimension's length and
+/// lower bound, then each element as a length (-1: NULL) and 4 bytes.
+fn oid_array_text(value: &[u8]) -> brikk_query::Result<String> {
+    let bad = || brikk_query::Error::InvalidText("malformed binary oid[] parameter".into());
+    let word = |at: usize| value.get(at..at + 4).map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")));
+    let dims = word(0).ok_or_else(bad)?;
+    if dims == 0 {
+        return Ok("{}".into());
+    }
+    if dims != 1 {
+        return Err(brikk_query::Error::Unsupported("multi-dimensional oid[] parameters".into()));
+    }
+    let len = word(12).filter(|n| *n >= 0).ok_or_else(bad)? as usize;
+    let mut at = 20;
+    let mut items = Vec::with_capacity(len);
+    for _ in 0..len {
+        match word(at).ok_or_else(bad)? {
+            -1 => {
+                items.push("NULL".to_string());
+                at += 4;
+            }
+            4 => {
+                items.push(word(at + 4).map(|v| (v as u32).to_string()).ok_or_else(bad)?);
+                at += 8;
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(format!("{{{}}}", items.join(",")))
 }
 
 /// The canonical text of a `uuid` parameter sent as its 16 bytes
@@ -345,5 +403,31 @@ impl ExtendedQueryHandler for Connection {
             return Err(Box::pin(super::subscribe::stream(client, sub)).await);
         }
         response(output, &portal.result_column_format, options, handle, &self.copy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oid_array_text;
+
+    /// A binary `oid[]` (as asyncpg sends one) reads as the integer array's text.
+    #[test]
+    fn binary_oid_arrays_read_as_text() {
+        let mut v = Vec::new();
+        for w in [1i32, 1, 26, 3, 1] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        for item in [Some(1016u32), None, Some(4_000_000_000)] {
+            match item {
+                Some(oid) => {
+                    v.extend_from_slice(&4i32.to_be_bytes());
+                    v.extend_from_slice(&oid.to_be_bytes());
+                }
+                None => v.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        assert_eq!(oid_array_text(&v).unwrap(), "{1016,NULL,4000000000}");
+        assert_eq!(oid_array_text(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 26]).unwrap(), "{}");
+        assert!(oid_array_text(&v[..v.len() - 2]).is_err());
     }
 }

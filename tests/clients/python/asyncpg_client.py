@@ -61,6 +61,16 @@ async def main():
         got = await keys(conn, f"SELECT task_id FROM {s} WHERE task_id = ANY($1::text[]) ORDER BY 1", ["t4"])
         c.check(got == ["t4"], f"with a cast: got {got!r}")
 
+    with c.step("integer and float array parameters and results"):
+        # asyncpg learns array types other than text[] from the catalog
+        # (its introspection query, with an oid[] parameter).
+        got = await keys(conn, f"SELECT task_id FROM {s} WHERE n = ANY($1) ORDER BY 1", [1, 5_000_000_000])
+        c.check(got == ["t1", "t4"], f"bigint list: got {got!r}")
+        row = await conn.fetchrow("SELECT $1::int[] AS i, $2::float8[] AS f, ARRAY[true, NULL] AS b", [1, None, 3], [1.5])
+        c.check(list(row["i"]) == [1, None, 3], f"int[]: got {row['i']!r}")
+        c.check(list(row["f"]) == [1.5], f"float8[]: got {row['f']!r}")
+        c.check(list(row["b"]) == [True, None], f"bool[]: got {row['b']!r}")
+
     with c.step("prepared statement"):
         stmt = await conn.prepare(f"SELECT task_id, n FROM {s} WHERE kind = $1 ORDER BY n")
         params = [p.name for p in stmt.get_parameters()]
