@@ -45,6 +45,10 @@ pub struct QueryDef {
     /// The input streams' names, as planned at CREATE.
     #[serde(default)]
     pub inputs: Vec<String>,
+    /// How many columns of the sink the output rows filled at CREATE (see
+    /// [`crate::continuous::sink::Sink::new`]).
+    #[serde(default)]
+    pub sink_filled: Option<usize>,
 }
 
 /// How far a query has got: committed with every step.

@@ -64,7 +64,7 @@ pub async fn plan(db: &Brikk, def: &QueryDef) -> Result<Planned> {
         }
     };
     let inputs = operator.inputs();
-    let sink = Sink::new(store, sink_name, &insert.columns, &operator.output_schema())?;
+    let sink = Sink::new(store, sink_name, &insert.columns, &operator.output_schema(), def.sink_filled)?;
     Ok(Planned { inputs, operator, sink })
 }
 

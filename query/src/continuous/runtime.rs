@@ -140,12 +140,14 @@ impl Runtime {
             created_at_micros: now_micros(),
             sink: String::new(),
             inputs: Vec::new(),
+            sink_filled: None,
         };
         // Plan now, so a query that cannot run is refused at CREATE.
         let planned = plan(db, &def).await?;
         let mut def = def;
         def.sink = planned.sink.stream.def.name.clone();
         def.inputs = planned.inputs.iter().map(|s| s.def.name.clone()).collect();
+        def.sink_filled = Some(planned.sink.filled());
         let mut state = vec![def.to_write(), StateWrite::Put(NEXT_ID_KEY.to_vec(), (id + 1).to_be_bytes().to_vec())];
         if def.options.start == Start::Latest {
             // Fix the starting offsets now, not when the runner gets to it.

@@ -22,8 +22,17 @@ pub struct Sink {
 
 impl Sink {
     /// The sink of `INSERT INTO name [(cols)]`, checked against the width of
-    /// the rows the query produces.
-    pub fn new(store: &Store, name: &ast::ObjectName, columns: &[ast::ObjectName], output: &SchemaRef) -> Result<Sink> {
+    /// the rows the query produces. `filled`: how many columns the rows
+    /// filled when the query was created (`None` at CREATE): without a
+    /// column list, the rows go on filling those first columns after
+    /// `ALTER … ADD COLUMN` widened the sink, which leaves the new ones NULL.
+    pub fn new(
+        store: &Store,
+        name: &ast::ObjectName,
+        columns: &[ast::ObjectName],
+        output: &SchemaRef,
+        filled: Option<usize>,
+    ) -> Result<Sink> {
         let relation = name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
         let stream = store.stream(&relation).ok_or_else(|| {
             if store.table(&relation).is_some() {
@@ -35,7 +44,17 @@ impl Sink {
         if stream.def.changelog_of.is_some() {
             return Err(Error::WrongObjectType(format!("\"{relation}\" is the changelog of a table")));
         }
-        let targets = target_columns(&stream.def.columns, &stream.def.name, columns, &SYSTEM_COLUMNS)?;
+        let mut targets = target_columns(&stream.def.columns, &stream.def.name, columns, &SYSTEM_COLUMNS)?;
+        let width = output.fields().len();
+        if let Some(n) = filled.filter(|n| columns.is_empty() && *n == width && *n < targets.len()) {
+            targets.truncate(n);
+        }
+        if width != targets.len() {
+            return Err(Error::Syntax(format!(
+                "the query produces {width} columns, the sink \"{relation}\" takes {}",
+                targets.len()
+            )));
+        }
         // A default differs on each run (now(), a random UUID), and a query
         // replayed after a crash must write what it wrote before.
         let defaulted =
@@ -46,14 +65,12 @@ impl Sink {
                 c.name
             )));
         }
-        let width = output.fields().len();
-        if width != targets.len() {
-            return Err(Error::Syntax(format!(
-                "the query produces {width} columns, the sink \"{relation}\" takes {}",
-                targets.len()
-            )));
-        }
         Ok(Sink { stream, targets })
+    }
+
+    /// How many columns of the sink the rows fill.
+    pub fn filled(&self) -> usize {
+        self.targets.len()
     }
 
     /// The appends of `rows`.

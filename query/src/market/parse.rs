@@ -271,7 +271,7 @@ pub async fn plan(db: &Brikk, def: &QueryDef, tokens: &[TokenWithSpan]) -> Resul
         })
         .collect();
     let schema = Arc::new(Schema::new(fields));
-    let sink = Sink::new(db.store(), &spec.sink, &spec.sink_columns, &schema)?;
+    let sink = Sink::new(db.store(), &spec.sink, &spec.sink_columns, &schema, def.sink_filled)?;
     let mut inputs = vec![bids, asks];
     let cancel_cols = cancels.map(|(s, side, id)| {
         inputs.push(s);
