@@ -25,6 +25,7 @@ pub mod ddl;
 pub mod dml;
 pub mod expr;
 pub mod history;
+pub(crate) mod joined;
 pub mod lookup;
 pub mod subquery;
 

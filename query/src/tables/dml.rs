@@ -35,6 +35,7 @@ use crate::session::insert::{
 use crate::session::prepared::{uuid_params, uuid_params_of_plan};
 use crate::sql::parser::normalize;
 use crate::tables::expr::{placeholders, returning_exprs, Returning, RowExprs, Scope};
+use crate::tables::joined::JoinedPlan;
 use crate::tables::subquery::Subqueries;
 use crate::tables::{Current, PendingRows, TxnRows};
 use crate::types::{arrow_type, assign_in};
@@ -65,6 +66,17 @@ pub struct DmlPlan {
     subqueries: Option<StatementSubqueries>,
 }
 
+/// What [`DmlPlan::joined`] plans: the target relation, the other
+/// relations, the SETs, WHERE, RETURNING, and whether it deletes.
+type Joined<'a> = (
+    &'a ast::TableFactor,
+    &'a [ast::TableWithJoins],
+    Vec<(usize, ast::Expr)>,
+    Option<&'a ast::Expr>,
+    Option<&'a [ast::SelectItem]>,
+    bool,
+);
+
 /// The expressions of a statement with subqueries (in the order of the
 /// compiled ones: SET values, then WHERE), and the scope they are planned in.
 type StatementSubqueries = Arc<(Subqueries, Scope)>;
@@ -89,6 +101,12 @@ enum Kind {
         target: Target,
         filter: Option<usize>,
         exprs: RowExprs,
+    },
+    /// UPDATE … FROM (`delete` false) or DELETE … USING: the rows a join
+    /// picks ([`super::joined`]).
+    Joined {
+        join: JoinedPlan,
+        delete: bool,
     },
 }
 
@@ -413,8 +431,19 @@ impl DmlPlan {
         match stmt {
             ast::Statement::Insert(insert) => Self::insert(insert, table, (stored, schema), state, declared).await,
             ast::Statement::Update(u) => {
-                if !u.table.joins.is_empty() || u.from.is_some() {
-                    return Err(Error::Unsupported("UPDATE … FROM and joins in UPDATE".into()));
+                if !u.table.joins.is_empty() {
+                    return Err(Error::Unsupported("joins in UPDATE (use UPDATE … FROM)".into()));
+                }
+                if let Some(ast::UpdateTableFromKind::BeforeSet(from) | ast::UpdateTableFromKind::AfterSet(from)) =
+                    &u.from
+                {
+                    if u.limit.is_some() || !u.order_by.is_empty() {
+                        return Err(Error::Unsupported("UPDATE … ORDER BY / LIMIT".into()));
+                    }
+                    let sets = assignments(&table, &u.assignments)?;
+                    let (relation, returning) = (&u.table.relation, u.returning.as_deref());
+                    let joined = (relation, from.as_slice(), sets, u.selection.as_ref(), returning, false);
+                    return Self::joined(table, joined, (stored, schema), state, declared).await;
                 }
                 if u.limit.is_some() || !u.order_by.is_empty() {
                     return Err(Error::Unsupported("UPDATE … ORDER BY / LIMIT".into()));
@@ -462,8 +491,8 @@ impl DmlPlan {
                 })
             }
             ast::Statement::Delete(d) => {
-                if d.using.is_some() || d.limit.is_some() || !d.order_by.is_empty() || !d.tables.is_empty() {
-                    return Err(Error::Unsupported("DELETE … USING / ORDER BY / LIMIT".into()));
+                if d.limit.is_some() || !d.order_by.is_empty() || !d.tables.is_empty() {
+                    return Err(Error::Unsupported("DELETE … ORDER BY / LIMIT".into()));
                 }
                 let (ast::FromTable::WithFromKeyword(from) | ast::FromTable::WithoutKeyword(from)) = &d.from;
                 let [twj] = from.as_slice() else {
@@ -473,7 +502,12 @@ impl DmlPlan {
                     return Err(Error::Unsupported("DELETE from this relation".into()));
                 };
                 if !twj.joins.is_empty() {
-                    return Err(Error::Unsupported("joins in DELETE".into()));
+                    return Err(Error::Unsupported("joins in DELETE (use DELETE … USING)".into()));
+                }
+                if let Some(using) = &d.using {
+                    let returning = d.returning.as_deref();
+                    let joined = (&twj.relation, using.as_slice(), Vec::new(), d.selection.as_ref(), returning, true);
+                    return Self::joined(table, joined, (stored, schema), state, declared).await;
                 }
                 let q = qualifier(name, alias.as_ref().map(|a| &a.name));
                 let scope = Scope::new(&[(&q, schema.clone())])?;
@@ -516,6 +550,44 @@ impl DmlPlan {
 
     /// `schemas`: the table's row schema as stored, and as the statement
     /// sees it (in its zone).
+    /// An UPDATE … FROM or DELETE … USING ([`super::joined`]): the target
+    /// as written, the other relations, the SETs, WHERE, RETURNING, and
+    /// whether it deletes.
+    async fn joined(
+        table: Arc<TableHandle>,
+        (relation, from, sets, selection, returning, delete): Joined<'_>,
+        (stored, schema): (SchemaRef, SchemaRef),
+        state: &SessionState,
+        declared: &[Option<DataType>],
+    ) -> Result<DmlPlan> {
+        let TableFactor::Table { name, alias, .. } = relation else {
+            return Err(Error::Unsupported("UPDATE or DELETE of this relation".into()));
+        };
+        let q = qualifier(name, alias.as_ref().map(|a| &a.name));
+        let join = JoinedPlan::new(&table, relation, &q, from, &sets, selection, state).await?;
+        let scope = Scope::new(&[(&q, schema.clone())])?;
+        let ret_exprs = returning_exprs(returning, &scope, &column_names(&table), &q, state)?;
+        let query_types = crate::session::prepared::param_types(&join.query, declared)?;
+        let ret: Vec<&Expr> = ret_exprs.iter().map(|(e, _)| e).collect();
+        let returning_types = param_types(&ret, declared, &[], query_types.len())?;
+        let param_types: Vec<DataType> =
+            returning_types.iter().enumerate().map(|(i, t)| query_types.get(i).unwrap_or(t).clone()).collect();
+        let mut uuid = uuid_params_of_plan(&join.query);
+        uuid_params(ret, &[scope.df_schema().as_ref()], &mut uuid);
+        let returning = Returning::new(state, &scope, ret_exprs, &param_types)?;
+        Ok(DmlPlan {
+            table,
+            param_types,
+            uuid_params: uuid,
+            kind: Kind::Joined { join, delete },
+            returning,
+            stored,
+            row: schema,
+            schemas: OnceLock::new(),
+            subqueries: None,
+        })
+    }
+
     async fn insert(
         insert: &ast::Insert,
         table: Arc<TableHandle>,
@@ -683,8 +755,8 @@ impl DmlPlan {
     pub fn tag(&self) -> &'static str {
         match self.kind {
             Kind::Insert { .. } => "INSERT",
-            Kind::Update { .. } => "UPDATE",
-            Kind::Delete { .. } => "DELETE",
+            Kind::Update { .. } | Kind::Joined { delete: false, .. } => "UPDATE",
+            Kind::Delete { .. } | Kind::Joined { delete: true, .. } => "DELETE",
         }
     }
 
@@ -702,6 +774,7 @@ impl DmlPlan {
                 Target::Keys(k) => format!("primary key lookup of {} key(s), no scan", k.len()),
                 Target::Scan => "full scan of the table".to_string(),
             },
+            Kind::Joined { .. } => "the rows a join picks, each by primary key".to_string(),
         };
         format!("{} {name}: {how}", self.tag())
     }
@@ -813,6 +886,7 @@ impl DmlPlan {
                     }
                 }
             }
+            Kind::Joined { join, delete } => self.build_joined(&mut b, join, *delete, state, params).await?,
             Kind::Delete { target, filter, exprs } => {
                 let rows = self.target_rows(&mut b, target, state, params).await?;
                 let batch = self.row_batch(&rows)?;
@@ -837,6 +911,51 @@ impl DmlPlan {
         };
         let rows = b.writes.iter().map(|(w, v)| (w.table, w.key.clone(), v.clone())).collect();
         Ok(Built { writes: b.writes.into_iter().map(|(w, _)| w).collect(), rows, count, returned })
+    }
+
+    /// The writes of an UPDATE … FROM or DELETE … USING: each row the join
+    /// picks, changed once, expecting the version the join read.
+    async fn build_joined(
+        &self,
+        b: &mut Builder<'_>,
+        join: &JoinedPlan,
+        delete: bool,
+        state: &SessionState,
+        params: &[ScalarValue],
+    ) -> Result<()> {
+        let rows = self.source_rows(&Source::Query(join.query.clone()), state, params).await?;
+        let key_width = self.table.def.primary_key.len();
+        for row in rows {
+            let mut key_values = Vec::with_capacity(key_width);
+            for (v, &k) in row[1..=key_width].iter().zip(&self.table.def.primary_key) {
+                let c = &self.table.def.columns[k];
+                key_values.push(assign_in(v.clone(), c.ty, &c.name, zone_of(state))?);
+            }
+            let refs: Vec<&Value> = key_values.iter().collect();
+            let key = self.table.key_from(&refs)?;
+            if b.written.contains_key(&key) {
+                continue; // matched again: changed once, by its first match
+            }
+            let Some(current) = b.current(&key)? else { continue };
+            // The version the join read (none for the transaction's own
+            // rows): the write is refused if the row changed since.
+            let expect = match (&row[0], b.txn.get(self.table.def.id, &key)) {
+                (ScalarValue::Int64(Some(v)), None) => Expect::Version(*v as u64),
+                _ => Expect::Any,
+            };
+            if delete {
+                b.delete_expecting(key, &current, expect)?;
+                continue;
+            }
+            let mut new = current.values.clone();
+            for (v, &col) in row[1 + key_width..].iter().zip(&join.sets) {
+                let c = &self.table.def.columns[col];
+                new[col] = assign_in(v.clone(), c.ty, &c.name, zone_of(state))?;
+            }
+            self.check_not_null(&new)?;
+            b.put(OP_UPDATE, key, new, expect)?;
+        }
+        Ok(())
     }
 
     async fn source_rows(
@@ -1125,6 +1244,15 @@ impl Builder<'_> {
     /// reports (not the old key of a row whose key an UPDATE changed).
     fn delete(&mut self, key: Vec<u8>, old: &Current, counted: bool) -> Result<()> {
         let expect = self.expect_for(&key, old);
+        self.delete_row(key, old, expect, counted)
+    }
+
+    /// Deletes `old`, a row the statement reports, expecting `expect`.
+    fn delete_expecting(&mut self, key: Vec<u8>, old: &Current, expect: Expect) -> Result<()> {
+        self.delete_row(key, old, expect, true)
+    }
+
+    fn delete_row(&mut self, key: Vec<u8>, old: &Current, expect: Expect, counted: bool) -> Result<()> {
         let w = RowWrite::delete(self.table, expect, &old.values)?;
         self.written.insert(key, None);
         if counted {
