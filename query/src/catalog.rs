@@ -12,6 +12,7 @@ pub mod schema;
 pub mod stream_table;
 pub mod system;
 pub mod time_windows;
+pub mod views;
 
 pub use archive::{ArchivePart, ArchiveScan, PartitionArchive, RowGroups};
 pub use keyed_table::{KeyScanExec, KeyedTable, TABLE_SYSTEM_COLUMNS};

@@ -199,6 +199,7 @@ impl Brikk {
                 subscriptions,
             }),
         };
+        schema.plan_views_in(Arc::downgrade(&brikk.shared));
         brikk.shared.continuous.start(Arc::downgrade(&brikk.shared), &brikk.shared.store)?;
         Ok(brikk)
     }

@@ -97,6 +97,9 @@ pub enum Error {
     /// parameters or give other columns than the client was told.
     #[error("cached plan must not change result type")]
     PlanChanged,
+    /// A view that would read itself.
+    #[error("{0}")]
+    InvalidObjectDefinition(String),
     /// A definition that cannot hold (`DROP NOT NULL` of a key column).
     #[error("{0}")]
     InvalidTableDefinition(String),
@@ -176,6 +179,7 @@ impl From<brikk_storage::Error> for Error {
             S::SequenceLimit(m) => Error::SequenceLimit(m),
             S::NotFound { kind: "group", name } => Error::NotFound { kind: ObjectKind::Group, name },
             S::NotFound { kind: "column", name } => Error::NotFound { kind: ObjectKind::Column, name },
+            S::NotFound { kind: "view", name } => Error::NotFound { kind: ObjectKind::Relation, name },
             S::NotFound { name, .. } => Error::NotFound { kind: ObjectKind::Relation, name },
             S::AlreadyExists { kind: "group", name } => Error::AlreadyExists { kind: ObjectKind::Group, name },
             S::AlreadyExists { kind: "column", name } => Error::AlreadyExists { kind: ObjectKind::Column, name },

@@ -31,6 +31,7 @@ pub mod code {
     pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
     pub const RESERVED_NAME: &str = "42939";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
     pub const DIVISION_BY_ZERO: &str = "22012";
@@ -100,6 +101,7 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::InvalidColumnReference(_) => INVALID_COLUMN_REFERENCE,
         Error::ReservedName(_) => RESERVED_NAME,
         Error::InvalidTableDefinition(_) => INVALID_TABLE_DEFINITION,
+        Error::InvalidObjectDefinition(_) => INVALID_OBJECT_DEFINITION,
         Error::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
         Error::SequenceLimit(_) => SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
         Error::DivisionByZero => DIVISION_BY_ZERO,

@@ -313,6 +313,30 @@ impl TableDef {
     }
 }
 
+/// A view as the catalog stores it: a named query, planned again by each
+/// statement that reads it (so it sees the relations as they are then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewDef {
+    pub name: String,
+    /// The query, as SQL text.
+    pub query: String,
+    /// `CREATE VIEW name (a, b) AS …`: names for the query's columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Creation time, microseconds since the Unix epoch.
+    pub created_at_micros: i64,
+}
+
+impl ViewDef {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("ViewDef serializes")
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<ViewDef> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("view definition: {e}")))
+    }
+}
+
 /// A change `ALTER TABLE` makes to the columns of a stream or table.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlterColumns {

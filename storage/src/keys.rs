@@ -9,6 +9,7 @@
 //!  cf "time_index"  stream_id u64 | partition u32 | timestamp i64^  -> first offset u64
 //!  cf "catalog"     "stream/" name                                  -> StreamDef (JSON)
 //!                   "table/" name                                   -> TableDef (JSON)
+//!                   "view/" name                                    -> ViewDef (JSON)
 //!                   "next_stream_id"                                -> u64
 //!  cf "groups"      stream_id u64 | kind u8 | group name | 0x00 | ...
 //!                     kind 'd'                                      -> GroupDef (JSON)
@@ -93,6 +94,16 @@ pub fn catalog_table_key(name: &str) -> Vec<u8> {
 
 /// Catalog key prefix of all table definitions.
 pub const CATALOG_TABLE_PREFIX: &[u8] = b"table/";
+
+/// Catalog key prefix of all view definitions.
+pub const CATALOG_VIEW_PREFIX: &[u8] = b"view/";
+
+/// Catalog key of a view definition.
+pub fn catalog_view_key(name: &str) -> Vec<u8> {
+    let mut key = CATALOG_VIEW_PREFIX.to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
+}
 
 /// The `tables` key of the row of `table` whose encoded primary key is `pk`.
 pub fn row_key(table: TableId, pk: &[u8]) -> Vec<u8> {

@@ -71,7 +71,7 @@ pub mod tables;
 pub use archive::{ArchiveReader, ArchivedFile, Handover, SealState, Segment};
 pub use catalog::{
     changelog_name, AlterColumns, ArchiveDef, ColumnDef, ColumnType, Identity, StreamDef, StreamId, TableDef, TableId,
-    MAX_PARTITIONS,
+    ViewDef, MAX_PARTITIONS,
 };
 pub use codec::{Record, RowLayout, Value};
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, DB};
 
 use crate::archive::{self, ArchiveReader, Handover};
-use crate::catalog::{AlterColumns, StreamDef, StreamId, TableDef, TableId};
+use crate::catalog::{AlterColumns, StreamDef, StreamId, TableDef, TableId, ViewDef};
 use crate::codec;
 use crate::engine;
 use crate::error::{Error, Result};
@@ -42,6 +42,7 @@ pub struct Catalog {
     pub(crate) ids: HashMap<StreamId, Arc<StreamHandle>>,
     tables: BTreeMap<String, Arc<TableHandle>>,
     table_ids: HashMap<TableId, Arc<TableHandle>>,
+    views: BTreeMap<String, Arc<ViewDef>>,
     /// How many `ALTER`s this catalog has seen since the store opened: a
     /// statement planned under another count may hold an old definition.
     altered: u64,
@@ -53,13 +54,14 @@ pub struct Catalog {
 pub(crate) struct CatalogChanges {
     pub(crate) streams: HashMap<String, Option<Arc<StreamHandle>>>,
     pub(crate) tables: HashMap<String, Option<Arc<TableHandle>>>,
+    pub(crate) views: HashMap<String, Option<Arc<ViewDef>>>,
     /// A definition was altered (rather than created or dropped).
     pub(crate) altered: bool,
 }
 
 impl CatalogChanges {
     pub(crate) fn is_empty(&self) -> bool {
-        self.streams.is_empty() && self.tables.is_empty()
+        self.streams.is_empty() && self.tables.is_empty() && self.views.is_empty()
     }
 }
 
@@ -68,10 +70,21 @@ impl Catalog {
         db: Arc<DB>,
         streams: BTreeMap<String, Arc<StreamHandle>>,
         tables: BTreeMap<String, Arc<TableHandle>>,
+        views: BTreeMap<String, Arc<ViewDef>>,
     ) -> Catalog {
         let ids = streams.values().map(|h| (h.def.id, h.clone())).collect();
         let table_ids = tables.values().map(|h| (h.def.id, h.clone())).collect();
-        Catalog { db, streams, ids, tables, table_ids, altered: 0 }
+        Catalog { db, streams, ids, tables, table_ids, views, altered: 0 }
+    }
+
+    /// The view called `name`, if it exists.
+    pub fn view(&self, name: &str) -> Option<Arc<ViewDef>> {
+        self.views.get(name).cloned()
+    }
+
+    /// All views, ordered by name.
+    pub fn views(&self) -> impl Iterator<Item = &Arc<ViewDef>> {
+        self.views.values()
     }
 
     /// How many definitions have been altered since the store opened. A
@@ -124,7 +137,14 @@ impl Catalog {
                 None => tables.remove(&name),
             };
         }
-        let mut catalog = Catalog::new(self.db.clone(), streams, tables);
+        let mut views = self.views.clone();
+        for (name, view) in changes.views {
+            match view {
+                Some(v) => views.insert(name, v),
+                None => views.remove(&name),
+            };
+        }
+        let mut catalog = Catalog::new(self.db.clone(), streams, tables, views);
         catalog.altered = self.altered + changes.altered as u64;
         catalog
     }
@@ -196,8 +216,8 @@ impl Store {
         let cfs = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, engine::cf_options(name)));
         let db = Arc::new(DB::open_cf_descriptors(&engine::db_options(), &path, cfs)?);
         engine::prepare_wal(&db)?;
-        let (streams, tables, next_stream_id) = recover(&db)?;
-        let catalog = Catalog::new(db.clone(), streams, tables);
+        let (streams, tables, views, next_stream_id) = recover(&db)?;
+        let catalog = Catalog::new(db.clone(), streams, tables, views);
         let groups = Arc::new(Groups::recover(&db, &catalog.ids)?);
         // Commit timestamps keep increasing across restarts.
         let newest = catalog
@@ -343,6 +363,26 @@ impl Store {
         rx.await.map_err(|_| Error::Unavailable)?
     }
 
+    /// The view called `name`, if it exists now.
+    pub fn view(&self, name: &str) -> Option<Arc<ViewDef>> {
+        self.catalog().view(name)
+    }
+
+    /// Creates a view (`or_replace`: replacing a view of that name) in one
+    /// durable write. Tables, streams and views share one namespace.
+    pub async fn create_view(&self, def: ViewDef, or_replace: bool) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::CreateView(def, or_replace, tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
+    /// Drops a view. Returns whether one was dropped.
+    pub async fn drop_view(&self, name: &str, if_exists: bool) -> Result<bool> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::DropView(name.to_string(), if_exists, tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
     /// Drops a stream and deletes its records in one durable write. Returns
     /// whether a stream was dropped.
     pub async fn drop_stream(&self, name: &str, if_exists: bool) -> Result<bool> {
@@ -480,9 +520,10 @@ fn live_bytes(db: &DB, def: &StreamDef, p: u32) -> Result<u64> {
     Ok(total)
 }
 
-type Recovered = (BTreeMap<String, Arc<StreamHandle>>, BTreeMap<String, Arc<TableHandle>>, u64);
+type Recovered =
+    (BTreeMap<String, Arc<StreamHandle>>, BTreeMap<String, Arc<TableHandle>>, BTreeMap<String, Arc<ViewDef>>, u64);
 
-/// Loads stream and table definitions and finds each partition's head (last
+/// Loads stream, table and view definitions and finds each partition's head (last
 /// offset + 1) and newest timestamp by seeking to the end of its key range, and what of it is
 /// archived (the manifest).
 fn recover(db: &DB) -> Result<Recovered> {
@@ -552,9 +593,19 @@ fn recover(db: &DB) -> Result<Recovered> {
             .ok_or_else(|| Error::Corrupt(format!("changelog of table \"{}\" is missing", def.name)))?;
         tables.insert(def.name.clone(), Arc::new(TableHandle::new(def, changelog)));
     }
+    let mut views = BTreeMap::new();
+    let iter = db.iterator_cf(cat, IteratorMode::From(keys::CATALOG_VIEW_PREFIX, Direction::Forward));
+    for item in iter {
+        let (key, value) = item?;
+        if !key.starts_with(keys::CATALOG_VIEW_PREFIX) {
+            break;
+        }
+        let def = ViewDef::from_bytes(&value)?;
+        views.insert(def.name.clone(), Arc::new(def));
+    }
     let next_id = match db.get_cf(cat, keys::CATALOG_NEXT_STREAM_ID)? {
         Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Corrupt("next_stream_id".into()))?),
         None => 1,
     };
-    Ok((streams, tables, next_id))
+    Ok((streams, tables, views, next_id))
 }

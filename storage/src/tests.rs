@@ -586,3 +586,36 @@ fn added_columns_read_their_missing_value_across_handles_and_reopen() {
         assert_eq!(store.read(&s, 0, 0, 10, 10).unwrap().len(), 2);
     });
 }
+
+/// Views share the namespace of streams and tables, only a view is
+/// replaced, and definitions survive a reopen.
+#[test]
+fn views_are_durable_and_share_the_namespace() {
+    use crate::catalog::ViewDef;
+    let view = |name: &str, query: &str| ViewDef {
+        name: name.into(),
+        query: query.into(),
+        columns: Vec::new(),
+        created_at_micros: 0,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        store.create_stream(def("s", 1), false).await.unwrap();
+        store.create_view(view("v", "SELECT 1"), false).await.unwrap();
+        assert!(matches!(store.create_view(view("v", "SELECT 2"), false).await, Err(Error::AlreadyExists { .. })));
+        assert!(matches!(store.create_view(view("s", "SELECT 2"), true).await, Err(Error::AlreadyExists { .. })));
+        assert!(matches!(store.create_stream(def("v", 1), false).await, Err(Error::AlreadyExists { .. })));
+        store.create_view(view("v", "SELECT 2"), true).await.unwrap();
+        store.create_view(view("w", "SELECT 3"), false).await.unwrap();
+        assert!(store.drop_view("w", false).await.unwrap());
+        assert!(!store.drop_view("w", true).await.unwrap());
+        assert!(matches!(store.drop_view("w", false).await, Err(Error::NotFound { .. })));
+        store.close();
+    });
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.view("v").unwrap().query, "SELECT 2");
+        assert!(store.view("w").is_none());
+    });
+}

@@ -25,6 +25,8 @@ pub struct BrikkSchema {
     store: WeakStore,
     archive: ArchiveSlot,
     subscriptions: Arc<LiveSubscriptions>,
+    /// The database views are planned in ([`BrikkSchema::plan_views_in`]).
+    planner: std::sync::OnceLock<std::sync::Weak<crate::db::Shared>>,
 }
 
 /// Where the installed [`ArchiveScan`] is kept, shared by the schema and
@@ -33,7 +35,12 @@ pub type ArchiveSlot = Arc<std::sync::RwLock<Option<Arc<dyn ArchiveScan>>>>;
 
 impl BrikkSchema {
     pub fn new(store: &Store, archive: ArchiveSlot, subscriptions: Arc<LiveSubscriptions>) -> BrikkSchema {
-        BrikkSchema { store: store.downgrade(), archive, subscriptions }
+        BrikkSchema { store: store.downgrade(), archive, subscriptions, planner: Default::default() }
+    }
+
+    /// Views are planned in `db` (set once, when the database opens).
+    pub(crate) fn plan_views_in(&self, db: std::sync::Weak<crate::db::Shared>) {
+        let _ = self.planner.set(db);
     }
 
     fn store(&self) -> Option<Store> {
@@ -64,16 +71,25 @@ impl SchemaProvider for BrikkSchema {
         let mut names: Vec<String> =
             catalog.streams().filter(|s| s.def.changelog_of.is_none()).map(|s| s.def.name.clone()).collect();
         names.extend(catalog.tables().map(|t| t.def.name.clone()));
+        names.extend(catalog.views().map(|v| v.name.clone()));
         names.extend(system::NAMES.iter().map(|s| s.to_string()));
         names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        self.relation(name)
+        let view = self.store().and_then(|s| s.view(name));
+        let db = self.planner.get().and_then(std::sync::Weak::upgrade);
+        match (view, db) {
+            (Some(view), Some(db)) => {
+                let db = crate::Brikk::from_shared(db);
+                Ok(Some(crate::catalog::views::provider(&db, &view).await))
+            }
+            _ => self.relation(name),
+        }
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.store().is_some_and(|s| s.stream(name).is_some() || s.table(name).is_some())
+        self.store().is_some_and(|s| s.stream(name).is_some() || s.table(name).is_some() || s.view(name).is_some())
             || system::NAMES.contains(&name)
     }
 }

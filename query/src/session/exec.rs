@@ -627,6 +627,9 @@ impl Session {
                     if store.table(name).is_none() && store.stream(name).is_some() {
                         return Err(Error::WrongObjectType(format!("\"{name}\" is a stream; use DROP STREAM")));
                     }
+                    if store.view(name).is_some() {
+                        return Err(Error::WrongObjectType(format!("\"{name}\" is a view; use DROP VIEW")));
+                    }
                     if store.table(name).is_none() && !if_exists {
                         return Err(Error::NotFound { kind: ObjectKind::Relation, name: name.clone() });
                     }
@@ -637,6 +640,23 @@ impl Session {
                     }
                 }
                 Ok(command("DROP TABLE", None))
+            }
+            S::CreateView(cv) => {
+                self.ddl_allowed("CREATE VIEW").await?;
+                let def = crate::catalog::views::definition(&self.db, &cv).await?;
+                self.db.shared().store.create_view(def, cv.or_replace).await?;
+                Ok(command("CREATE VIEW", None))
+            }
+            S::Drop { object_type: ast::ObjectType::View, names, if_exists, .. } => {
+                self.ddl_allowed("DROP VIEW").await?;
+                let names: Vec<String> = names
+                    .iter()
+                    .map(|n| n.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default())
+                    .collect();
+                for name in crate::catalog::views::drop(&self.db, &names, if_exists).await? {
+                    self.notices.push(Notice::skipped_drop("view", &name));
+                }
+                Ok(command("DROP VIEW", None))
             }
             S::Drop { object_type, .. } => Err(Error::Unsupported(format!("DROP {object_type}"))),
             S::Explain { statement, analyze: false, .. }
@@ -1132,6 +1152,8 @@ fn not_a_table(store: &brikk_storage::Store, name: &str, verb: &str) -> Error {
     let name = name.trim_matches('"').to_ascii_lowercase();
     if store.stream(&name).is_some() {
         Error::WrongObjectType(format!("cannot {verb} stream \"{name}\": streams are append-only (use retention)"))
+    } else if store.view(&name).is_some() {
+        Error::WrongState(format!("cannot {verb} view \"{name}\": views are read-only"))
     } else {
         Error::NotFound { kind: ObjectKind::Relation, name }
     }

@@ -89,6 +89,8 @@ impl InsertPlan {
         let stream = store.stream(&relation).ok_or_else(|| {
             if crate::catalog::system::NAMES.contains(&relation.as_str()) {
                 Error::Unsupported(format!("INSERT into system table \"{relation}\""))
+            } else if store.view(&relation).is_some() {
+                Error::WrongState(format!("cannot insert into view \"{relation}\": views are read-only"))
             } else {
                 Error::NotFound { kind: ObjectKind::Relation, name: relation.clone() }
             }

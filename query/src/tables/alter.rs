@@ -47,6 +47,9 @@ pub fn changes(state: &SessionState, store: &Store, at: &ast::AlterTable) -> Res
         )))
         }
         (None, Some(s)) => s.def.columns.clone(),
+        (None, None) if crate::catalog::system::NAMES.contains(&name.as_str()) => {
+            return Err(Error::WrongObjectType(format!("\"{name}\" is a system table")))
+        }
         (None, None) => return Err(Error::NotFound { kind: ObjectKind::Relation, name }),
     };
     let column = |ident: &ast::Ident| -> Result<&ColumnDef> {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
 use crate::archive::{ArchivedFile, Handover};
-use crate::catalog::{alter_columns, AlterColumns, StreamDef, StreamId, TableDef, TableId};
+use crate::catalog::{alter_columns, AlterColumns, StreamDef, StreamId, TableDef, TableId, ViewDef};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::groups::{GroupWrite, Groups};
@@ -113,6 +113,8 @@ pub(crate) enum Request {
     CreateTable(TableDef, bool, tokio::sync::oneshot::Sender<Result<Option<Arc<TableHandle>>>>),
     DropTable(String, bool, tokio::sync::oneshot::Sender<Result<bool>>),
     Alter(String, Vec<AlterColumns>, tokio::sync::oneshot::Sender<Result<bool>>),
+    CreateView(ViewDef, bool, tokio::sync::oneshot::Sender<Result<()>>),
+    DropView(String, bool, tokio::sync::oneshot::Sender<Result<bool>>),
     Trim(Vec<Trim>, tokio::sync::oneshot::Sender<Result<()>>),
     Archive(Handover, tokio::sync::oneshot::Sender<Result<()>>),
 }
@@ -123,7 +125,7 @@ enum Pending {
     Create(tokio::sync::oneshot::Sender<Result<Option<Arc<StreamHandle>>>>, Option<Arc<StreamHandle>>),
     Drop(tokio::sync::oneshot::Sender<Result<bool>>, bool),
     CreateTable(tokio::sync::oneshot::Sender<Result<Option<Arc<TableHandle>>>>, Option<Arc<TableHandle>>),
-    Trim(tokio::sync::oneshot::Sender<Result<()>>),
+    Done(tokio::sync::oneshot::Sender<Result<()>>),
 }
 
 impl Pending {
@@ -135,7 +137,7 @@ impl Pending {
             Pending::Create(tx, r) => tx.send(Ok(r)).map_err(drop),
             Pending::Drop(tx, r) => tx.send(Ok(r)).map_err(drop),
             Pending::CreateTable(tx, r) => tx.send(Ok(r)).map_err(drop),
-            Pending::Trim(tx) => tx.send(Ok(())).map_err(drop),
+            Pending::Done(tx) => tx.send(Ok(())).map_err(drop),
         };
     }
 
@@ -146,7 +148,7 @@ impl Pending {
             Pending::Create(tx, _) => tx.send(Err(err())).map_err(drop),
             Pending::Drop(tx, _) => tx.send(Err(err())).map_err(drop),
             Pending::CreateTable(tx, _) => tx.send(Err(err())).map_err(drop),
-            Pending::Trim(tx) => tx.send(Err(err())).map_err(drop),
+            Pending::Done(tx) => tx.send(Err(err())).map_err(drop),
         };
     }
 }
@@ -224,9 +226,39 @@ impl Group<'_> {
         }
     }
 
-    /// Whether a stream or a table is called `name`.
+    fn view_by_name(&self, name: &str) -> Option<Arc<ViewDef>> {
+        match self.changed.views.get(name) {
+            Some(v) => v.clone(),
+            None => self.catalog.view(name),
+        }
+    }
+
+    /// Whether a stream, a table or a view is called `name`.
     fn relation_exists(&self, name: &str) -> bool {
-        self.stream_by_name(name).is_some() || self.table_by_name(name).is_some()
+        self.stream_by_name(name).is_some() || self.table_by_name(name).is_some() || self.view_by_name(name).is_some()
+    }
+
+    /// `CREATE [OR REPLACE] VIEW`: only a view may be replaced.
+    fn create_view(&mut self, def: ViewDef, or_replace: bool) -> Result<()> {
+        let replaces = or_replace && self.view_by_name(&def.name).is_some();
+        if !replaces && self.relation_exists(&def.name) {
+            return Err(Error::AlreadyExists { kind: "relation", name: def.name });
+        }
+        self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::catalog_view_key(&def.name), def.to_bytes());
+        self.changed.views.insert(def.name.clone(), Some(Arc::new(def)));
+        Ok(())
+    }
+
+    fn drop_view(&mut self, name: String, if_exists: bool) -> Result<bool> {
+        if self.view_by_name(&name).is_none() {
+            if if_exists {
+                return Ok(false);
+            }
+            return Err(Error::NotFound { kind: "view", name });
+        }
+        self.batch.delete_cf(cf(self.catalog, CF_CATALOG), keys::catalog_view_key(&name));
+        self.changed.views.insert(name, None);
+        Ok(true)
     }
 
     /// The version of a row as of everything staged so far: `Some(v)` if it
@@ -678,12 +710,20 @@ pub(crate) fn run(
                     Ok(r) => group.replies.push(Pending::Drop(tx, r)),
                     Err(e) => drop(tx.send(Err(e))),
                 },
+                Request::CreateView(def, or_replace, tx) => match group.create_view(def, or_replace) {
+                    Ok(()) => group.replies.push(Pending::Done(tx)),
+                    Err(e) => drop(tx.send(Err(e))),
+                },
+                Request::DropView(name, if_exists, tx) => match group.drop_view(name, if_exists) {
+                    Ok(r) => group.replies.push(Pending::Drop(tx, r)),
+                    Err(e) => drop(tx.send(Err(e))),
+                },
                 Request::Trim(trims, tx) => {
                     group.trim(trims);
-                    group.replies.push(Pending::Trim(tx));
+                    group.replies.push(Pending::Done(tx));
                 }
                 Request::Archive(handover, tx) => match group.archive(handover) {
-                    Ok(()) => group.replies.push(Pending::Trim(tx)),
+                    Ok(()) => group.replies.push(Pending::Done(tx)),
                     Err(e) => drop(tx.send(Err(e))),
                 },
             }
