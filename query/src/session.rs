@@ -27,6 +27,7 @@ pub mod listen;
 pub mod notice;
 pub(crate) mod output;
 pub mod prepared;
+pub(crate) mod statements;
 pub mod subscribe;
 pub mod vars;
 

@@ -15,6 +15,7 @@ pub mod code {
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const UNDEFINED_PSTATEMENT: &str = "26000";
+    pub const DUPLICATE_PSTATEMENT: &str = "42P05";
     pub const INVALID_CURSOR_NAME: &str = "34000";
     pub const DUPLICATE_CURSOR: &str = "42P03";
     pub const DUPLICATE_TABLE: &str = "42P07";
@@ -83,11 +84,8 @@ pub fn sqlstate(e: &Error) -> &'static str {
             ObjectKind::Relation => DUPLICATE_TABLE,
             ObjectKind::Column => DUPLICATE_COLUMN,
             ObjectKind::Cursor => DUPLICATE_CURSOR,
-            ObjectKind::Function
-            | ObjectKind::Parameter
-            | ObjectKind::Statement
-            | ObjectKind::Group
-            | ObjectKind::Query => DUPLICATE_OBJECT,
+            ObjectKind::Statement => DUPLICATE_PSTATEMENT,
+            ObjectKind::Function | ObjectKind::Parameter | ObjectKind::Group | ObjectKind::Query => DUPLICATE_OBJECT,
         },
         Error::TypeMismatch(_) => DATATYPE_MISMATCH,
         Error::InvalidText(_) => INVALID_TEXT_REPRESENTATION,

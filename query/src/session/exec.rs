@@ -102,6 +102,8 @@ pub struct Session {
     /// Statements planned again after an `ALTER` (see
     /// [`Session::current_plan`]), by SQL text.
     replanned: HashMap<String, Arc<Prepared>>,
+    /// `PREPARE`d statements by name ([`super::statements`]).
+    pub(crate) statements: HashMap<String, Arc<Prepared>>,
 }
 
 /// How often an autocommit statement on a table runs again when a row it
@@ -125,6 +127,7 @@ impl Session {
             vars_session: None,
             notices: Vec::new(),
             replanned: HashMap::new(),
+            statements: HashMap::new(),
         }
     }
 
@@ -262,24 +265,23 @@ impl Session {
     /// transaction.
     pub async fn execute_prepared(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
         self.settle();
-        let replanned = match prepared.is_current(&self.db) {
-            true => None,
-            false => match Box::pin(self.current_plan(prepared)).await {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    self.fail();
-                    return Err(e);
-                }
-            },
-        };
-        let prepared = replanned.as_deref().unwrap_or(prepared);
-        match self.run_prepared(prepared, params).await {
+        match self.run_current(prepared, params).await {
             Ok(output) => Ok(self.watched(output)),
             Err(e) => {
                 self.fail();
                 Err(e)
             }
         }
+    }
+
+    /// Runs `prepared`, planned again first if an `ALTER` changed a
+    /// definition since it was planned.
+    pub(crate) async fn run_current(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
+        let replanned = match prepared.is_current(&self.db) {
+            true => None,
+            false => Some(Box::pin(self.current_plan(prepared)).await?),
+        };
+        self.run_prepared(replanned.as_deref().unwrap_or(prepared), params).await
     }
 
     /// `prepared` planned again under the current definitions, after an
@@ -581,7 +583,20 @@ impl Session {
                 self.notify(crate::sql::parser::normalize(&channel), payload.unwrap_or_default())?;
                 Ok(command("NOTIFY", None))
             }
-            S::Deallocate { .. } => Ok(command("DEALLOCATE", None)),
+            S::Deallocate { name, .. } => Ok(self.deallocate(&name)),
+            S::Prepare { name, data_types, statement } => {
+                Box::pin(self.prepare_named(&name, &data_types, &statement)).await
+            }
+            S::Execute {
+                name: Some(name),
+                parameters,
+                immediate: false,
+                into,
+                using,
+                output: false,
+                default: false,
+                ..
+            } if into.is_empty() && using.is_empty() => Box::pin(self.execute_named(&name, &parameters)).await,
             S::Copy { source, to, target, options, legacy_options, .. } => {
                 self.copy(source, to, target, options, legacy_options).await
             }
@@ -1167,7 +1182,7 @@ fn explain_text(line: &str) -> Output {
     Output::Rows(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(vec![Ok(batch)]))))
 }
 
-fn command(tag: &str, rows: Option<usize>) -> Output {
+pub(crate) fn command(tag: &str, rows: Option<usize>) -> Output {
     Output::Command { tag: tag.to_string(), rows }
 }
 
