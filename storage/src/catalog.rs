@@ -323,6 +323,11 @@ pub struct ViewDef {
     /// `CREATE VIEW name (a, b) AS …`: names for the query's columns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// The `TimeZone` of the session that created it, in which the query's
+    /// date/time text is read (`'2026-01-01 10:00'::timestamptz`), as
+    /// Postgres fixes such constants at CREATE. `None`: UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Creation time, microseconds since the Unix epoch.
     pub created_at_micros: i64,
 }

@@ -596,6 +596,7 @@ fn views_are_durable_and_share_the_namespace() {
         name: name.into(),
         query: query.into(),
         columns: Vec::new(),
+        time_zone: None,
         created_at_micros: 0,
     };
     let dir = tempfile::tempdir().unwrap();

@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use brikk_storage::{now_micros, Store, ViewDef};
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::{TableType, ViewTable};
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::sqlparser::ast;
 
@@ -26,9 +26,10 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::sql::parser::normalize;
 use crate::sql::Statement;
 
-/// The definition `CREATE VIEW` asks for, checked: no cycle through other
-/// views, a query that plans, no more column names than columns.
-pub async fn definition(db: &Brikk, cv: &ast::CreateView) -> Result<ViewDef> {
+/// The definition `CREATE VIEW` asks for in a session of time zone `zone`,
+/// checked: no cycle through other views, a query that plans, no more
+/// column names than columns.
+pub async fn definition(db: &Brikk, cv: &ast::CreateView, zone: &str) -> Result<ViewDef> {
     if cv.materialized || cv.temporary {
         return Err(Error::Unsupported("materialized and temporary views".into()));
     }
@@ -49,6 +50,7 @@ pub async fn definition(db: &Brikk, cv: &ast::CreateView) -> Result<ViewDef> {
         name,
         query: cv.query.to_string(),
         columns: cv.columns.iter().map(|c| normalize(&c.name)).collect(),
+        time_zone: (!crate::types::is_utc(zone)).then(|| zone.to_string()),
         created_at_micros: now_micros(),
     };
     plan(db, &def).await?;
@@ -96,7 +98,8 @@ pub async fn plan(db: &Brikk, def: &ViewDef) -> Result<Arc<dyn TableProvider>> {
     let (Some(Statement::Sql(stmt)), true) = (statements.pop(), statements.is_empty()) else {
         return Err(Error::Internal(format!("the query of view \"{}\" is not one query", def.name)));
     };
-    let mut plan = Box::pin(db.plan_query(*stmt, crate::types::UTC)).await?;
+    let zone = def.time_zone.as_deref().unwrap_or(crate::types::UTC);
+    let mut plan = Box::pin(db.plan_query(*stmt, zone)).await?;
     if !def.columns.is_empty() {
         let fields = plan.schema().fields().len();
         if def.columns.len() > fields {
@@ -108,7 +111,7 @@ pub async fn plan(db: &Brikk, def: &ViewDef) -> Result<Arc<dyn TableProvider>> {
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
-                let e = datafusion::logical_expr::Expr::Column(c.clone());
+                let e = Expr::Column(c.clone());
                 match def.columns.get(i) {
                     Some(n) => e.alias(n),
                     None => e.alias(c.name),
@@ -117,8 +120,67 @@ pub async fn plan(db: &Brikk, def: &ViewDef) -> Result<Arc<dyn TableProvider>> {
             .collect();
         plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
     }
-    let plan: LogicalPlan = plan;
-    Ok(Arc::new(ViewTable::new(plan, Some(def.query.clone()))))
+    let zoned = plan.schema().fields().iter().any(|f| matches!(f.data_type(), DataType::Timestamp(_, Some(_))));
+    if !zoned {
+        return Ok(Arc::new(ViewTable::new(plan, Some(def.query.clone()))));
+    }
+    // Its `timestamptz` columns in UTC, and not inlined into the reading
+    // query, so the reading session shows them in its own zone as it does
+    // a table's (`crate::zone`), not in the zone the view was created in.
+    let exprs: Vec<Expr> = plan
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+            match field.data_type() {
+                DataType::Timestamp(unit, Some(_)) => Expr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(column),
+                    DataType::Timestamp(*unit, Some(crate::types::UTC.into())),
+                ))
+                .alias(field.name()),
+                _ => column,
+            }
+        })
+        .collect();
+    let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+    Ok(Arc::new(ZonedView(ViewTable::new(plan, Some(def.query.clone())))))
+}
+
+/// A view with `timestamptz` columns: read through its own scan rather than
+/// inlined, so its columns are retagged in the reader's zone like a table's.
+#[derive(Debug)]
+struct ZonedView(ViewTable);
+
+#[async_trait]
+impl TableProvider for ZonedView {
+    fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.0.get_table_definition()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
+    }
 }
 
 /// [`plan`], or for a view that no longer plans (a relation it reads was
@@ -150,7 +212,7 @@ impl TableProvider for BrokenView {
         &self,
         _state: &dyn Session,
         _projection: Option<&Vec<usize>>,
-        _filters: &[datafusion::logical_expr::Expr],
+        _filters: &[Expr],
         _limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         Err(datafusion::error::DataFusionError::External(Box::new(self.error.as_ref().clone())))

@@ -658,7 +658,7 @@ impl Session {
             }
             S::CreateView(cv) => {
                 self.ddl_allowed("CREATE VIEW").await?;
-                let def = crate::catalog::views::definition(&self.db, &cv).await?;
+                let def = crate::catalog::views::definition(&self.db, &cv, self.vars.zone()).await?;
                 self.db.shared().store.create_view(def, cv.or_replace).await?;
                 Ok(command("CREATE VIEW", None))
             }
