@@ -7,6 +7,7 @@
 -- In production each agent has its own connection; here one psql session
 -- plays them in turn (\gset keeps a row's columns in variables).
 
+DROP VIEW IF EXISTS open_hypotheses;
 DROP TABLE IF EXISTS board;
 DROP STREAM IF EXISTS decisions;
 CREATE TABLE board (
@@ -80,6 +81,15 @@ SELECT json_agg(b ORDER BY topic) AS board_json
 SELECT signal, count(*) AS cited_by
   FROM board, jsonb_array_elements_text(board.evidence -> 'signals') AS signal
  GROUP BY signal ORDER BY signal;
+
+-- The board grows a column while agents use it (no rewrite: existing
+-- facts read its default), and the decisions close what they settled.
+ALTER TABLE board ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
+UPDATE board b SET status = 'decided' FROM decisions d WHERE d.topic = b.topic;
+
+-- What an agent reads first: the open hypotheses, as a view.
+CREATE VIEW open_hypotheses AS SELECT topic, hypothesis, author FROM board WHERE status = 'open';
+SELECT * FROM open_hypotheses ORDER BY topic;
 
 -- The board now.
 SELECT topic, hypothesis, author, version FROM board ORDER BY topic;

@@ -71,6 +71,8 @@ fn blackboard() {
         r#""topic":"fix"},{"confidence":0.9,"hypothesis":"p99 triples","topic":"impact"}]"#,
         // Each cited signal, from the evidence arrays.
         "latency | 1\np99 | 1\npool wait | 1\n(4 rows)",
+        // After ALTER and UPDATE … FROM, the view lists what is still open.
+        "cause | a connection pool is exhausted | researcher\nimpact | p99 triples | critic\n(2 rows)",
     ] {
         assert!(out.contains(row), "missing {row:?} in:\n{out}");
     }
