@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use brikk_storage::{now_micros, AlterColumns, CommitReceipt, StreamDef, StreamId, WriteSet};
+use brikk_storage::{now_micros, CommitReceipt, StreamDef, StreamId, WriteSet};
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -290,11 +290,18 @@ impl Session {
     /// would take other parameters or give other columns is refused, as
     /// Postgres refuses it: `cached plan must not change result type`.
     async fn current_plan(&mut self, prepared: &Prepared) -> Result<Arc<Prepared>> {
-        if let Some(p) = self.replanned.get(&prepared.sql).filter(|p| p.is_current(&self.db)) {
-            return Ok(p.clone());
-        }
-        let declared: Vec<Option<DataType>> = prepared.param_types().iter().cloned().map(Some).collect();
-        let fresh = Arc::new(self.prepare(&prepared.sql, &declared).await?);
+        let cached = self.replanned.get(&prepared.sql).filter(|p| p.is_current(&self.db)).cloned();
+        let fresh = match cached {
+            Some(p) => p,
+            None => {
+                let declared: Vec<Option<DataType>> = prepared.param_types().iter().cloned().map(Some).collect();
+                let fresh = Arc::new(self.prepare(&prepared.sql, &declared).await?);
+                self.replanned.insert(prepared.sql.clone(), fresh.clone());
+                fresh
+            }
+        };
+        // Checked for each statement: two of the same text may have been
+        // prepared (and described) before different ALTERs.
         let same_columns = match (prepared.result_schema(), fresh.result_schema()) {
             (Some(a), Some(b)) => {
                 a.fields().len() == b.fields().len()
@@ -308,7 +315,6 @@ impl Session {
         if !same_columns || fresh.param_types() != prepared.param_types() {
             return Err(Error::PlanChanged);
         }
-        self.replanned.insert(prepared.sql.clone(), fresh.clone());
         Ok(fresh)
     }
 
@@ -735,37 +741,28 @@ impl Session {
         Ok(())
     }
 
-    /// DDL is not transactional: refuse it inside an explicit transaction,
-    /// and commit an implicit one's appends before it.
     /// `ALTER TABLE` (or `ALTER STREAM`) of a table or stream; see
     /// [`crate::tables::alter`].
     async fn alter_table(&mut self, at: ast::AlterTable) -> Result<Output> {
         self.ddl_allowed("ALTER TABLE").await?;
         let shared = self.db.shared();
         let store = &shared.store;
-        let (name, changes) = match crate::tables::alter::changes(&self.state(), store, &at) {
+        let (name, changes, present) = match crate::tables::alter::changes(&self.state(), store, &at) {
             Err(Error::NotFound { kind: ObjectKind::Relation, name }) if at.if_exists => {
                 self.notices.push(Notice::skipped_drop("relation", &name));
                 return Ok(command("ALTER TABLE", None));
             }
             other => other?,
         };
-        let columns: Vec<String> = match (store.table(&name), store.stream(&name)) {
-            (Some(t), _) => t.def.columns.iter().map(|c| c.name.clone()).collect(),
-            (None, Some(s)) => s.def.columns.iter().map(|c| c.name.clone()).collect(),
-            _ => Vec::new(),
-        };
-        for change in &changes {
-            if let AlterColumns::Add { column, if_not_exists: true } = change {
-                if columns.contains(&column.name) {
-                    self.notices.push(Notice::skipped_column(&column.name, &name));
-                }
-            }
+        for column in present {
+            self.notices.push(Notice::skipped_column(&column, &name));
         }
         store.alter(&name, changes).await?;
         Ok(command("ALTER TABLE", None))
     }
 
+    /// DDL is not transactional: refuse it inside an explicit transaction,
+    /// and commit an implicit one's appends before it.
     async fn ddl_allowed(&mut self, what: &str) -> Result<()> {
         match &self.txn {
             Txn::Active { implicit: false, .. } => Err(Error::ActiveTransaction(what.into())),

@@ -27,10 +27,15 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::sql::parser::normalize;
 use crate::types::column_type;
 
-/// The relation `at` names and the changes it asks for, checked against
-/// the relation's current definition (the committer checks them again
-/// against the definition they apply to).
-pub fn changes(state: &SessionState, store: &Store, at: &ast::AlterTable) -> Result<(String, Vec<AlterColumns>)> {
+/// The relation `at` names, the changes it asks for, checked against the
+/// relation's current definition (the committer checks them again against
+/// the definition they apply to), and the columns `ADD COLUMN IF NOT
+/// EXISTS` finds already there.
+pub fn changes(
+    state: &SessionState,
+    store: &Store,
+    at: &ast::AlterTable,
+) -> Result<(String, Vec<AlterColumns>, Vec<String>)> {
     let name = at.name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
     let table = store.table(&name);
     let stream = store.stream(&name);
@@ -111,7 +116,16 @@ pub fn changes(state: &SessionState, store: &Store, at: &ast::AlterTable) -> Res
             other => return Err(Error::Unsupported(format!("ALTER TABLE … {}", first_words(other)))),
         });
     }
-    Ok((name, out))
+    let present = out
+        .iter()
+        .filter_map(|c| match c {
+            AlterColumns::Add { column, if_not_exists: true } => Some(&column.name),
+            _ => None,
+        })
+        .filter(|n| columns.iter().any(|c| &c.name == *n))
+        .cloned()
+        .collect();
+    Ok((name, out, present))
 }
 
 /// The definition of a column `ADD COLUMN` appends, with the value existing
