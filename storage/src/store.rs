@@ -376,6 +376,15 @@ impl Store {
         rx.await.map_err(|_| Error::Unavailable)?
     }
 
+    /// Renames the table (and its changelog), stream or view `old` to `new`
+    /// in one durable write (`ALTER … RENAME TO`). Everything stored is keyed
+    /// by id, so nothing else moves.
+    pub async fn rename(&self, old: &str, new: &str) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Request::Rename(old.to_string(), new.to_string(), tx))?;
+        rx.await.map_err(|_| Error::Unavailable)?
+    }
+
     /// Drops a view. Returns whether one was dropped.
     pub async fn drop_view(&self, name: &str, if_exists: bool) -> Result<bool> {
         let (tx, rx) = tokio::sync::oneshot::channel();

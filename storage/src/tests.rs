@@ -620,3 +620,33 @@ fn views_are_durable_and_share_the_namespace() {
         assert!(store.view("w").is_none());
     });
 }
+
+/// A renamed table keeps its rows and changelog (kept by id), its old
+/// names are free, and the rename survives a reopen.
+#[test]
+fn renames_keep_rows_and_changelog_across_reopen() {
+    use crate::tables::{Expect, RowWrite};
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.create_table(table_def(ColumnType::BigInt), false).await.unwrap().unwrap();
+        let row = [Value::Int(1), Value::Int(7)];
+        let w = RowWrite::put(&t, "insert", Expect::Absent, &row).unwrap();
+        store.commit(WriteSet { rows: vec![w], ..Default::default() }).await.unwrap();
+        store.create_stream(def("s", 1), false).await.unwrap();
+        assert!(matches!(store.rename("t", "s").await, Err(Error::AlreadyExists { .. })));
+        store.rename("t", "u").await.unwrap();
+        assert!(store.table("t").is_none() && store.stream("t$changes").is_none());
+        assert!(store.stream("u$changes").is_some());
+        assert!(matches!(store.rename("t", "v").await, Err(Error::NotFound { .. })));
+        store.close();
+    });
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let u = store.table("u").unwrap();
+        let got = store.table_get(&u, &u.key_of(&[Value::Int(1), Value::Null]).unwrap()).unwrap().unwrap();
+        assert_eq!(got.values, vec![Value::Int(1), Value::Int(7)]);
+        assert_eq!(store.read(&u.changelog, 0, 0, 10, 10).unwrap().len(), 1);
+        store.create_table(table_def(ColumnType::BigInt), false).await.unwrap().unwrap();
+    });
+}

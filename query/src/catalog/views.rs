@@ -80,6 +80,20 @@ fn references(store: &Store, query: &ast::Query, name: &str) -> Result<bool> {
     Ok(false)
 }
 
+/// The first view (by name) whose query names the relation `name`, if any.
+pub fn reading(store: &Store, name: &str) -> Result<Option<String>> {
+    for view in store.catalog().views() {
+        let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            &view.query,
+        )?;
+        if statements.iter().flat_map(relations).any(|r| r == name) {
+            return Ok(Some(view.name.clone()));
+        }
+    }
+    Ok(None)
+}
+
 /// The relations `stmt` names (last part, normalized).
 fn relations(stmt: &ast::Statement) -> Vec<String> {
     let mut out = Vec::new();

@@ -747,6 +747,20 @@ impl Session {
         self.ddl_allowed("ALTER TABLE").await?;
         let shared = self.db.shared();
         let store = &shared.store;
+        if let [ast::AlterTableOperation::RenameTable { table_name }] = at.operations.as_slice() {
+            let old = at.name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
+            let (ast::RenameTableNameKind::To(new) | ast::RenameTableNameKind::As(new)) = table_name;
+            let new = new.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
+            match crate::tables::alter::check_rename(store, &old, &new) {
+                Err(Error::NotFound { kind: ObjectKind::Relation, name }) if at.if_exists => {
+                    self.notices.push(Notice::skipped_drop("relation", &name));
+                    return Ok(command("ALTER TABLE", None));
+                }
+                other => other?,
+            }
+            store.rename(&old, &new).await?;
+            return Ok(command("ALTER TABLE", None));
+        }
         let (name, changes, present) = match crate::tables::alter::changes(&self.state(), store, &at) {
             Err(Error::NotFound { kind: ObjectKind::Relation, name }) if at.if_exists => {
                 self.notices.push(Notice::skipped_drop("relation", &name));

@@ -14,9 +14,10 @@
 //! * `RENAME [COLUMN] a TO b`;
 //! * `ALTER [COLUMN] c SET DEFAULT expr | DROP DEFAULT | DROP NOT NULL`.
 //!
-//! Several changes in one statement apply together or not at all. Other
-//! forms (dropping a column, changing a type, renaming the relation,
-//! constraints) are `0A000`.
+//! Several changes in one statement apply together or not at all.
+//! `RENAME TO new_name` renames a table (with its changelog), a stream or a
+//! view, on its own ([`check_rename`]). Other forms (dropping a column,
+//! changing a type, constraints) are `0A000`.
 
 use brikk_storage::{AlterColumns, ColumnDef, Store};
 use datafusion::execution::context::SessionState;
@@ -113,6 +114,9 @@ pub fn changes(
                     other => return Err(Error::Unsupported(format!("ALTER COLUMN … {other}"))),
                 }
             }
+            AlterTableOperation::RenameTable { .. } => {
+                return Err(Error::Unsupported("RENAME TO together with other actions".into()))
+            }
             other => return Err(Error::Unsupported(format!("ALTER TABLE … {}", first_words(other)))),
         });
     }
@@ -126,6 +130,38 @@ pub fn changes(
         .cloned()
         .collect();
     Ok((name, out, present))
+}
+
+/// Checks `ALTER TABLE old RENAME TO new`: `old` exists and is not a
+/// system table or changelog, `new` is a name a relation may take, and no
+/// continuous query or view reads or writes `old` (they name it in their
+/// text, and would stop working).
+pub fn check_rename(store: &Store, old: &str, new: &str) -> Result<()> {
+    let exists = store.table(old).is_some() || store.stream(old).is_some() || store.view(old).is_some();
+    if !exists {
+        if crate::catalog::system::NAMES.contains(&old) {
+            return Err(Error::WrongObjectType(format!("\"{old}\" is a system table")));
+        }
+        return Err(Error::NotFound { kind: ObjectKind::Relation, name: old.to_string() });
+    }
+    if new.contains('$') {
+        return Err(Error::ReservedName(format!("relation names cannot contain \"$\": \"{new}\"")));
+    }
+    let taken = store.table(new).is_some() || store.stream(new).is_some() || store.view(new).is_some();
+    if taken || crate::catalog::system::NAMES.contains(&new) {
+        return Err(Error::AlreadyExists { kind: ObjectKind::Relation, name: new.to_string() });
+    }
+    let queries = crate::continuous::def::QueryDef::load_all(store)?;
+    if let Some(q) = queries.iter().find(|q| q.sink == old || q.inputs.iter().any(|i| i == old)) {
+        return Err(Error::WrongState(format!(
+            "continuous query \"{}\" uses \"{old}\"; drop it before renaming",
+            q.name
+        )));
+    }
+    if let Some(view) = crate::catalog::views::reading(store, old)? {
+        return Err(Error::WrongState(format!("view \"{view}\" reads \"{old}\"; drop it before renaming")));
+    }
+    Ok(())
 }
 
 /// The definition of a column `ADD COLUMN` appends, with the value existing

@@ -114,6 +114,7 @@ pub(crate) enum Request {
     DropTable(String, bool, tokio::sync::oneshot::Sender<Result<bool>>),
     Alter(String, Vec<AlterColumns>, tokio::sync::oneshot::Sender<Result<bool>>),
     CreateView(ViewDef, bool, tokio::sync::oneshot::Sender<Result<()>>),
+    Rename(String, String, tokio::sync::oneshot::Sender<Result<()>>),
     DropView(String, bool, tokio::sync::oneshot::Sender<Result<bool>>),
     Trim(Vec<Trim>, tokio::sync::oneshot::Sender<Result<()>>),
     Archive(Handover, tokio::sync::oneshot::Sender<Result<()>>),
@@ -246,6 +247,56 @@ impl Group<'_> {
         }
         self.batch.put_cf(cf(self.catalog, CF_CATALOG), keys::catalog_view_key(&def.name), def.to_bytes());
         self.changed.views.insert(def.name.clone(), Some(Arc::new(def)));
+        Ok(())
+    }
+
+    /// `ALTER … RENAME TO`: the table (with its changelog), stream or view
+    /// `old` under the name `new`; its handles keep their state, ids and
+    /// everything keyed by them (records, rows, groups, archive).
+    fn rename(&mut self, old: &str, new: String) -> Result<()> {
+        let taken = |g: &Self, name: &str| match g.relation_exists(name) {
+            true => Err(Error::AlreadyExists { kind: "relation", name: name.to_string() }),
+            false => Ok(()),
+        };
+        taken(self, &new)?;
+        let catalog = cf(self.catalog, CF_CATALOG);
+        if let Some(t) = self.table_by_name(old) {
+            let (old_log, new_log) = (crate::catalog::changelog_name(old), crate::catalog::changelog_name(&new));
+            taken(self, &new_log)?;
+            let mut def = t.def.clone();
+            def.name = new.clone();
+            let log = Arc::new(t.changelog.altered(def.changelog_def()));
+            self.batch.delete_cf(catalog, keys::catalog_table_key(old));
+            self.batch.delete_cf(catalog, keys::catalog_stream_key(&old_log));
+            self.batch.put_cf(catalog, keys::catalog_stream_key(&new_log), log.def.to_bytes());
+            self.batch.put_cf(catalog, keys::catalog_table_key(&new), def.to_bytes());
+            let handle = Arc::new(t.altered(def, log.clone()));
+            self.changed.streams.insert(old_log, None);
+            self.changed.streams.insert(new_log, Some(log));
+            self.changed.tables.insert(old.to_string(), None);
+            self.changed.tables.insert(new, Some(handle));
+        } else if let Some(h) = self.stream_by_name(old) {
+            if h.def.changelog_of.is_some() {
+                return Err(Error::WrongState(format!(
+                    "stream \"{old}\" is the changelog of a table; rename the table instead"
+                )));
+            }
+            let mut def = h.def.clone();
+            def.name = new.clone();
+            self.batch.delete_cf(catalog, keys::catalog_stream_key(old));
+            self.batch.put_cf(catalog, keys::catalog_stream_key(&new), def.to_bytes());
+            self.changed.streams.insert(old.to_string(), None);
+            self.changed.streams.insert(new, Some(Arc::new(h.altered(def))));
+        } else if let Some(v) = self.view_by_name(old) {
+            let def = ViewDef { name: new.clone(), ..(*v).clone() };
+            self.batch.delete_cf(catalog, keys::catalog_view_key(old));
+            self.batch.put_cf(catalog, keys::catalog_view_key(&new), def.to_bytes());
+            self.changed.views.insert(old.to_string(), None);
+            self.changed.views.insert(new, Some(Arc::new(def)));
+        } else {
+            return Err(Error::NotFound { kind: "relation", name: old.to_string() });
+        }
+        self.changed.altered = true;
         Ok(())
     }
 
@@ -711,6 +762,10 @@ pub(crate) fn run(
                     Err(e) => drop(tx.send(Err(e))),
                 },
                 Request::CreateView(def, or_replace, tx) => match group.create_view(def, or_replace) {
+                    Ok(()) => group.replies.push(Pending::Done(tx)),
+                    Err(e) => drop(tx.send(Err(e))),
+                },
+                Request::Rename(old, new, tx) => match group.rename(&old, new) {
                     Ok(()) => group.replies.push(Pending::Done(tx)),
                     Err(e) => drop(tx.send(Err(e))),
                 },
