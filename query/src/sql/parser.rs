@@ -130,8 +130,10 @@ fn parse_piece(
             t.token = Token::make_keyword("FETCH");
         }
     }
-    // `ALTER STREAM` is `ALTER TABLE` of a stream.
-    let alter_stream = w.starts_with(&["ALTER", "STREAM"]);
+    // `ALTER STREAM` is `ALTER TABLE` of a stream; `ALTER VIEW … RENAME
+    // TO`, which sqlparser does not read, is `ALTER TABLE … RENAME TO`.
+    let alter_stream = w.starts_with(&["ALTER", "STREAM"])
+        || (w.starts_with(&["ALTER", "VIEW"]) && mentions(&tokens, Keyword::RENAME));
     if alter_stream {
         if let Some(t) = tokens.iter_mut().filter(|t| !matches!(t.token, Token::Whitespace(_))).nth(1) {
             t.token = Token::make_keyword("TABLE");
