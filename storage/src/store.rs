@@ -532,6 +532,20 @@ fn live_bytes(db: &DB, def: &StreamDef, p: u32) -> Result<u64> {
 type Recovered =
     (BTreeMap<String, Arc<StreamHandle>>, BTreeMap<String, Arc<TableHandle>>, BTreeMap<String, Arc<ViewDef>>, u64);
 
+/// The definitions stored in the catalog under `prefix`, decoded by `decode`.
+fn definitions<T>(db: &DB, prefix: &[u8], decode: impl Fn(&[u8]) -> Result<T>) -> Result<Vec<T>> {
+    let cat = db.cf_handle(CF_CATALOG).expect("catalog cf");
+    let mut out = Vec::new();
+    for item in db.iterator_cf(cat, IteratorMode::From(prefix, Direction::Forward)) {
+        let (key, value) = item?;
+        if !key.starts_with(prefix) {
+            break;
+        }
+        out.push(decode(&value)?);
+    }
+    Ok(out)
+}
+
 /// Loads stream, table and view definitions and finds each partition's head (last
 /// offset + 1) and newest timestamp by seeking to the end of its key range, and what of it is
 /// archived (the manifest).
@@ -588,13 +602,7 @@ fn recover(db: &DB) -> Result<Recovered> {
         streams.insert(def.name.clone(), Arc::new(StreamHandle::new(def, parts)));
     }
     let mut tables = BTreeMap::new();
-    let iter = db.iterator_cf(cat, IteratorMode::From(keys::CATALOG_TABLE_PREFIX, Direction::Forward));
-    for item in iter {
-        let (key, value) = item?;
-        if !key.starts_with(keys::CATALOG_TABLE_PREFIX) {
-            break;
-        }
-        let def = TableDef::from_bytes(&value)?;
+    for def in definitions(db, keys::CATALOG_TABLE_PREFIX, TableDef::from_bytes)? {
         let changelog = streams
             .values()
             .find(|s: &&Arc<StreamHandle>| s.def.id == def.changelog)
@@ -602,16 +610,10 @@ fn recover(db: &DB) -> Result<Recovered> {
             .ok_or_else(|| Error::Corrupt(format!("changelog of table \"{}\" is missing", def.name)))?;
         tables.insert(def.name.clone(), Arc::new(TableHandle::new(def, changelog)));
     }
-    let mut views = BTreeMap::new();
-    let iter = db.iterator_cf(cat, IteratorMode::From(keys::CATALOG_VIEW_PREFIX, Direction::Forward));
-    for item in iter {
-        let (key, value) = item?;
-        if !key.starts_with(keys::CATALOG_VIEW_PREFIX) {
-            break;
-        }
-        let def = ViewDef::from_bytes(&value)?;
-        views.insert(def.name.clone(), Arc::new(def));
-    }
+    let views = definitions(db, keys::CATALOG_VIEW_PREFIX, ViewDef::from_bytes)?
+        .into_iter()
+        .map(|def| (def.name.clone(), Arc::new(def)))
+        .collect();
     let next_id = match db.get_cf(cat, keys::CATALOG_NEXT_STREAM_ID)? {
         Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Corrupt("next_stream_id".into()))?),
         None => 1,

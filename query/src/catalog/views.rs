@@ -70,11 +70,7 @@ fn references(store: &Store, query: &ast::Query, name: &str) -> Result<bool> {
             continue;
         }
         if let Some(view) = store.view(&r) {
-            let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(
-                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-                &view.query,
-            )?;
-            pending.extend(statements.iter().flat_map(relations));
+            pending.extend(view_relations(&view)?);
         }
     }
     Ok(false)
@@ -83,15 +79,20 @@ fn references(store: &Store, query: &ast::Query, name: &str) -> Result<bool> {
 /// The first view (by name) whose query names the relation `name`, if any.
 pub fn reading(store: &Store, name: &str) -> Result<Option<String>> {
     for view in store.catalog().views() {
-        let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(
-            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-            &view.query,
-        )?;
-        if statements.iter().flat_map(relations).any(|r| r == name) {
+        if view_relations(view)?.iter().any(|r| r == name) {
             return Ok(Some(view.name.clone()));
         }
     }
     Ok(None)
+}
+
+/// The relations the query of `view` names.
+fn view_relations(view: &ViewDef) -> Result<Vec<String>> {
+    let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+        &view.query,
+    )?;
+    Ok(statements.iter().flat_map(relations).collect())
 }
 
 /// The relations `stmt` names (last part, normalized).

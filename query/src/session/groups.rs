@@ -27,7 +27,7 @@ use datafusion::scalar::ScalarValue;
 use crate::catalog::scan::to_batch;
 use crate::catalog::stream_table::stream_schema;
 use crate::error::{Error, ObjectKind, Result};
-use crate::session::exec::Session;
+use crate::session::exec::{command, Session};
 use crate::session::output::Output;
 use crate::sql::groups::{Arg, GroupOptions, GroupStatement, ResetTo};
 
@@ -127,10 +127,6 @@ fn int_params(params: &[ScalarValue]) -> Vec<Option<i64>> {
 fn count(arg: Arg, params: &[Option<i64>], what: &str) -> Result<usize> {
     let n = arg.value(params)?;
     usize::try_from(n).map_err(|_| Error::InvalidParameter(format!("{what} count must not be negative, got {n}")))
-}
-
-fn command(tag: &str, rows: Option<usize>) -> Output {
-    Output::Command { tag: tag.to_string(), rows }
 }
 
 fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Output {

@@ -22,6 +22,7 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast;
 
 use crate::error::{Error, ObjectKind, Result};
+use crate::session::exec::command;
 use crate::session::output::Output;
 use crate::session::Session;
 use crate::sql::parser::normalize;
@@ -44,7 +45,7 @@ impl Session {
             .collect::<Result<Vec<Option<DataType>>>>()?;
         let prepared = self.prepare(&statement.to_string(), &declared).await?;
         self.statements.insert(name, Arc::new(prepared));
-        Ok(crate::session::exec::command("PREPARE", None))
+        Ok(command("PREPARE", None))
     }
 
     /// `EXECUTE name [(arguments)]`.
@@ -76,10 +77,10 @@ impl Session {
     pub(crate) fn deallocate(&mut self, name: &ast::Ident) -> Output {
         if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
             self.statements.clear();
-            return crate::session::exec::command("DEALLOCATE ALL", None);
+            return command("DEALLOCATE ALL", None);
         }
         self.statements.remove(&normalize(name));
-        crate::session::exec::command("DEALLOCATE", None)
+        command("DEALLOCATE", None)
     }
 
     /// The value of a constant expression (an EXECUTE argument) as `ty`.
