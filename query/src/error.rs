@@ -124,6 +124,10 @@ pub enum Error {
     /// The statement is not allowed in a transaction block.
     #[error("{0} cannot run inside a transaction block")]
     ActiveTransaction(String),
+    /// DDL of a relation the open transaction block has written to: it
+    /// would take effect before those writes commit.
+    #[error("{what} cannot change \"{name}\" inside a transaction block that has written to it")]
+    WrittenInTransaction { what: String, name: String },
     /// The statement needs a transaction block and there is none.
     #[error("{0} can only be used in transaction blocks")]
     NoTransaction(String),

@@ -9,6 +9,7 @@ use brikk_query::{Error, NoticeKind, ObjectKind};
 /// SQLSTATE codes Brikk reports (Postgres appendix A names).
 pub mod code {
     pub const SUCCESSFUL_COMPLETION: &str = "00000";
+    pub const WARNING: &str = "01000";
     pub const SYNTAX_ERROR: &str = "42601";
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const UNDEFINED_COLUMN: &str = "42703";
@@ -64,6 +65,7 @@ pub fn notice_state(kind: NoticeKind) -> (&'static str, &'static str) {
         NoticeKind::AlreadyExists => ("NOTICE", DUPLICATE_TABLE),
         NoticeKind::ActiveTransaction => ("WARNING", ACTIVE_SQL_TRANSACTION),
         NoticeKind::NoActiveTransaction => ("WARNING", NO_ACTIVE_SQL_TRANSACTION),
+        NoticeKind::NotTransactional => ("WARNING", WARNING),
     }
 }
 
@@ -105,7 +107,7 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::DivisionByZero => DIVISION_BY_ZERO,
         Error::NullValue(_) => NULL_VALUE_NOT_ALLOWED,
         Error::Unsupported(_) | Error::PlanChanged => FEATURE_NOT_SUPPORTED,
-        Error::ActiveTransaction(_) => ACTIVE_SQL_TRANSACTION,
+        Error::ActiveTransaction(_) | Error::WrittenInTransaction { .. } => ACTIVE_SQL_TRANSACTION,
         Error::InFailedTransaction => IN_FAILED_SQL_TRANSACTION,
         Error::NoTransaction(_) => NO_ACTIVE_SQL_TRANSACTION,
         Error::NoSavepoint(_) => INVALID_SAVEPOINT_SPECIFICATION,
@@ -170,6 +172,7 @@ mod tests {
             (Error::DivisionByZero, "22012"),
             (Error::Unsupported("x".into()), "0A000"),
             (Error::ActiveTransaction("x".into()), "25001"),
+            (Error::WrittenInTransaction { what: "DROP TABLE".into(), name: "t".into() }, "25001"),
             (Error::InFailedTransaction, "25P02"),
             (Error::NoTransaction("x".into()), "25P01"),
             (Error::NoSavepoint("x".into()), "3B001"),

@@ -157,6 +157,8 @@ fn notices_and_warnings_reach_psql_with_their_sqlstate() {
                   BEGIN;\n\
                   BEGIN;\n\
                   INSERT INTO s VALUES ('kept');\n\
+                  CREATE TABLE u (id INT PRIMARY KEY);\n\
+                  INSERT INTO u VALUES (1);\n\
                   COMMIT;\n\
                   SELECT count(*) AS n FROM s;\n\
                   INSERT INTO s VALUES ('implicit'); COMMIT;\n";
@@ -175,6 +177,7 @@ fn notices_and_warnings_reach_psql_with_their_sqlstate() {
         "NOTICE:  00000: stream \"nope_either\" does not exist, skipping",
         "WARNING:  25P01: SET LOCAL can only be used in transaction blocks",
         "WARNING:  25001: there is already a transaction in progress",
+        "WARNING:  01000: CREATE TABLE is not transactional: it took effect now, and ROLLBACK will not undo it",
     ] {
         assert_eq!(stderr.matches(expected).count(), 1, "{expected:?} once in:\n{stderr}");
     }

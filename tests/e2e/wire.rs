@@ -277,12 +277,28 @@ async fn transactions_are_atomic_and_invisible_until_commit() {
     let seen = b.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap();
     assert_eq!(seen.get::<_, i64>(0), 3, "nothing of the failed transactions and strings is committed");
 
-    // DDL inside an explicit transaction is refused.
+    // DDL inside a transaction block takes effect at once (drivers outside
+    // autocommit send it there); the block's writes stay pending, and DDL
+    // changing a relation the block wrote to is refused.
     a.batch_execute("BEGIN").await.unwrap();
-    let e = a.batch_execute("CREATE STREAM x (a TEXT)").await.unwrap_err();
-    assert_eq!(sqlstate(&e).as_deref(), Some("25001"));
+    a.execute("INSERT INTO tasks VALUES ('t9', 'k', 'p')", &[]).await.unwrap();
+    a.batch_execute("CREATE STREAM x (a TEXT)").await.unwrap();
+    a.execute("INSERT INTO x VALUES ('in x')", &[]).await.unwrap();
+    let seen = b.query_one("SELECT count(*) FROM x", &[]).await.unwrap();
+    assert_eq!(seen.get::<_, i64>(0), 0, "the stream is there for others, its row is not");
+    for ddl in ["ALTER STREAM tasks ADD COLUMN extra TEXT", "DROP STREAM tasks", "ALTER TABLE x RENAME TO y"] {
+        a.batch_execute("SAVEPOINT s").await.unwrap();
+        let e = a.batch_execute(ddl).await.unwrap_err();
+        assert_eq!(sqlstate(&e).as_deref(), Some("25001"), "{ddl}: {e}");
+        a.batch_execute("ROLLBACK TO SAVEPOINT s").await.unwrap();
+    }
     a.batch_execute("ROLLBACK").await.unwrap();
-    a.query_one("SELECT 1", &[]).await.unwrap();
+    let seen = b.query_one("SELECT (SELECT count(*) FROM x) + (SELECT count(*) FROM tasks)", &[]).await.unwrap();
+    assert_eq!(seen.get::<_, i64>(0), 3, "ROLLBACK kept the stream and discarded the rows");
+    a.batch_execute("BEGIN; INSERT INTO x VALUES ('kept'); DROP STREAM tasks; COMMIT").await.unwrap();
+    assert!(b.query_one("SELECT count(*) FROM tasks", &[]).await.is_err(), "tasks dropped");
+    let seen = b.query_one("SELECT count(*) FROM x", &[]).await.unwrap();
+    assert_eq!(seen.get::<_, i64>(0), 1);
 }
 
 #[tokio::test]

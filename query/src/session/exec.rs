@@ -397,10 +397,25 @@ impl Session {
         };
     }
 
+    /// Runs one parsed statement. A DDL statement inside a transaction
+    /// block warns that it is not transactional only if it succeeded.
+    async fn run(&mut self, stmt: Statement, params: &[ScalarValue]) -> Result<Output> {
+        let before = self.notices.len();
+        let result = self.run_statement(stmt, params).await;
+        if result.is_err() && self.notices.len() > before {
+            let mut i = 0;
+            self.notices.retain(|n| {
+                i += 1;
+                i <= before || n.kind != NoticeKind::NotTransactional
+            });
+        }
+        result
+    }
+
     /// Runs one parsed statement. Group statements (prepared FETCH and
     /// COMMIT OFFSETS are hot) run inline; every other kind is boxed, for
     /// the reason given at [`Session::run_prepared`].
-    async fn run(&mut self, stmt: Statement, params: &[ScalarValue]) -> Result<Output> {
+    async fn run_statement(&mut self, stmt: Statement, params: &[ScalarValue]) -> Result<Output> {
         if let Txn::Failed { .. } = self.txn {
             let ends = matches!(&stmt, Statement::Sql(s) if matches!(**s, ast::Statement::Commit { .. } | ast::Statement::Rollback { .. }));
             if !ends {
@@ -433,7 +448,7 @@ impl Session {
     }
 
     async fn create_stream(&mut self, cs: CreateStream) -> Result<Output> {
-        self.ddl_allowed("CREATE STREAM").await?;
+        self.ddl_allowed("CREATE STREAM", &[]).await?;
         crate::defaults::check(&self.state(), &cs.columns)?;
         let key_column = cs.key.as_ref().and_then(|k| cs.columns.iter().position(|c| &c.name == k));
         let def = StreamDef {
@@ -457,7 +472,7 @@ impl Session {
     }
 
     async fn drop_streams(&mut self, names: Vec<String>, if_exists: bool) -> Result<Output> {
-        self.ddl_allowed("DROP STREAM").await?;
+        self.ddl_allowed("DROP STREAM", &names).await?;
         let store = &self.db.shared().store;
         if !if_exists {
             if let Some(missing) = names.iter().find(|n| store.stream(n).is_none()) {
@@ -628,7 +643,7 @@ impl Session {
             S::Truncate(t) => Box::pin(self.truncate(t)).await,
             S::AlterTable(at) => Box::pin(self.alter_table(at)).await,
             S::CreateTable(ct) => {
-                self.ddl_allowed("CREATE TABLE").await?;
+                self.ddl_allowed("CREATE TABLE", &[]).await?;
                 let def = crate::tables::ddl::table_def(&ct)?;
                 crate::defaults::check(&self.state(), &def.columns)?;
                 let name = def.name.clone();
@@ -638,12 +653,12 @@ impl Session {
                 Ok(command("CREATE TABLE", None))
             }
             S::Drop { object_type: ast::ObjectType::Table, names, if_exists, .. } => {
-                self.ddl_allowed("DROP TABLE").await?;
-                let store = &self.db.shared().store;
                 let names: Vec<String> = names
                     .iter()
                     .map(|n| n.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default())
                     .collect();
+                self.ddl_allowed("DROP TABLE", &names).await?;
+                let store = &self.db.shared().store;
                 for name in &names {
                     if store.table(name).is_none() && store.stream(name).is_some() {
                         return Err(Error::WrongObjectType(format!("\"{name}\" is a stream; use DROP STREAM")));
@@ -663,17 +678,17 @@ impl Session {
                 Ok(command("DROP TABLE", None))
             }
             S::CreateView(cv) => {
-                self.ddl_allowed("CREATE VIEW").await?;
+                self.ddl_allowed("CREATE VIEW", &[]).await?;
                 let def = crate::catalog::views::definition(&self.db, &cv, self.vars.zone()).await?;
                 self.db.shared().store.create_view(def, cv.or_replace).await?;
                 Ok(command("CREATE VIEW", None))
             }
             S::Drop { object_type: ast::ObjectType::View, names, if_exists, .. } => {
-                self.ddl_allowed("DROP VIEW").await?;
                 let names: Vec<String> = names
                     .iter()
                     .map(|n| n.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default())
                     .collect();
+                self.ddl_allowed("DROP VIEW", &[]).await?;
                 for name in crate::catalog::views::drop(&self.db, &names, if_exists).await? {
                     self.notices.push(Notice::skipped_drop("view", &name));
                 }
@@ -744,11 +759,11 @@ impl Session {
     /// `ALTER TABLE` (or `ALTER STREAM`) of a table or stream; see
     /// [`crate::tables::alter`].
     async fn alter_table(&mut self, at: ast::AlterTable) -> Result<Output> {
-        self.ddl_allowed("ALTER TABLE").await?;
+        let old = at.name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
+        self.ddl_allowed("ALTER TABLE", std::slice::from_ref(&old)).await?;
         let shared = self.db.shared();
         let store = &shared.store;
         if let [ast::AlterTableOperation::RenameTable { table_name }] = at.operations.as_slice() {
-            let old = at.name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
             let (ast::RenameTableNameKind::To(new) | ast::RenameTableNameKind::As(new)) = table_name;
             let new = new.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
             match crate::tables::alter::check_rename(store, &old, &new) {
@@ -775,11 +790,27 @@ impl Session {
         Ok(command("ALTER TABLE", None))
     }
 
-    /// DDL is not transactional: refuse it inside an explicit transaction,
-    /// and commit an implicit one's appends before it.
-    async fn ddl_allowed(&mut self, what: &str) -> Result<()> {
+    /// DDL is not transactional. In an implicit transaction (a query string
+    /// of several statements) the writes before it commit first. Inside a
+    /// transaction block it takes effect at once, durably, with a warning
+    /// that ROLLBACK will not undo it, while the block's writes stay
+    /// pending; it is refused if it changes a relation of `changed` (drops,
+    /// alters or renames it) that the block has written to, which would
+    /// leave those writes without their relation or shape.
+    async fn ddl_allowed(&mut self, what: &str, changed: &[String]) -> Result<()> {
         match &self.txn {
-            Txn::Active { implicit: false, .. } => Err(Error::ActiveTransaction(what.into())),
+            Txn::Active { implicit: false, writes, .. } => {
+                let store = &self.db.shared().store;
+                let written = |name: &String| {
+                    store.stream(name).is_some_and(|s| writes.touches_stream(s.def.id))
+                        || store.table(name).is_some_and(|t| writes.touches_table(t.def.id))
+                };
+                if let Some(name) = changed.iter().find(|n| written(n)) {
+                    return Err(Error::WrittenInTransaction { what: what.into(), name: name.clone() });
+                }
+                self.notices.push(Notice::not_transactional(what));
+                Ok(())
+            }
             Txn::Active { implicit: true, .. } => {
                 self.commit().await?;
                 self.begin(true);
@@ -1307,22 +1338,22 @@ impl Session {
         let runtime = &db.shared().continuous;
         match stmt {
             ContinuousStatement::Create { name, if_not_exists, options, body } => {
-                self.ddl_allowed("CREATE CONTINUOUS QUERY").await?;
+                self.ddl_allowed("CREATE CONTINUOUS QUERY", &[]).await?;
                 runtime.create(&db, &name, if_not_exists, options, &body).await?;
                 Ok(command("CREATE CONTINUOUS QUERY", None))
             }
             ContinuousStatement::Drop { name, if_exists } => {
-                self.ddl_allowed("DROP CONTINUOUS QUERY").await?;
+                self.ddl_allowed("DROP CONTINUOUS QUERY", &[]).await?;
                 runtime.drop_query(db.store(), &name, if_exists).await?;
                 Ok(command("DROP CONTINUOUS QUERY", None))
             }
             ContinuousStatement::Pause { name } => {
-                self.ddl_allowed("PAUSE CONTINUOUS QUERY").await?;
+                self.ddl_allowed("PAUSE CONTINUOUS QUERY", &[]).await?;
                 runtime.set_running(&db, &name, false).await?;
                 Ok(command("PAUSE CONTINUOUS QUERY", None))
             }
             ContinuousStatement::Resume { name } => {
-                self.ddl_allowed("RESUME CONTINUOUS QUERY").await?;
+                self.ddl_allowed("RESUME CONTINUOUS QUERY", &[]).await?;
                 runtime.set_running(&db, &name, true).await?;
                 Ok(command("RESUME CONTINUOUS QUERY", None))
             }

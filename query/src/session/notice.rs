@@ -15,6 +15,9 @@ pub enum NoticeKind {
     /// `COMMIT`, `ROLLBACK` or `SET LOCAL` outside a transaction (WARNING;
     /// nothing happens).
     NoActiveTransaction,
+    /// DDL inside a transaction block: it took effect at once and a
+    /// ROLLBACK will not undo it (WARNING).
+    NotTransactional,
 }
 
 /// One notice, with the text Postgres gives it.
@@ -44,6 +47,14 @@ impl Notice {
         Notice::new(
             NoticeKind::AlreadyExists,
             format!("column \"{column}\" of relation \"{relation}\" already exists, skipping"),
+        )
+    }
+
+    /// DDL (`what`) that ran inside a transaction block.
+    pub(crate) fn not_transactional(what: &str) -> Notice {
+        Notice::new(
+            NoticeKind::NotTransactional,
+            format!("{what} is not transactional: it took effect now, and ROLLBACK will not undo it"),
         )
     }
 

@@ -82,6 +82,18 @@ fn be(v: u64) -> [u8; 8] {
 }
 
 impl GroupWrite {
+    /// The group this change is about.
+    pub fn group(&self) -> &Arc<Group> {
+        match self {
+            GroupWrite::Create(g) | GroupWrite::Drop(g) => g,
+            GroupWrite::Offsets { group, .. }
+            | GroupWrite::Reset { group, .. }
+            | GroupWrite::Claimed { group, .. }
+            | GroupWrite::Ack { group, .. }
+            | GroupWrite::Nack { group, .. } => group,
+        }
+    }
+
     /// Validates and applies this change in memory and adds its keys to
     /// `batch`; returns how to take the memory change back.
     pub(crate) fn stage(&self, ops: &mut BatchOps, groups: &Arc<Groups>) -> Result<Undo> {

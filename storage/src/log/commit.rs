@@ -97,6 +97,17 @@ impl WriteSet {
         self.rows.extend(other.rows);
         self.state.extend(other.state);
     }
+
+    /// Whether this set writes to the stream `id`: appends to it, or
+    /// changes of a consumer group that reads it.
+    pub fn touches_stream(&self, id: StreamId) -> bool {
+        self.appends.iter().any(|a| a.stream == id) || self.groups.iter().any(|g| g.group().stream.def.id == id)
+    }
+
+    /// Whether this set changes rows of the table `id`.
+    pub fn touches_table(&self, id: TableId) -> bool {
+        self.rows.iter().any(|r| r.table == id)
+    }
 }
 
 /// Where each append of a committed [`WriteSet`] landed, in append order.

@@ -272,6 +272,29 @@ with c.step("notices over the extended protocol"):
             ("NOTICE", "42P07", f'relation "{s}" already exists, skipping')]
     c.check(notices == want, f"notices {notices!r}")
 
+with c.step("DDL in psycopg's default (non-autocommit) mode"):
+    # psycopg opens a transaction block before the first statement: the DDL
+    # takes effect at once, with a warning, and the INSERT commits with it.
+    plain = psycopg.connect(conninfo())
+    warned = []
+    plain.add_notice_handler(lambda d: warned.append((d.severity, d.sqlstate)))
+    t = s + "_plain"
+    plain.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, v TEXT)")
+    plain.execute(f"INSERT INTO {t} VALUES (1, 'one')")
+    plain.commit()
+    c.check(warned == [("WARNING", "01000")], f"notices {warned!r}")
+    got = other.execute(f"SELECT id, v FROM {t}").fetchall()
+    c.check(got == [(1, "one")], f"after commit another connection sees {got!r}")
+    plain.execute(f"INSERT INTO {t} VALUES (2, 'two')")
+    try:
+        plain.execute(f"DROP TABLE {t}")
+        c.check(False, "DROP of a table the open transaction wrote to was accepted")
+    except psycopg.errors.ActiveSqlTransaction:
+        plain.rollback()
+    plain.execute(f"DROP TABLE {t}")
+    plain.commit()
+    plain.close()
+
 with c.step("drop stream"):
     conn.execute(f"DROP STREAM {s}")
     conn.close()
