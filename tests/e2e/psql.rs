@@ -114,6 +114,13 @@ fn meta_commands_describe_streams_tables_and_the_connection() {
     assert!(line("at ").contains("| now()"), "{jobs}");
     assert!(line("price ").contains("numeric(10,2)"), "{jobs}");
 
+    // \dv lists views; \d+ of one shows its columns and definition.
+    psql("CREATE VIEW long_tasks AS SELECT task_id, n FROM tasks WHERE n > 100");
+    assert!(psql("\\dv").contains(" long_tasks "), "\\dv lists the view");
+    let v = psql("\\d+ long_tasks");
+    assert!(v.contains("View \"public.long_tasks\""), "{v}");
+    assert!(v.contains("View definition:\n SELECT task_id, n FROM tasks WHERE n > 100;"), "{v}");
+
     // \d and \dt list streams and tables (owned by brikk, the one role).
     for cmd in ["\\d", "\\dt"] {
         let list = psql(cmd);

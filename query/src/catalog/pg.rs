@@ -12,6 +12,9 @@
 //!   crate's parser replaces its correlated subquery with NULL.)
 //!   `attidentity` is `a` or `d` for an identity column (psql's `\d`
 //!   prints "generated always/by default as identity").
+//! - `pg_views` lists Brikk's views with their definitions, and
+//!   `pg_get_viewdef(view)` (an oid from `pg_class`, or a name) gives a
+//!   view's query (psql's `\d+`, SQLAlchemy's `get_view_definition`).
 //! - `pg_database` lists `brikk` only: the one database a client can
 //!   connect to; `pg_roles` lists the one role, `brikk` (psql's `\du`).
 //! - `pg_get_userbyid`, `current_user` and `session_user` name `brikk`, the
@@ -30,8 +33,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use brikk_storage::{ColumnDef, ColumnType, Identity, Store, WeakStore};
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, ListBuilder, StringArray, StringBuilder};
+use brikk_storage::{ColumnDef, ColumnType, Identity, Store, ViewDef, WeakStore};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, ListBuilder, StringArray, StringBuilder,
+};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -39,7 +44,7 @@ use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::SessionContext;
@@ -54,7 +59,14 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
     let catalog = ctx.catalog(DATABASE).ok_or_else(|| DataFusionError::Internal(format!("no catalog {DATABASE}")))?;
     let inner =
         catalog.schema("pg_catalog").ok_or_else(|| DataFusionError::Internal("pg_catalog is not set up".into()))?;
-    catalog.register_schema("pg_catalog", Arc::new(PgCatalog { inner, store: store.downgrade() }))?;
+    let oids = RelationOids::default();
+    catalog
+        .register_schema("pg_catalog", Arc::new(PgCatalog { inner, store: store.downgrade(), oids: oids.clone() }))?;
+    ctx.register_udf(ScalarUDF::new_from_impl(ViewDefinition {
+        signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
+        store: store.downgrade(),
+        oids,
+    }));
     ctx.register_udf(constant_udf("pg_get_userbyid", 1, ScalarValue::from("brikk")));
     // The crate's `current_user` (which it renames `session_user`) says
     // `postgres`.
@@ -146,7 +158,13 @@ impl ScalarUDFImpl for Constant {
 struct PgCatalog {
     inner: Arc<dyn SchemaProvider>,
     store: WeakStore,
+    oids: RelationOids,
 }
+
+/// The relation oids the crate gave out, as `pg_class` last listed them:
+/// oid → name. Clients take an oid from `pg_class` before they pass it to
+/// a function of it (`pg_get_viewdef(c.oid)`), so it is known by then.
+type RelationOids = Arc<std::sync::RwLock<HashMap<i32, String>>>;
 
 #[async_trait]
 impl SchemaProvider for PgCatalog {
@@ -157,7 +175,8 @@ impl SchemaProvider for PgCatalog {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some(table) = self.inner.table(name).await? else { return Ok(None) };
         let amendment = match name.to_ascii_lowercase().as_str() {
-            "pg_class" => Amendment::RelOptions(self.store.clone()),
+            "pg_class" => Amendment::RelOptions(self.store.clone(), self.oids.clone()),
+            "pg_views" => Amendment::Views(self.store.clone()),
             "pg_attribute" => match self.inner.table("pg_class").await? {
                 Some(pg_class) => Amendment::JsonTypes(self.store.clone(), pg_class),
                 None => return Ok(Some(table)),
@@ -179,8 +198,10 @@ impl SchemaProvider for PgCatalog {
 }
 
 enum Amendment {
-    /// Adds `reloptions text[]` to `pg_class`.
-    RelOptions(WeakStore),
+    /// Adds `reloptions text[]` to `pg_class`, and notes its oids.
+    RelOptions(WeakStore, RelationOids),
+    /// `pg_views` lists Brikk's views.
+    Views(WeakStore),
     /// Types `json`/`jsonb`/`uuid` columns in `pg_attribute` and marks those
     /// with a default (`atthasdef`); relation names from the crate's
     /// `pg_class`.
@@ -198,7 +219,8 @@ enum Amendment {
 impl std::fmt::Debug for Amendment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Amendment::RelOptions(_) => "RelOptions",
+            Amendment::RelOptions(..) => "RelOptions",
+            Amendment::Views(_) => "Views",
             Amendment::JsonTypes(..) => "JsonTypes",
             Amendment::Defaults(..) => "Defaults",
             Amendment::OnlyBrikk => "OnlyBrikk",
@@ -218,14 +240,16 @@ struct Amended {
 impl Amended {
     fn new(inner: Arc<dyn TableProvider>, amendment: Amendment) -> Amended {
         let schema = match &amendment {
-            Amendment::RelOptions(_) => {
+            Amendment::RelOptions(..) => {
                 let mut fields: Vec<Field> = inner.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
                 fields.push(Field::new("reloptions", DataType::new_list(DataType::Utf8, true), true));
                 Arc::new(Schema::new(fields))
             }
-            Amendment::JsonTypes(..) | Amendment::Defaults(..) | Amendment::OnlyBrikk | Amendment::OneRole => {
-                inner.schema()
-            }
+            Amendment::JsonTypes(..)
+            | Amendment::Defaults(..)
+            | Amendment::Views(_)
+            | Amendment::OnlyBrikk
+            | Amendment::OneRole => inner.schema(),
         };
         Amended { inner, schema, amendment }
     }
@@ -295,8 +319,12 @@ impl Amended {
                 }
                 Ok(RecordBatch::try_new(batch.schema(), columns)?)
             }
-            Amendment::RelOptions(store) => {
+            Amendment::RelOptions(store, oids) => {
                 let names = string_column(&batch, "relname")?;
+                let ids = int_column(&batch, "oid")?;
+                oids.write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend((0..names.len()).map(|i| (ids.value(i), names.value(i).to_string())));
                 let store = store.upgrade();
                 let mut options = ListBuilder::new(StringBuilder::new());
                 for i in 0..names.len() {
@@ -313,7 +341,7 @@ impl Amended {
                 Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
             }
             // Generated whole in `scan`.
-            Amendment::Defaults(..) | Amendment::OneRole => Ok(batch),
+            Amendment::Defaults(..) | Amendment::Views(_) | Amendment::OneRole => Ok(batch),
             Amendment::OnlyBrikk => {
                 let names = string_column(&batch, "datname")?;
                 let keep: BooleanArray = names.iter().map(|n| Some(n == Some(DATABASE))).collect();
@@ -400,6 +428,88 @@ fn defaults_batch(store: &Store, relations: &HashMap<i32, String>, schema: Schem
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
+/// `pg_views`' rows (schema `schema`): one per view, by name.
+fn views_batch(store: &Store, schema: SchemaRef) -> Result<RecordBatch> {
+    let catalog = store.catalog();
+    let views: Vec<_> = catalog.views().collect();
+    let n = views.len();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["public"; n])),
+        Arc::new(StringArray::from_iter_values(views.iter().map(|v| v.name.as_str()))),
+        Arc::new(StringArray::from(vec!["brikk"; n])),
+        Arc::new(StringArray::from_iter_values(views.iter().map(|v| view_definition(v)))),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// A view's definition as `pg_views` and `pg_get_viewdef` give it: its
+/// query, ended by `;`.
+fn view_definition(view: &ViewDef) -> String {
+    format!(" {};", view.query)
+}
+
+/// `pg_get_viewdef(view [, pretty])`: the definition of the view with oid
+/// `view` (as `pg_class` lists it) or named `view`; NULL for anything else.
+#[derive(Debug)]
+struct ViewDefinition {
+    signature: Signature,
+    store: WeakStore,
+    oids: RelationOids,
+}
+
+impl PartialEq for ViewDefinition {
+    fn eq(&self, other: &Self) -> bool {
+        self.signature == other.signature
+    }
+}
+
+impl Eq for ViewDefinition {}
+
+impl std::hash::Hash for ViewDefinition {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.signature.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for ViewDefinition {
+    fn name(&self) -> &str {
+        "pg_get_viewdef"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let views = args.args[0].to_array(args.number_rows)?;
+        let names: Vec<Option<String>> = match views.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                let text = datafusion::arrow::compute::cast(&views, &DataType::Utf8)?;
+                let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+                text.iter().map(|n| n.map(|n| n.to_string())).collect()
+            }
+            _ => {
+                let ids = datafusion::arrow::compute::cast(&views, &DataType::Int64)?;
+                let ids = ids.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
+                let oids = self.oids.read().unwrap_or_else(|e| e.into_inner());
+                ids.iter().map(|id| oids.get(&i32::try_from(id?).ok()?).cloned()).collect()
+            }
+        };
+        let store = self.store.upgrade();
+        let definitions: StringArray =
+            names.iter().map(|n| Some(view_definition(&*store.as_ref()?.view(n.as_deref()?)?))).collect();
+        Ok(match scalar {
+            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&definitions, 0)?),
+            false => ColumnarValue::Array(Arc::new(definitions)),
+        })
+    }
+}
+
 fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
     batch
         .column_by_name(name)
@@ -455,6 +565,10 @@ impl TableProvider for Amended {
         let batches = match &self.amendment {
             Amendment::Defaults(store, _) => match store.upgrade() {
                 Some(store) => vec![defaults_batch(&store, &relations, self.schema.clone())?],
+                None => batches,
+            },
+            Amendment::Views(store) => match store.upgrade() {
+                Some(store) => vec![views_batch(&store, self.schema.clone())?],
                 None => batches,
             },
             Amendment::OneRole => vec![role_batch(self.schema.clone())?],

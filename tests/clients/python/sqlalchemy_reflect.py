@@ -1,5 +1,6 @@
-"""SQLAlchemy reflection of a Brikk stream (psycopg 3 dialect):
-inspect(engine).has_table, get_table_names and get_columns, which run
+"""SQLAlchemy reflection of a Brikk stream and view (psycopg 3 dialect):
+inspect(engine).has_table, get_table_names, get_columns, get_view_names
+and get_view_definition, which run
 SQLAlchemy's pg_catalog queries. The stream is set up with a plain psycopg
 connection in autocommit so that this program tests reflection only
 (sqlalchemy_client.py tests statements through SQLAlchemy)."""
@@ -38,6 +39,16 @@ with c.step("inspect(engine).get_columns"):
     c.check([col["name"] for col in user_cols] == ["task_id", "kind", "n"], f"get_columns({s!r}) gave {got!r}")
     c.check(isinstance(user_cols[0]["type"], Text) and isinstance(user_cols[1]["type"], Text)
             and isinstance(user_cols[2]["type"], BigInteger), f"column types: {got!r}")
+
+with c.step("inspect(engine).get_view_names and get_view_definition"):
+    v = s + "_builds"
+    setup.execute(f"CREATE VIEW {v} AS SELECT task_id, n FROM {s} WHERE kind = 'build'")
+    views = inspect(engine).get_view_names()
+    c.check(v in views and s not in views, f"get_view_names(): {views!r}")
+    definition = inspect(engine).get_view_definition(v)
+    c.check(definition is not None and f"FROM {s} WHERE kind = 'build'" in definition,
+            f"get_view_definition({v!r}) gave {definition!r}")
+    setup.execute(f"DROP VIEW {v}")
 
 with c.step("drop stream (psycopg)"):
     engine.dispose()
