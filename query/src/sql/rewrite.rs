@@ -22,12 +22,14 @@ use crate::sql::parser::normalize;
 pub type SystemColumnsOf<'a> = dyn Fn(&str) -> Option<&'static [&'static str]> + 'a;
 
 /// Every rewrite a statement gets before DataFusion plans it, in order:
+/// [`crate::sql::select_subqueries::rewrite`],
 /// [`fold_table_function_names`], [`crate::sql::whole_rows::rewrite`]
 /// (while FROM is as written), [`hide_system_columns`], then
 /// [`crate::sql::table_functions::rewrite`] (last: a relation it joins a
 /// function's rows to keeps its system columns for the query's references,
 /// while the query's wildcards, already rewritten, leave them out).
 pub fn before_planning(stmt: &mut Statement, store: &brikk_storage::Store) -> crate::Result<()> {
+    crate::sql::select_subqueries::rewrite(stmt);
     fold_table_function_names(stmt);
     crate::sql::whole_rows::rewrite(stmt, &crate::sql::whole_rows::columns_in(store));
     hide_system_columns(stmt, &system_columns_in(store));
@@ -37,6 +39,7 @@ pub fn before_planning(stmt: &mut Statement, store: &brikk_storage::Store) -> cr
 /// The rewrites of [`before_planning`] that need no catalog, for a query a
 /// table write plans on its own (its source, its subqueries).
 pub fn before_planning_alone(stmt: &mut Statement) -> crate::Result<()> {
+    crate::sql::select_subqueries::rewrite(stmt);
     fold_table_function_names(stmt);
     crate::sql::table_functions::rewrite(stmt)
 }
