@@ -151,6 +151,9 @@ pub enum Error {
     /// The statement was canceled.
     #[error("canceling statement due to user request")]
     Canceled,
+    /// The statement ran longer than the session's `statement_timeout`.
+    #[error("canceling statement due to statement timeout")]
+    StatementTimeout,
     /// The database is shutting down; nothing was written.
     #[error("the database is shutting down")]
     ShuttingDown,

@@ -31,7 +31,7 @@ pub(crate) mod statements;
 pub mod subscribe;
 pub mod vars;
 
-pub use exec::Session;
+pub use exec::{Session, StreamFailure};
 pub use insert::InsertPlan;
 pub use listen::Notification;
 pub use notice::{Notice, NoticeKind};

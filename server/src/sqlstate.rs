@@ -114,7 +114,7 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::Plan(_) => SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
         Error::Conflict(_) => SERIALIZATION_FAILURE,
         Error::WrongState(_) => OBJECT_NOT_IN_PREREQUISITE_STATE,
-        Error::Canceled => QUERY_CANCELED,
+        Error::Canceled | Error::StatementTimeout => QUERY_CANCELED,
         Error::ShuttingDown => ADMIN_SHUTDOWN,
         Error::Storage(s) => match s {
             brikk_storage::Error::Corrupt(_) | brikk_storage::Error::ArchiveCorrupt { .. } => DATA_CORRUPTED,
@@ -178,6 +178,7 @@ mod tests {
             (Error::NoSavepoint("x".into()), "3B001"),
             (Error::Plan("x".into()), "42000"),
             (Error::Canceled, "57014"),
+            (Error::StatementTimeout, "57014"),
             (Error::ShuttingDown, "57P01"),
             (Error::Storage(brikk_storage::Error::Corrupt("x".into())), "XX001"),
             (Error::Storage(brikk_storage::Error::Unavailable), "58030"),

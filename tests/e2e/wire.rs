@@ -751,3 +751,45 @@ async fn pg_sleep_waits_and_is_canceled() {
     assert_eq!(sqlstate(&result.unwrap_err()).as_deref(), Some("57014"));
     c.query_one("SELECT 1", &[]).await.expect("connection usable after cancel");
 }
+
+#[tokio::test]
+async fn statement_timeout_cancels_long_statements_and_fails_their_transaction() {
+    let (_dir, server) = fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute(TASKS).await.unwrap();
+    let e = c.batch_execute("SET statement_timeout = 'soon'").await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("22023"), "{e}");
+    c.batch_execute("SET statement_timeout = 300").await.unwrap();
+    let shown = c.query_one("SHOW statement_timeout", &[]).await.unwrap();
+    assert_eq!(shown.get::<_, &str>(0), "300ms");
+
+    // While rows stream (pg_sleep runs as its row is computed), in either
+    // protocol, and while a FETCH waits for records.
+    let e = c.simple_query("SELECT pg_sleep(5)").await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e}");
+    let e = c.query("SELECT pg_sleep($1::float8)", &[&5.0f64]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e}");
+    c.batch_execute("SUBSCRIBE tasks GROUP waiting").await.unwrap();
+    let e = c.query("FETCH 1 FROM tasks GROUP waiting WAIT '10s'", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e}");
+    c.query_one("SELECT 1", &[]).await.expect("session usable after a timeout");
+
+    // Inside a transaction the timeout fails it, as any error does.
+    c.batch_execute("BEGIN").await.unwrap();
+    c.execute("INSERT INTO tasks VALUES ('late', 'k', 'p')", &[]).await.unwrap();
+    let e = c.simple_query("SELECT pg_sleep(5)").await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("57014"), "{e}");
+    let e = c.query_one("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("25P02"), "{e}");
+    c.batch_execute("COMMIT").await.unwrap(); // acts as ROLLBACK
+    c.batch_execute("SET statement_timeout = 0").await.unwrap();
+    let n = c.query_one("SELECT count(*) FROM tasks", &[]).await.unwrap();
+    assert_eq!(n.get::<_, i64>(0), 0, "the timed-out transaction wrote nothing");
+
+    // Set at start-up, as a parameter or in `options` (PGOPTIONS).
+    for extra in ["options='-c statement_timeout=250'", "options='-c statement_timeout=1min'"] {
+        let c = brikk_tests::connect(&format!("{} {extra}", server.conn_str())).await.unwrap();
+        let shown = c.query_one("SHOW statement_timeout", &[]).await.unwrap();
+        assert!(["250ms", "1min"].contains(&shown.get::<_, &str>(0)), "{extra}");
+    }
+}

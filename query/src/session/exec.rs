@@ -54,6 +54,17 @@ impl Txn {
     }
 }
 
+/// Reports that a session's last result stream stopped early
+/// ([`Session::stream_failure`]).
+#[derive(Debug, Clone)]
+pub struct StreamFailure(Arc<AtomicBool>);
+
+impl StreamFailure {
+    pub fn report(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// Serial numbers of transactions, so a cursor knows whether the
 /// transaction that declared it is still the open one.
 static TXN_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -161,6 +172,13 @@ impl Session {
     fn watched(&self, output: Output) -> Output {
         let failed = self.stream_failed.clone();
         output.in_time_zone(self.vars.zone()).on_error(move || failed.store(true, Ordering::Release))
+    }
+
+    /// A way to report, from outside, that the result stream of the last
+    /// statement stopped early (canceled, timed out): as when the stream
+    /// itself fails, the open transaction fails at the next statement.
+    pub fn stream_failure(&self) -> StreamFailure {
+        StreamFailure(self.stream_failed.clone())
     }
 
     /// Where this session's notifications go (`LISTEN`): take the

@@ -195,9 +195,10 @@ fn inferred_param_types(plan: &LogicalPlan) -> Result<std::collections::HashMap<
                             }
                         }
                     }
-                    // `$1::text[]`: the array itself, not text made a list
-                    // of one.
-                    Expr::Cast(c) if matches!(c.field.data_type(), DataType::List(_)) => {
+                    // `$1::int`, `$1::timestamptz`: the type it is cast to,
+                    // as Postgres describes it; `$1::text[]`: the array
+                    // itself, not text made a list of one.
+                    Expr::Cast(c) if described_by_cast(c.field.data_type()) => {
                         if let Expr::Placeholder(p) = c.expr.as_ref() {
                             open(p, c.field.data_type().clone());
                         }
@@ -210,6 +211,28 @@ fn inferred_param_types(plan: &LogicalPlan) -> Result<std::collections::HashMap<
         Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(inferred)
+}
+
+/// Whether a parameter cast to `t` (`$1::t`) is described as `t`: the
+/// types whose values every client sends and Brikk reads in both formats.
+/// A parameter cast to another type (`json`, `uuid`, `bytea`, …) stays text,
+/// which the cast reads.
+fn described_by_cast(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::List(_)
+            | DataType::Boolean
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(..)
+            | DataType::Date32
+            | DataType::Timestamp(..)
+            | DataType::Interval(_)
+            | DataType::Time64(_)
+    )
 }
 
 /// Parameter types of a query, `$1` first: as the plan types them (the

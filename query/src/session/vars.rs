@@ -6,6 +6,8 @@
 //! `TimeZone` is checked when set ([`time_zone`]) and applied: the session
 //! shows `timestamptz` values in it ([`crate::Output::in_time_zone`]) and
 //! reads a `timestamptz` written without an offset in it.
+//! `statement_timeout` is checked when set ([`timeout_millis`]) and applied
+//! by the server: a statement that runs longer is canceled (`57014`).
 
 use std::collections::BTreeMap;
 
@@ -18,7 +20,7 @@ use crate::error::{Error, Result};
 pub const DEFAULT_ZONE: &str = "UTC";
 
 /// Parameters every session starts with (name, value). Names are lowercase.
-pub const DEFAULTS: [(&str, &str); 14] = [
+pub const DEFAULTS: [(&str, &str); 15] = [
     ("application_name", ""),
     ("client_encoding", "UTF8"),
     ("client_min_messages", "notice"),
@@ -32,6 +34,7 @@ pub const DEFAULTS: [(&str, &str); 14] = [
     ("server_encoding", "UTF8"),
     ("server_version", crate::SERVER_VERSION),
     ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
     ("timezone", "UTC"),
 ];
 
@@ -50,6 +53,8 @@ pub struct Vars {
     /// Reported parameters changed since [`Vars::take_changed`]: (name as
     /// reported, value).
     changed: Vec<(&'static str, String)>,
+    /// `statement_timeout` in milliseconds (0: none), kept with the value.
+    timeout_ms: u64,
 }
 
 impl Default for Vars {
@@ -58,6 +63,7 @@ impl Default for Vars {
             values: DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             started: BTreeMap::new(),
             changed: Vec::new(),
+            timeout_ms: 0,
         }
     }
 }
@@ -86,6 +92,13 @@ impl Vars {
         if name == "timezone" {
             return self.set_time_zone(&value);
         }
+        let value = match name.as_str() {
+            "statement_timeout" => {
+                self.timeout_ms = timeout_millis(&value)?;
+                show_millis(self.timeout_ms)
+            }
+            _ => value,
+        };
         self.values.insert(name.clone(), value);
         self.note_change(&name);
         Ok(())
@@ -102,6 +115,12 @@ impl Vars {
         self.values.insert("timezone".into(), zone);
         self.note_change("timezone");
         Ok(())
+    }
+
+    /// How long a statement may run before the server cancels it
+    /// (`statement_timeout`); `None`: as long as it takes.
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        (self.timeout_ms > 0).then(|| std::time::Duration::from_millis(self.timeout_ms))
     }
 
     /// The session's zone, as [`time_zone`] spells it: `UTC`, an IANA
@@ -136,6 +155,7 @@ impl Vars {
             None => self.values.remove(&name),
         };
         self.note_change(&name);
+        self.follow_timeout();
     }
 
     /// Every parameter to its start-up value or default (`RESET ALL`).
@@ -178,6 +198,13 @@ impl Vars {
             };
             self.note_change(&key);
         }
+        self.follow_timeout();
+    }
+
+    /// Reads `statement_timeout` again after its value was replaced by one
+    /// already checked (a default, a start-up or earlier value).
+    fn follow_timeout(&mut self) {
+        self.timeout_ms = self.values.get("statement_timeout").and_then(|v| timeout_millis(v).ok()).unwrap_or(0);
     }
 
     /// All parameters, for `SHOW ALL`.
@@ -191,6 +218,52 @@ fn key_of(name: &str) -> String {
     match name.to_ascii_lowercase() {
         n if n == "time zone" => "timezone".to_string(),
         n => n,
+    }
+}
+
+/// The milliseconds a `statement_timeout` value gives, as Postgres reads
+/// it: a number of milliseconds (`5000`), or a number with a unit (`'5s'`,
+/// `'1.5 min'`; `us`, `ms`, `s`, `min`, `h`, `d`); 0 turns the timeout off.
+/// Anything else, or more than 2147483647 ms, is refused with 22023.
+pub fn timeout_millis(value: &str) -> Result<u64> {
+    let v = value.trim().to_ascii_lowercase();
+    let invalid = || {
+        Error::InvalidParameter(format!(
+            "invalid value for parameter \"statement_timeout\": \"{value}\" \
+             (a number of milliseconds, or one with a unit: us, ms, s, min, h, d)"
+        ))
+    };
+    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+')).unwrap_or(v.len());
+    let number: f64 = v[..split].parse().map_err(|_| invalid())?;
+    let scale = match v[split..].trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return Err(invalid()),
+    };
+    let ms = (number * scale).round();
+    if !(0.0..=f64::from(i32::MAX)).contains(&ms) {
+        return Err(Error::InvalidParameter(format!(
+            "{ms} ms is outside the valid range for parameter \"statement_timeout\" (0 .. 2147483647)"
+        )));
+    }
+    Ok(ms as u64)
+}
+
+/// `ms` as `SHOW` gives it: in the largest unit it is a whole number of.
+fn show_millis(ms: u64) -> String {
+    if ms == 0 {
+        return "0".into();
+    }
+    let unit = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1_000, "s")]
+        .into_iter()
+        .find(|(size, _)| ms.is_multiple_of(*size));
+    match unit {
+        Some((size, name)) => format!("{}{name}", ms / size),
+        None => format!("{ms}ms"),
     }
 }
 
@@ -266,6 +339,38 @@ mod tests {
             let t: std::result::Result<Tz, _> = good.parse();
             assert!(t.is_ok(), "arrow reads {good}");
         }
+    }
+
+    #[test]
+    fn statement_timeouts_are_read_as_postgres_reads_them() {
+        for (given, ms, shown) in [
+            ("0", 0, "0"),
+            ("1500", 1_500, "1500ms"),
+            ("5s", 5_000, "5s"),
+            (" 1.5 min ", 90_000, "90s"),
+            ("2min", 120_000, "2min"),
+            ("1h", 3_600_000, "1h"),
+            ("2500us", 3, "3ms"),
+        ] {
+            assert_eq!(timeout_millis(given).unwrap(), ms, "{given}");
+            assert_eq!(show_millis(ms), shown);
+        }
+        for bad in ["", "soon", "5 parsecs", "-1", "3000000000"] {
+            assert!(matches!(timeout_millis(bad), Err(Error::InvalidParameter(_))), "{bad}");
+        }
+        let mut vars = Vars::default();
+        assert_eq!(vars.statement_timeout(), None);
+        vars.set("statement_timeout", "2s".into()).unwrap();
+        assert_eq!(vars.statement_timeout(), Some(std::time::Duration::from_secs(2)));
+        assert_eq!(vars.get("statement_timeout").as_deref(), Some("2s"));
+        assert!(vars.set("statement_timeout", "never".into()).is_err());
+        assert_eq!(vars.statement_timeout(), Some(std::time::Duration::from_secs(2)), "unchanged");
+        let before = vars.clone();
+        vars.set("statement_timeout", "0".into()).unwrap();
+        vars.restore(&before);
+        assert_eq!(vars.statement_timeout(), Some(std::time::Duration::from_secs(2)), "restored");
+        vars.reset("statement_timeout");
+        assert_eq!(vars.statement_timeout(), None);
     }
 
     #[test]

@@ -14,7 +14,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::portal::Format;
@@ -64,31 +63,83 @@ where
     Ok(())
 }
 
-/// Ends `rows` with `57014 canceling statement` when a cancel request for
-/// this connection arrives while they stream. pgwire watches for cancels
-/// only while a statement is planned; rows are produced later, as they are
-/// sent, so the watch is re-armed when the first row is asked for.
-fn cancellable<S>(
-    rows: S,
+/// What stops a statement early: a cancel request for its connection
+/// (`handle`, the connection's cancel handle), and the session's
+/// `statement_timeout` (`deadline`, counted from the statement's start).
+/// Rows cut short report it to the session (`stopped`), whose transaction
+/// then fails as if the statement had.
+#[derive(Clone)]
+pub(crate) struct Interrupts {
     handle: Option<Arc<ConnectionHandle>>,
-) -> futures::stream::BoxStream<'static, PgWireResult<DataRow>>
+    deadline: Option<tokio::time::Instant>,
+    stopped: brikk_query::session::StreamFailure,
+}
+
+impl Interrupts {
+    /// The interrupts of a statement of `client`'s `session` starting now.
+    pub(crate) fn of<C: pgwire::api::ClientInfo>(client: &C, session: &mut brikk_query::Session) -> Interrupts {
+        Interrupts {
+            handle: client.session_extensions().get::<Arc<ConnectionHandle>>().map(|h| (*h).clone()),
+            deadline: session.vars().statement_timeout().map(|t| tokio::time::Instant::now() + t),
+            stopped: session.stream_failure(),
+        }
+    }
+
+    /// Runs a statement's execution (`run`) until it ends, or fails with
+    /// [`Error::StatementTimeout`] when the deadline passes first; the
+    /// caller then fails the session's transaction ([`Session::fail`]), as
+    /// a failed statement would.
+    ///
+    /// [`Session::fail`]: brikk_query::Session::fail
+    pub(crate) async fn run<T>(&self, run: impl std::future::Future<Output = T>) -> Result<T, Error> {
+        match self.deadline {
+            None => Ok(run.await),
+            Some(deadline) => tokio::time::timeout_at(deadline, run).await.map_err(|_| Error::StatementTimeout),
+        }
+    }
+}
+
+/// Ends `rows` with `57014 canceling statement` when a cancel request for
+/// this connection arrives, or the statement's deadline passes, while they
+/// stream. pgwire watches for cancels only while a statement is planned;
+/// rows are produced later, as they are sent, so the watch is re-armed
+/// when the first row is asked for.
+fn cancellable<S>(rows: S, interrupts: Interrupts) -> futures::stream::BoxStream<'static, PgWireResult<DataRow>>
 where
     S: futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static,
 {
-    let Some(handle) = handle else { return rows.boxed() };
-    let canceled = Arc::new(AtomicBool::new(false));
-    let flag = canceled.clone();
-    let cancel = async move {
-        // Ok: a cancel request; Err: the next statement replaced the watch.
-        if handle.start_query().await.await.is_ok() {
-            flag.store(true, Ordering::Release);
-        } else {
-            futures::future::pending::<()>().await;
-        }
+    let Interrupts { handle, deadline, stopped: report } = interrupts;
+    if handle.is_none() && deadline.is_none() {
+        return rows.boxed();
+    }
+    let stopped: Arc<std::sync::OnceLock<Error>> = Arc::default();
+    let why = stopped.clone();
+    let stop = async move {
+        let by_client = async {
+            // Ok: a cancel request; Err: the next statement replaced the watch.
+            match handle {
+                Some(h) if h.start_query().await.await.is_ok() => Error::Canceled,
+                _ => futures::future::pending().await,
+            }
+        };
+        let by_clock = async {
+            match deadline {
+                Some(d) => {
+                    tokio::time::sleep_until(d).await;
+                    Error::StatementTimeout
+                }
+                None => futures::future::pending().await,
+            }
+        };
+        let reason = tokio::select! {
+            r = by_client => r,
+            r = by_clock => r,
+        };
+        let _ = why.set(reason);
+        report.report();
     };
-    let tail = stream::once(async move { canceled.load(Ordering::Acquire) })
-        .filter_map(|c| async move { c.then(|| Err(to_pg_error(&Error::Canceled))) });
-    rows.take_until(cancel).chain(tail).boxed()
+    let tail = stream::once(async move { stopped.get().map(|e| Err(to_pg_error(e))) }).filter_map(|e| async move { e });
+    rows.take_until(stop).chain(tail).boxed()
 }
 
 /// Where a `COPY … FROM STDIN` waits for the client's data.
@@ -232,7 +283,7 @@ fn rows_response(
     tag: &str,
     format: &Format,
     options: Arc<FormatOptions>,
-    handle: Option<Arc<ConnectionHandle>>,
+    interrupts: Interrupts,
 ) -> PgWireResult<Response> {
     let iso = iso_style(&options.date_style);
     let fields = Arc::new(pg_fields(&batches.schema(), format, Some(options))?);
@@ -250,19 +301,19 @@ fn rows_response(
             stream::iter(rows)
         })
         .flatten();
-    let mut response = QueryResponse::new(fields, cancellable(rows, handle));
+    let mut response = QueryResponse::new(fields, cancellable(rows, interrupts));
     response.set_command_tag(tag);
     Ok(Response::Query(response))
 }
 
 /// Turns one statement's output into a response; rows stream lazily and
-/// stop at a cancel request (`handle` is the connection's cancel handle).
+/// stop at a cancel request or the statement's deadline (`interrupts`).
 /// A `COPY … FROM STDIN` is parked in `copy` for the copy handler.
 pub(crate) fn response(
     output: Output,
     format: &Format,
     options: Arc<FormatOptions>,
-    handle: Option<Arc<ConnectionHandle>>,
+    interrupts: Interrupts,
     copy: &CopySlot,
 ) -> PgWireResult<Response> {
     Ok(match output {
@@ -275,10 +326,10 @@ pub(crate) fn response(
             let data = rows.map(|r| r.map(CopyData::new).map_err(|e| to_pg_error(&e)));
             Response::CopyOut(CopyResponse::new(0, columns, data.boxed()))
         }
-        Output::Rows(batches) => rows_response(batches, "SELECT", format, options, handle)?,
+        Output::Rows(batches) => rows_response(batches, "SELECT", format, options, interrupts)?,
         Output::Returning { tag, rows } => {
             let tag = if tag == "INSERT" { "INSERT 0".to_string() } else { tag };
-            rows_response(rows, &tag, format, options, handle)?
+            rows_response(rows, &tag, format, options, interrupts)?
         }
         Output::Command { tag, rows } => {
             let mut t = Tag::new(&tag);

@@ -26,7 +26,7 @@ use pgwire::messages::extendedquery::{Bind, Describe, TARGET_TYPE_BYTE_STATEMENT
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
-use super::encode::{report_changes, response, to_pg_error};
+use super::encode::{report_changes, response, to_pg_error, Interrupts};
 use super::Connection;
 
 /// Plans statements at Parse time, in the connection's session (its
@@ -387,12 +387,16 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let handle = client.session_extensions().get::<Arc<pgwire::api::ConnectionHandle>>().map(|h| (*h).clone());
         let mut session = self.session.lock().await;
         let params = bind(portal, session.vars().zone())?;
-        let output = session.execute_prepared(&portal.statement.statement.prepared, params).await.map_err(|e| {
-            let sql = &portal.statement.statement.prepared.sql;
-            tracing::debug!(peer = %client.socket_addr(), error = %e, %sql, "statement failed");
+        let interrupts = Interrupts::of(client, &mut session);
+        let prepared = &portal.statement.statement.prepared;
+        let output = interrupts.run(session.execute_prepared(prepared, params)).await.unwrap_or_else(|timeout| {
+            session.fail();
+            Err(timeout)
+        });
+        let output = output.map_err(|e| {
+            tracing::debug!(peer = %client.socket_addr(), error = %e, sql = %prepared.sql, "statement failed");
             to_pg_error(&e)
         })?;
         report_changes(client, &mut session).await?;
@@ -402,7 +406,7 @@ impl ExtendedQueryHandler for Connection {
             // enlarge every Execute's future, allocated and copied per call.
             return Err(Box::pin(super::subscribe::stream(client, sub)).await);
         }
-        response(output, &portal.result_column_format, options, handle, &self.copy)
+        response(output, &portal.result_column_format, options, interrupts, &self.copy)
     }
 }
 

@@ -16,7 +16,7 @@ use pgwire::types::format::FormatOptions;
 
 use brikk_query::Output;
 
-use super::encode::{error_info, report_changes, response};
+use super::encode::{error_info, report_changes, response, Interrupts};
 use super::Connection;
 
 #[async_trait]
@@ -29,9 +29,15 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let handle = client.session_extensions().get::<Arc<pgwire::api::ConnectionHandle>>().map(|h| (*h).clone());
         let mut session = self.session.lock().await;
-        let results = session.execute(query).await;
+        let interrupts = Interrupts::of(client, &mut session);
+        let results = match interrupts.run(session.execute(query)).await {
+            Ok(results) => results,
+            Err(timeout) => {
+                session.fail();
+                vec![Err(timeout)]
+            }
+        };
         report_changes(client, &mut session).await?;
         drop(session);
         let mut responses = Vec::new();
@@ -40,9 +46,13 @@ impl SimpleQueryHandler for Connection {
                 // The only statement of its string (the session refuses it
                 // in a transaction), streamed until it ends with an error.
                 Ok(Output::Subscription(sub)) => return Err(super::subscribe::stream(client, sub).await),
-                Ok(output) => {
-                    responses.push(response(output, &Format::UnifiedText, options.clone(), handle.clone(), &self.copy)?)
-                }
+                Ok(output) => responses.push(response(
+                    output,
+                    &Format::UnifiedText,
+                    options.clone(),
+                    interrupts.clone(),
+                    &self.copy,
+                )?),
                 Err(e) => {
                     tracing::debug!(peer = %client.socket_addr(), error = %e, sql = %query, "statement failed");
                     responses.push(Response::Error(Box::new(error_info(&e))));

@@ -77,23 +77,23 @@ impl StartupHandler for Startup {
                 format!("database \"{database}\" does not exist (the database is \"{}\")", brikk_query::DATABASE),
             ));
         }
-        let requested = requested_zone(&startup.parameters);
+        let zone_asked = requested(&startup.parameters, "TimeZone");
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
         let mut zone = DEFAULT_ZONE.to_string();
         let session = client.session_extensions().get::<Arc<tokio::sync::Mutex<Session>>>();
         if let Some(session) = session {
             let mut session = session.lock().await;
-            if let Some(v) = &requested {
+            if let Some(v) = &zone_asked {
                 let set = session.vars().start_with("TimeZone", v);
                 set.map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?;
                 zone = session.vars().zone().to_string();
             }
-            if let Some(name) = startup.parameters.get("application_name") {
-                session
-                    .vars()
-                    .start_with("application_name", name)
-                    .map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?;
+            for name in ["application_name", "statement_timeout"] {
+                if let Some(value) = requested(&startup.parameters, name) {
+                    let set = session.vars().start_with(name, &value);
+                    set.map_err(|e| fatal(code::INVALID_PARAMETER_VALUE, e.to_string()))?;
+                }
             }
         }
         let (pid, secret) = self.pids.generate(client);
@@ -108,11 +108,12 @@ impl StartupHandler for Startup {
     }
 }
 
-/// The zone a client asks for at start-up: a `TimeZone` parameter, or
-/// `-c TimeZone=…` in `options` (libpq's `PGOPTIONS`), which wins over the
-/// parameter; within `options` the last setting wins.
-fn requested_zone(parameters: &std::collections::BTreeMap<String, String>) -> Option<String> {
-    let is_zone = |k: &str| k.eq_ignore_ascii_case("timezone");
+/// The value a client asks for parameter `name` (`TimeZone`,
+/// `statement_timeout`, …) at start-up: a start-up parameter of that name
+/// (any case), or `-c name=…` in `options` (libpq's `PGOPTIONS`), which wins
+/// over the parameter; within `options` the last setting wins.
+fn requested(parameters: &std::collections::BTreeMap<String, String>, name: &str) -> Option<String> {
+    let is_named = |k: &str| k.eq_ignore_ascii_case(name);
     let from_options = parameters.get("options").and_then(|o| {
         let words: Vec<&str> = o.split_whitespace().collect();
         let settings = words.iter().enumerate().filter_map(|(i, w)| match w.strip_prefix("-c") {
@@ -120,9 +121,9 @@ fn requested_zone(parameters: &std::collections::BTreeMap<String, String>) -> Op
             Some(rest) => Some(rest),
             None => w.strip_prefix("--"),
         });
-        settings.filter_map(|s| s.split_once('=')).filter(|(k, _)| is_zone(k)).map(|(_, v)| v.to_string()).next_back()
+        settings.filter_map(|s| s.split_once('=')).filter(|(k, _)| is_named(k)).map(|(_, v)| v.to_string()).next_back()
     });
-    from_options.or_else(|| parameters.iter().find(|(k, _)| is_zone(k)).map(|(_, v)| v.clone()))
+    from_options.or_else(|| parameters.iter().find(|(k, _)| is_named(k)).map(|(_, v)| v.clone()))
 }
 
 /// The parameters reported at start-up: the defaults, with the session's
@@ -145,12 +146,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_zone_comes_from_a_parameter_or_the_options() {
-        let params = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        assert_eq!(requested_zone(&params(&[("TimeZone", "Europe/Berlin")])).as_deref(), Some("Europe/Berlin"));
-        assert_eq!(requested_zone(&params(&[("options", "-c timezone=Asia/Tokyo")])).as_deref(), Some("Asia/Tokyo"));
-        assert_eq!(requested_zone(&params(&[("options", "-cTimeZone=UTC --x=1")])).as_deref(), Some("UTC"));
-        assert_eq!(requested_zone(&params(&[("options", "--timezone=-7")])).as_deref(), Some("-7"));
-        assert_eq!(requested_zone(&params(&[("options", "-c search_path=x"), ("user", "brikk")])), None);
+    fn settings_come_from_a_parameter_or_the_options() {
+        let asked = |pairs: &[(&str, &str)], name: &str| {
+            let params = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            requested(&params, name)
+        };
+        let zone = |pairs: &[(&str, &str)]| asked(pairs, "TimeZone");
+        assert_eq!(zone(&[("TimeZone", "Europe/Berlin")]).as_deref(), Some("Europe/Berlin"));
+        assert_eq!(zone(&[("options", "-c timezone=Asia/Tokyo")]).as_deref(), Some("Asia/Tokyo"));
+        assert_eq!(zone(&[("options", "-cTimeZone=UTC --x=1")]).as_deref(), Some("UTC"));
+        assert_eq!(zone(&[("options", "--timezone=-7")]).as_deref(), Some("-7"));
+        assert_eq!(zone(&[("options", "-c search_path=x"), ("user", "brikk")]), None);
+        let timeout = |pairs: &[(&str, &str)]| asked(pairs, "statement_timeout");
+        assert_eq!(timeout(&[("statement_timeout", "5s")]).as_deref(), Some("5s"));
+        let both = [("statement_timeout", "5s"), ("options", "-c statement_timeout=100")];
+        assert_eq!(timeout(&both).as_deref(), Some("100"));
     }
 }

@@ -94,6 +94,20 @@ async def main():
         c.check(abs((now - aware).total_seconds()) < 300, f"_timestamp {ts!r} is not near now ({now})")
         c.check((row["_key"], row["task_id"], row["kind"], row["n"]) == ("t1", "t1", "build", 1), f"row {row!r}")
 
+    with c.step("parameters typed by a cast ($1::int, $2::timestamptz, …)"):
+        # Described as the cast's type, as Postgres describes them, so
+        # asyncpg encodes Python values of that type (not str).
+        at = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        row = await conn.fetchrow(
+            "SELECT $1::int + 1 AS i, $2::bigint AS b, $3::float8 AS f, $4::bool AS t, $5::date AS d, "
+            "$6::timestamptz AS at, $7::interval AS span",
+            41, 2**40, 0.5, True, datetime.date(2026, 1, 2), at, datetime.timedelta(minutes=90))
+        got = tuple(row.values())
+        want = (42, 2**40, 0.5, True, datetime.date(2026, 1, 2), at, datetime.timedelta(minutes=90))
+        c.check(got == want, f"cast parameters gave {got!r}")
+        n = await conn.fetchval(f"SELECT count(*) FROM {s} WHERE n >= $1::int", 2)
+        c.check(n >= 1, f"count {n!r}")
+
     with c.step("UUID parameters and results"):
         import uuid
         t = f"{s}_agents"
