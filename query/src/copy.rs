@@ -1,5 +1,5 @@
-//! `COPY`: bulk export and import of streams, in text, CSV, JSON lines and
-//! Parquet.
+//! `COPY`: bulk export and import of streams and tables, in text, CSV, JSON
+//! lines and Parquet.
 //!
 //! ```sql
 //! COPY bids TO '/tmp/bids.parquet';                      -- format from the extension
@@ -14,7 +14,9 @@
 //! - `COPY … FROM` decodes every row, coerces each value to its column as
 //!   `INSERT` does ([`crate::types::assign`]) and appends all rows in one
 //!   atomic write (or in the open transaction): a bad row anywhere means
-//!   nothing is written, and the error names its line.
+//!   nothing is written, and the error names its line. A table's rows go
+//!   through a prepared `INSERT`, one execution per row, all in one
+//!   transaction (defaults, identities, keys, NOT NULL as INSERT has them).
 //! - `COPY … FROM STDIN` returns [`CopyIn`]: the server feeds it the
 //!   client's `CopyData` and finishes it at `CopyDone`
 //!   ([`crate::Session::copy_in_done`]).

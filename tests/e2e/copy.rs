@@ -123,6 +123,63 @@ async fn copy_from_stdin_is_atomic_and_names_the_bad_line() {
     assert_eq!(n, 0);
 }
 
+#[tokio::test]
+async fn copy_into_a_table_inserts_as_insert_does() {
+    let (dir, server) = super::fresh();
+    let c = server.client().await.unwrap();
+    c.batch_execute(
+        "CREATE TABLE facts (id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, body JSONB, n INT DEFAULT 7); \
+         CREATE VIEW topics AS SELECT topic FROM facts",
+    )
+    .await
+    .unwrap();
+    // Identity and DEFAULT fill the columns COPY leaves out; text becomes
+    // each column's type; every row is a change in the changelog.
+    let sink = c.copy_in::<_, Bytes>("COPY facts (topic, body) FROM STDIN (FORMAT csv, HEADER)").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from("topic,body\nrain,\"{\"\"p\"\": 0.7}\"\nsun,\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    let rows = c.query("SELECT id, topic, body::text, n FROM facts ORDER BY id", &[]).await.unwrap();
+    let got: Vec<(i64, String, Option<String>, i32)> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    assert_eq!(got, [(1, "rain".into(), Some("{\"p\":0.7}".into()), 7), (2, "sun".into(), None, 7)]);
+    let changes: i64 = c.query_one("SELECT count(*) FROM changes(facts)", &[]).await.unwrap().get(0);
+    assert_eq!(changes, 2);
+
+    // A duplicate key or a NULL in a NOT NULL column anywhere: nothing of
+    // that COPY is written.
+    for (bad, code) in [("3\tfog\n1\tdup\n", "23505"), ("4\tok\n5\t\\N\n", "23502"), ("x\ty\n", "22P02")] {
+        let sink = c.copy_in::<_, Bytes>("COPY facts (id, topic) FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(Bytes::from(bad)).await.unwrap();
+        let e = sink.finish().await.unwrap_err();
+        assert_eq!(sqlstate(&e).as_deref(), Some(code), "{bad:?}: {e:?}");
+        let n: i64 = c.query_one("SELECT count(*) FROM facts", &[]).await.unwrap().get(0);
+        assert_eq!(n, 2, "nothing of {bad:?} was written");
+    }
+    // Inside a transaction the rows are part of it.
+    c.batch_execute("BEGIN").await.unwrap();
+    let sink = c.copy_in::<_, Bytes>("COPY facts (topic) FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from("in txn\n")).await.unwrap();
+    sink.finish().await.unwrap();
+    let n: i64 = c.query_one("SELECT count(*) FROM facts", &[]).await.unwrap().get(0);
+    assert_eq!(n, 3, "the transaction reads its own rows");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    let n: i64 = c.query_one("SELECT count(*) FROM facts", &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+
+    // From a file (JSON lines), and a view refuses.
+    let file = dir.path().join("facts.jsonl");
+    std::fs::write(&file, "{\"topic\": \"wind\", \"body\": {\"k\": [1]}, \"n\": 3}\n").unwrap();
+    let copied = c.execute(&format!("COPY facts (topic, body, n) FROM '{}'", file.display()), &[]).await.unwrap();
+    assert_eq!(copied, 1);
+    let r = c.query_one("SELECT body::text, n FROM facts WHERE topic = 'wind'", &[]).await.unwrap();
+    assert_eq!((r.get::<_, String>(0), r.get::<_, i32>(1)), ("{\"k\":[1]}".into(), 3));
+    let e = c.execute(&format!("COPY topics FROM '{}'", file.display()), &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e).as_deref(), Some("42809"), "{e:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_backslash_copy_both_ways() {
     let (dir, server) = super::fresh();

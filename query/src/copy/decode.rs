@@ -1,10 +1,10 @@
-//! Decoding COPY input into appends: text and CSV records, JSON lines,
-//! Parquet files. Input can arrive in pieces (`CopyData` messages); records
-//! are decoded as soon as they are complete.
+//! Decoding COPY input into appends to a stream or rows for a table: text
+//! and CSV records, JSON lines, Parquet files. Input can arrive in pieces
+//! (`CopyData` messages); records are decoded as soon as they are complete.
 
 use std::sync::Arc;
 
-use brikk_storage::{Append, StreamHandle, WriteSet};
+use brikk_storage::{Append, ColumnDef, StreamHandle, WriteSet};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::scalar::ScalarValue;
 
@@ -13,16 +13,47 @@ use crate::defaults::Defaults;
 use crate::error::{Error, Result};
 use crate::session::insert::encode_append;
 
-/// Turns rows of source values into appends to one stream, as INSERT does.
+/// Takes rows of source values for one relation: a stream's become
+/// appends as INSERT makes them; a table's are kept, to be inserted by
+/// INSERT's own path when the input ends ([`Decoded::Rows`]).
 pub(crate) struct RowSink {
-    pub(crate) stream: Arc<StreamHandle>,
-    /// The stream column each source field fills, in order.
+    /// The relation's name and columns (JSON keys and Parquet columns are
+    /// matched to them by name).
+    pub(crate) relation: String,
+    pub(crate) columns: Vec<ColumnDef>,
+    /// The column each source field fills, in order.
     pub(crate) targets: Vec<usize>,
-    pub(crate) appends: Vec<Append>,
-    /// The session's zone, for `timestamptz` text without an offset.
-    pub(crate) zone: String,
-    /// The defaults of the columns COPY leaves out.
-    pub(crate) defaults: Defaults,
+    pub(crate) into: Destination,
+}
+
+/// Where a [`RowSink`]'s rows go.
+pub(crate) enum Destination {
+    Stream {
+        stream: Arc<StreamHandle>,
+        appends: Vec<Append>,
+        /// The session's zone, for `timestamptz` text without an offset.
+        zone: String,
+        /// The defaults of the columns COPY leaves out.
+        defaults: Defaults,
+    },
+    /// A table's rows, each its fields in `targets` order.
+    Table { rows: Vec<Vec<ScalarValue>> },
+}
+
+/// What COPY input decoded to: appends to write, or rows to insert into
+/// a table (`INSERT INTO relation (targets) VALUES …`).
+pub(crate) enum Decoded {
+    Appends(WriteSet),
+    Rows { relation: String, columns: Vec<String>, rows: Vec<Vec<ScalarValue>> },
+}
+
+impl Decoded {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Decoded::Appends(w) => w.appends.len(),
+            Decoded::Rows { rows, .. } => rows.len(),
+        }
+    }
 }
 
 impl RowSink {
@@ -35,10 +66,25 @@ impl RowSink {
                 format!("missing data: {} of {} columns", fields.len(), self.targets.len())
             }));
         }
-        let zone = &self.zone;
-        let append = encode_append(&self.stream, &self.targets, fields.map(Ok), zone, &self.defaults, None)?;
-        self.appends.push(append);
+        match &mut self.into {
+            Destination::Stream { stream, appends, zone, defaults } => {
+                appends.push(encode_append(stream, &self.targets, fields.map(Ok), zone, defaults, None)?);
+            }
+            Destination::Table { rows } => rows.push(fields.collect()),
+        }
         Ok(())
+    }
+
+    /// Everything taken, as it is to be written.
+    pub(crate) fn decoded(self) -> Decoded {
+        match self.into {
+            Destination::Stream { appends, .. } => Decoded::Appends(WriteSet::of_appends(appends)),
+            Destination::Table { rows } => Decoded::Rows {
+                columns: self.targets.iter().map(|&c| self.columns[c].name.clone()).collect(),
+                relation: self.relation,
+                rows,
+            },
+        }
     }
 
     /// Appends the rows of a batch whose columns are matched to the
@@ -107,8 +153,8 @@ impl CopyIn {
         }
     }
 
-    /// Decodes what is left; the appends of every row, or the first error.
-    pub(crate) fn finish(mut self) -> Result<(WriteSet, usize)> {
+    /// Decodes what is left; every row, or the first error.
+    pub(crate) fn finish(mut self) -> Result<Decoded> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -118,8 +164,7 @@ impl CopyIn {
         } else {
             self.drain(true)?;
         }
-        let n = self.sink.appends.len();
-        Ok((WriteSet::of_appends(self.sink.appends), n))
+        Ok(self.sink.decoded())
     }
 
     /// Decodes every complete record in the buffer (all of it at the end).
@@ -326,14 +371,13 @@ fn csv_record(buf: &[u8], f: &CopyFormat, at_end: bool) -> Result<Option<TextRec
 /// A JSON-lines row: keys are column names (unknown keys are an error,
 /// missing ones NULL).
 fn json_row(sink: &mut RowSink, obj: serde_json::Map<String, serde_json::Value>) -> Result<()> {
-    let def = sink.stream.def.clone();
     let mut fields = vec![ScalarValue::Null; sink.targets.len()];
     for (k, v) in obj {
-        let Some(i) = sink.targets.iter().position(|&c| def.columns[c].name == k) else {
+        let Some(i) = sink.targets.iter().position(|&c| sink.columns[c].name == k) else {
             if crate::catalog::SYSTEM_COLUMNS.contains(&k.as_str()) {
                 continue;
             }
-            return Err(Error::BadCopyData(format!("JSON key \"{k}\" is not a column of \"{}\"", def.name)));
+            return Err(Error::BadCopyData(format!("JSON key \"{k}\" is not a column of \"{}\"", sink.relation)));
         };
         fields[i] = match v {
             serde_json::Value::Null => ScalarValue::Null,
@@ -360,20 +404,19 @@ where
     let bad = |e: &dyn std::fmt::Display| Error::BadCopyData(format!("{name} is not a readable Parquet file: {e}"));
     let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(|e| bad(&e))?;
     let schema = builder.schema().clone();
-    let def = sink.stream.def.clone();
     for f in schema.fields() {
-        let known = sink.targets.iter().any(|&c| def.columns[c].name == *f.name())
+        let known = sink.targets.iter().any(|&c| sink.columns[c].name == *f.name())
             || crate::catalog::SYSTEM_COLUMNS.contains(&f.name().as_str());
         if !known {
             return Err(Error::BadCopyData(format!(
                 "{name} has column \"{}\", which \"{}\" lacks",
                 f.name(),
-                def.name
+                sink.relation
             )));
         }
     }
     let columns: Vec<Option<usize>> =
-        sink.targets.iter().map(|&c| schema.fields().iter().position(|f| *f.name() == def.columns[c].name)).collect();
+        sink.targets.iter().map(|&c| schema.fields().iter().position(|f| *f.name() == sink.columns[c].name)).collect();
     let reader = builder.with_batch_size(8192).build().map_err(|e| bad(&e))?;
     let mut row = 0;
     for batch in reader {

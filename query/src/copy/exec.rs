@@ -7,7 +7,7 @@ use bytes::Bytes;
 use datafusion::sql::sqlparser::ast::{self, CopyLegacyOption, CopyOption, CopySource, CopyTarget};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::copy::decode::{read_parquet, CopyIn, RowSink};
+use crate::copy::decode::{at, read_parquet, CopyIn, Decoded, Destination, RowSink};
 use crate::copy::encode::{batch_lines, file_error, header_line, FileWriter};
 use crate::copy::format::{CopyFormat, Format};
 use crate::error::{Error, ObjectKind, Result};
@@ -115,22 +115,30 @@ impl Session {
 
     async fn copy_from(&mut self, source: CopySource, path: Option<String>, format: CopyFormat) -> Result<Output> {
         let CopySource::Table { table_name, columns } = source else {
-            return Err(Error::Syntax("COPY (query) FROM is not valid: COPY FROM needs a stream".into()));
+            return Err(Error::Syntax("COPY (query) FROM is not valid: COPY FROM needs a stream or table".into()));
         };
         let name = object_name(&table_name)?;
-        let store = &self.db.shared().store;
-        let stream =
-            store.stream(&name).ok_or_else(|| Error::NotFound { kind: ObjectKind::Relation, name: name.clone() })?;
+        let store = self.db.shared().store.clone();
+        let (relation_columns, system): (_, &[&str]) = match (store.stream(&name), store.table(&name)) {
+            (_, Some(t)) => (t.def.columns.clone(), &crate::catalog::TABLE_SYSTEM_COLUMNS),
+            (Some(s), None) => (s.def.columns.clone(), &crate::catalog::SYSTEM_COLUMNS),
+            (None, None) => {
+                return Err(match store.view(&name) {
+                    Some(_) => Error::WrongObjectType(format!("cannot copy to view \"{name}\"")),
+                    None => Error::NotFound { kind: ObjectKind::Relation, name },
+                })
+            }
+        };
         let targets = if columns.is_empty() {
-            (0..stream.def.columns.len()).collect()
+            (0..relation_columns.len()).collect()
         } else {
             let mut out = Vec::with_capacity(columns.len());
             for c in &columns {
                 let n = normalize(c);
-                if crate::catalog::SYSTEM_COLUMNS.contains(&n.as_str()) {
+                if system.contains(&n.as_str()) {
                     return Err(Error::GeneratedColumn(n));
                 }
-                let i = stream.def.columns.iter().position(|col| col.name == n).ok_or_else(|| Error::NotFound {
+                let i = relation_columns.iter().position(|col| col.name == n).ok_or_else(|| Error::NotFound {
                     kind: ObjectKind::Column,
                     name: format!("{n}\" of relation \"{name}"),
                 })?;
@@ -141,19 +149,29 @@ impl Session {
             }
             out
         };
-        let state = self.state();
-        let defaults = crate::defaults::Defaults::compile(&state, &stream.def.columns, &targets)?.resolved(&state)?;
-        let sink = RowSink { stream, targets, appends: Vec::new(), zone: self.vars.zone().to_string(), defaults };
+        let into = match store.table(&name) {
+            // Defaults, identities, keys and constraints: INSERT's path.
+            Some(_) => Destination::Table { rows: Vec::new() },
+            None => {
+                let stream = store
+                    .stream(&name)
+                    .ok_or_else(|| Error::NotFound { kind: ObjectKind::Relation, name: name.clone() })?;
+                let state = self.state();
+                let defaults =
+                    crate::defaults::Defaults::compile(&state, &stream.def.columns, &targets)?.resolved(&state)?;
+                Destination::Stream { stream, appends: Vec::new(), zone: self.vars.zone().to_string(), defaults }
+            }
+        };
+        let sink = RowSink { relation: name, columns: relation_columns, targets, into };
         let Some(p) = path else {
             return Ok(Output::CopyIn(CopyIn::new(sink, format)));
         };
         let file = std::fs::File::open(&p).map_err(|e| file_error(Path::new(&p), e))?;
-        let (writes, n) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let decoded = tokio::task::spawn_blocking(move || -> Result<_> {
             if format.format == Format::Parquet {
                 let mut sink = sink;
                 read_parquet(file, &mut sink, &p)?;
-                let n = sink.appends.len();
-                return Ok((brikk_storage::WriteSet::of_appends(sink.appends), n));
+                return Ok(sink.decoded());
             }
             let mut copy = CopyIn::new(sink, format);
             let mut file = file;
@@ -169,22 +187,55 @@ impl Session {
         })
         .await
         .map_err(|e| Error::Internal(format!("COPY task failed: {e}")))??;
-        self.write(writes).await?;
-        Ok(Output::Command { tag: "COPY".into(), rows: Some(n) })
+        self.copy_decoded(decoded).await
     }
 
     /// Finishes a `COPY … FROM STDIN` after the client's `CopyDone`: every
-    /// row is appended in one atomic write (or joins the open transaction),
+    /// row is written in one atomic write (or joins the open transaction),
     /// or none is and the transaction is failed, as for any statement.
     pub async fn copy_in_done(&mut self, copy: CopyIn) -> Result<Output> {
         let r = match copy.finish() {
-            Ok((writes, n)) => self.write(writes).await.map(|_| Output::Command { tag: "COPY".into(), rows: Some(n) }),
+            Ok(decoded) => self.copy_decoded(decoded).await,
             Err(e) => Err(e),
         };
         if r.is_err() {
             self.fail();
         }
         r
+    }
+
+    /// Writes what COPY decoded: appends in one write (or into the open
+    /// transaction); a table's rows each through a prepared `INSERT`, all
+    /// in the open transaction or in one of their own, so that a row INSERT
+    /// refuses (a duplicate key, a NULL in a NOT NULL column) writes none.
+    async fn copy_decoded(&mut self, decoded: Decoded) -> Result<Output> {
+        let n = decoded.len();
+        match decoded {
+            Decoded::Appends(writes) => {
+                self.write(writes).await?;
+            }
+            Decoded::Rows { relation, columns, rows } => {
+                let columns: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+                let values: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    quote_ident(&relation),
+                    columns.join(", "),
+                    values.join(", ")
+                );
+                let insert = Box::pin(self.prepare(&sql, &[])).await?;
+                let opened = self.begin_steps();
+                let mut done = Ok(());
+                for (i, row) in rows.into_iter().enumerate() {
+                    if let Err(e) = Box::pin(self.run_current(&insert, row)).await {
+                        done = Err(at(e, "row", i + 1));
+                        break;
+                    }
+                }
+                self.end_steps(opened, done).await?;
+            }
+        }
+        Ok(Output::Command { tag: "COPY".into(), rows: Some(n) })
     }
 }
 

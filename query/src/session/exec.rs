@@ -880,6 +880,31 @@ impl Session {
         }
     }
 
+    /// Opens an implicit transaction for a statement that writes in steps
+    /// (COPY into a table: one INSERT per row), unless a transaction is
+    /// open; whether it did, for [`Session::end_steps`].
+    pub(crate) fn begin_steps(&mut self) -> bool {
+        let idle = matches!(self.txn, Txn::Idle);
+        if idle {
+            self.begin(true);
+        }
+        idle
+    }
+
+    /// Ends the steps [`Session::begin_steps`] began: with `done` Ok, the
+    /// implicit transaction it opened commits; otherwise that transaction
+    /// is discarded (an open one fails), and nothing of the steps lands.
+    pub(crate) async fn end_steps(&mut self, opened: bool, done: Result<()>) -> Result<()> {
+        match done {
+            Ok(()) if opened => self.commit().await,
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.fail();
+                Err(e)
+            }
+        }
+    }
+
     /// Commits the open transaction's writes; the session is idle afterwards
     /// whether or not the commit succeeded.
     async fn commit(&mut self) -> Result<()> {
@@ -1052,6 +1077,9 @@ impl Session {
                 }
                 results.push((count, returned));
             }
+            // The state holds the transaction's rows too: let it go, so
+            // that they change in place rather than being copied.
+            drop(state);
             if matches!(self.txn, Txn::Active { .. }) {
                 let pending = Arc::make_mut(&mut self.rows);
                 for (t, k, v) in changed {
