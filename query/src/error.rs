@@ -121,6 +121,10 @@ pub enum Error {
     /// Valid SQL that Brikk does not implement.
     #[error("{0} is not supported")]
     Unsupported(String),
+    /// DROP of a relation other objects (views) depend on, without
+    /// CASCADE; `detail` lists them.
+    #[error("{message}")]
+    DependentObjects { message: String, detail: String },
     /// The statement is not allowed in a transaction block.
     #[error("{0} cannot run inside a transaction block")]
     ActiveTransaction(String),

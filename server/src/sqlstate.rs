@@ -40,6 +40,7 @@ pub mod code {
     pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+    pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
     pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
@@ -66,6 +67,7 @@ pub fn notice_state(kind: NoticeKind) -> (&'static str, &'static str) {
         NoticeKind::ActiveTransaction => ("WARNING", ACTIVE_SQL_TRANSACTION),
         NoticeKind::NoActiveTransaction => ("WARNING", NO_ACTIVE_SQL_TRANSACTION),
         NoticeKind::NotTransactional => ("WARNING", WARNING),
+        NoticeKind::Cascade => ("NOTICE", SUCCESSFUL_COMPLETION),
     }
 }
 
@@ -109,6 +111,7 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::Unsupported(_) | Error::PlanChanged => FEATURE_NOT_SUPPORTED,
         Error::ActiveTransaction(_) | Error::WrittenInTransaction { .. } => ACTIVE_SQL_TRANSACTION,
         Error::InFailedTransaction => IN_FAILED_SQL_TRANSACTION,
+        Error::DependentObjects { .. } => DEPENDENT_OBJECTS_STILL_EXIST,
         Error::NoTransaction(_) => NO_ACTIVE_SQL_TRANSACTION,
         Error::NoSavepoint(_) => INVALID_SAVEPOINT_SPECIFICATION,
         Error::Plan(_) => SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
@@ -174,6 +177,7 @@ mod tests {
             (Error::ActiveTransaction("x".into()), "25001"),
             (Error::WrittenInTransaction { what: "DROP TABLE".into(), name: "t".into() }, "25001"),
             (Error::InFailedTransaction, "25P02"),
+            (Error::DependentObjects { message: "x".into(), detail: "y".into() }, "2BP01"),
             (Error::NoTransaction("x".into()), "25P01"),
             (Error::NoSavepoint("x".into()), "3B001"),
             (Error::Plan("x".into()), "42000"),

@@ -86,6 +86,62 @@ pub fn reading(store: &Store, name: &str) -> Result<Option<String>> {
     Ok(None)
 }
 
+/// The views that read any of `names`, directly or through other views,
+/// in the order they were found (each after a relation it reads), with
+/// that relation; `names` themselves are not counted.
+pub fn dependents(store: &Store, names: &[String]) -> Result<Vec<(String, String)>> {
+    let catalog = store.catalog();
+    let mut reads: Vec<(String, Vec<String>)> = Vec::new();
+    for view in catalog.views() {
+        reads.push((view.name.clone(), view_relations(view)?));
+    }
+    let mut found: Vec<(String, String)> = Vec::new();
+    let mut next = 0;
+    let mut frontier: Vec<String> = names.to_vec();
+    while next < frontier.len() {
+        let r = frontier[next].clone();
+        next += 1;
+        for (view, relations) in &reads {
+            let known = names.contains(view) || found.iter().any(|(v, _)| v == view);
+            if relations.contains(&r) && !known {
+                found.push((view.clone(), r.clone()));
+                frontier.push(view.clone());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Refuses to drop `names` (of kind `what`: `table`, `stream`, `view`)
+/// while views read them (`2BP01`, naming each dependent as Postgres
+/// does), or with `cascade` drops those views first, readers before what
+/// they read; the names of the views dropped.
+pub async fn drop_dependents(db: &Brikk, what: &str, names: &[String], cascade: bool) -> Result<Vec<String>> {
+    let store = db.store();
+    let dependents = dependents(store, names)?;
+    if dependents.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !cascade {
+        let kind = |r: &String| if names.contains(r) { what } else { "view" };
+        let name = &dependents[0].1;
+        return Err(Error::DependentObjects {
+            message: format!("cannot drop {what} {name} because other objects depend on it"),
+            detail: dependents
+                .iter()
+                .map(|(v, r)| format!("view {v} depends on {} {r}", kind(r)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
+    let mut dropped = Vec::with_capacity(dependents.len());
+    for (view, _) in dependents.iter().rev() {
+        store.drop_view(view, true).await?;
+        dropped.push(view.clone());
+    }
+    Ok(dropped)
+}
+
 /// The relations the query of `view` names.
 fn view_relations(view: &ViewDef) -> Result<Vec<String>> {
     let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(

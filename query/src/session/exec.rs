@@ -442,7 +442,9 @@ impl Session {
         }
         match stmt {
             Statement::CreateStream(cs) => Box::pin(self.create_stream(cs)).await,
-            Statement::DropStream { names, if_exists } => Box::pin(self.drop_streams(names, if_exists)).await,
+            Statement::DropStream { names, if_exists, cascade } => {
+                Box::pin(self.drop_streams(names, if_exists, cascade)).await
+            }
             Statement::ShowStreams => Box::pin(self.show_streams()).await,
             Statement::Group(g) => self.run_group(*g, params).await,
             Statement::CopySubscribe(c) => {
@@ -489,7 +491,7 @@ impl Session {
         Ok(command("CREATE STREAM", None))
     }
 
-    async fn drop_streams(&mut self, names: Vec<String>, if_exists: bool) -> Result<Output> {
+    async fn drop_streams(&mut self, names: Vec<String>, if_exists: bool, cascade: bool) -> Result<Output> {
         self.ddl_allowed("DROP STREAM", &names).await?;
         let store = &self.db.shared().store;
         if !if_exists {
@@ -497,12 +499,30 @@ impl Session {
                 return Err(Error::NotFound { kind: ObjectKind::Relation, name: missing.clone() });
             }
         }
+        self.drop_dependent_views("stream", &names, cascade).await?;
+        let store = &self.db.shared().store;
         for name in &names {
             if !store.drop_stream(name, if_exists).await? {
                 self.notices.push(Notice::skipped_drop("stream", name));
             }
         }
         Ok(command("DROP STREAM", None))
+    }
+
+    /// Before a DROP of `names` (`what`: `table`, `stream`, `view`): refuses
+    /// it while views read them, or with `cascade` drops those views, each
+    /// with a notice.
+    async fn drop_dependent_views(&mut self, what: &str, names: &[String], cascade: bool) -> Result<()> {
+        let store = &self.db.shared().store;
+        let present: Vec<String> = names
+            .iter()
+            .filter(|n| store.table(n).is_some() || store.stream(n).is_some() || store.view(n).is_some())
+            .cloned()
+            .collect();
+        for view in crate::catalog::views::drop_dependents(&self.db, what, &present, cascade).await? {
+            self.notices.push(Notice::cascaded(&view));
+        }
+        Ok(())
     }
 
     async fn run_sql(&mut self, stmt: ast::Statement, params: &[ScalarValue]) -> Result<Output> {
@@ -670,7 +690,7 @@ impl Session {
                 }
                 Ok(command("CREATE TABLE", None))
             }
-            S::Drop { object_type: ast::ObjectType::Table, names, if_exists, .. } => {
+            S::Drop { object_type: ast::ObjectType::Table, names, if_exists, cascade, .. } => {
                 let names: Vec<String> = names
                     .iter()
                     .map(|n| n.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default())
@@ -688,6 +708,8 @@ impl Session {
                         return Err(Error::NotFound { kind: ObjectKind::Relation, name: name.clone() });
                     }
                 }
+                self.drop_dependent_views("table", &names, cascade).await?;
+                let store = &self.db.shared().store;
                 for name in &names {
                     if !store.drop_table(name, if_exists).await? {
                         self.notices.push(Notice::skipped_drop("table", name));
@@ -701,12 +723,17 @@ impl Session {
                 self.db.shared().store.create_view(def, cv.or_replace).await?;
                 Ok(command("CREATE VIEW", None))
             }
-            S::Drop { object_type: ast::ObjectType::View, names, if_exists, .. } => {
+            S::Drop { object_type: ast::ObjectType::View, names, if_exists, cascade, .. } => {
                 let names: Vec<String> = names
                     .iter()
                     .map(|n| n.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default())
                     .collect();
                 self.ddl_allowed("DROP VIEW", &[]).await?;
+                // (A name that is a table or stream is refused below.)
+                let store = &self.db.shared().store;
+                if !names.iter().any(|n| store.table(n).is_some() || store.stream(n).is_some()) {
+                    self.drop_dependent_views("view", &names, cascade).await?;
+                }
                 for name in crate::catalog::views::drop(&self.db, &names, if_exists).await? {
                     self.notices.push(Notice::skipped_drop("view", &name));
                 }

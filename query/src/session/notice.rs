@@ -15,6 +15,8 @@ pub enum NoticeKind {
     /// `COMMIT`, `ROLLBACK` or `SET LOCAL` outside a transaction (WARNING;
     /// nothing happens).
     NoActiveTransaction,
+    /// `DROP … CASCADE` dropped a dependent object too (NOTICE).
+    Cascade,
     /// DDL inside a transaction block: it took effect at once and a
     /// ROLLBACK will not undo it (WARNING).
     NotTransactional,
@@ -56,6 +58,11 @@ impl Notice {
             NoticeKind::NotTransactional,
             format!("{what} is not transactional: it took effect now, and ROLLBACK will not undo it"),
         )
+    }
+
+    /// A view dropped by `DROP … CASCADE`.
+    pub(crate) fn cascaded(view: &str) -> Notice {
+        Notice::new(NoticeKind::Cascade, format!("drop cascades to view {view}"))
     }
 
     pub(crate) fn no_transaction() -> Notice {

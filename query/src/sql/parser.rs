@@ -32,6 +32,8 @@ pub enum Statement {
     DropStream {
         names: Vec<String>,
         if_exists: bool,
+        /// `CASCADE`: drop the views that read the streams too.
+        cascade: bool,
     },
     ShowStreams,
     /// A consumer-group or work-queue statement (see [`crate::sql::groups`]).
@@ -619,8 +621,12 @@ fn parse_drop_stream(parser: &mut Parser) -> Result<Statement> {
         .iter()
         .map(object_name)
         .collect::<Result<Vec<_>>>()?;
+    let cascade = parser.parse_keyword(Keyword::CASCADE);
+    if !cascade {
+        let _ = parser.parse_keyword(Keyword::RESTRICT);
+    }
     expect_end(parser)?;
-    Ok(Statement::DropStream { names, if_exists })
+    Ok(Statement::DropStream { names, if_exists, cascade })
 }
 
 /// Maps sqlparser's (line, column) locations back to byte offsets.
@@ -769,7 +775,9 @@ mod tests {
     #[test]
     fn parses_drop_and_show() {
         let stmts = p("DROP STREAM IF EXISTS a, public.b; SHOW STREAMS").unwrap();
-        assert!(matches!(&stmts[0], Statement::DropStream { names, if_exists: true } if names == &["a", "b"]));
+        assert!(
+            matches!(&stmts[0], Statement::DropStream { names, if_exists: true, cascade: false } if names == &["a", "b"])
+        );
         assert!(matches!(stmts[1], Statement::ShowStreams));
     }
 }

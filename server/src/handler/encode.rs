@@ -36,8 +36,13 @@ pub fn to_pg_error(e: &Error) -> PgWireError {
 
 pub(crate) fn error_info(e: &Error) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".to_owned(), sqlstate(e).to_owned(), e.to_string());
-    if let Error::UniqueViolation { detail, .. } = e {
-        info.detail = Some(detail.clone());
+    match e {
+        Error::UniqueViolation { detail, .. } => info.detail = Some(detail.clone()),
+        Error::DependentObjects { detail, .. } => {
+            info.detail = Some(detail.clone());
+            info.hint = Some("Use DROP ... CASCADE to drop the dependent objects too.".into());
+        }
+        _ => {}
     }
     info
 }
