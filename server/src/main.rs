@@ -54,13 +54,13 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         archive_interval_ms: u64,
     },
-    /// Load a file (Parquet, CSV, JSON lines or text) into a stream of a
-    /// running server, as one atomic COPY, with a progress bar.
+    /// Load a file (Parquet, CSV, JSON lines or text) into a stream or
+    /// table of a running server, as one atomic COPY, with a progress bar.
     Import {
         /// The file to load.
         file: PathBuf,
-        /// The stream to append to.
-        #[arg(long)]
+        /// The stream to append to, or the table to insert into (`--table`).
+        #[arg(long, alias = "table")]
         stream: String,
         /// parquet, csv, json or text (default: from the file's extension).
         #[arg(long)]

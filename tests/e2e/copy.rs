@@ -232,6 +232,15 @@ async fn brikk_import_and_export_commands() {
     }
     let n: i64 = c.query_one("SELECT count(*) FROM imp", &[]).await.unwrap().get(0);
     assert_eq!(n, 15);
+    // Into tables (`--table`), every type through every format.
+    for (i, file) in ["e.parquet", "e.csv", "e.jsonl"].into_iter().enumerate() {
+        let table = format!("imp_table_{i}");
+        let columns = CREATE.replacen("id BIGINT NOT NULL", "id BIGINT PRIMARY KEY", 1);
+        c.batch_execute(&format!("CREATE TABLE {table} {columns}")).await.unwrap();
+        let said = run(&["import", dir.path().join(file).to_str().unwrap(), "--table", &table]);
+        assert!(said.contains(&format!("imported 5 rows into {table}")), "{said}");
+        assert_eq!(dump(&c, &table).await, dump(&c, "src").await, "{file}");
+    }
     // A query, and a refused import that leaves the stream as it was.
     let q = dir.path().join("q.csv");
     run(&["export", q.to_str().unwrap(), "--query", "SELECT id FROM src WHERE id < 3"]);
