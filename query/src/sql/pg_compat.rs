@@ -619,34 +619,11 @@ fn own_relations(select: &datafusion::sql::sqlparser::ast::Select) -> Option<Vec
     Some(own)
 }
 
-/// Aggregate functions a scalar subquery's result may already be.
-const AGGREGATES: &[&str] = &[
-    "count",
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "array_agg",
-    "string_agg",
-    "bool_and",
-    "bool_or",
-    "every",
-    "first_value",
-    "last_value",
-    "json_agg",
-    "jsonb_agg",
-    "json_object_agg",
-    "jsonb_object_agg",
-];
-
 fn is_aggregate(e: &Expr) -> bool {
     match e {
-        Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .is_some_and(|i| AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str())),
+        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+            crate::sql::select_subqueries::AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str())
+        }),
         Expr::Nested(e) | Expr::Cast { expr: e, .. } => is_aggregate(e),
         _ => false,
     }
