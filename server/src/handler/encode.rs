@@ -127,18 +127,13 @@ where
                 _ => futures::future::pending().await,
             }
         };
-        let by_clock = async {
-            match deadline {
-                Some(d) => {
-                    tokio::time::sleep_until(d).await;
-                    Error::StatementTimeout
-                }
-                None => futures::future::pending().await,
-            }
-        };
-        let reason = tokio::select! {
-            r = by_client => r,
-            r = by_clock => r,
+        // Without a deadline (the usual case) only the cancel watch runs.
+        let reason = match deadline {
+            None => by_client.await,
+            Some(d) => tokio::select! {
+                r = by_client => r,
+                _ = tokio::time::sleep_until(d) => Error::StatementTimeout,
+            },
         };
         let _ = why.set(reason);
         report.report();
