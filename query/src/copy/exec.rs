@@ -119,9 +119,11 @@ impl Session {
         };
         let name = object_name(&table_name)?;
         let store = self.db.shared().store.clone();
-        let (relation_columns, system): (_, &[&str]) = match (store.stream(&name), store.table(&name)) {
-            (_, Some(t)) => (t.def.columns.clone(), &crate::catalog::TABLE_SYSTEM_COLUMNS),
-            (Some(s), None) => (s.def.columns.clone(), &crate::catalog::SYSTEM_COLUMNS),
+        // A table's rows go through INSERT's path (defaults, identities,
+        // keys, constraints); a stream's become appends here.
+        let (relation_columns, system, stream): (_, &[&str], _) = match (store.stream(&name), store.table(&name)) {
+            (_, Some(t)) => (t.def.columns.clone(), &crate::catalog::TABLE_SYSTEM_COLUMNS, None),
+            (Some(s), None) => (s.def.columns.clone(), &crate::catalog::SYSTEM_COLUMNS, Some(s)),
             (None, None) => {
                 return Err(match store.view(&name) {
                     Some(_) => Error::WrongObjectType(format!("cannot copy to view \"{name}\"")),
@@ -149,13 +151,9 @@ impl Session {
             }
             out
         };
-        let into = match store.table(&name) {
-            // Defaults, identities, keys and constraints: INSERT's path.
-            Some(_) => Destination::Table { rows: Vec::new() },
-            None => {
-                let stream = store
-                    .stream(&name)
-                    .ok_or_else(|| Error::NotFound { kind: ObjectKind::Relation, name: name.clone() })?;
+        let into = match stream {
+            None => Destination::Table { rows: Vec::new() },
+            Some(stream) => {
                 let state = self.state();
                 let defaults =
                     crate::defaults::Defaults::compile(&state, &stream.def.columns, &targets)?.resolved(&state)?;

@@ -421,11 +421,8 @@ impl Session {
         let before = self.notices.len();
         let result = self.run_statement(stmt, params).await;
         if result.is_err() && self.notices.len() > before {
-            let mut i = 0;
-            self.notices.retain(|n| {
-                i += 1;
-                i <= before || n.kind != NoticeKind::NotTransactional
-            });
+            let raised = self.notices.split_off(before);
+            self.notices.extend(raised.into_iter().filter(|n| n.kind != NoticeKind::NotTransactional));
         }
         result
     }
