@@ -291,6 +291,12 @@ fn type_name(t: &DataType) -> String {
         DataType::Bytea => "bytea".into(),
         DataType::Uuid => "uuid".into(),
         DataType::Interval { .. } => "interval".into(),
+        // An array is named by its element type (`'{1}'::int[]` is `int4`).
+        DataType::Array(
+            ast::ArrayElemTypeDef::SquareBracket(inner, _)
+            | ast::ArrayElemTypeDef::AngleBracket(inner)
+            | ast::ArrayElemTypeDef::Parenthesis(inner),
+        ) => type_name(inner),
         other => other.to_string().to_ascii_lowercase(),
     }
 }
@@ -320,6 +326,7 @@ mod tests {
             all("SELECT v::text, now()::date, '1'::int, (1 + 2)::bigint FROM t", 4),
             ["v", "now", "int4", "int8"]
         );
+        assert_eq!(all("SELECT '{1}'::int[], $1::text[], '{}'::float8[] FROM t", 3), ["int4", "text", "float8"]);
         assert_eq!(
             all("SELECT CASE WHEN v THEN 1 END, (count(*)), coalesce(v, 0) FROM t", 3),
             ["case", "count", "coalesce"]
