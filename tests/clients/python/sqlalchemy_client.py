@@ -1,7 +1,9 @@
 """SQLAlchemy Core (psycopg 3 dialect) against Brikk: the dialect's start-up
 queries on first connect, DDL and text() statements with bound parameters on
 a stream, engine.begin() commit, an explicit rollback, a table whose
-autoincrement key is SERIAL. Reflection is in sqlalchemy_reflect.py.
+autoincrement key is SERIAL, and the ORM (a declarative model created by
+create_all, then Session add, update, delete). Reflection is in
+sqlalchemy_reflect.py.
 
 Notifications are not tested here: SQLAlchemy has no LISTEN API of its own
 (one would reach through to the psycopg connection, which
@@ -13,7 +15,10 @@ inside an explicit transaction block."""
 
 import datetime
 
-from sqlalchemy import Column, Integer, MetaData, Table, Text, create_engine, insert, select, text
+from typing import Optional
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, func, insert, select, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from _common import DBNAME, HOST, PORT, STREAM_COLUMNS, USER, Client, stream_name
 
@@ -100,6 +105,31 @@ with c.step("table with an autoincrement key: create_all, inserted_primary_key, 
         got = [tuple(r) for r in conn.execute(select(notes).order_by(notes.c.id))]
     c.check(got == [(1, "hello"), (2, "a"), (3, "b")], f"rows {got!r}")
     md.drop_all(engine)
+
+with c.step("ORM: declarative model, create_all, Session add / update / delete"):
+    class Base(DeclarativeBase):
+        pass
+
+    class Fact(Base):
+        __tablename__ = f"{s}_facts"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        topic: Mapped[str] = mapped_column(String(50))
+        body: Mapped[Optional[str]]
+
+    Base.metadata.create_all(engine)  # DDL inside the Session's transaction block
+    with Session(engine) as session:
+        session.add_all([Fact(topic="rain", body="0.7"), Fact(topic="sun")])
+        session.commit()
+        rain = session.scalars(select(Fact).where(Fact.topic == "rain")).one()
+        rain.body = "0.9"
+        session.commit()
+        got = [(f.id, f.topic, f.body) for f in session.scalars(select(Fact).order_by(Fact.id))]
+        c.check(got == [(1, "rain", "0.9"), (2, "sun", None)], f"ORM rows {got!r}")
+        session.delete(rain)
+        session.commit()
+        n = session.scalar(select(func.count()).select_from(Fact))
+        c.check(n == 1, f"count after delete {n!r}")
+    Base.metadata.drop_all(engine)
 
 with c.step("drop stream"):
     with engine.begin() as conn:
