@@ -23,7 +23,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArguments, GroupByExpr, Query, Select, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+    Expr, Function, FunctionArguments, GroupByExpr, LimitClause, Query, Select, SelectItem, SetExpr, Statement, Value,
+    VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -130,9 +131,21 @@ impl<V: VisitorMut<Break = ()>> VisitorMut for Skipping<V> {
     }
 }
 
-/// `[NOT] EXISTS (query)` as a count of its rows.
+/// `[NOT] EXISTS (query)` as a count of its rows. A `LIMIT` of one row or
+/// more does not change whether there is one, and is dropped.
 fn exists(query: &Query, negated: bool) -> Option<Expr> {
     let op = if negated { "=" } else { ">" };
+    let mut unlimited;
+    let mut query = query;
+    if let Some(LimitClause::LimitOffset { limit: Some(Expr::Value(v)), offset: None, limit_by }) = &query.limit_clause
+    {
+        let positive = matches!(&v.value, Value::Number(n, _) if n.parse::<u64>().is_ok_and(|n| n > 0));
+        if positive && limit_by.is_empty() {
+            unlimited = query.clone();
+            unlimited.limit_clause = None;
+            query = &unlimited;
+        }
+    }
     let count = match plain_select(query) {
         Some(_) => selecting(query, "count(*)")?,
         None => format!("SELECT count(*) FROM ({query}) AS brikk_exists"),
@@ -266,4 +279,57 @@ fn is_aggregate(f: &Function) -> bool {
 
 fn parse_expr(sql: &str) -> Option<Expr> {
     Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).ok()?.parse_expr().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().pop().unwrap();
+        rewrite(&mut stmt);
+        stmt.to_string()
+    }
+
+    #[test]
+    fn exists_in_a_select_list_becomes_a_count() {
+        assert_eq!(
+            rewritten("SELECT EXISTS (SELECT 1 FROM t WHERE a = 1 ORDER BY b) AS e"),
+            "SELECT coalesce((SELECT count(*) FROM t WHERE a = 1), 0) > 0 AS e"
+        );
+        // NOT EXISTS; a LIMIT of rows does not change the answer.
+        assert_eq!(
+            rewritten("SELECT NOT EXISTS (SELECT 1 FROM t WHERE t.a = x.a LIMIT 1) FROM x"),
+            "SELECT coalesce((SELECT count(*) FROM t WHERE t.a = x.a), 0) = 0 FROM x"
+        );
+        assert_eq!(
+            rewritten("SELECT EXISTS (SELECT 1 FROM t LIMIT 0)"),
+            "SELECT coalesce((SELECT count(*) FROM (SELECT 1 FROM t LIMIT 0) AS brikk_exists), 0) > 0"
+        );
+        // An aggregate without GROUP BY gives a row: counted as a whole.
+        assert_eq!(
+            rewritten("SELECT EXISTS (SELECT max(a) FROM t WHERE false)"),
+            "SELECT coalesce((SELECT count(*) FROM (SELECT max(a) FROM t WHERE false) AS brikk_exists), 0) > 0"
+        );
+    }
+
+    #[test]
+    fn filters_are_left_to_datafusion() {
+        for sql in [
+            "SELECT a FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.a = t.a)",
+            "SELECT a FROM t WHERE a IN (SELECT a FROM u)",
+            "SELECT (SELECT count(*) FROM u WHERE EXISTS (SELECT 1 FROM v)) FROM t",
+        ] {
+            assert_eq!(rewritten(sql), sql);
+        }
+    }
+
+    #[test]
+    fn in_keeps_the_value_in_its_scope() {
+        let out = rewritten("SELECT a IN (SELECT b FROM u WHERE c) FROM t");
+        assert!(out.contains("WHEN (a) IS NULL THEN NULL"), "{out}");
+        assert!(out.contains("array_has((SELECT array_agg(b) FROM u WHERE c), a)"), "{out}");
+        assert!(out.contains("(SELECT count(*) - count(b) FROM u WHERE c) > 0 THEN NULL"), "{out}");
+        assert!(rewritten("SELECT a NOT IN (SELECT b FROM u) FROM t").starts_with("SELECT NOT (CASE"));
+    }
 }
