@@ -76,16 +76,6 @@ fn references(store: &Store, query: &ast::Query, name: &str) -> Result<bool> {
     Ok(false)
 }
 
-/// The first view (by name) whose query names the relation `name`, if any.
-pub fn reading(store: &Store, name: &str) -> Result<Option<String>> {
-    for view in store.catalog().views() {
-        if view_relations(view)?.iter().any(|r| r == name) {
-            return Ok(Some(view.name.clone()));
-        }
-    }
-    Ok(None)
-}
-
 /// The views that read any of `names`, directly or through other views,
 /// in the order they were found (each after a relation it reads), with
 /// that relation; `names` themselves are not counted.

@@ -158,7 +158,8 @@ pub fn check_rename(store: &Store, old: &str, new: &str) -> Result<()> {
             q.name
         )));
     }
-    if let Some(view) = crate::catalog::views::reading(store, old)? {
+    // The first view, by name, that names it: one found first.
+    if let Some((view, _)) = crate::catalog::views::dependents(store, &[old.to_string()])?.into_iter().next() {
         return Err(Error::WrongState(format!("view \"{view}\" reads \"{old}\"; drop it before renaming")));
     }
     Ok(())
