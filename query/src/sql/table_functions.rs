@@ -1,7 +1,8 @@
 //! Set-returning functions in FROM, as Postgres runs them.
 //!
-//! `generate_series`, `unnest`, `json(b)_array_elements(_text)`,
-//! `json(b)_each(_text)` and `json(b)_object_keys` in a FROM list. DataFusion
+//! `generate_series`, `generate_subscripts`, `unnest`,
+//! `json(b)_array_elements(_text)`, `json(b)_each(_text)` and
+//! `json(b)_object_keys` in a FROM list. DataFusion
 //! has one set-returning function, `unnest` of a list in a select list, which
 //! keeps the other columns of the row it unnests; every call here becomes
 //! `unnest` of a list (see [`crate::json::elements`] for the JSON ones), in
@@ -62,6 +63,9 @@ enum SetFunction {
     /// `generate_series(start, stop [, step])`: DataFusion's list of the
     /// same values.
     Series,
+    /// `generate_subscripts(array, dim)`: the series from 1 to the array's
+    /// length in dimension `dim`.
+    Subscripts,
     /// `unnest(array)`.
     Unnest,
     /// A JSON document's parts: one column per part, with its name (`None`:
@@ -81,6 +85,7 @@ impl SetFunction {
         };
         let f = match name.as_str() {
             "generate_series" => SetFunction::Series,
+            "generate_subscripts" => SetFunction::Subscripts,
             "unnest" => SetFunction::Unnest,
             "json_array_elements" | "jsonb_array_elements" => SetFunction::Json(&[(Part::Items, Some("value"))]),
             "json_array_elements_text" | "jsonb_array_elements_text" => {
@@ -105,6 +110,11 @@ impl SetFunction {
         match self {
             SetFunction::Series if (2..=3).contains(&args.len()) => {
                 Some(vec![(None, call("unnest", vec![call("generate_series", args.to_vec(), vec![])], vec![]))])
+            }
+            SetFunction::Subscripts if args.len() == 2 => {
+                let one = Expr::value(Value::Number("1".into(), false));
+                let length = call("array_length", args.to_vec(), vec![]);
+                Some(vec![(None, call("unnest", vec![call("generate_series", vec![one, length], vec![])], vec![]))])
             }
             SetFunction::Unnest if args.len() == 1 => Some(vec![(None, call("unnest", args.to_vec(), vec![]))]),
             SetFunction::Json(parts) if args.len() == 1 => {
