@@ -20,11 +20,14 @@ use crate::error::{Error, Result};
 pub const DEFAULT_ZONE: &str = "UTC";
 
 /// Parameters every session starts with (name, value). Names are lowercase.
-pub const DEFAULTS: [(&str, &str); 15] = [
+pub const DEFAULTS: [(&str, &str); 16] = [
     ("application_name", ""),
     ("client_encoding", "UTF8"),
     ("client_min_messages", "notice"),
     ("datestyle", "ISO, MDY"),
+    // What `pg_am` calls Postgres' table access method (SQLAlchemy's
+    // reflection compares a table's with it).
+    ("default_table_access_method", "heap"),
     ("default_transaction_isolation", "read committed"),
     ("extra_float_digits", "1"),
     ("integer_datetimes", "on"),
@@ -205,6 +208,14 @@ impl Vars {
     /// already checked (a default, a start-up or earlier value).
     fn follow_timeout(&mut self) {
         self.timeout_ms = self.values.get("statement_timeout").and_then(|v| timeout_millis(v).ok()).unwrap_or(0);
+    }
+
+    /// Every name [`Vars::get`] knows, with its value: the parameters and
+    /// the read-only ones derived from them.
+    pub fn known(&self) -> Vec<(String, String)> {
+        let derived = ["server_version_num", "is_superuser", "session_authorization", "transaction_isolation"];
+        let names = self.values.keys().map(String::as_str).chain(derived);
+        names.filter_map(|n| Some((n.to_string(), self.get(n)?))).collect()
     }
 
     /// All parameters, for `SHOW ALL`.

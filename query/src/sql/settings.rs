@@ -4,13 +4,16 @@
 //! The session's settings are not a function DataFusion can call, so each
 //! call with a literal name becomes the value's text when the statement is
 //! planned. An unknown name is `42704`, or NULL with `missing_ok` true. A
-//! prepared statement reads the setting when it is prepared (Postgres reads
-//! it at each execution).
+//! call whose name is an expression (a parameter, `current_setting($1)`, as
+//! SQLAlchemy sends it) becomes a `CASE` over the names the session knows,
+//! NULL for any other. A prepared statement reads the settings when it is
+//! prepared (Postgres reads them at each execution).
 
 use std::ops::ControlFlow;
 
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, VisitMut, VisitorMut,
+    CaseWhen, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Statement, Value, VisitMut, VisitorMut,
 };
 
 use crate::error::{Error, ObjectKind, Result};
@@ -26,6 +29,13 @@ pub fn rewrite(stmt: &mut Statement, vars: &Vars) -> Result<()> {
         type Break = Error;
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
             let Some((name, missing_ok)) = call(expr) else { return ControlFlow::Continue(()) };
+            let name = match name {
+                Name::Literal(name) => name,
+                Name::Expr(name) => {
+                    *expr = by_name(name, self.0);
+                    return ControlFlow::Continue(());
+                }
+            };
             *expr = match (self.0.get(&name), missing_ok) {
                 (Some(v), _) => Expr::value(Value::SingleQuotedString(v)),
                 (None, true) => Expr::Cast {
@@ -46,9 +56,41 @@ pub fn rewrite(stmt: &mut Statement, vars: &Vars) -> Result<()> {
     }
 }
 
-/// `current_setting('name' [, true|false])`: the name (lower case) and
-/// `missing_ok`.
-fn call(expr: &Expr) -> Option<(String, bool)> {
+/// The name a `current_setting` call asks for.
+enum Name {
+    /// A literal, lower case.
+    Literal(String),
+    /// Anything else: a parameter, a column.
+    Expr(Box<Expr>),
+}
+
+/// `CASE lower(name) WHEN 'timezone' THEN 'UTC' … END`: the value of the
+/// setting `name` names, of those `vars` knows.
+fn by_name(name: Box<Expr>, vars: &Vars) -> Expr {
+    let text = Expr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+        expr: name,
+        data_type: datafusion::sql::sqlparser::ast::DataType::Text,
+        array: false,
+        format: None,
+    };
+    let literal = |s: String| Expr::value(Value::SingleQuotedString(s));
+    let conditions = vars
+        .known()
+        .into_iter()
+        .map(|(name, value)| CaseWhen { condition: literal(name), result: literal(value) })
+        .collect();
+    Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: Some(Box::new(crate::sql::pg_compat::call("lower", vec![text], vec![]))),
+        conditions,
+        else_result: None,
+    }
+}
+
+/// `current_setting(name [, true|false])`: the name and `missing_ok`.
+fn call(expr: &Expr) -> Option<(Name, bool)> {
     let Expr::Function(f) = expr else { return None };
     let fname = f.name.0.last()?.as_ident()?;
     if !fname.value.eq_ignore_ascii_case("current_setting") {
@@ -59,8 +101,13 @@ fn call(expr: &Expr) -> Option<(String, bool)> {
         FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => Some(v.value.clone()),
         _ => None,
     };
-    let name = match list.args.first().and_then(literal)? {
-        Value::SingleQuotedString(s) => s.to_ascii_lowercase(),
+    let name = match list.args.first()? {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
+            Value::SingleQuotedString(s) => Name::Literal(s.to_ascii_lowercase()),
+            Value::Placeholder(_) => Name::Expr(Box::new(Expr::Value(v.clone()))),
+            _ => return None,
+        },
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Name::Expr(Box::new(e.clone())),
         _ => return None,
     };
     let missing_ok = match list.args.get(1).map(literal) {

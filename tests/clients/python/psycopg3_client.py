@@ -217,6 +217,10 @@ with c.step("current_setting in a prepared statement"):
     cur = conn.execute("SELECT current_setting('application_name')")
     got = (cur.description[0].name, cur.fetchone()[0])
     c.check(got == ("current_setting", "psycopg-step"), f"got {got!r}")
+    # The name as a parameter, as SQLAlchemy's reflection sends it.
+    got = conn.execute("SELECT current_setting(%s), current_setting(%s::varchar)",
+                       ["Application_Name", "server_version_num"]).fetchone()
+    c.check(got == ("psycopg-step", "150000"), f"got {got!r}")
 
 with c.step("UUID keys and Decimal text"):
     import decimal
