@@ -12,6 +12,10 @@
 //!   crate's parser replaces its correlated subquery with NULL.)
 //!   `attidentity` is `a` or `d` for an identity column (psql's `\d`
 //!   prints "generated always/by default as identity").
+//! - Every table's primary key is a constraint `{table}_pkey` backed by a
+//!   unique index of the same name (`pg_constraint`, `pg_index`, a
+//!   `pg_class` row; `pg_get_indexdef`, `pg_get_constraintdef`), and
+//!   `conkey`, `indkey` and the like are arrays: see [`keys`].
 //! - `pg_views` lists Brikk's views with their definitions, and
 //!   `pg_get_viewdef(view)` (an oid from `pg_class`, or a name) gives a
 //!   view's query (psql's `\d+`, SQLAlchemy's `get_view_definition`).
@@ -52,6 +56,8 @@ use datafusion::scalar::ScalarValue;
 
 use crate::db::DATABASE;
 
+mod keys;
+
 /// Replaces the `pg_catalog` schema of `ctx`'s catalog [`DATABASE`] (set up
 /// by `datafusion_pg_catalog::setup_pg_catalog`) with the amended one, and
 /// registers the functions above.
@@ -65,8 +71,12 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
     ctx.register_udf(ScalarUDF::new_from_impl(ViewDefinition {
         signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
         store: store.downgrade(),
-        oids,
+        oids: oids.clone(),
     }));
+    for definition in [keys::Definition::Index, keys::Definition::Constraint] {
+        let udf = keys::KeyDefinition::new(definition, store.downgrade(), oids.clone());
+        ctx.register_udf(ScalarUDF::new_from_impl(udf));
+    }
     ctx.register_udf(constant_udf("pg_get_userbyid", 1, ScalarValue::from("brikk")));
     // The crate's `current_user` (which it renames `session_user`) says
     // `postgres`.
@@ -162,8 +172,10 @@ struct PgCatalog {
 }
 
 /// The relation oids the crate gave out, as `pg_class` last listed them:
-/// oid → name. Clients take an oid from `pg_class` before they pass it to
-/// a function of it (`pg_get_viewdef(c.oid)`), so it is known by then.
+/// oid → name. Clients take an oid from a catalog table (`pg_class`, or
+/// `pg_constraint` and `pg_index`, which are amended from it) before they
+/// pass it to a function of it (`pg_get_viewdef(c.oid)`,
+/// `pg_get_constraintdef(con.oid)`), so it is known by then.
 type RelationOids = Arc<std::sync::RwLock<HashMap<i32, String>>>;
 
 #[async_trait]
@@ -175,7 +187,7 @@ impl SchemaProvider for PgCatalog {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some(table) = self.inner.table(name).await? else { return Ok(None) };
         let amendment = match name.to_ascii_lowercase().as_str() {
-            "pg_class" => Amendment::RelOptions(self.store.clone(), self.oids.clone()),
+            "pg_class" => Amendment::RelOptions(self.store.clone()),
             "pg_views" => Amendment::Views(self.store.clone()),
             "pg_attribute" => match self.inner.table("pg_class").await? {
                 Some(pg_class) => Amendment::JsonTypes(self.store.clone(), pg_class),
@@ -185,11 +197,19 @@ impl SchemaProvider for PgCatalog {
                 Some(pg_class) => Amendment::Defaults(self.store.clone(), pg_class),
                 None => return Ok(Some(table)),
             },
+            "pg_constraint" => match self.inner.table("pg_class").await? {
+                Some(pg_class) => Amendment::Constraints(self.store.clone(), pg_class),
+                None => return Ok(Some(table)),
+            },
+            "pg_index" => match self.inner.table("pg_class").await? {
+                Some(pg_class) => Amendment::Indexes(self.store.clone(), pg_class),
+                None => return Ok(Some(table)),
+            },
             "pg_database" => Amendment::OnlyBrikk,
             "pg_roles" => Amendment::OneRole,
             _ => return Ok(Some(table)),
         };
-        Ok(Some(Arc::new(Amended::new(table, amendment))))
+        Ok(Some(Arc::new(Amended::new(table, amendment, self.oids.clone()))))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -198,8 +218,9 @@ impl SchemaProvider for PgCatalog {
 }
 
 enum Amendment {
-    /// Adds `reloptions text[]` to `pg_class`, and notes its oids.
-    RelOptions(WeakStore, RelationOids),
+    /// Adds `reloptions text[]` to `pg_class` and the rows of the primary
+    /// keys' indexes, and notes its oids.
+    RelOptions(WeakStore),
     /// `pg_views` lists Brikk's views.
     Views(WeakStore),
     /// Types `json`/`jsonb`/`uuid` columns in `pg_attribute` and marks those
@@ -209,6 +230,12 @@ enum Amendment {
     /// Fills `pg_attrdef` with the columns' defaults (`adbin` is the
     /// default's SQL text, which `pg_get_expr` returns).
     Defaults(WeakStore, Arc<dyn TableProvider>),
+    /// Types `conkey`/`confkey` `int2[]` and adds the tables' primary keys
+    /// to `pg_constraint`.
+    Constraints(WeakStore, Arc<dyn TableProvider>),
+    /// Types `indkey` `int2[]` and adds the primary keys' indexes to
+    /// `pg_index`.
+    Indexes(WeakStore, Arc<dyn TableProvider>),
     /// Keeps the rows of `pg_database` named [`DATABASE`].
     OnlyBrikk,
     /// `pg_roles` is the one role, `brikk` (oid 10, a superuser that can
@@ -223,6 +250,8 @@ impl std::fmt::Debug for Amendment {
             Amendment::Views(_) => "Views",
             Amendment::JsonTypes(..) => "JsonTypes",
             Amendment::Defaults(..) => "Defaults",
+            Amendment::Constraints(..) => "Constraints",
+            Amendment::Indexes(..) => "Indexes",
             Amendment::OnlyBrikk => "OnlyBrikk",
             Amendment::OneRole => "OneRole",
         })
@@ -235,23 +264,33 @@ struct Amended {
     inner: Arc<dyn TableProvider>,
     schema: SchemaRef,
     amendment: Amendment,
+    /// Noted from every scan of `pg_class`, also one made to amend another
+    /// table.
+    oids: RelationOids,
 }
 
 impl Amended {
-    fn new(inner: Arc<dyn TableProvider>, amendment: Amendment) -> Amended {
+    fn new(inner: Arc<dyn TableProvider>, amendment: Amendment, oids: RelationOids) -> Amended {
         let schema = match &amendment {
             Amendment::RelOptions(..) => {
                 let mut fields: Vec<Field> = inner.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
                 fields.push(Field::new("reloptions", DataType::new_list(DataType::Utf8, true), true));
                 Arc::new(Schema::new(fields))
             }
+            Amendment::Constraints(..) => keys::with_lists(&inner.schema(), keys::CONSTRAINT_LISTS),
+            Amendment::Indexes(..) => keys::with_lists(&inner.schema(), keys::INDEX_LISTS),
             Amendment::JsonTypes(..)
             | Amendment::Defaults(..)
             | Amendment::Views(_)
             | Amendment::OnlyBrikk
             | Amendment::OneRole => inner.schema(),
         };
-        Amended { inner, schema, amendment }
+        Amended { inner, schema, amendment, oids }
+    }
+
+    /// Notes the relation oids a scan of the crate's `pg_class` gave out.
+    fn note_oids(&self, oids: impl Iterator<Item = (i32, String)>) {
+        self.oids.write().unwrap_or_else(|e| e.into_inner()).extend(oids);
     }
 
     /// `relations`: oid → name of every relation, for `JsonTypes`.
@@ -319,12 +358,10 @@ impl Amended {
                 }
                 Ok(RecordBatch::try_new(batch.schema(), columns)?)
             }
-            Amendment::RelOptions(store, oids) => {
+            Amendment::RelOptions(store) => {
                 let names = string_column(&batch, "relname")?;
                 let ids = int_column(&batch, "oid")?;
-                oids.write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend((0..names.len()).map(|i| (ids.value(i), names.value(i).to_string())));
+                self.note_oids((0..names.len()).map(|i| (ids.value(i), names.value(i).to_string())));
                 let store = store.upgrade();
                 let mut options = ListBuilder::new(StringBuilder::new());
                 for i in 0..names.len() {
@@ -338,8 +375,13 @@ impl Amended {
                 }
                 let mut columns = batch.columns().to_vec();
                 columns.push(Arc::new(options.finish()) as ArrayRef);
-                Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+                let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+                match store {
+                    Some(store) => keys::with_index_rows(&store, batch),
+                    None => Ok(batch),
+                }
             }
+            Amendment::Constraints(..) | Amendment::Indexes(..) => keys::parse_lists(&batch, &self.schema),
             // Generated whole in `scan`.
             Amendment::Defaults(..) | Amendment::Views(_) | Amendment::OneRole => Ok(batch),
             Amendment::OnlyBrikk => {
@@ -352,26 +394,46 @@ impl Amended {
 }
 
 /// `pg_roles`' one row (schema `schema`): `brikk`, oid 10, a superuser
-/// that can log in; columns not named here are NULL.
+/// that can log in.
 fn role_batch(schema: SchemaRef) -> Result<RecordBatch> {
+    let yes = || ScalarValue::Boolean(Some(true));
+    let row = vec![
+        ("rolname", ScalarValue::from("brikk")),
+        ("oid", ScalarValue::Int32(Some(10))),
+        ("rolsuper", yes()),
+        ("rolinherit", yes()),
+        ("rolcreaterole", yes()),
+        ("rolcreatedb", yes()),
+        ("rolcanlogin", yes()),
+        ("rolreplication", ScalarValue::Boolean(Some(false))),
+        ("rolbypassrls", ScalarValue::Boolean(Some(false))),
+        ("rolconnlimit", ScalarValue::Int32(Some(-1))),
+    ];
+    batch_of(&schema, &[row])
+}
+
+/// A batch of `schema` with one row per entry of `rows`, which gives
+/// values by column name (cast to the column's type). A column a row does
+/// not name is NULL, or, if it cannot be NULL, its type's zero (`0`, `''`,
+/// `false`).
+fn batch_of(schema: &SchemaRef, rows: &[Vec<(&str, ScalarValue)>]) -> Result<RecordBatch> {
     let columns = schema
         .fields()
         .iter()
         .map(|f| {
-            let value = match f.name().as_str() {
-                "rolname" => ScalarValue::from("brikk"),
-                "oid" => ScalarValue::Int32(Some(10)),
-                "rolsuper" | "rolinherit" | "rolcreaterole" | "rolcreatedb" | "rolcanlogin" => {
-                    ScalarValue::Boolean(Some(true))
-                }
-                "rolreplication" | "rolbypassrls" => ScalarValue::Boolean(Some(false)),
-                "rolconnlimit" => ScalarValue::Int32(Some(-1)),
-                _ => ScalarValue::try_from(f.data_type())?,
-            };
-            value.cast_to(f.data_type())?.to_array()
+            let values = rows.iter().map(|row| match row.iter().find(|(name, _)| name == f.name()) {
+                Some((_, v)) => v.cast_to(f.data_type()),
+                None if f.is_nullable() => ScalarValue::try_from(f.data_type()),
+                None => ScalarValue::new_default(f.data_type()),
+            });
+            match rows.is_empty() {
+                true => Ok(datafusion::arrow::array::new_empty_array(f.data_type())),
+                false => ScalarValue::iter_to_array(values.collect::<Result<Vec<_>>>()?),
+            }
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
-    Ok(RecordBatch::try_new(schema, columns)?)
+    let options = datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
 }
 
 fn int_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
@@ -554,13 +616,20 @@ impl TableProvider for Amended {
         // it, and scan that.
         let plan = self.inner.scan(state, None, &[], None).await?;
         let batches = collect(plan, state.task_ctx()).await?;
-        let mut relations = HashMap::new();
-        if let Amendment::JsonTypes(_, pg_class) | Amendment::Defaults(_, pg_class) = &self.amendment {
+        let (mut relations, mut namespaces) = (HashMap::new(), HashMap::new());
+        if let Amendment::JsonTypes(_, pg_class)
+        | Amendment::Defaults(_, pg_class)
+        | Amendment::Constraints(_, pg_class)
+        | Amendment::Indexes(_, pg_class) = &self.amendment
+        {
             let plan = pg_class.scan(state, None, &[], None).await?;
             for b in collect(plan, state.task_ctx()).await? {
                 let (oids, names) = (int_column(&b, "oid")?, string_column(&b, "relname")?);
+                let spaces = int_column(&b, "relnamespace")?;
                 relations.extend((0..b.num_rows()).map(|i| (oids.value(i), names.value(i).to_string())));
+                namespaces.extend((0..b.num_rows()).map(|i| (oids.value(i), spaces.value(i))));
             }
+            self.note_oids(relations.iter().map(|(oid, name)| (*oid, name.clone())));
         }
         let batches = match &self.amendment {
             Amendment::Defaults(store, _) => match store.upgrade() {
@@ -572,6 +641,18 @@ impl TableProvider for Amended {
                 None => batches,
             },
             Amendment::OneRole => vec![role_batch(self.schema.clone())?],
+            Amendment::Constraints(store, _) | Amendment::Indexes(store, _) => {
+                let mut batches = batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?;
+                if let Some(store) = store.upgrade() {
+                    batches.push(match &self.amendment {
+                        Amendment::Constraints(..) => {
+                            keys::constraint_rows(&store, &relations, &namespaces, &self.schema)?
+                        }
+                        _ => keys::index_rows(&store, &relations, &self.schema)?,
+                    });
+                }
+                batches
+            }
             _ => batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?,
         };
         MemTable::try_new(self.schema.clone(), vec![batches])?.scan(state, projection, filters, limit).await

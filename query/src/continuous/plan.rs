@@ -25,7 +25,7 @@ use crate::continuous::window::{AggKind, OutputColumn, WindowOperator, WindowSpe
 use crate::db::Brikk;
 use crate::error::{Error, ObjectKind, Result};
 use crate::sql::continuous::is_word;
-use crate::sql::parser::normalize;
+use crate::sql::parser::{normalize, quote_ident};
 use crate::sql::{self, Statement};
 
 /// A continuous query ready to run.
@@ -289,20 +289,16 @@ async fn plan_window(db: &Brikk, def: &QueryDef, q: &ast::Query, w: WindowSource
         names.push(alias.clone().unwrap_or(default_name));
     }
     // The pre-projection: time, keys, aggregate arguments, over the stream.
-    let mut select_list = vec![format!("{} AS __t", quote(&time))];
+    let mut select_list = vec![format!("{} AS __t", quote_ident(&time))];
     select_list.extend(keys.iter().enumerate().map(|(i, k)| format!("{k} AS __k{i}")));
     select_list.extend(agg_args.iter().enumerate().map(|(i, a)| format!("{a} AS __a{i}")));
     let alias = w.alias.map(|a| format!(" AS {a}")).unwrap_or_default();
     let filter = select.selection.as_ref().map(|s| format!(" WHERE {s}")).unwrap_or_default();
-    let pre_sql = format!("SELECT {} FROM {}{alias}{filter}", select_list.join(", "), quote(&stream));
+    let pre_sql = format!("SELECT {} FROM {}{alias}{filter}", select_list.join(", "), quote_ident(&stream));
     let mut stmts = sql::parse(&pre_sql, &db.shared().compat)?;
     let Some(Statement::Sql(pre_stmt)) = stmts.pop() else { return Err(body_error()) };
     let pre_plan = db.plan_query(*pre_stmt, crate::types::UTC).await?;
     let pre = MapOperator::new(input, pre_plan, db.shared().ctx.state())?;
     let spec = WindowSpec { size, slide, commit_time: time == "_timestamp", lateness: def.options.lateness_micros };
     WindowOperator::new(def.id, spec, pre, keys.len(), aggs, columns, names, db.store())
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -13,7 +13,7 @@ use crate::copy::format::{CopyFormat, Format};
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::exec::Session;
 use crate::session::output::Output;
-use crate::sql::parser::{normalize, object_name};
+use crate::sql::parser::{normalize, object_name, quote_ident};
 use crate::sql::Statement;
 
 /// Bytes read from a file per decoding step.
@@ -235,8 +235,4 @@ impl Session {
         }
         Ok(Output::Command { tag: "COPY".into(), rows: Some(n) })
     }
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -455,6 +455,108 @@ pub fn normalize(ident: &ast::Ident) -> String {
     }
 }
 
+/// Postgres' reserved key words: an identifier spelled like one is quoted.
+const RESERVED_KEYWORDS: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
+/// `name` as a quoted identifier (`"Board"`, `"a""b"`): it reads back as
+/// exactly `name`, whatever its case or characters.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `name` as Postgres writes an identifier in text it generates
+/// (`pg_get_indexdef`, `quote_ident`): bare when it reads back as itself
+/// (lower case letters, digits, `_`, `$`, not starting with a digit or `$`,
+/// not a reserved keyword), quoted otherwise.
+pub fn display_ident(name: &str) -> String {
+    let mut chars = name.chars();
+    let plain = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && !RESERVED_KEYWORDS.contains(&name);
+    match plain {
+        true => name.to_string(),
+        false => quote_ident(name),
+    }
+}
+
 pub(crate) fn object_name(name: &ast::ObjectName) -> Result<String> {
     let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident().map(normalize)).collect();
     match parts.as_slice() {
@@ -653,6 +755,16 @@ impl<'a> LineIndex<'a> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn identifiers_are_quoted_when_they_would_not_read_back() {
+        assert_eq!(display_ident("board_pkey"), "board_pkey");
+        assert_eq!(display_ident("a$1"), "a$1");
+        for (name, shown) in [("Board", "\"Board\""), ("1st", "\"1st\""), ("user", "\"user\""), ("a b", "\"a b\"")] {
+            assert_eq!(display_ident(name), shown);
+        }
+        assert_eq!(quote_ident("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
 
     /// asyncpg's domain base-type lookup becomes NULL, and only it.
     #[test]

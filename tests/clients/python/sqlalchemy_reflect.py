@@ -1,12 +1,14 @@
-"""SQLAlchemy reflection of a Brikk stream and view (psycopg 3 dialect):
-inspect(engine).has_table, get_table_names, get_columns, get_view_names
-and get_view_definition, which run
-SQLAlchemy's pg_catalog queries. The stream is set up with a plain psycopg
-connection in autocommit so that this program tests reflection only
+"""SQLAlchemy reflection of a Brikk stream, view and table (psycopg 3
+dialect): inspect(engine).has_table, get_table_names, get_columns,
+get_view_names, get_view_definition, get_pk_constraint, get_indexes,
+Table(..., autoload_with=engine) and pandas' read_sql_table, which run
+SQLAlchemy's pg_catalog queries. The relations are set up with a plain
+psycopg connection in autocommit so that this program tests reflection only
 (sqlalchemy_client.py tests statements through SQLAlchemy)."""
 
+import pandas
 import psycopg
-from sqlalchemy import BigInteger, Text, create_engine, inspect
+from sqlalchemy import BigInteger, Integer, MetaData, Table, Text, create_engine, inspect, select
 
 from _common import DBNAME, HOST, PORT, STREAM_COLUMNS, USER, Client, conninfo, stream_name
 
@@ -49,6 +51,36 @@ with c.step("inspect(engine).get_view_names and get_view_definition"):
     c.check(definition is not None and f"FROM {s} WHERE kind = 'build'" in definition,
             f"get_view_definition({v!r}) gave {definition!r}")
     setup.execute(f"DROP VIEW {v}")
+
+t = s + "_board"
+
+with c.step("inspect(engine).get_pk_constraint and get_indexes of a table"):
+    setup.execute(f"DROP TABLE IF EXISTS {t}")
+    setup.execute(f"CREATE TABLE {t} (agent TEXT, slot INT, note TEXT, PRIMARY KEY (slot, agent))")
+    setup.execute(f"INSERT INTO {t} VALUES ('a1', 1, 'first'), ('a2', 2, 'second')")
+    pk = inspect(engine).get_pk_constraint(t)
+    c.check(pk["constrained_columns"] == ["slot", "agent"] and pk["name"] == f"{t}_pkey",
+            f"get_pk_constraint({t!r}) gave {pk!r}")
+    # The key's index backs the constraint: no other index to list.
+    indexes = inspect(engine).get_indexes(t)
+    c.check(indexes == [], f"get_indexes({t!r}) gave {indexes!r}")
+    pk = inspect(engine).get_pk_constraint(s)
+    c.check(pk["constrained_columns"] == [], f"a stream has no primary key, got {pk!r}")
+
+with c.step("Table(name, metadata, autoload_with=engine)"):
+    table = Table(t, MetaData(), autoload_with=engine)
+    c.check([col.name for col in table.primary_key] == ["slot", "agent"],
+            f"reflected primary key: {list(table.primary_key)!r}")
+    c.check(isinstance(table.c.slot.type, Integer) and not table.c.slot.nullable,
+            f"reflected slot column: {table.c.slot.type!r}, nullable={table.c.slot.nullable}")
+    with engine.connect() as conn:
+        rows = conn.execute(select(table.c.agent, table.c.note).order_by(table.c.slot)).all()
+    c.check([tuple(r) for r in rows] == [("a1", "first"), ("a2", "second")], f"select on the reflected table: {rows!r}")
+
+with c.step("pandas.read_sql_table"):
+    frame = pandas.read_sql_table(t, engine, columns=["agent", "slot", "note"])
+    c.check(frame.sort_values("slot")["agent"].tolist() == ["a1", "a2"], f"read_sql_table gave\n{frame}")
+    setup.execute(f"DROP TABLE {t}")
 
 with c.step("drop stream (psycopg)"):
     engine.dispose()
