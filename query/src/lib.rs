@@ -71,3 +71,6 @@ pub use session::{Notice, NoticeKind, Notification, Output, Prepared, Session, S
 /// The version string reported as `server_version`: the Postgres protocol
 /// level Brikk speaks, and Brikk's own version.
 pub const SERVER_VERSION: &str = concat!("15.0 (Brikk ", env!("CARGO_PKG_VERSION"), ")");
+
+/// [`SERVER_VERSION`] as `server_version_num` gives it.
+pub const SERVER_VERSION_NUM: &str = "150000";

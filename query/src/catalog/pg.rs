@@ -19,6 +19,10 @@
 //! - `pg_views` lists Brikk's views with their definitions, and
 //!   `pg_get_viewdef(view)` (an oid from `pg_class`, or a name) gives a
 //!   view's query (psql's `\d+`, SQLAlchemy's `get_view_definition`).
+//! - `pg_settings` lists the server's read-only parameters
+//!   (`max_index_keys`, `server_version_num`, …; context `internal`), which
+//!   pgjdbc's metadata reads; a session's settings are read with `SHOW` or
+//!   `current_setting`.
 //! - `pg_database` lists `brikk` only: the one database a client can
 //!   connect to; `pg_roles` lists the one role, `brikk` (psql's `\du`).
 //! - `pg_get_userbyid`, `current_user` and `session_user` name `brikk`, the
@@ -207,6 +211,7 @@ impl SchemaProvider for PgCatalog {
             },
             "pg_database" => Amendment::OnlyBrikk,
             "pg_roles" => Amendment::OneRole,
+            "pg_settings" => Amendment::ServerSettings,
             _ => return Ok(Some(table)),
         };
         Ok(Some(Arc::new(Amended::new(table, amendment, self.oids.clone()))))
@@ -241,6 +246,8 @@ enum Amendment {
     /// `pg_roles` is the one role, `brikk` (oid 10, a superuser that can
     /// log in), which psql's `\du` lists.
     OneRole,
+    /// `pg_settings` lists [`SERVER_SETTINGS`].
+    ServerSettings,
 }
 
 impl std::fmt::Debug for Amendment {
@@ -254,6 +261,7 @@ impl std::fmt::Debug for Amendment {
             Amendment::Indexes(..) => "Indexes",
             Amendment::OnlyBrikk => "OnlyBrikk",
             Amendment::OneRole => "OneRole",
+            Amendment::ServerSettings => "ServerSettings",
         })
     }
 }
@@ -283,7 +291,8 @@ impl Amended {
             | Amendment::Defaults(..)
             | Amendment::Views(_)
             | Amendment::OnlyBrikk
-            | Amendment::OneRole => inner.schema(),
+            | Amendment::OneRole
+            | Amendment::ServerSettings => inner.schema(),
         };
         Amended { inner, schema, amendment, oids }
     }
@@ -383,7 +392,7 @@ impl Amended {
             }
             Amendment::Constraints(..) | Amendment::Indexes(..) => keys::parse_lists(&batch, &self.schema),
             // Generated whole in `scan`.
-            Amendment::Defaults(..) | Amendment::Views(_) | Amendment::OneRole => Ok(batch),
+            Amendment::Defaults(..) | Amendment::Views(_) | Amendment::OneRole | Amendment::ServerSettings => Ok(batch),
             Amendment::OnlyBrikk => {
                 let names = string_column(&batch, "datname")?;
                 let keep: BooleanArray = names.iter().map(|n| Some(n == Some(DATABASE))).collect();
@@ -410,6 +419,39 @@ fn role_batch(schema: SchemaRef) -> Result<RecordBatch> {
         ("rolconnlimit", ScalarValue::Int32(Some(-1))),
     ];
     batch_of(&schema, &[row])
+}
+
+/// The server's read-only parameters (name, value, type): the same for
+/// every session.
+const SERVER_SETTINGS: [(&str, &str, &str); 9] = [
+    ("block_size", "8192", "integer"),
+    ("integer_datetimes", "on", "bool"),
+    ("max_function_args", "100", "integer"),
+    ("max_identifier_length", "63", "integer"),
+    ("max_index_keys", "32", "integer"),
+    ("server_encoding", "UTF8", "string"),
+    ("server_version", crate::SERVER_VERSION, "string"),
+    ("server_version_num", crate::SERVER_VERSION_NUM, "integer"),
+    ("standard_conforming_strings", "on", "bool"),
+];
+
+/// `pg_settings`' rows (schema `schema`): [`SERVER_SETTINGS`].
+fn settings_batch(schema: &SchemaRef) -> Result<RecordBatch> {
+    let rows: Vec<_> = SERVER_SETTINGS
+        .iter()
+        .map(|(name, value, vartype)| {
+            vec![
+                ("name", ScalarValue::from(*name)),
+                ("setting", ScalarValue::from(*value)),
+                ("reset_val", ScalarValue::from(*value)),
+                ("vartype", ScalarValue::from(*vartype)),
+                ("context", ScalarValue::from("internal")),
+                ("source", ScalarValue::from("default")),
+                ("pending_restart", ScalarValue::Boolean(Some(false))),
+            ]
+        })
+        .collect();
+    batch_of(schema, &rows)
 }
 
 /// A batch of `schema` with one row per entry of `rows`, which gives
@@ -641,6 +683,7 @@ impl TableProvider for Amended {
                 None => batches,
             },
             Amendment::OneRole => vec![role_batch(self.schema.clone())?],
+            Amendment::ServerSettings => vec![settings_batch(&self.schema)?],
             Amendment::Constraints(store, _) | Amendment::Indexes(store, _) => {
                 let mut batches = batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?;
                 if let Some(store) = store.upgrade() {

@@ -80,7 +80,7 @@ impl Vars {
             "transaction_isolation" | "transaction isolation level" => {
                 self.values.get("default_transaction_isolation").cloned()
             }
-            "server_version_num" => Some("150000".into()),
+            "server_version_num" => Some(crate::SERVER_VERSION_NUM.into()),
             "is_superuser" => Some("on".into()),
             "session_authorization" => Some("brikk".into()),
             _ => self.values.get(&name).cloned(),

@@ -32,14 +32,22 @@
 //! - `current_role` and `user`, keywords for the current role in Postgres
 //!   that the parser reads as column names, become `session_user()` (the
 //!   one role, `brikk`), headed as written.
+//! - `pg_type`'s `regproc` columns (`typinput`, `typoutput`, …) hold
+//!   function names, so a comparison of one with a function, `typinput =
+//!   'pg_catalog.array_in'::regproc` (which the crate turns into a lookup
+//!   of the function's oid), compares it with the name, `'array_in'`
+//!   (pgjdbc asks so for a type it does not know, as `jsonb`).
+//! - A field of a parenthesized composite value, `(e).name`, becomes `(e)['name']`,
+//!   which DataFusion reads as the struct's field (`name` folded to lower
+//!   case unless quoted, as identifiers are).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DataType, ExactNumberInfo, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax,
-    NonBlock, ObjectName, OneOrManyWithParens, Query, SelectItem, SetExpr, Statement, TableFactor, Value, Visit,
-    VisitMut, Visitor, VisitorMut,
+    AccessExpr, BinaryOperator, DataType, ExactNumberInfo, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, LambdaFunction,
+    LambdaFunctionParameter, LambdaSyntax, NonBlock, ObjectName, OneOrManyWithParens, Query, SelectItem, SetExpr,
+    Statement, TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut,
 };
 
 /// Refuses, with `0A000`, a data-modifying statement in WITH (`WITH up AS
@@ -95,6 +103,88 @@ pub fn rewrite(stmt: &mut Statement) {
     let _ = stmt.visit(&mut IntegerArrayCounts);
     let _ = stmt.visit(&mut JsonCast);
     let _ = stmt.visit(&mut NumericLiteral);
+    name_select_items(stmt, field_name);
+    let _ = stmt.visit(&mut FieldAccess);
+    let _ = stmt.visit(&mut RegprocName);
+}
+
+/// `typinput = 'array_in'::regproc` compares names (see the module docs).
+struct RegprocName;
+
+/// The columns of `pg_type` that hold function names.
+const REGPROC_COLUMNS: [&str; 7] =
+    ["typinput", "typoutput", "typreceive", "typsend", "typmodin", "typmodout", "typanalyze"];
+
+impl VisitorMut for RegprocName {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::BinaryOp { left, op: BinaryOperator::Eq | BinaryOperator::NotEq, right } = expr else {
+            return ControlFlow::Continue(());
+        };
+        let column = |e: &Expr| {
+            let name = match e {
+                Expr::Identifier(i) => i,
+                Expr::CompoundIdentifier(parts) => parts.last()?,
+                _ => return None,
+            };
+            REGPROC_COLUMNS.contains(&name.value.to_ascii_lowercase().as_str()).then_some(())
+        };
+        if let (Some(()), Some(name)) = (column(left), function_lookup(right)) {
+            **right = Expr::value(Value::SingleQuotedString(name));
+        } else if let (Some(()), Some(name)) = (column(right), function_lookup(left)) {
+            **left = Expr::value(Value::SingleQuotedString(name));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The name (without its schema) that `(SELECT oid FROM
+/// pg_catalog.pg_proc WHERE proname = 'pg_catalog.array_in')` looks up:
+/// what the crate makes of `'pg_catalog.array_in'::regproc`.
+fn function_lookup(expr: &Expr) -> Option<String> {
+    let Expr::Subquery(q) = expr else { return None };
+    let text = q.to_string();
+    let literal = text.strip_prefix("SELECT oid FROM pg_catalog.pg_proc WHERE proname = '")?.strip_suffix('\'')?;
+    let name = literal.rsplit('.').next()?;
+    (!name.contains('\'')).then(|| name.to_string())
+}
+
+/// The heading of `(e).name`: `name`, as Postgres heads it.
+fn field_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::CompoundFieldAccess { root, access_chain } if matches!(root.as_ref(), Expr::Nested(_)) => {
+            match access_chain.last()? {
+                AccessExpr::Dot(Expr::Identifier(field)) => Some(crate::sql::parser::normalize(field)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `(e).name` becomes `(e)['name']` (see the module docs).
+struct FieldAccess;
+
+impl VisitorMut for FieldAccess {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // `t.col[1]` is a column's element, not a field of `t`: only a
+        // parenthesized value has fields.
+        if let Expr::CompoundFieldAccess { root, access_chain } = expr {
+            if !matches!(root.as_ref(), Expr::Nested(_)) {
+                return ControlFlow::Continue(());
+            }
+            for access in access_chain {
+                if let AccessExpr::Dot(Expr::Identifier(field)) = access {
+                    let name = crate::sql::parser::normalize(field);
+                    *access = AccessExpr::Dot(Expr::value(Value::SingleQuotedString(name)));
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// `current_role` or `user` written bare: Postgres keywords for the

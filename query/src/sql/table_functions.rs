@@ -66,6 +66,10 @@ enum SetFunction {
     /// `generate_subscripts(array, dim)`: the series from 1 to the array's
     /// length in dimension `dim`.
     Subscripts,
+    /// `information_schema._pg_expandarray(array)`: a record `(x, n)` per
+    /// element, `x` the element and `n` its subscript (pgjdbc's
+    /// `getPrimaryKeys` and `getIndexInfo` ask for it).
+    ExpandArray,
     /// `unnest(array)`.
     Unnest,
     /// A JSON document's parts: one column per part, with its name (`None`:
@@ -74,19 +78,20 @@ enum SetFunction {
 }
 
 impl SetFunction {
-    /// The function called `name` (optionally in schema `pg_catalog`),
-    /// with its name in lower case.
+    /// The function called `name` (optionally in schema `pg_catalog`,
+    /// or `information_schema` for its one), with its name in lower case.
     fn named(name: &ObjectName) -> Option<(String, SetFunction)> {
         let parts: Vec<String> = name.0.iter().map(|p| p.as_ident().map(normalize)).collect::<Option<_>>()?;
         let name = match parts.as_slice() {
             [n] => n,
-            [schema, n] if schema == "pg_catalog" => n,
+            [schema, n] if schema == "pg_catalog" || (schema == "information_schema" && n == "_pg_expandarray") => n,
             _ => return None,
         };
         let f = match name.as_str() {
             "generate_series" => SetFunction::Series,
             "generate_subscripts" => SetFunction::Subscripts,
             "unnest" => SetFunction::Unnest,
+            "_pg_expandarray" => SetFunction::ExpandArray,
             "json_array_elements" | "jsonb_array_elements" => SetFunction::Json(&[(Part::Items, Some("value"))]),
             "json_array_elements_text" | "jsonb_array_elements_text" => {
                 SetFunction::Json(&[(Part::Texts, Some("value"))])
@@ -111,10 +116,13 @@ impl SetFunction {
             SetFunction::Series if (2..=3).contains(&args.len()) => {
                 Some(vec![(None, call("unnest", vec![call("generate_series", args.to_vec(), vec![])], vec![]))])
             }
-            SetFunction::Subscripts if args.len() == 2 => {
-                let one = Expr::value(Value::Number("1".into(), false));
-                let length = call("array_length", args.to_vec(), vec![]);
-                Some(vec![(None, call("unnest", vec![call("generate_series", vec![one, length], vec![])], vec![]))])
+            SetFunction::Subscripts if args.len() == 2 => Some(vec![(None, subscripts(args.to_vec()))]),
+            SetFunction::ExpandArray if args.len() == 1 => {
+                let dimension = Expr::value(Value::Number("1".into(), false));
+                let subscripts = subscripts(vec![args[0].clone(), dimension]);
+                let field = |name: &str| Expr::value(Value::SingleQuotedString(name.into()));
+                let elements = call("unnest", args.to_vec(), vec![]);
+                Some(vec![(None, call("named_struct", vec![field("x"), elements, field("n"), subscripts], vec![]))])
             }
             SetFunction::Unnest if args.len() == 1 => Some(vec![(None, call("unnest", args.to_vec(), vec![]))]),
             SetFunction::Json(parts) if args.len() == 1 => {
@@ -123,6 +131,13 @@ impl SetFunction {
             _ => None,
         }
     }
+}
+
+/// `generate_subscripts(array, dim)` (`args`) as `unnest` of a series.
+fn subscripts(args: Vec<Expr>) -> Expr {
+    let one = Expr::value(Value::Number("1".into(), false));
+    let length = call("array_length", args, vec![]);
+    call("unnest", vec![call("generate_series", vec![one, length], vec![])], vec![])
 }
 
 /// `unnest` of the list of `part`s of the JSON `doc`, typed `jsonb` when

@@ -3,8 +3,10 @@
 // prepareThreshold, where it switches to a named server-side statement and
 // binary results), system columns, transactions through setAutoCommit(false)
 // (commit, rollback, isolation from a second connection), LISTEN via
-// PGConnection.getNotifications(timeoutMs), and a live COPY (SUBSCRIBE …)
-// TO STDOUT read with CopyManager.copyOut and ended with a cancel request.
+// PGConnection.getNotifications(timeoutMs), a live COPY (SUBSCRIBE …)
+// TO STDOUT read with CopyManager.copyOut and ended with a cancel request,
+// DatabaseMetaData (tables, columns, primary keys, indexes) and columns of
+// types pgjdbc looks up in pg_type (jsonb, interval).
 //
 // Connects to BRIKK_HOST:BRIKK_PORT as user brikk, database brikk. Exits 0 on
 // success, 1 with one FAIL line naming the step, the error and its SQLSTATE.
@@ -312,6 +314,61 @@ public class BrikkClient {
             try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery("SELECT 1")) {
                 check(rs.next() && rs.getInt(1) == 1, "connection usable after the cancel");
             }
+        });
+
+        String t = s + "_board";
+        step("DatabaseMetaData: tables, columns, primary key, index, foreign keys", () -> {
+            exec(conn, "CREATE TABLE " + t + " (agent TEXT, slot INT, fact JSONB, PRIMARY KEY (slot, agent))");
+            java.sql.DatabaseMetaData meta = conn.getMetaData();
+            List<String> tables = new ArrayList<>();
+            try (ResultSet rs = meta.getTables(null, "public", s + "%", new String[] {"TABLE"})) {
+                while (rs.next()) {
+                    tables.add(rs.getString("TABLE_NAME"));
+                }
+            }
+            Collections.sort(tables);
+            check(tables.equals(Arrays.asList(s, t)), "getTables: " + tables);
+            List<String> columns = new ArrayList<>();
+            try (ResultSet rs = meta.getColumns(null, "public", t, "%")) {
+                while (rs.next()) {
+                    columns.add(rs.getString("COLUMN_NAME") + ":" + rs.getString("TYPE_NAME"));
+                }
+            }
+            check(columns.containsAll(Arrays.asList("agent:text", "slot:int4", "fact:jsonb")), "getColumns: " + columns);
+            List<String> key = new ArrayList<>();
+            try (ResultSet rs = meta.getPrimaryKeys(null, "public", t)) {
+                while (rs.next()) {
+                    key.add(rs.getString("COLUMN_NAME") + "#" + rs.getInt("KEY_SEQ") + "@" + rs.getString("PK_NAME"));
+                }
+            }
+            check(key.equals(Arrays.asList("slot#1@" + t + "_pkey", "agent#2@" + t + "_pkey")), "getPrimaryKeys: " + key);
+            List<String> index = new ArrayList<>();
+            try (ResultSet rs = meta.getIndexInfo(null, "public", t, true, false)) {
+                while (rs.next()) {
+                    index.add(rs.getString("INDEX_NAME") + ":" + rs.getString("COLUMN_NAME") + ":" + rs.getBoolean("NON_UNIQUE"));
+                }
+            }
+            check(index.equals(Arrays.asList(t + "_pkey:slot:false", t + "_pkey:agent:false")), "getIndexInfo: " + index);
+            try (ResultSet rs = meta.getImportedKeys(null, "public", t)) {
+                check(!rs.next(), "getImportedKeys: a table without foreign keys");
+            }
+        });
+
+        step("ResultSetMetaData and getObject of jsonb and interval columns", () -> {
+            exec(conn, "INSERT INTO " + t + " VALUES ('a1', 1, '{\"claims\": 2}')");
+            try (Statement st = conn.createStatement();
+                    ResultSet rs = st.executeQuery("SELECT fact, interval '90 minutes' AS wait FROM " + t)) {
+                check(rs.next(), "one row");
+                java.sql.ResultSetMetaData md = rs.getMetaData();
+                check(md.getColumnTypeName(1).equals("jsonb") && md.getColumnTypeName(2).equals("interval"),
+                        "column types " + md.getColumnTypeName(1) + ", " + md.getColumnTypeName(2));
+                check(String.valueOf(rs.getObject(1)).equals("{\"claims\":2}"), "fact " + rs.getObject(1));
+                Object wait = rs.getObject(2);
+                check(wait instanceof org.postgresql.util.PGInterval
+                        && ((org.postgresql.util.PGInterval) wait).getMinutes() == 30
+                        && ((org.postgresql.util.PGInterval) wait).getHours() == 1, "wait " + wait);
+            }
+            exec(conn, "DROP TABLE " + t);
         });
 
         step("drop stream", () -> {
