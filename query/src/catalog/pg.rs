@@ -229,8 +229,8 @@ enum Amendment {
     /// `pg_views` lists Brikk's views.
     Views(WeakStore),
     /// Types `json`/`jsonb`/`uuid` columns in `pg_attribute` and marks those
-    /// with a default (`atthasdef`); relation names from the crate's
-    /// `pg_class`.
+    /// with a default (`atthasdef`), and adds the columns of the primary
+    /// keys' indexes; relation names from the crate's `pg_class`.
     JsonTypes(WeakStore, Arc<dyn TableProvider>),
     /// Fills `pg_attrdef` with the columns' defaults (`adbin` is the
     /// default's SQL text, which `pg_get_expr` returns).
@@ -695,6 +695,19 @@ impl TableProvider for Amended {
                     });
                 }
                 batches
+            }
+            Amendment::JsonTypes(store, _) => {
+                let mut amended = Vec::with_capacity(batches.len() + 1);
+                let mut indexes = Vec::new();
+                for b in batches {
+                    let b = self.apply(b, &relations)?;
+                    if let Some(store) = store.upgrade() {
+                        indexes.push(keys::index_attributes(&store, &relations, &b)?);
+                    }
+                    amended.push(b);
+                }
+                amended.extend(indexes);
+                amended
             }
             _ => batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?,
         };

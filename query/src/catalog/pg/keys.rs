@@ -285,6 +285,58 @@ pub(super) fn with_index_rows(store: &Store, batch: RecordBatch) -> Result<Recor
     Ok(concat_batches(&schema, [&tables, &indexes])?)
 }
 
+/// `pg_attribute`'s rows for the columns of the primary keys' indexes:
+/// copies of the key columns' rows of the tables in `batch` (one of
+/// `pg_attribute`'s, amended), numbered from 1 in key order under the
+/// index's oid, as psql's `\d board_pkey` lists them.
+pub(super) fn index_attributes(
+    store: &Store,
+    relations: &HashMap<i32, String>,
+    batch: &RecordBatch,
+) -> Result<RecordBatch> {
+    let (relids, attnums) = (int_column(batch, "attrelid")?, int16_column(batch, "attnum")?);
+    let mut keys: HashMap<i32, Option<PrimaryKey>> = HashMap::new();
+    let (mut rows, mut index_oids, mut positions) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..batch.num_rows() {
+        let table = relids.value(i);
+        let key = keys
+            .entry(table)
+            .or_insert_with(|| relations.get(&table).and_then(|name| PrimaryKey::of(store, table, name)));
+        let Some(key) = key else { continue };
+        if let Some(at) = key.columns.iter().position(|(attnum, _)| *attnum == attnums.value(i)) {
+            rows.push(i as u32);
+            index_oids.push(key.index_oid());
+            positions.push(at as i16 + 1);
+        }
+    }
+    let picked = UInt32Array::from(rows);
+    let schema = batch.schema();
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            let replaced: Option<ArrayRef> = match field.name().as_str() {
+                "attrelid" => Some(Arc::new(Int32Array::from(index_oids.clone()))),
+                "attnum" => Some(Arc::new(Int16Array::from(positions.clone()))),
+                "atthasdef" => Some(Arc::new(BooleanArray::from(vec![false; positions.len()]))),
+                _ => None,
+            };
+            match replaced {
+                Some(array) => Ok(cast(&array, field.data_type())?),
+                None => Ok(take(column, &picked, None)?),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn int16_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int16Array> {
+    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Int16Array>()).ok_or_else(|| {
+        datafusion::error::DataFusionError::Internal(format!("pg_catalog table without a smallint column {name}"))
+    })
+}
+
 /// Which definition a [`KeyDefinition`] gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Definition {
