@@ -345,7 +345,7 @@ impl ScalarUDFImpl for JsonBuildObject {
                 let value = ScalarValue::try_from_array(&arrays[2 * pair + 1], row)?;
                 object.insert(key, json_value(value, field.extension_type_name() == Some("arrow.json")));
             }
-            out.push(Json::Object(object).to_string());
+            out.push(json_string(&Json::Object(object), self.kind));
         }
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
     }
@@ -392,7 +392,7 @@ impl ScalarUDFImpl for ToJson {
         let is_json = args.arg_fields[0].extension_type_name() == Some("arrow.json");
         text_rows(args.number_rows, |row| {
             let value = ScalarValue::try_from_array(&arrays[0], row)?;
-            Ok((!value.is_null()).then(|| json_value(value, is_json).to_string()))
+            Ok((!value.is_null()).then(|| json_string(&json_value(value, is_json), self.kind)))
         })
     }
 }
@@ -445,7 +445,7 @@ impl AggregateUDFImpl for JsonAgg {
             )));
         }
         let is_json = args.expr_fields.first().is_some_and(|f| f.extension_type_name() == Some("arrow.json"));
-        Ok(Box::new(JsonAggregate { values: Vec::new(), is_json }))
+        Ok(Box::new(JsonAggregate { values: Vec::new(), is_json, kind: self.kind }))
     }
 
     /// The partial array so far, as JSON text.
@@ -517,7 +517,7 @@ impl ScalarUDFImpl for JsonArrayOf {
                     _ => Json::Null,
                 })
                 .collect();
-            Ok(Some(Json::Array(items).to_string()))
+            Ok(Some(json_string(&Json::Array(items), self.kind)))
         })
     }
 }
@@ -528,6 +528,8 @@ struct JsonAggregate {
     values: Vec<Json>,
     /// The input is `json`/`jsonb`: values are embedded, not quoted.
     is_json: bool,
+    /// `json` or `jsonb`: the type of the result.
+    kind: ColumnType,
 }
 
 impl Accumulator for JsonAggregate {
@@ -557,7 +559,8 @@ impl Accumulator for JsonAggregate {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Utf8((!self.values.is_empty()).then(|| Json::Array(self.values.clone()).to_string())))
+        let array = || json_string(&Json::Array(self.values.clone()), self.kind);
+        Ok(ScalarValue::Utf8((!self.values.is_empty()).then(array)))
     }
 
     fn size(&self) -> usize {
@@ -632,6 +635,59 @@ impl ScalarUDFImpl for JsonCast {
 }
 
 /// A SQL value as JSON, as Postgres' `to_json` makes it.
+/// `value` as Postgres prints a `jsonb`: `{"a": 1, "bb": [1, 2]}`, a
+/// space after each `:` and `,`, an object's keys in [`key_order`].
+pub fn jsonb_string(value: &Json) -> String {
+    let mut out = String::new();
+    write_jsonb(value, &mut out);
+    out
+}
+
+fn write_jsonb(value: &Json, out: &mut String) {
+    match value {
+        Json::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_jsonb(item, out);
+            }
+            out.push(']');
+        }
+        Json::Object(members) => {
+            let mut keys: Vec<&String> = members.keys().collect();
+            keys.sort_by(|a, b| key_order(a, b));
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&Json::from(key.as_str()).to_string());
+                out.push_str(": ");
+                write_jsonb(&members[key], out);
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// The order of a `jsonb` object's keys, as Postgres keeps them: shorter
+/// keys first, keys of one length in byte order.
+pub fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
+}
+
+/// `value` as the text of a value of JSON type `kind`: `jsonb` as
+/// [`jsonb_string`] prints it, `json` compact.
+fn json_string(value: &Json, kind: ColumnType) -> String {
+    match kind {
+        ColumnType::Jsonb => jsonb_string(value),
+        _ => value.to_string(),
+    }
+}
+
 fn json_value(v: ScalarValue, is_json: bool) -> Json {
     if v.is_null() {
         return Json::Null;
@@ -704,6 +760,18 @@ mod tests {
 
     fn c(a: &str, b: &str) -> bool {
         json_contains_value(&serde_json::from_str(a).unwrap(), &serde_json::from_str(b).unwrap())
+    }
+
+    #[test]
+    fn jsonb_prints_as_postgres_does() {
+        let doc: Json =
+            serde_json::from_str(r#"{"bb": [1, {"z": "a\n\"b", "y": null}], "c": true, "a": 1.5}"#).unwrap();
+        assert_eq!(jsonb_string(&doc), r#"{"a": 1.5, "c": true, "bb": [1, {"y": null, "z": "a\n\"b"}]}"#);
+        assert_eq!(jsonb_string(&serde_json::from_str("[]").unwrap()), "[]");
+        assert_eq!(jsonb_string(&serde_json::from_str("{}").unwrap()), "{}");
+        assert_eq!(jsonb_string(&Json::from("é")), r#""é""#);
+        assert_eq!(json_text(r#"{"b":1,"aa":[2,3]}"#.into(), ColumnType::Jsonb).unwrap(), r#"{"b": 1, "aa": [2, 3]}"#);
+        assert_eq!(json_text(r#"{"b":1}"#.into(), ColumnType::Json).unwrap(), r#"{"b":1}"#);
     }
 
     #[test]

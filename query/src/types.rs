@@ -40,12 +40,12 @@ pub fn arrow_type(ty: ColumnType) -> DataType {
 }
 
 /// `text` as a value of JSON type `ty`: refused (`22P02`) unless it is
-/// JSON; `jsonb` keeps it normalized (parsed and printed again), `json` as
-/// written.
+/// JSON; `jsonb` keeps it normalized (parsed and printed again as Postgres
+/// prints a `jsonb`, [`crate::json::jsonb_string`]), `json` as written.
 pub fn json_text(text: String, ty: ColumnType) -> Result<String> {
     let parsed: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::InvalidText(format!("invalid input syntax for type {}: {e}", ty.sql_name())))?;
-    Ok(if ty == ColumnType::Jsonb { parsed.to_string() } else { text })
+    Ok(if ty == ColumnType::Jsonb { crate::json::jsonb_string(&parsed) } else { text })
 }
 
 /// Field metadata key naming the Postgres type of a column Arrow holds as

@@ -142,7 +142,7 @@ async fn copy_into_a_table_inserts_as_insert_does() {
     let rows = c.query("SELECT id, topic, body::text, n FROM facts ORDER BY id", &[]).await.unwrap();
     let got: Vec<(i64, String, Option<String>, i32)> =
         rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
-    assert_eq!(got, [(1, "rain".into(), Some("{\"p\":0.7}".into()), 7), (2, "sun".into(), None, 7)]);
+    assert_eq!(got, [(1, "rain".into(), Some("{\"p\": 0.7}".into()), 7), (2, "sun".into(), None, 7)]);
     let changes: i64 = c.query_one("SELECT count(*) FROM changes(facts)", &[]).await.unwrap().get(0);
     assert_eq!(changes, 2);
 
@@ -175,7 +175,7 @@ async fn copy_into_a_table_inserts_as_insert_does() {
     let copied = c.execute(&format!("COPY facts (topic, body, n) FROM '{}'", file.display()), &[]).await.unwrap();
     assert_eq!(copied, 1);
     let r = c.query_one("SELECT body::text, n FROM facts WHERE topic = 'wind'", &[]).await.unwrap();
-    assert_eq!((r.get::<_, String>(0), r.get::<_, i32>(1)), ("{\"k\":[1]}".into(), 3));
+    assert_eq!((r.get::<_, String>(0), r.get::<_, i32>(1)), ("{\"k\": [1]}".into(), 3));
     let e = c.execute(&format!("COPY topics FROM '{}'", file.display()), &[]).await.unwrap_err();
     assert_eq!(sqlstate(&e).as_deref(), Some("42809"), "{e:?}");
 }

@@ -65,7 +65,7 @@ fn blackboard() {
         "fix | raise the pool size | planner | 2",
         "fix | raise pool size to 64",
         // jsonb_set and || revised one field and added another.
-        r#"impact | {"confidence":0.9,"reviewed_by":"researcher","signals":["p99","errors"]} | 4"#,
+        r#"impact | {"signals": ["p99", "errors"], "confidence": 0.9, "reviewed_by": "researcher"} | 4"#,
         // The board as one JSON document, in topic order.
         r#"[{"confidence":0.8,"hypothesis":"a connection pool is exhausted","topic":"cause"},{"confidence":0.2,"#,
         r#""topic":"fix"},{"confidence":0.9,"hypothesis":"p99 triples","topic":"impact"}]"#,

@@ -206,7 +206,7 @@ async fn prepared_lookups_upserts_and_json_in_text_and_binary() {
     // Text results of the same through the simple protocol.
     let text = c.simple_query("SELECT body, body ->> 'agent' FROM kb WHERE id = 7").await.unwrap();
     let tokio_postgres::SimpleQueryMessage::Row(r) = &text[1] else { panic!("{text:?}") };
-    assert_eq!(r.get(0), Some(r#"{"agent":"a9","claim":70}"#));
+    assert_eq!(r.get(0), Some(r#"{"agent": "a9", "claim": 70}"#));
     assert_eq!(r.get(1), Some("a9"));
 
     // The key alone decides these (the row is read, not filtered again):

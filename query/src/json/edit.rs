@@ -112,7 +112,7 @@ impl ScalarUDFImpl for JsonbEdit {
                 return Ok(None);
             }
             let edited = self.apply(&values).map_err(|e| DataFusionError::External(Box::new(e)))?;
-            Ok(Some(edited.to_string()))
+            Ok(Some(super::jsonb_string(&edited)))
         })
     }
 }

@@ -124,7 +124,7 @@ impl ScalarUDFImpl for JsonAtPath {
             Ok(match (at_path(&doc, &path), self.text) {
                 (None, _) | (Some(Json::Null), true) => None,
                 (Some(Json::String(s)), true) => Some(s.clone()),
-                (Some(v), _) => Some(v.to_string()),
+                (Some(v), _) => Some(super::jsonb_string(v)),
             })
         })
     }

@@ -362,7 +362,7 @@ public class BrikkClient {
                 java.sql.ResultSetMetaData md = rs.getMetaData();
                 check(md.getColumnTypeName(1).equals("jsonb") && md.getColumnTypeName(2).equals("interval"),
                         "column types " + md.getColumnTypeName(1) + ", " + md.getColumnTypeName(2));
-                check(String.valueOf(rs.getObject(1)).equals("{\"claims\":2}"), "fact " + rs.getObject(1));
+                check(String.valueOf(rs.getObject(1)).equals("{\"claims\": 2}"), "fact " + rs.getObject(1));
                 Object wait = rs.getObject(2);
                 check(wait instanceof org.postgresql.util.PGInterval
                         && ((org.postgresql.util.PGInterval) wait).getMinutes() == 30

@@ -196,7 +196,7 @@ with c.step("JSON operators, paths and set-returning functions with parameters")
                  (json.dumps({"tags": ["x", "y"], "by": {"name": "ann"}}), json.dumps({"tags": ["z"]})))
     # The key of ->> and the path of #>> are parameters of no declared type.
     got = conn.execute(f"SELECT fact ->> %s, fact #>> %s FROM {t} ORDER BY topic", ("tags", "{by,name}")).fetchall()
-    c.check(got == [('["x","y"]', "ann"), ('["z"]', None)], f"operators {got!r}")
+    c.check(got == [('["x", "y"]', "ann"), ('["z"]', None)], f"operators {got!r}")
     got = conn.execute(f"SELECT fact #> %s FROM {t} ORDER BY topic", (["tags", "-1"],)).fetchall()
     c.check(got == [("y",), ("z",)], f"path as a list {got!r}")
     got = conn.execute(f"SELECT b.topic, tag FROM {t} b, jsonb_array_elements_text(b.fact -> %s) AS tag "
