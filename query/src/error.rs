@@ -109,6 +109,9 @@ pub enum Error {
     /// A statement option or argument has a bad value.
     #[error("{0}")]
     InvalidParameter(String),
+    /// A `TABLESAMPLE` percentage outside 0–100.
+    #[error("{0}")]
+    InvalidSample(String),
     /// An identity column's sequence reached the largest value of its type.
     #[error("{0}")]
     SequenceLimit(String),

@@ -10,6 +10,7 @@ pub mod groups;
 pub mod parser;
 pub mod pg_compat;
 pub mod rewrite;
+pub mod row_limits;
 pub mod select_subqueries;
 pub mod settings;
 pub mod subscribe;

@@ -36,6 +36,7 @@ pub mod code {
     pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
+    pub const INVALID_TABLESAMPLE_ARGUMENT: &str = "2202H";
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
@@ -105,6 +106,7 @@ pub fn sqlstate(e: &Error) -> &'static str {
         Error::InvalidTableDefinition(_) => INVALID_TABLE_DEFINITION,
         Error::InvalidObjectDefinition(_) => INVALID_OBJECT_DEFINITION,
         Error::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
+        Error::InvalidSample(_) => INVALID_TABLESAMPLE_ARGUMENT,
         Error::SequenceLimit(_) => SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
         Error::DivisionByZero => DIVISION_BY_ZERO,
         Error::NullValue(_) => NULL_VALUE_NOT_ALLOWED,
@@ -170,6 +172,7 @@ mod tests {
             (Error::InvalidColumnReference("x".into()), "42P10"),
             (Error::ReservedName("x".into()), "42939"),
             (Error::InvalidParameter("x".into()), "22023"),
+            (Error::InvalidSample("x".into()), "2202H"),
             (Error::SequenceLimit("x".into()), "2200H"),
             (Error::IdentityColumn("x".into()), "428C9"),
             (Error::DivisionByZero, "22012"),

@@ -77,6 +77,7 @@ pub fn check(stmt: &Statement) -> crate::error::Result<()> {
             }
         }
     }
+    crate::sql::row_limits::check(stmt)?;
     match stmt.visit(&mut Locks) {
         ControlFlow::Break("WITH") => Err(crate::error::Error::Unsupported(
             "a data-modifying statement in WITH (run the INSERT, UPDATE or DELETE on its own, with RETURNING)".into(),
@@ -106,6 +107,7 @@ pub fn rewrite(stmt: &mut Statement) {
     name_select_items(stmt, field_name);
     let _ = stmt.visit(&mut FieldAccess);
     let _ = stmt.visit(&mut RegprocName);
+    crate::sql::row_limits::rewrite(stmt);
 }
 
 /// `typinput = 'array_in'::regproc` compares names (see the module docs).
