@@ -51,8 +51,9 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 /// Refuses, with `0A000`, a data-modifying statement in WITH (`WITH up AS
-/// (UPDATE … RETURNING …) SELECT …`), which DataFusion would refuse in its
-/// own words; and Postgres forms Brikk would otherwise accept and
+/// (UPDATE … RETURNING …) SELECT …`) and `SELECT … INTO new_table`, which
+/// DataFusion would refuse in its own words; the forms of
+/// [`crate::sql::row_limits`] it cannot run; and Postgres forms Brikk would otherwise accept and
 /// quietly run with another meaning: `FOR UPDATE … SKIP LOCKED` and
 /// `NOWAIT` (Brikk takes no row locks, so nothing would be skipped: two
 /// workers would get the same rows). A plain `FOR UPDATE`/`FOR SHARE` is
@@ -70,6 +71,9 @@ pub fn check(stmt: &Statement) -> crate::error::Result<()> {
             if query.with.as_ref().is_some_and(|w| w.cte_tables.iter().any(|c| writes(&c.query))) {
                 return ControlFlow::Break("WITH");
             }
+            if matches!(query.body.as_ref(), SetExpr::Select(s) if s.into.is_some()) {
+                return ControlFlow::Break("INTO");
+            }
             match query.locks.iter().find_map(|l| l.nonblock.as_ref()) {
                 Some(NonBlock::SkipLocked) => ControlFlow::Break("SKIP LOCKED"),
                 Some(NonBlock::Nowait) => ControlFlow::Break("NOWAIT"),
@@ -81,6 +85,11 @@ pub fn check(stmt: &Statement) -> crate::error::Result<()> {
     match stmt.visit(&mut Locks) {
         ControlFlow::Break("WITH") => Err(crate::error::Error::Unsupported(
             "a data-modifying statement in WITH (run the INSERT, UPDATE or DELETE on its own, with RETURNING)".into(),
+        )),
+        ControlFlow::Break("INTO") => Err(crate::error::Error::Unsupported(
+            "SELECT … INTO a new table (CREATE TABLE … with its PRIMARY KEY, or CREATE STREAM, \
+             then INSERT INTO … SELECT …)"
+                .into(),
         )),
         ControlFlow::Break(what) => Err(crate::error::Error::Unsupported(format!(
             "FOR UPDATE … {what} (Brikk takes no row locks; a queue group hands out work: \
