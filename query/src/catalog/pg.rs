@@ -478,11 +478,15 @@ fn batch_of(schema: &SchemaRef, rows: &[Vec<(&str, ScalarValue)>]) -> Result<Rec
     Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
 }
 
+/// Column `name` of a catalog batch, as an array of type `T`.
+fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
+    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| {
+        DataFusionError::Internal(format!("pg_catalog table without a column {name} of {}", std::any::type_name::<T>()))
+    })
+}
+
 fn int_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int32Array> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<Int32Array>())
-        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog table without an int column {name}")))
+    column(batch, name)
 }
 
 /// Postgres' type OIDs of `json` and `jsonb`.
@@ -615,10 +619,7 @@ impl ScalarUDFImpl for ViewDefinition {
 }
 
 fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog table without a text column {name}")))
+    column(batch, name)
 }
 
 /// What `reloptions` says of a Brikk relation; `None` for others.

@@ -141,9 +141,9 @@ impl VisitorMut for RegprocName {
             };
             REGPROC_COLUMNS.contains(&name.value.to_ascii_lowercase().as_str()).then_some(())
         };
-        if let (Some(()), Some(name)) = (column(left), function_lookup(right)) {
+        if let Some(name) = column(left).and_then(|()| function_lookup(right)) {
             **right = Expr::value(Value::SingleQuotedString(name));
-        } else if let (Some(()), Some(name)) = (column(right), function_lookup(left)) {
+        } else if let Some(name) = column(right).and_then(|()| function_lookup(left)) {
             **left = Expr::value(Value::SingleQuotedString(name));
         }
         ControlFlow::Continue(())

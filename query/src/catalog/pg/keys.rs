@@ -35,7 +35,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::scalar::ScalarValue;
 
-use super::{batch_of, int_column, string_column, RelationOids};
+use super::{batch_of, column, int_column, string_column, RelationOids};
 use crate::sql::parser::display_ident;
 
 /// Added to a table's oid: the oid of its primary key's index.
@@ -259,30 +259,39 @@ pub(super) fn with_index_rows(store: &Store, batch: RecordBatch) -> Result<Recor
     tables[schema.index_of("relhasindex")?] = Arc::new(has_index);
     let tables = RecordBatch::try_new(schema.clone(), tables)?;
 
-    let picked = UInt32Array::from(rows);
     let n = keys.len();
-    let mut indexes = Vec::with_capacity(schema.fields().len());
-    for (column, field) in batch.columns().iter().zip(schema.fields()) {
-        let replaced: Option<ArrayRef> = match field.name().as_str() {
-            "oid" => Some(Arc::new(Int32Array::from_iter_values(keys.iter().map(|k| k.index_oid())))),
-            "relname" => Some(Arc::new(StringArray::from_iter_values(keys.iter().map(|k| k.name())))),
-            "relam" => Some(Arc::new(Int32Array::from(vec![BTREE_OID; n]))),
-            "relkind" => Some(Arc::new(StringArray::from(vec!["i"; n]))),
-            "relnatts" => Some(Arc::new(Int16Array::from_iter_values(keys.iter().map(|k| k.columns.len() as i16)))),
-            "reltype" | "relfilenode" => Some(Arc::new(Int32Array::from(vec![0; n]))),
-            "relhasindex" => Some(Arc::new(BooleanArray::from(vec![false; n]))),
-            "reloptions" => Some(datafusion::arrow::array::new_null_array(field.data_type(), n)),
-            _ => None,
-        };
-        let replaced = match replaced {
-            // The crate's column may be of another integer width.
-            Some(array) => cast(&array, field.data_type())?,
-            None => take(column, &picked, None)?,
-        };
-        indexes.push(replaced);
-    }
-    let indexes = RecordBatch::try_new(schema.clone(), indexes)?;
+    let indexes = copy_rows(&batch, rows, |field| -> Option<ArrayRef> {
+        Some(match field.name().as_str() {
+            "oid" => Arc::new(Int32Array::from_iter_values(keys.iter().map(|k| k.index_oid()))),
+            "relname" => Arc::new(StringArray::from_iter_values(keys.iter().map(|k| k.name()))),
+            "relam" => Arc::new(Int32Array::from(vec![BTREE_OID; n])),
+            "relkind" => Arc::new(StringArray::from(vec!["i"; n])),
+            "relnatts" => Arc::new(Int16Array::from_iter_values(keys.iter().map(|k| k.columns.len() as i16))),
+            "reltype" | "relfilenode" => Arc::new(Int32Array::from(vec![0; n])),
+            "relhasindex" => Arc::new(BooleanArray::from(vec![false; n])),
+            "reloptions" => datafusion::arrow::array::new_null_array(field.data_type(), n),
+            _ => return None,
+        })
+    })?;
     Ok(concat_batches(&schema, [&tables, &indexes])?)
+}
+
+/// The rows `rows` of `batch`, with the columns `replace` gives (by field;
+/// cast to the column's type, as the crate's may be of another integer
+/// width) instead of the copied ones.
+fn copy_rows(batch: &RecordBatch, rows: Vec<u32>, replace: impl Fn(&Field) -> Option<ArrayRef>) -> Result<RecordBatch> {
+    let picked = UInt32Array::from(rows);
+    let schema = batch.schema();
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| match replace(field) {
+            Some(array) => Ok(cast(&array, field.data_type())?),
+            None => Ok(take(column, &picked, None)?),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 /// `pg_attribute`'s rows for the columns of the primary keys' indexes:
@@ -294,7 +303,7 @@ pub(super) fn index_attributes(
     relations: &HashMap<i32, String>,
     batch: &RecordBatch,
 ) -> Result<RecordBatch> {
-    let (relids, attnums) = (int_column(batch, "attrelid")?, int16_column(batch, "attnum")?);
+    let (relids, attnums) = (int_column(batch, "attrelid")?, column::<Int16Array>(batch, "attnum")?);
     let mut keys: HashMap<i32, Option<PrimaryKey>> = HashMap::new();
     let (mut rows, mut index_oids, mut positions) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..batch.num_rows() {
@@ -309,31 +318,13 @@ pub(super) fn index_attributes(
             positions.push(at as i16 + 1);
         }
     }
-    let picked = UInt32Array::from(rows);
-    let schema = batch.schema();
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| {
-            let replaced: Option<ArrayRef> = match field.name().as_str() {
-                "attrelid" => Some(Arc::new(Int32Array::from(index_oids.clone()))),
-                "attnum" => Some(Arc::new(Int16Array::from(positions.clone()))),
-                "atthasdef" => Some(Arc::new(BooleanArray::from(vec![false; positions.len()]))),
-                _ => None,
-            };
-            match replaced {
-                Some(array) => Ok(cast(&array, field.data_type())?),
-                None => Ok(take(column, &picked, None)?),
-            }
+    copy_rows(batch, rows, |field| -> Option<ArrayRef> {
+        Some(match field.name().as_str() {
+            "attrelid" => Arc::new(Int32Array::from(index_oids.clone())),
+            "attnum" => Arc::new(Int16Array::from(positions.clone())),
+            "atthasdef" => Arc::new(BooleanArray::from(vec![false; positions.len()])),
+            _ => return None,
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema, columns)?)
-}
-
-fn int16_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int16Array> {
-    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Int16Array>()).ok_or_else(|| {
-        datafusion::error::DataFusionError::Internal(format!("pg_catalog table without a smallint column {name}"))
     })
 }
 
