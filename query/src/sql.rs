@@ -7,6 +7,7 @@ pub mod colnames;
 pub mod continuous;
 pub mod duration;
 pub mod groups;
+pub mod literal_rows;
 pub mod parser;
 pub mod pg_compat;
 pub mod rewrite;

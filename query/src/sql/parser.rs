@@ -141,6 +141,11 @@ fn parse_piece(
             t.token = Token::make_keyword("TABLE");
         }
     }
+    // A bulk INSERT of literals: its rows after the first are read here.
+    let (tokens, literal_rows) = match plain_insert {
+        true => crate::sql::literal_rows::split(tokens),
+        false => (tokens, Vec::new()),
+    };
     let mut parser = Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(tokens);
     if cursor_fetch || alter_stream {
         let stmt = Box::new(parser.parse_statement()?);
@@ -174,7 +179,7 @@ fn parse_piece(
                 reset: ast::Reset::ConfigurationParameter(name),
             })))
         }
-        ["INSERT", ..] if plain_insert => Statement::Sql(Box::new(parse_insert(&mut parser)?)),
+        ["INSERT", ..] if plain_insert => Statement::Sql(Box::new(parse_insert(&mut parser, literal_rows)?)),
         _ => {
             // Catalog queries (psql's and drivers') get the compatibility
             // parser, its patterns and all its rules; a user's statement
@@ -389,9 +394,20 @@ fn name_current_user(stmt: &mut ast::Statement) {
 /// and subqueries, never a literal, so rows of literals and parameters are
 /// taken out while they (and Brikk's own rewrites) run. A 1,000-row INSERT
 /// spent most of its time in those walks.
-fn parse_insert(parser: &mut Parser) -> Result<ast::Statement> {
-    let stmt = parser.parse_statement()?;
+/// An INSERT without a SELECT; `more_rows` follow the rows of its VALUES
+/// (see [`crate::sql::literal_rows`]).
+fn parse_insert(parser: &mut Parser, more_rows: Vec<crate::sql::literal_rows::Row>) -> Result<ast::Statement> {
+    let mut stmt = parser.parse_statement()?;
     expect_end(parser)?;
+    if !more_rows.is_empty() {
+        let ast::Statement::Insert(insert) = &mut stmt else {
+            return Err(Error::Internal("literal rows for a statement that is not an INSERT".into()));
+        };
+        let Some(ast::SetExpr::Values(values)) = insert.source.as_deref_mut().map(|q| q.body.as_mut()) else {
+            return Err(Error::Internal("literal rows for an INSERT without VALUES".into()));
+        };
+        values.rows.extend(more_rows);
+    }
     with_literal_rows_aside(stmt, |s| {
         let mut s = user_rules().iter().fold(s, |s, rule| rule.rewrite(s));
         crate::sql::pg_compat::rewrite(&mut s);
