@@ -284,7 +284,7 @@ impl Error {
                 if m.contains("overflow") || m.contains("out of range") || m.contains("Overflow") {
                     Error::OutOfRange(m)
                 } else {
-                    Error::InvalidText(m)
+                    Error::invalid_text(m)
                 }
             }
             A::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => Error::OutOfRange(m),
@@ -293,6 +293,32 @@ impl Error {
                 Err(other) => Error::Internal(other.to_string()),
             },
             other => Error::Plan(other.to_string()),
+        }
+    }
+
+    /// `22P02` for Arrow's message of text a cast could not read, in
+    /// Postgres' words when Arrow names the text and a type Postgres has
+    /// (`Cannot cast string 'x' to value of Int64 type` → `invalid input
+    /// syntax for type bigint: "x"`).
+    fn invalid_text(m: String) -> Error {
+        let parts = m
+            .split_once("Cannot cast string '")
+            .and_then(|(_, rest)| rest.rsplit_once("' to value of "))
+            .and_then(|(text, ty)| Some((text, ty.strip_suffix(" type")?)));
+        let pg = |ty: &str| {
+            Some(match ty {
+                "Int16" => "smallint",
+                "Int32" => "integer",
+                "Int64" => "bigint",
+                "Float32" => "real",
+                "Float64" => "double precision",
+                "Boolean" => "boolean",
+                _ => return None,
+            })
+        };
+        match parts.and_then(|(text, ty)| Some((text, pg(ty)?))) {
+            Some((text, ty)) => Error::InvalidText(format!("invalid input syntax for type {ty}: \"{text}\"")),
+            None => Error::InvalidText(m),
         }
     }
 
@@ -333,7 +359,7 @@ impl Error {
             return Error::TypeMismatch(m);
         }
         if m.contains("Cannot cast string") || m.contains("Cannot cast to") {
-            return Error::InvalidText(m);
+            return Error::invalid_text(m);
         }
         if m.contains("Unsupported") || m.contains("not supported") || m.contains("Not implemented") {
             return Error::Unsupported(m);
@@ -350,6 +376,17 @@ mod tests {
     fn classifies_table_not_found() {
         let e = Error::from_datafusion(DataFusionError::Plan("table 'brikk.public.nope' not found".into()));
         assert!(matches!(e, Error::NotFound { kind: ObjectKind::Relation, ref name } if name == "nope"), "{e:?}");
+    }
+
+    #[test]
+    fn cast_failures_read_as_postgres_says_them() {
+        let arrow = |m: &str| Error::from_arrow(datafusion::arrow::error::ArrowError::CastError(m.into()));
+        let e = arrow("Cannot cast string 'x' to value of Int64 type");
+        assert!(matches!(&e, Error::InvalidText(m) if m == "invalid input syntax for type bigint: \"x\""), "{e:?}");
+        let e = arrow("Cannot cast string 'it's' to value of Boolean type");
+        assert!(matches!(&e, Error::InvalidText(m) if m == "invalid input syntax for type boolean: \"it's\""), "{e:?}");
+        let e = arrow("Cannot cast string 'x' to value of Decimal128(10, 2) type");
+        assert!(matches!(&e, Error::InvalidText(m) if m.starts_with("Cannot cast")), "{e:?}");
     }
 
     #[test]
