@@ -14,10 +14,17 @@ use crate::types::column_type;
 /// and what compare-and-set and upserts act on.
 pub fn table_def(ct: &ast::CreateTable) -> Result<TableDef> {
     if ct.query.is_some() {
-        return Err(Error::Unsupported("CREATE TABLE … AS".into()));
+        return Err(Error::Unsupported(
+            "CREATE TABLE … AS (a table needs a primary key: CREATE TABLE … (…, PRIMARY KEY (…)), \
+             then INSERT INTO … SELECT …)"
+                .into(),
+        ));
+    }
+    if ct.like.is_some() {
+        return Err(Error::Unsupported("CREATE TABLE … (LIKE other) (name the columns and the primary key)".into()));
     }
     if ct.temporary {
-        return Err(Error::Unsupported("temporary tables".into()));
+        return Err(Error::Unsupported("CREATE TEMPORARY TABLE".into()));
     }
     let name = ct.name.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
     if name.contains('$') {
