@@ -37,6 +37,11 @@
 //!   'pg_catalog.array_in'::regproc` (which the crate turns into a lookup
 //!   of the function's oid), compares it with the name, `'array_in'`
 //!   (pgjdbc asks so for a type it does not know, as `jsonb`).
+//! - `FROM ONLY t`, `UPDATE ONLY t`, `DELETE FROM ONLY t` (which sqlparser
+//!   reads as a relation `only` aliased `t`) become `FROM t`: `ONLY`
+//!   leaves out a table's inheritance children in Postgres, and Brikk's
+//!   relations have none. (`only` is reserved in Postgres: no relation is
+//!   named so unquoted.)
 //! - A field of a parenthesized composite value, `(e).name`, becomes `(e)['name']`,
 //!   which DataFusion reads as the struct's field (`name` folded to lower
 //!   case unless quoted, as identifiers are).
@@ -116,7 +121,25 @@ pub fn rewrite(stmt: &mut Statement) {
     name_select_items(stmt, field_name);
     let _ = stmt.visit(&mut FieldAccess);
     let _ = stmt.visit(&mut RegprocName);
+    let _ = stmt.visit(&mut OnlyRelation);
     crate::sql::row_limits::rewrite(stmt);
+}
+
+/// `FROM ONLY t` is `FROM t` (see the module docs).
+struct OnlyRelation;
+
+impl VisitorMut for OnlyRelation {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table { name, alias, .. } = factor else { return ControlFlow::Continue(()) };
+        let only = matches!(name.0.as_slice(), [part] if part.as_ident().is_some_and(|i| i.quote_style.is_none() && i.value.eq_ignore_ascii_case("only")));
+        if only && alias.as_ref().is_some_and(|a| !a.explicit && a.columns.is_empty()) {
+            let relation = alias.take().expect("checked").name;
+            *name = ObjectName::from(vec![relation]);
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// `typinput = 'array_in'::regproc` compares names (see the module docs).
