@@ -4,9 +4,7 @@
 
 use std::process::Command;
 
-use brikk_tests::{brikk_bin, sqlstate, Server};
-use bytes::Bytes;
-use futures::SinkExt;
+use brikk_tests::{brikk_bin, copy_from_stdin, sqlstate, Server};
 use tokio_postgres::Client;
 
 const CREATE: &str =
@@ -86,12 +84,8 @@ async fn copy_from_stdin_is_atomic_and_names_the_bad_line() {
     for i in 0..20_000 {
         data.push_str(&format!("{i},\"name, {i}\"\n"));
     }
-    let sink = c.copy_in::<_, Bytes>("COPY s FROM STDIN (FORMAT csv)").await.unwrap();
-    futures::pin_mut!(sink);
-    for chunk in data.as_bytes().chunks(7_777) {
-        sink.send(Bytes::copy_from_slice(chunk)).await.unwrap();
-    }
-    assert_eq!(sink.finish().await.unwrap(), 20_000);
+    let copied = copy_from_stdin(&c, "COPY s FROM STDIN (FORMAT csv)", data.as_bytes(), 7_777).await.unwrap();
+    assert_eq!(copied, 20_000);
     let r = c.query_one("SELECT count(*), count(DISTINCT id), min(name) FROM s", &[]).await.unwrap();
     assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1)), (20_000, 20_000));
     assert_eq!(r.get::<_, String>(2), "name, 0");
@@ -103,10 +97,7 @@ async fn copy_from_stdin_is_atomic_and_names_the_bad_line() {
         ("1,a\n,b\n", "23502", ""),
         ("1,\"unterminated\n", "22P04", ""),
     ] {
-        let sink = c.copy_in::<_, Bytes>("COPY s FROM STDIN (FORMAT csv)").await.unwrap();
-        futures::pin_mut!(sink);
-        sink.send(Bytes::from(bad)).await.unwrap();
-        let e = sink.finish().await.unwrap_err();
+        let e = copy_from_stdin(&c, "COPY s FROM STDIN (FORMAT csv)", bad.as_bytes(), usize::MAX).await.unwrap_err();
         assert_eq!(sqlstate(&e).as_deref(), Some(code), "{bad:?}: {e:?}");
         assert!(e.as_db_error().unwrap().message().contains(line), "{e:?}");
         let n: i64 = c.query_one("SELECT count(*) FROM s", &[]).await.unwrap().get(0);
@@ -114,10 +105,7 @@ async fn copy_from_stdin_is_atomic_and_names_the_bad_line() {
     }
     // Inside a transaction the COPY is part of it.
     c.batch_execute("BEGIN").await.unwrap();
-    let sink = c.copy_in::<_, Bytes>("COPY s FROM STDIN").await.unwrap();
-    futures::pin_mut!(sink);
-    sink.send(Bytes::from("-1\tin txn\n")).await.unwrap();
-    sink.finish().await.unwrap();
+    copy_from_stdin(&c, "COPY s FROM STDIN", b"-1\tin txn\n", usize::MAX).await.unwrap();
     c.batch_execute("ROLLBACK").await.unwrap();
     let n: i64 = c.query_one("SELECT count(*) FROM s WHERE id = -1", &[]).await.unwrap().get(0);
     assert_eq!(n, 0);
@@ -135,10 +123,12 @@ async fn copy_into_a_table_inserts_as_insert_does() {
     .unwrap();
     // Identity and DEFAULT fill the columns COPY leaves out; text becomes
     // each column's type; every row is a change in the changelog.
-    let sink = c.copy_in::<_, Bytes>("COPY facts (topic, body) FROM STDIN (FORMAT csv, HEADER)").await.unwrap();
-    futures::pin_mut!(sink);
-    sink.send(Bytes::from("topic,body\nrain,\"{\"\"p\"\": 0.7}\"\nsun,\n")).await.unwrap();
-    assert_eq!(sink.finish().await.unwrap(), 2);
+    let csv = "topic,body\nrain,\"{\"\"p\"\": 0.7}\"\nsun,\n";
+    let copied =
+        copy_from_stdin(&c, "COPY facts (topic, body) FROM STDIN (FORMAT csv, HEADER)", csv.as_bytes(), usize::MAX)
+            .await
+            .unwrap();
+    assert_eq!(copied, 2);
     let rows = c.query("SELECT id, topic, body::text, n FROM facts ORDER BY id", &[]).await.unwrap();
     let got: Vec<(i64, String, Option<String>, i32)> =
         rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
@@ -149,20 +139,14 @@ async fn copy_into_a_table_inserts_as_insert_does() {
     // A duplicate key or a NULL in a NOT NULL column anywhere: nothing of
     // that COPY is written.
     for (bad, code) in [("3\tfog\n1\tdup\n", "23505"), ("4\tok\n5\t\\N\n", "23502"), ("x\ty\n", "22P02")] {
-        let sink = c.copy_in::<_, Bytes>("COPY facts (id, topic) FROM STDIN").await.unwrap();
-        futures::pin_mut!(sink);
-        sink.send(Bytes::from(bad)).await.unwrap();
-        let e = sink.finish().await.unwrap_err();
+        let e = copy_from_stdin(&c, "COPY facts (id, topic) FROM STDIN", bad.as_bytes(), usize::MAX).await.unwrap_err();
         assert_eq!(sqlstate(&e).as_deref(), Some(code), "{bad:?}: {e:?}");
         let n: i64 = c.query_one("SELECT count(*) FROM facts", &[]).await.unwrap().get(0);
         assert_eq!(n, 2, "nothing of {bad:?} was written");
     }
     // Inside a transaction the rows are part of it.
     c.batch_execute("BEGIN").await.unwrap();
-    let sink = c.copy_in::<_, Bytes>("COPY facts (topic) FROM STDIN").await.unwrap();
-    futures::pin_mut!(sink);
-    sink.send(Bytes::from("in txn\n")).await.unwrap();
-    sink.finish().await.unwrap();
+    copy_from_stdin(&c, "COPY facts (topic) FROM STDIN", b"in txn\n", usize::MAX).await.unwrap();
     let n: i64 = c.query_one("SELECT count(*) FROM facts", &[]).await.unwrap().get(0);
     assert_eq!(n, 3, "the transaction reads its own rows");
     c.batch_execute("ROLLBACK").await.unwrap();

@@ -120,10 +120,7 @@ async fn timestamps_are_printed_as_postgres_prints_them() {
         "a\t2026-11-26 15:30:00+05:30\t2026-11-26 10:00:00.25\nb\t2026-11-26 15:30:00.000001+05:30\t\\N\n"
     );
     c.batch_execute("CREATE STREAM again (name TEXT, at TIMESTAMPTZ, local TIMESTAMP)").await.unwrap();
-    let sink = c.copy_in::<_, bytes::Bytes>("COPY again FROM STDIN").await.unwrap();
-    futures::pin_mut!(sink);
-    futures::SinkExt::send(&mut sink, bytes::Bytes::from(text)).await.unwrap();
-    sink.finish().await.unwrap();
+    brikk_tests::copy_from_stdin(&c, "COPY again FROM STDIN", text.as_bytes(), usize::MAX).await.unwrap();
     assert_eq!(
         texts(&c, "SELECT count(*) FROM again a JOIN ev e ON a.name = e.name AND a.at = e.at").await,
         ["2"],

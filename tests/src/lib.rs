@@ -219,6 +219,23 @@ pub async fn connect_killable(conn_str: &str) -> Result<(tokio_postgres::Client,
     Ok((client, task))
 }
 
+/// Runs `COPY … FROM STDIN` (`sql`) with `data` sent in chunks of at most
+/// `chunk` bytes; the row count the server reports, or its error.
+pub async fn copy_from_stdin(
+    c: &tokio_postgres::Client,
+    sql: &str,
+    data: &[u8],
+    chunk: usize,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    use futures::SinkExt;
+    let sink = c.copy_in::<_, bytes::Bytes>(sql).await?;
+    futures::pin_mut!(sink);
+    for part in data.chunks(chunk.max(1)) {
+        sink.send(bytes::Bytes::copy_from_slice(part)).await?;
+    }
+    sink.finish().await
+}
+
 /// The SQLSTATE of a tokio-postgres error, if the server sent one.
 pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
     e.code().map(|c| c.code().to_string())

@@ -47,6 +47,10 @@ pub const DEFAULTS: [(&str, &str); 16] = [
 /// `timestamptz` values in the `TimeZone` last reported.
 const REPORTED: [(&str, &str); 2] = [("timezone", "TimeZone"), ("application_name", "application_name")];
 
+/// Read-only parameters whose values follow from others or from the
+/// server ([`Vars::get`] answers them, `SET` does not change them).
+const DERIVED: [&str; 4] = ["server_version_num", "is_superuser", "session_authorization", "transaction_isolation"];
+
 /// One session's parameters.
 #[derive(Debug, Clone)]
 pub struct Vars {
@@ -77,13 +81,19 @@ impl Vars {
         let name = name.to_ascii_lowercase();
         match name.as_str() {
             "time zone" => self.values.get("timezone").cloned(),
-            "transaction_isolation" | "transaction isolation level" => {
-                self.values.get("default_transaction_isolation").cloned()
-            }
+            "transaction isolation level" => self.derived("transaction_isolation"),
+            _ => self.derived(&name).or_else(|| self.values.get(&name).cloned()),
+        }
+    }
+
+    /// The value of one of the read-only parameters of [`DERIVED`].
+    fn derived(&self, name: &str) -> Option<String> {
+        match name {
+            "transaction_isolation" => self.values.get("default_transaction_isolation").cloned(),
             "server_version_num" => Some(crate::SERVER_VERSION_NUM.into()),
             "is_superuser" => Some("on".into()),
             "session_authorization" => Some("brikk".into()),
-            _ => self.values.get(&name).cloned(),
+            _ => None,
         }
     }
 
@@ -213,8 +223,7 @@ impl Vars {
     /// Every name [`Vars::get`] knows, with its value: the parameters and
     /// the read-only ones derived from them.
     pub fn known(&self) -> Vec<(String, String)> {
-        let derived = ["server_version_num", "is_superuser", "session_authorization", "transaction_isolation"];
-        let names = self.values.keys().map(String::as_str).chain(derived);
+        let names = self.values.keys().map(String::as_str).chain(DERIVED);
         names.filter_map(|n| Some((n.to_string(), self.get(n)?))).collect()
     }
 
