@@ -745,7 +745,9 @@ impl DmlPlan {
         for (col, c) in self.table.def.columns.iter().enumerate() {
             if c.identity.is_some() && !targets.contains(&col) && rows > 0 {
                 let (_, max) = crate::types::integer_range(c.ty).unwrap_or((0, i64::MAX));
-                out.push((col, store.sequence_take(&self.table, col, rows, max).await?.into_iter()));
+                // Boxed, as every rare await of `build` is (see there).
+                let taken = Box::pin(store.sequence_take(&self.table, col, rows, max)).await?;
+                out.push((col, taken.into_iter()));
             }
         }
         Ok(out)
@@ -781,6 +783,11 @@ impl DmlPlan {
 
     /// Builds the writes of one execution with `params` bound, reading the
     /// table as of now plus the transaction's own rows `txn`.
+    ///
+    /// Its future sits inline in every prepared INSERT, UPDATE and DELETE's
+    /// and is copied once per execution (pgwire boxes each Execute), so the
+    /// awaits that run DataFusion (queries, subqueries, joins) or take from
+    /// a sequence are boxed: a key upsert's future stays small.
     pub async fn build(
         &self,
         store: &Store,
@@ -886,7 +893,7 @@ impl DmlPlan {
                     }
                 }
             }
-            Kind::Joined { join, delete } => self.build_joined(&mut b, join, *delete, state, params).await?,
+            Kind::Joined { join, delete } => Box::pin(self.build_joined(&mut b, join, *delete, state, params)).await?,
             Kind::Delete { target, filter, exprs } => {
                 let rows = self.target_rows(&mut b, target, state, params).await?;
                 let batch = self.row_batch(&rows)?;
@@ -968,33 +975,37 @@ impl DmlPlan {
             Source::Values(rows) => {
                 rows.iter().map(|row| row.iter().map(|op| op.bind(params)).collect::<Result<Vec<_>>>()).collect()
             }
-            Source::Query(plan) => {
-                let plan = if params.is_empty() {
-                    (**plan).clone()
-                } else {
-                    (**plan).clone().with_param_values(params.to_vec())?
-                };
-                // A query's now() is the time it starts.
-                let mut state = state.clone();
-                state.mark_start_execution();
-                let physical = state.create_physical_plan(&plan).await?;
-                let batches: Vec<RecordBatch> =
-                    datafusion::physical_plan::execute_stream(physical, state.task_ctx())?.try_collect().await?;
-                let mut out = Vec::new();
-                for batch in batches {
-                    for r in 0..batch.num_rows() {
-                        out.push(
-                            batch
-                                .columns()
-                                .iter()
-                                .map(|c| ScalarValue::try_from_array(c, r))
-                                .collect::<datafusion::error::Result<Vec<_>>>()?,
-                        );
-                    }
-                }
-                Ok(out)
+            Source::Query(plan) => Box::pin(Self::query_rows(plan, state, params)).await,
+        }
+    }
+
+    /// The rows of an `INSERT … SELECT`'s query (or of an UPDATE … FROM's
+    /// join), as values.
+    async fn query_rows(
+        plan: &LogicalPlan,
+        state: &SessionState,
+        params: &[ScalarValue],
+    ) -> Result<Vec<Vec<ScalarValue>>> {
+        let plan = if params.is_empty() { plan.clone() } else { plan.clone().with_param_values(params.to_vec())? };
+        // A query's now() is the time it starts.
+        let mut state = state.clone();
+        state.mark_start_execution();
+        let physical = state.create_physical_plan(&plan).await?;
+        let batches: Vec<RecordBatch> =
+            datafusion::physical_plan::execute_stream(physical, state.task_ctx())?.try_collect().await?;
+        let mut out = Vec::new();
+        for batch in batches {
+            for r in 0..batch.num_rows() {
+                out.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|c| ScalarValue::try_from_array(c, r))
+                        .collect::<datafusion::error::Result<Vec<_>>>()?,
+                );
             }
         }
+        Ok(out)
     }
 
     /// The candidate rows of an UPDATE or DELETE, with their keys.
@@ -1110,8 +1121,7 @@ impl DmlPlan {
     ) -> Result<Option<RowExprs>> {
         let Some(subqueries) = self.subqueries.as_ref().filter(|_| !no_rows) else { return Ok(None) };
         let (found, scope) = subqueries.as_ref();
-        let planned = found
-            .resolve(state)
+        let planned = Box::pin(found.resolve(state))
             .await?
             .iter()
             .enumerate()

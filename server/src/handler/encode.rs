@@ -96,10 +96,20 @@ impl Interrupts {
     /// a failed statement would.
     ///
     /// [`Session::fail`]: brikk_query::Session::fail
-    pub(crate) async fn run<T>(&self, run: impl std::future::Future<Output = T>) -> Result<T, Error> {
+    ///
+    /// A combinator rather than an `async fn`: an `async fn` would hold
+    /// `run` twice (as its argument and as the future it awaits), and this
+    /// future is copied into a box on every Execute.
+    pub(crate) fn run<F: std::future::Future>(
+        &self,
+        run: F,
+    ) -> impl std::future::Future<Output = Result<F::Output, Error>> {
+        use futures::future::{Either, FutureExt};
         match self.deadline {
-            None => Ok(run.await),
-            Some(deadline) => tokio::time::timeout_at(deadline, run).await.map_err(|_| Error::StatementTimeout),
+            None => Either::Left(run.map(Ok)),
+            Some(deadline) => {
+                Either::Right(tokio::time::timeout_at(deadline, run).map(|r| r.map_err(|_| Error::StatementTimeout)))
+            }
         }
     }
 }
