@@ -1082,22 +1082,16 @@ impl Session {
         let mut attempt = 0;
         loop {
             let state = self.state();
-            let mut set = WriteSet::default();
-            let mut changed = Vec::new();
+            let mut writes = Vec::new();
             let mut results = Vec::with_capacity(plans.len());
             for plan in plans {
-                let Built { writes, rows, count, returned } =
+                let Built { writes: built, count, returned } =
                     plan.build(&self.db.shared().store, &state, &self.rows, params).await?;
-                // One plan (every statement but TRUNCATE): its vectors as they are.
-                if set.rows.is_empty() {
-                    set.rows = writes;
+                // One plan (every statement but TRUNCATE): its vector as it is.
+                if writes.is_empty() {
+                    writes = built;
                 } else {
-                    set.rows.extend(writes);
-                }
-                if changed.is_empty() {
-                    changed = rows;
-                } else {
-                    changed.extend(rows);
+                    writes.extend(built);
                 }
                 results.push((count, returned));
             }
@@ -1106,12 +1100,17 @@ impl Session {
             drop(state);
             if matches!(self.txn, Txn::Active { .. }) {
                 let pending = Arc::make_mut(&mut self.rows);
-                for (t, k, v) in changed {
-                    pending.set(t, k, v);
-                }
-                self.write(set).await?;
+                let rows = writes
+                    .into_iter()
+                    .map(|(w, row)| {
+                        pending.set(w.table, w.key.clone(), row);
+                        w
+                    })
+                    .collect();
+                self.write(WriteSet { rows, ..Default::default() }).await?;
             } else {
-                match self.db.shared().store.commit(set).await {
+                let rows = writes.into_iter().map(|(w, _)| w).collect();
+                match self.db.shared().store.commit(WriteSet { rows, ..Default::default() }).await {
                     Ok(_) => {}
                     Err(brikk_storage::Error::RowConflict { .. }) if attempt < MAX_ROW_RETRIES => {
                         attempt += 1;

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use brikk_storage::tables::write::{OP_INSERT, OP_UPDATE};
-use brikk_storage::{ColumnType, Expect, Identity, RowWrite, Store, TableHandle, TableId, Value};
+use brikk_storage::{ColumnType, Expect, Identity, RowWrite, Store, TableHandle, Value};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -189,9 +189,9 @@ pub(crate) enum Target {
 /// What one execution of a [`DmlPlan`] does.
 #[derive(Debug)]
 pub struct Built {
-    pub writes: Vec<RowWrite>,
-    /// The new state of each written row, for the transaction's own reads.
-    pub rows: Vec<(TableId, Vec<u8>, Option<Vec<Value>>)>,
+    /// Each write with the new state of its row (`None`: deleted), which a
+    /// transaction keeps for its own reads.
+    pub writes: Vec<(RowWrite, Option<Vec<Value>>)>,
     /// Rows inserted, updated or deleted (the command tag's count).
     pub count: usize,
     /// The RETURNING rows, if the statement has a RETURNING clause.
@@ -798,8 +798,16 @@ impl DmlPlan {
         if self.table.is_dropped() {
             return Err(Error::NotFound { kind: ObjectKind::Relation, name: self.table.def.name.clone() });
         }
-        let mut b =
-            Builder { table: &self.table, store, txn, written: HashMap::new(), out: Vec::new(), writes: Vec::new() };
+        let mut b = Builder {
+            table: &self.table,
+            store,
+            txn,
+            written: HashMap::new(),
+            returning: self.returning.is_some(),
+            count: 0,
+            out: Vec::new(),
+            writes: Vec::new(),
+        };
         match &self.kind {
             Kind::Insert { targets, source, conflict, defaults } => {
                 let rows = self.source_rows(source, state, params).await?;
@@ -907,17 +915,15 @@ impl DmlPlan {
                 }
             }
         }
-        let count = b.out.len();
         let returned = match &self.returning {
             Some(r) => {
-                let rows: Vec<Current> = b.out.iter().map(|v| Current::pending(v.clone())).collect();
+                let rows: Vec<Current> = b.out.into_iter().map(Current::pending).collect();
                 let batch = self.row_batch_of(rows)?;
                 Some(r.eval(state, &batch, params)?)
             }
             None => None,
         };
-        let rows = b.writes.iter().map(|(w, v)| (w.table, w.key.clone(), v.clone())).collect();
-        Ok(Built { writes: b.writes.into_iter().map(|(w, _)| w).collect(), rows, count, returned })
+        Ok(Built { writes: b.writes, count: b.count, returned })
     }
 
     /// The writes of an UPDATE … FROM or DELETE … USING: each row the join
@@ -1204,9 +1210,13 @@ struct Builder<'a> {
     table: &'a TableHandle,
     store: &'a Store,
     txn: &'a TxnRows,
-    /// Rows this statement wrote: new state by key.
-    written: HashMap<Vec<u8>, Option<Vec<Value>>>,
-    /// The new rows (or deleted rows) for RETURNING and the count.
+    /// Rows this statement wrote: the index in `writes` of each key's last.
+    written: HashMap<Vec<u8>, usize>,
+    /// Whether the statement has RETURNING, which `out` is kept for.
+    returning: bool,
+    /// Rows inserted, updated or deleted (the command tag's count).
+    count: usize,
+    /// With RETURNING: the new rows (or deleted rows).
     out: Vec<Vec<Value>>,
     writes: Vec<(RowWrite, Option<Vec<Value>>)>,
 }
@@ -1215,8 +1225,8 @@ impl Builder<'_> {
     /// The row of `key` as this statement sees it (its own writes, then the
     /// transaction's, then the table), and what a write of it must expect.
     fn lookup(&self, key: &[u8]) -> Result<(Option<Current>, Expect)> {
-        if let Some(v) = self.written.get(key) {
-            return Ok((v.clone().map(Current::pending), Expect::Any));
+        if let Some(&i) = self.written.get(key) {
+            return Ok((self.writes[i].1.clone().map(Current::pending), Expect::Any));
         }
         if let Some(v) = self.txn.get(self.table.def.id, key) {
             return Ok((v.clone().map(Current::pending), Expect::Any));
@@ -1244,8 +1254,11 @@ impl Builder<'_> {
 
     fn put(&mut self, op: &'static str, key: Vec<u8>, values: Vec<Value>, expect: Expect) -> Result<()> {
         let w = RowWrite::put(self.table, op, expect, &values)?;
-        self.written.insert(key, Some(values.clone()));
-        self.out.push(values.clone());
+        self.written.insert(key, self.writes.len());
+        self.count += 1;
+        if self.returning {
+            self.out.push(values.clone());
+        }
         self.writes.push((w, Some(values)));
         Ok(())
     }
@@ -1264,9 +1277,12 @@ impl Builder<'_> {
 
     fn delete_row(&mut self, key: Vec<u8>, old: &Current, expect: Expect, counted: bool) -> Result<()> {
         let w = RowWrite::delete(self.table, expect, &old.values)?;
-        self.written.insert(key, None);
+        self.written.insert(key, self.writes.len());
         if counted {
-            self.out.push(old.values.clone());
+            self.count += 1;
+            if self.returning {
+                self.out.push(old.values.clone());
+            }
         }
         self.writes.push((w, None));
         Ok(())
