@@ -190,18 +190,28 @@ pub fn encode_row(types: &[ColumnType], key: Option<&[u8]>, values: &[Value]) ->
             types.len()
         )));
     }
-    let mut out = Vec::with_capacity(16 + values.len() * 8);
+    encode_fields(key, values.len(), types.iter().zip(values))
+}
+
+/// [`encode_row`] of `n` (type, value) pairs, which need not sit in slices
+/// (a changelog record is its operation followed by the row).
+pub(crate) fn encode_fields<'a>(
+    key: Option<&[u8]>,
+    n: usize,
+    fields: impl Iterator<Item = (&'a ColumnType, &'a Value)>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(16 + n * 8);
     out.push(FORMAT_VERSION);
     out.extend_from_slice(&0i64.to_le_bytes());
     match key {
         Some(k) => put_bytes(&mut out, k),
         None => out.extend_from_slice(&NULL_LEN.to_le_bytes()),
     }
-    let ncols = u16::try_from(values.len()).map_err(|_| Error::InvalidInput("too many columns".into()))?;
+    let ncols = u16::try_from(n).map_err(|_| Error::InvalidInput("too many columns".into()))?;
     out.extend_from_slice(&ncols.to_le_bytes());
     let bitmap_at = out.len();
-    out.resize(bitmap_at + values.len().div_ceil(8), 0);
-    for (i, (ty, value)) in types.iter().zip(values).enumerate() {
+    out.resize(bitmap_at + n.div_ceil(8), 0);
+    for (i, (ty, value)) in fields.enumerate() {
         match (ty, value) {
             (_, Value::Null) => out[bitmap_at + i / 8] |= 1 << (i % 8),
             (ColumnType::Boolean, Value::Boolean(b)) => out.push(*b as u8),

@@ -75,7 +75,10 @@ impl TableHandle {
     /// The primary key of a row as text (`a` or `a,b` for composite keys):
     /// the `_key` of its changelog records.
     pub fn key_text(&self, row: &[Value]) -> String {
-        self.def.primary_key.iter().map(|&k| row[k].key_text().unwrap_or_default()).collect::<Vec<_>>().join(",")
+        match self.def.primary_key.as_slice() {
+            [k] => row[*k].key_text().unwrap_or_default(),
+            keys => keys.iter().map(|&k| row[k].key_text().unwrap_or_default()).collect::<Vec<_>>().join(","),
+        }
     }
 
     /// Whether the table has been dropped since this handle was taken.

@@ -2,8 +2,8 @@
 //! [`crate::tables`] for how the committer checks and applies them.
 
 use crate::catalog::{ColumnType, TableId};
-use crate::codec::{encode_row, Value};
-use crate::error::Result;
+use crate::codec::{encode_fields, encode_row, Value};
+use crate::error::{Error, Result};
 use crate::tables::TableHandle;
 
 /// The `op` of a changelog record that inserted a row.
@@ -65,12 +65,11 @@ impl RowWrite {
 }
 
 fn change_record(table: &TableHandle, op: &str, values: &[Value]) -> Result<Vec<u8>> {
-    let mut types = Vec::with_capacity(values.len() + 1);
-    types.push(ColumnType::Text);
-    types.extend_from_slice(table.types());
-    let mut all = Vec::with_capacity(values.len() + 1);
-    all.push(Value::Text(op.to_string()));
-    all.extend_from_slice(values);
-    let key = table.key_text(values);
-    encode_row(&types, Some(key.as_bytes()), &all)
+    let types = table.types();
+    if types.len() != values.len() {
+        return Err(Error::InvalidInput(format!("row has {} values, table has {} columns", values.len(), types.len())));
+    }
+    let op = Value::Text(op.to_string());
+    let fields = std::iter::once((&ColumnType::Text, &op)).chain(types.iter().zip(values));
+    encode_fields(Some(table.key_text(values).as_bytes()), values.len() + 1, fields)
 }
