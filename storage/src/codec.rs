@@ -183,14 +183,16 @@ pub(crate) fn chunk_len(chunk: &[u8]) -> Result<u64> {
 /// The caller has already checked the values against the column types;
 /// a mismatch here is reported as `InvalidInput` rather than a panic.
 pub fn encode_row(types: &[ColumnType], key: Option<&[u8]>, values: &[Value]) -> Result<Vec<u8>> {
-    if types.len() != values.len() {
-        return Err(Error::InvalidInput(format!(
-            "row has {} values, stream has {} columns",
-            values.len(),
-            types.len()
-        )));
-    }
+    check_arity(values, types)?;
     encode_fields(key, values.len(), types.iter().zip(values))
+}
+
+/// Fails with `InvalidInput` unless `values` has one value per column.
+pub(crate) fn check_arity(values: &[Value], types: &[ColumnType]) -> Result<()> {
+    match values.len() == types.len() {
+        true => Ok(()),
+        false => Err(Error::InvalidInput(format!("row has {} values for {} columns", values.len(), types.len()))),
+    }
 }
 
 /// [`encode_row`] of `n` (type, value) pairs, which need not sit in slices

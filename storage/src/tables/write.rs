@@ -2,8 +2,8 @@
 //! [`crate::tables`] for how the committer checks and applies them.
 
 use crate::catalog::{ColumnType, TableId};
-use crate::codec::{encode_fields, encode_row, Value};
-use crate::error::{Error, Result};
+use crate::codec::{check_arity, encode_fields, encode_row, Value};
+use crate::error::Result;
 use crate::tables::TableHandle;
 
 /// The `op` of a changelog record that inserted a row.
@@ -66,9 +66,7 @@ impl RowWrite {
 
 fn change_record(table: &TableHandle, op: &str, values: &[Value]) -> Result<Vec<u8>> {
     let types = table.types();
-    if types.len() != values.len() {
-        return Err(Error::InvalidInput(format!("row has {} values, table has {} columns", values.len(), types.len())));
-    }
+    check_arity(values, types)?;
     let op = Value::Text(op.to_string());
     let fields = std::iter::once((&ColumnType::Text, &op)).chain(types.iter().zip(values));
     encode_fields(Some(table.key_text(values).as_bytes()), values.len() + 1, fields)
