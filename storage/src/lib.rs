@@ -76,6 +76,7 @@ pub use catalog::{
 pub use codec::{Record, RowLayout, Value};
 pub use error::{Error, Result};
 pub use groups::{Group, GroupDef, GroupMode, GroupWrite, Groups, MemberId, StartAt};
+pub use log::read::ChunkHint;
 pub use log::{now_micros, Append, CommitReceipt, StreamHandle, WriteSet};
 pub use state::StateWrite;
 pub use store::{Catalog, Store, WeakStore};

@@ -15,8 +15,8 @@ use std::time::Duration;
 use brikk_storage::codec::{encode_row, Record, Value};
 use brikk_storage::groups::{Claim, DEFAULT_MAX_DELIVERIES, DEFAULT_SESSION_TIMEOUT_MICROS};
 use brikk_storage::{
-    now_micros, Append, ColumnDef, ColumnType, Group, GroupDef, GroupMode, GroupWrite, MemberId, StartAt, Store,
-    StreamDef, StreamHandle, StreamId, WriteSet,
+    now_micros, Append, ChunkHint, ColumnDef, ColumnType, Group, GroupDef, GroupMode, GroupWrite, MemberId, StartAt,
+    Store, StreamDef, StreamHandle, StreamId, WriteSet,
 };
 use datafusion::arrow::array::{ArrayRef, Int32Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -52,6 +52,9 @@ pub(crate) struct SessionGroups {
     claimants: HashMap<(StreamId, String), String>,
     rotation: usize,
     anonymous: String,
+    /// Where this session's FETCHes stopped in each partition, so the next
+    /// one starts there without looking for its chunk.
+    hints: HashMap<(StreamId, u32), ChunkHint>,
 }
 
 static NEXT_CONSUMER: AtomicU64 = AtomicU64::new(1);
@@ -386,7 +389,8 @@ impl Session {
             if left == 0 {
                 break;
             }
-            let records = store.read(s, p, from, u64::MAX, left)?;
+            let hint = self.groups.hints.entry((s.def.id, p)).or_default();
+            let records = store.read_at(s, p, from, u64::MAX, left, hint)?;
             let Some(last) = records.last().map(|r| r.offset) else { continue };
             if !g.advance(member, p, epoch, last + 1) {
                 continue; // reassigned meanwhile: not ours to deliver

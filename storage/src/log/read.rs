@@ -10,6 +10,16 @@ use crate::keys;
 use crate::log::stream::StreamHandle;
 use crate::store::{Store, CF_LOG, CF_TIME_INDEX};
 
+/// Which chunk of a partition holds a reader's next offset, kept between
+/// reads ([`Store::read_at`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ChunkHint {
+    /// The offset the hint is for.
+    pub(crate) next: Option<u64>,
+    /// The first offset of the chunk holding it.
+    pub(crate) chunk: u64,
+}
+
 /// Where a chunk sits: its first offset, its record count, and the commit
 /// timestamp of its records.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,6 +42,24 @@ impl Store {
     /// naming it. This is a blocking call (RocksDB and file I/O); async
     /// callers run it on a blocking thread.
     pub fn read(&self, stream: &StreamHandle, partition: u32, from: u64, to: u64, limit: usize) -> Result<Vec<Record>> {
+        self.read_at(stream, partition, from, to, limit, &mut ChunkHint::default())
+    }
+
+    /// [`Store::read`] for a reader that goes on where its last read
+    /// stopped: `hint` (from that read) says which chunk holds `from`, so
+    /// the live log is entered with a forward seek instead of a backward
+    /// one; a stale or empty hint only costs the backward seek. On return
+    /// `hint` points at the chunk holding the offset after the last record
+    /// read.
+    pub fn read_at(
+        &self,
+        stream: &StreamHandle,
+        partition: u32,
+        from: u64,
+        to: u64,
+        limit: usize,
+        hint: &mut ChunkHint,
+    ) -> Result<Vec<Record>> {
         let to = to.min(stream.head(partition));
         let mut out: Vec<Record> = Vec::new();
         let mut from = from;
@@ -65,7 +93,7 @@ impl Store {
                 out.extend(records);
                 continue;
             }
-            let records = self.read_live(stream, partition, from, to, limit - out.len())?;
+            let records = self.read_live(stream, partition, from, to, limit - out.len(), hint)?;
             let moved = records.first().is_none_or(|r| r.offset > from)
                 && stream.live_low(partition) > from
                 && stream.archived_file(partition, from).is_some();
@@ -86,6 +114,7 @@ impl Store {
         from: u64,
         to: u64,
         limit: usize,
+        hint: &mut ChunkHint,
     ) -> Result<Vec<Record>> {
         if from >= to || limit == 0 {
             return Ok(Vec::new());
@@ -94,11 +123,18 @@ impl Store {
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(keys::log_key(id, partition, to).to_vec());
         let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_LOG), opts);
-        // Start at the chunk that holds `from`, which may begin before it;
-        // one iterator serves both the backward look and the scan.
-        it.seek_for_prev(keys::log_key(id, partition, from));
-        if chunk_holding(&it, stream, partition, from)?.is_none() {
-            it.seek(keys::log_key(id, partition, from));
+        // Start at the chunk that holds `from`, which may begin before it:
+        // where the hint says, else found looking backwards. One iterator
+        // serves both the look and the scan.
+        let hinted = hint.next == Some(from) && hint.chunk <= from;
+        if hinted {
+            it.seek(keys::log_key(id, partition, hint.chunk));
+        }
+        if !hinted || chunk_holding(&it, stream, partition, from)?.is_none() {
+            it.seek_for_prev(keys::log_key(id, partition, from));
+            if chunk_holding(&it, stream, partition, from)?.is_none() {
+                it.seek(keys::log_key(id, partition, from));
+            }
         }
         let mut out = Vec::with_capacity(limit.min((to - from) as usize));
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
@@ -109,11 +145,17 @@ impl Store {
                     continue;
                 }
                 if offset >= to || out.len() >= limit {
+                    // The next record is in this chunk.
+                    *hint = ChunkHint { next: Some(offset), chunk: first };
                     return Ok(out);
                 }
                 out.push(codec::decode_record(stream.layout(), offset, rec)?);
             }
             it.next();
+        }
+        // Chunks are dense: the next record starts the next chunk.
+        if let Some(last) = out.last() {
+            *hint = ChunkHint { next: Some(last.offset + 1), chunk: last.offset + 1 };
         }
         it.status()?;
         Ok(out)
