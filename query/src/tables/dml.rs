@@ -803,9 +803,8 @@ impl DmlPlan {
             store,
             txn,
             written: HashMap::new(),
-            returning: self.returning.is_some(),
             count: 0,
-            out: Vec::new(),
+            out: self.returning.as_ref().map(|_| Vec::new()),
             writes: Vec::new(),
         };
         match &self.kind {
@@ -917,7 +916,7 @@ impl DmlPlan {
         }
         let returned = match &self.returning {
             Some(r) => {
-                let rows: Vec<Current> = b.out.into_iter().map(Current::pending).collect();
+                let rows: Vec<Current> = b.out.unwrap_or_default().into_iter().map(Current::pending).collect();
                 let batch = self.row_batch_of(rows)?;
                 Some(r.eval(state, &batch, params)?)
             }
@@ -1212,12 +1211,10 @@ struct Builder<'a> {
     txn: &'a TxnRows,
     /// Rows this statement wrote: the index in `writes` of each key's last.
     written: HashMap<Vec<u8>, usize>,
-    /// Whether the statement has RETURNING, which `out` is kept for.
-    returning: bool,
     /// Rows inserted, updated or deleted (the command tag's count).
     count: usize,
-    /// With RETURNING: the new rows (or deleted rows).
-    out: Vec<Vec<Value>>,
+    /// The new rows (or deleted rows) for RETURNING; `None` without it.
+    out: Option<Vec<Vec<Value>>>,
     writes: Vec<(RowWrite, Option<Vec<Value>>)>,
 }
 
@@ -1256,8 +1253,8 @@ impl Builder<'_> {
         let w = RowWrite::put(self.table, op, expect, &values)?;
         self.written.insert(key, self.writes.len());
         self.count += 1;
-        if self.returning {
-            self.out.push(values.clone());
+        if let Some(out) = &mut self.out {
+            out.push(values.clone());
         }
         self.writes.push((w, Some(values)));
         Ok(())
@@ -1280,8 +1277,8 @@ impl Builder<'_> {
         self.written.insert(key, self.writes.len());
         if counted {
             self.count += 1;
-            if self.returning {
-                self.out.push(old.values.clone());
+            if let Some(out) = &mut self.out {
+                out.push(old.values.clone());
             }
         }
         self.writes.push((w, None));
