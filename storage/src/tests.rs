@@ -10,7 +10,7 @@ use crate::log::read::ChunkHint;
 use crate::log::{Append, WriteSet};
 use crate::store::Store;
 
-fn def(name: &str, partitions: u32) -> StreamDef {
+pub(crate) fn def(name: &str, partitions: u32) -> StreamDef {
     StreamDef {
         id: StreamId(0),
         name: name.into(),
@@ -108,6 +108,13 @@ fn hinted_reads_match_plain_reads() {
             let appends = (0..n).map(|v| append(s.def.id, 0, v)).collect();
             store.commit(WriteSet::of_appends(appends)).await.unwrap();
         }
+        store.close();
+    });
+    rt().block_on(async {
+        // Reopened: the tail cache is empty, every read goes to RocksDB.
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.stream("s").unwrap();
+        assert!(s.tail(0).covering(0, 8).is_empty());
         let offsets = |recs: Vec<Record>| recs.iter().map(|r| r.offset).collect::<Vec<_>>();
         for step in 1..=4 {
             let mut hint = ChunkHint::default();
@@ -128,6 +135,57 @@ fn hinted_reads_match_plain_reads() {
             assert_eq!(offsets(store.read_at(&s, 0, 5, u64::MAX, 2, &mut hint).unwrap()), vec![5, 6], "chunk {chunk}");
             assert_eq!(hint, ChunkHint { next: Some(7), chunk: 4 });
         }
+    });
+}
+
+/// Reads served by the tail cache return what reads from RocksDB return,
+/// for every start, end and limit, and a read that starts below the cache
+/// (written before a reopen) reads on into what was appended after it.
+#[test]
+fn tail_cache_reads_match_log_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let offsets = |recs: Vec<Record>| recs.iter().map(|r| (r.offset, r.values.clone())).collect::<Vec<_>>();
+    let all_reads = |store: &Store, s: &crate::log::StreamHandle, end: u64| {
+        let mut got = Vec::new();
+        for from in 0..=end {
+            for to in from..=end + 1 {
+                for limit in [1, 2, 3, 5, 100] {
+                    got.push(offsets(store.read(s, 0, from, to, limit).unwrap()));
+                }
+            }
+        }
+        got
+    };
+    let cached = rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.create_stream(def("s", 1), false).await.unwrap().unwrap();
+        // Chunks of 3, 1, 4 and 2 records: offsets 0-2, 3, 4-7, 8-9.
+        for n in [3, 1, 4, 2] {
+            let appends = (0..n).map(|v| append(s.def.id, 0, v * 10 + n)).collect();
+            store.commit(WriteSet::of_appends(appends)).await.unwrap();
+        }
+        assert_eq!(s.tail(0).covering(0, 10).len(), 4, "every chunk is cached");
+        let got = all_reads(&store, &s, 10);
+        store.close();
+        got
+    });
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let s = store.stream("s").unwrap();
+        assert!(s.tail(0).covering(0, 10).is_empty());
+        assert_eq!(all_reads(&store, &s, 10), cached);
+        // Appended after the reopen: cached from offset 10 on.
+        store.commit(WriteSet::of_appends(vec![append(s.def.id, 0, 7), append(s.def.id, 0, 8)])).await.unwrap();
+        assert!(s.tail(0).covering(9, 12).is_empty());
+        assert_eq!(s.tail(0).covering(10, 12).len(), 1);
+        let across = store.read(&s, 0, 8, 12, 100).unwrap();
+        assert_eq!(across.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![8, 9, 10, 11]);
+        assert_eq!(across[2].values, vec![Value::Int(7)]);
+        let mut hint = ChunkHint::default();
+        let first = store.read_at(&s, 0, 9, 12, 2, &mut hint).unwrap();
+        assert_eq!(first.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![9, 10]);
+        let rest = store.read_at(&s, 0, 11, 12, 2, &mut hint).unwrap();
+        assert_eq!(rest.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![11]);
     });
 }
 

@@ -37,6 +37,7 @@ use crate::groups::{GroupWrite, Groups};
 use crate::keys;
 use crate::log::retention::Trim;
 use crate::log::stream::{PartitionInit, StreamHandle};
+use crate::log::tail::{TailBudget, TailChunk, TAIL_CACHE_BYTES};
 use crate::state::StateWrite;
 use crate::store::{
     Catalog, CatalogChanges, CF_ARCHIVE, CF_CATALOG, CF_CONTINUOUS, CF_GROUPS, CF_LOG, CF_TABLES, CF_TIME_INDEX,
@@ -184,6 +185,8 @@ struct Group<'a> {
     heads: HashMap<(StreamId, u32), (u64, i64)>,
     /// The one chunk per touched partition that this group writes.
     chunks: HashMap<(StreamId, u32), codec::ChunkBuilder>,
+    /// The chunks this group writes, for the tail cache once they are durable.
+    written_chunks: Vec<((StreamId, u32), TailChunk)>,
     touched: HashMap<StreamId, Arc<StreamHandle>>,
     dropped: Vec<Arc<StreamHandle>>,
     trimmed: Vec<(Arc<StreamHandle>, u32, u64, u64)>,
@@ -687,10 +690,12 @@ impl Group<'_> {
     }
 
     fn put_chunk(&mut self, (id, p): (StreamId, u32), chunk: codec::ChunkBuilder) {
-        let key = keys::log_key(id, p, chunk.first);
+        let (first, count) = (chunk.first, chunk.len() as u64);
+        let key = keys::log_key(id, p, first);
         let bytes = chunk.finish();
         *self.added_bytes.entry((id, p)).or_default() += bytes.len() as u64;
-        self.batch.put_cf(cf(self.catalog, CF_LOG), key, bytes);
+        self.batch.put_cf(cf(self.catalog, CF_LOG), key, &bytes);
+        self.written_chunks.push(((id, p), TailChunk { first, count, bytes: Arc::new(bytes) }));
     }
 }
 
@@ -715,6 +720,7 @@ pub(crate) fn run(
     let mut last_now = watermark.load(Ordering::Acquire);
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
+    let mut tail = TailBudget::new(TAIL_CACHE_BYTES);
     while let Some(first) = next_request(&rx) {
         let mut requests = vec![first];
         while requests.len() < MAX_GROUP {
@@ -736,6 +742,7 @@ pub(crate) fn run(
             dropped_tables: Vec::new(),
             heads: HashMap::new(),
             chunks: HashMap::new(),
+            written_chunks: Vec::new(),
             touched: HashMap::new(),
             dropped: Vec::new(),
             trimmed: Vec::new(),
@@ -813,6 +820,7 @@ pub(crate) fn run(
             dropped_ids,
             dropped_tables,
             rows,
+            written_chunks,
             ..
         } = group;
         if batch.is_empty() {
@@ -856,6 +864,13 @@ pub(crate) fn run(
         for ((id, p), bytes) in added_bytes {
             if let Some(h) = touched.get(&id) {
                 h.add_live_bytes(p, bytes, 0);
+            }
+        }
+        // Cached before the heads move: a reader that sees an offset finds
+        // it in the tail cache or in RocksDB, never in neither.
+        for ((id, p), chunk) in written_chunks {
+            if let Some(h) = touched.get(&id) {
+                tail.push(h, p, chunk);
             }
         }
         for ((id, p), (next, ts)) in heads {

@@ -1,10 +1,10 @@
-//! Reading the log: offset range scans (from the live log or, for archived
-//! offsets, through the installed [`crate::ArchiveReader`]) and timestamp
-//! lookups.
+//! Reading the log: offset range scans (from the tail cache, the live log
+//! or, for archived offsets, through the installed [`crate::ArchiveReader`])
+//! and timestamp lookups.
 
 use rocksdb::{Direction, IteratorMode, ReadOptions};
 
-use crate::codec::{self, Record};
+use crate::codec::{self, Record, RowLayout};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::log::stream::StreamHandle;
@@ -106,7 +106,8 @@ impl Store {
         Ok(out)
     }
 
-    /// [`Store::read`] of the live log only.
+    /// [`Store::read`] of the live log only: from the tail cache as far as
+    /// it holds the offsets asked for, the rest from RocksDB.
     fn read_live(
         &self,
         stream: &StreamHandle,
@@ -119,9 +120,29 @@ impl Store {
         if from >= to || limit == 0 {
             return Ok(Vec::new());
         }
-        let id = stream.def.id;
+        let mut take = Take::new(stream.layout(), from, to, limit);
+        for chunk in stream.tail(partition).covering(from, to) {
+            if let Some(stop) = take.chunk(chunk.first, &chunk.bytes)? {
+                *hint = ChunkHint { next: Some(stop), chunk: chunk.first };
+                return Ok(take.out);
+            }
+        }
+        if take.next > from {
+            // Chunks are dense: the next record starts the next chunk.
+            *hint = ChunkHint { next: Some(take.next), chunk: take.next };
+        }
+        if !take.done() {
+            self.read_log(stream, partition, &mut take, hint)?;
+        }
+        Ok(take.out)
+    }
+
+    /// Goes on with `take` from RocksDB, entering the log where `hint` says
+    /// if it is for `take.next`.
+    fn read_log(&self, stream: &StreamHandle, partition: u32, take: &mut Take, hint: &mut ChunkHint) -> Result<()> {
+        let (id, from) = (stream.def.id, take.next);
         let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(keys::log_key(id, partition, to).to_vec());
+        opts.set_iterate_upper_bound(keys::log_key(id, partition, take.to).to_vec());
         let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_LOG), opts);
         // Start at the chunk that holds `from`, which may begin before it:
         // where the hint says, else found looking backwards. One iterator
@@ -136,29 +157,19 @@ impl Store {
                 it.seek(keys::log_key(id, partition, from));
             }
         }
-        let mut out = Vec::with_capacity(limit.min((to - from) as usize));
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
             let (_, _, first) = keys::parse_log_key(key).ok_or_else(|| Error::Corrupt("malformed log key".into()))?;
-            for item in codec::chunk_iter(first, value)? {
-                let (offset, rec) = item?;
-                if offset < from {
-                    continue;
-                }
-                if offset >= to || out.len() >= limit {
-                    // The next record is in this chunk.
-                    *hint = ChunkHint { next: Some(offset), chunk: first };
-                    return Ok(out);
-                }
-                out.push(codec::decode_record(stream.layout(), offset, rec)?);
+            if let Some(stop) = take.chunk(first, value)? {
+                *hint = ChunkHint { next: Some(stop), chunk: first };
+                return Ok(());
             }
             it.next();
         }
-        // Chunks are dense: the next record starts the next chunk.
-        if let Some(last) = out.last() {
-            *hint = ChunkHint { next: Some(last.offset + 1), chunk: last.offset + 1 };
+        if take.next > from {
+            *hint = ChunkHint { next: Some(take.next), chunk: take.next };
         }
         it.status()?;
-        Ok(out)
+        Ok(())
     }
 
     /// The chunk of `partition` that holds `offset`, if it is stored.
@@ -203,6 +214,45 @@ impl Store {
             }
             None => Ok(head),
         }
+    }
+}
+
+/// A read in progress: records with offsets from `next` up to `to`, until
+/// `out` holds `limit`.
+struct Take<'a> {
+    layout: &'a RowLayout,
+    next: u64,
+    to: u64,
+    limit: usize,
+    out: Vec<Record>,
+}
+
+impl<'a> Take<'a> {
+    fn new(layout: &'a RowLayout, from: u64, to: u64, limit: usize) -> Take<'a> {
+        Take { layout, next: from, to, limit, out: Vec::with_capacity(limit.min((to - from) as usize)) }
+    }
+
+    /// Whether the read has all it asked for.
+    fn done(&self) -> bool {
+        self.next >= self.to || self.out.len() >= self.limit
+    }
+
+    /// Decodes the records the read wants from the chunk starting at
+    /// `first`. Returns the offset it stopped at when the chunk still holds
+    /// the read's next record (the read is done inside it), else `None`.
+    fn chunk(&mut self, first: u64, chunk: &[u8]) -> Result<Option<u64>> {
+        for item in codec::chunk_iter(first, chunk)? {
+            let (offset, rec) = item?;
+            if offset < self.next {
+                continue;
+            }
+            if offset >= self.to || self.out.len() >= self.limit {
+                return Ok(Some(offset));
+            }
+            self.out.push(codec::decode_record(self.layout, offset, rec)?);
+            self.next = offset + 1;
+        }
+        Ok(None)
     }
 }
 

@@ -7,6 +7,7 @@ use crate::archive::ArchivedFile;
 use crate::catalog::{ColumnType, StreamDef};
 use crate::codec::RowLayout;
 use crate::log::hash::partition_for_key;
+use crate::log::tail::Tail;
 
 /// What recovery (or creation) knows of one partition.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +53,8 @@ struct PartitionsState {
     live_bytes: Vec<AtomicU64>,
     archived: Vec<RwLock<Arc<Vec<ArchivedFile>>>>,
     last_ts: Vec<AtomicI64>,
+    /// The most recently committed chunks of each partition.
+    tails: Vec<Tail>,
     round_robin: AtomicU64,
     dropped: AtomicBool,
     appended: tokio::sync::Notify,
@@ -65,6 +68,7 @@ impl StreamHandle {
             live_bytes: parts.iter().map(|p| AtomicU64::new(p.live_bytes)).collect(),
             heads: parts.iter().map(|p| AtomicU64::new(p.head)).collect(),
             last_ts: parts.iter().map(|p| AtomicI64::new(p.last_ts)).collect(),
+            tails: parts.iter().map(|_| Tail::default()).collect(),
             archived: parts.into_iter().map(|p| RwLock::new(Arc::new(p.archived))).collect(),
             round_robin: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
@@ -110,6 +114,7 @@ impl StreamHandle {
     pub(crate) fn set_low(&self, partition: u32, low: u64) {
         self.state.live_lows[partition as usize].fetch_max(low, Ordering::AcqRel);
         self.state.lows[partition as usize].fetch_max(low, Ordering::AcqRel);
+        self.tail(partition).trim(low);
     }
 
     /// Encoded bytes of `partition`'s live log; exact for streams with
@@ -150,6 +155,7 @@ impl StreamHandle {
             *slot = Arc::new(files);
         }
         self.state.live_lows[p as usize].fetch_max(next, Ordering::AcqRel);
+        self.tail(p).trim(next);
         self.add_live_bytes(p, 0, removed);
     }
 
@@ -168,6 +174,11 @@ impl StreamHandle {
         self.state.heads[partition as usize].store(head, Ordering::Release);
     }
 
+    /// The cached tail of `partition` (see [`crate::log::tail`]).
+    pub(crate) fn tail(&self, partition: u32) -> &Tail {
+        &self.state.tails[partition as usize]
+    }
+
     /// The partition a new record goes to: by key hash when the stream is
     /// keyed and the key is not NULL, otherwise round-robin.
     pub fn choose_partition(&self, key: Option<&[u8]>) -> u32 {
@@ -184,6 +195,7 @@ impl StreamHandle {
 
     pub(crate) fn mark_dropped(&self) {
         self.state.dropped.store(true, Ordering::Release);
+        self.state.tails.iter().for_each(Tail::clear);
         self.state.appended.notify_waiters();
     }
 
