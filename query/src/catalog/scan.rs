@@ -444,9 +444,9 @@ pub fn to_batch(
                 TimestampMicrosecondArray::from_iter_values(records.iter().map(|r| r.timestamp_micros))
                     .with_timezone(UTC),
             ),
-            3 => Arc::new(StringArray::from_iter(
-                records.iter().map(|r| r.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned())),
-            )),
+            3 => {
+                Arc::new(StringArray::from_iter(records.iter().map(|r| r.key.as_deref().map(String::from_utf8_lossy))))
+            }
             j => {
                 let c = j - 4;
                 let ty = stream.types()[c];
