@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use brikk_storage::Store;
+use brikk_storage::{Store, StoreOptions};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::execution::SessionStateBuilder;
@@ -121,8 +121,12 @@ impl Brikk {
     /// The same directory can be served by `brikk serve` — but not by two
     /// processes at once: a second open fails while another holds it.
     pub fn open(path: impl AsRef<Path>) -> Result<Brikk> {
-        let store = Store::open(path)?;
-        Brikk::with_store(store)
+        Brikk::open_with(path, StoreOptions::default())
+    }
+
+    /// [`Brikk::open`] with the storage engine's `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Brikk> {
+        Brikk::with_store(Store::open_with(path, options)?)
     }
 
     /// Wraps an already open store.

@@ -53,6 +53,12 @@ enum Command {
         /// milliseconds, when it found none last time.
         #[arg(long, default_value_t = 1000)]
         archive_interval_ms: u64,
+        /// Megabytes of the most recently committed records kept in memory,
+        /// over all streams, so consumers that keep up (FETCH, CLAIM,
+        /// LISTEN, continuous queries) read them without going to RocksDB;
+        /// 0 turns the cache off.
+        #[arg(long, default_value_t = brikk_storage::DEFAULT_TAIL_CACHE_BYTES >> 20)]
+        tail_cache_mb: usize,
     },
     /// Load a file (Parquet, CSV, JSON lines or text) into a stream or
     /// table of a running server, as one atomic COPY, with a progress bar.
@@ -115,7 +121,15 @@ fn main() -> anyhow::Result<()> {
                 header,
             ))
         }
-        Command::Serve { data_dir, listen, allow_remote, worker_threads, idle_poll_us, archive_interval_ms } => {
+        Command::Serve {
+            data_dir,
+            listen,
+            allow_remote,
+            worker_threads,
+            idle_poll_us,
+            archive_interval_ms,
+            tail_cache_mb,
+        } => {
             if !listen.ip().is_loopback() && !allow_remote {
                 bail!(
                     "refusing to listen on {listen}: Brikk has no authentication yet; \
@@ -127,7 +141,8 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
             let archive =
                 brikk_connectors::ArchiverOptions { interval: Duration::from_millis(archive_interval_ms.max(1)) };
-            runtime.block_on(serve(data_dir, listen, Duration::from_micros(idle_poll_us), archive))
+            let storage = brikk_storage::StoreOptions { tail_cache_bytes: tail_cache_mb.saturating_mul(1 << 20) };
+            runtime.block_on(serve(data_dir, listen, Duration::from_micros(idle_poll_us), archive, storage))
         }
     }
 }
@@ -137,10 +152,11 @@ async fn serve(
     listen: SocketAddr,
     idle_poll: Duration,
     archive: brikk_connectors::ArchiverOptions,
+    storage: brikk_storage::StoreOptions,
 ) -> anyhow::Result<()> {
     let db = {
         let dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || brikk_query::Brikk::open(&dir))
+        tokio::task::spawn_blocking(move || brikk_query::Brikk::open_with(&dir, storage))
             .await?
             .with_context(|| format!("opening data directory {}", data_dir.display()))?
     };

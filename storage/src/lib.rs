@@ -77,9 +77,10 @@ pub use codec::{Record, RowLayout, Value};
 pub use error::{Error, Result};
 pub use groups::{Group, GroupDef, GroupMode, GroupWrite, Groups, MemberId, StartAt};
 pub use log::read::ChunkHint;
+pub use log::tail::DEFAULT_TAIL_CACHE_BYTES;
 pub use log::{now_micros, Append, CommitReceipt, StreamHandle, WriteSet};
 pub use state::StateWrite;
-pub use store::{Catalog, Store, WeakStore};
+pub use store::{Catalog, Store, StoreOptions, WeakStore};
 pub use tables::{Expect, Row, RowWrite, TableHandle};
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::groups::Groups;
 use crate::keys;
 use crate::log::commit::{self, CommitReceipt, Request, WriteSet};
 use crate::log::stream::{PartitionInit, StreamHandle};
+use crate::log::tail::{TailBudget, DEFAULT_TAIL_CACHE_BYTES};
 use crate::tables::cache::RowCache;
 use crate::tables::TableHandle;
 
@@ -202,6 +203,21 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How a [`Store`] is opened; `Default` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Bytes of recently committed chunks kept in memory for readers that
+    /// keep up with the writers ([`crate::log::tail`]); 0 turns the cache
+    /// off. Default [`DEFAULT_TAIL_CACHE_BYTES`].
+    pub tail_cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { tail_cache_bytes: DEFAULT_TAIL_CACHE_BYTES }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database in directory `path` and
     /// recovers the catalog and each partition's head from what is on disk.
@@ -210,6 +226,11 @@ impl Store {
     /// crash is there afterwards. Fails with `Unavailable`-style storage error
     /// if another process has the directory open.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&path)
             .map_err(|e| Error::InvalidInput(format!("cannot create data directory {}: {e}", path.display())))?;
@@ -231,11 +252,18 @@ impl Store {
         let (tx, rx) = std::sync::mpsc::channel();
         let rows = Arc::new(RowCache::default());
         let committer = {
-            let (db, catalog, groups, watermark) = (db.clone(), catalog.clone(), groups.clone(), watermark.clone());
-            let rows = rows.clone();
+            let state = commit::Committer {
+                db: db.clone(),
+                catalog: catalog.clone(),
+                groups: groups.clone(),
+                watermark: watermark.clone(),
+                rows: rows.clone(),
+                tail: TailBudget::new(options.tail_cache_bytes),
+                next_stream_id,
+            };
             std::thread::Builder::new()
                 .name("brikk-committer".into())
-                .spawn(move || commit::run(db, catalog, groups, watermark, rows, next_stream_id, rx))
+                .spawn(move || commit::run(state, rx))
                 .map_err(|e| Error::InvalidInput(format!("cannot start committer thread: {e}")))?
         };
         tracing::info!(path = %path.display(), "opened database");

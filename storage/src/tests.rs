@@ -189,6 +189,45 @@ fn tail_cache_reads_match_log_reads() {
     });
 }
 
+/// With a small tail cache the oldest chunks leave it first, across
+/// partitions, and every read still returns every record; with none, no
+/// chunk is cached.
+#[test]
+fn tail_cache_keeps_the_newest_chunks_within_its_budget() {
+    use crate::store::StoreOptions;
+    for budget in [0, 1000] {
+        let dir = tempfile::tempdir().unwrap();
+        rt().block_on(async {
+            let store = Store::open_with(dir.path(), StoreOptions { tail_cache_bytes: budget }).unwrap();
+            let s = store.create_stream(def("s", 2), false).await.unwrap().unwrap();
+            // 20 chunks of 5 records per partition, ≈100 bytes each.
+            for round in 0..20 {
+                let appends = (0..10).map(|i| append(s.def.id, i % 2, round * 10 + i as i64)).collect();
+                store.commit(WriteSet::of_appends(appends)).await.unwrap();
+            }
+            for p in 0..2u32 {
+                let cached = s.tail(p).covering(0, 100);
+                assert!(cached.is_empty(), "budget {budget}: the oldest chunk of partition {p} was evicted");
+                let newest = s.tail(p).covering(95, 100);
+                assert_eq!(newest.len(), usize::from(budget > 0), "budget {budget}: newest chunk of partition {p}");
+                let values: Vec<i64> = store
+                    .read(&s, p, 0, u64::MAX, 1000)
+                    .unwrap()
+                    .iter()
+                    .map(|r| match r.values[0] {
+                        Value::Int(v) => v,
+                        ref v => panic!("unexpected {v:?}"),
+                    })
+                    .collect();
+                let expected: Vec<i64> = (0..20)
+                    .flat_map(|round| (0..10).filter(|i| i % 2 == p as i64).map(move |i| round * 10 + i))
+                    .collect();
+                assert_eq!(values, expected, "budget {budget}, partition {p}");
+            }
+        });
+    }
+}
+
 #[test]
 fn concurrent_commits_get_dense_distinct_offsets() {
     let dir = tempfile::tempdir().unwrap();

@@ -312,7 +312,10 @@ async fn four_workers_process_every_task_exactly_once_while_members_come_and_go(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_killed_mid_commit_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path()).unwrap();
+    // A tail cache smaller than the tasks: workers read the newest records
+    // from memory and older ones from RocksDB; after the restart, when
+    // nothing is cached, all of them from RocksDB.
+    let mut server = Server::start_with(dir.path(), &["--tail-cache-mb", "1"]).unwrap();
     let admin = server.client().await.unwrap();
     let tasks = 20_000;
     load_tasks(&admin, tasks).await;

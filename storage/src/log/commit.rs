@@ -19,7 +19,9 @@
 //! An archive hand-over ([`Handover`]) puts the manifest entry and deletes
 //! the segment's range from the log in the same write.
 //! While it waits for one fsync, new requests queue up and go out together in
-//! the next write, so durability costs latency, not throughput.
+//! the next write, so durability costs latency, not throughput. Once a
+//! write is durable, its chunks go to the tail cache ([`crate::log::tail`])
+//! before the partitions' new heads are published.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -37,7 +39,7 @@ use crate::groups::{GroupWrite, Groups};
 use crate::keys;
 use crate::log::retention::Trim;
 use crate::log::stream::{PartitionInit, StreamHandle};
-use crate::log::tail::{TailBudget, TailChunk, TAIL_CACHE_BYTES};
+use crate::log::tail::{TailBudget, TailChunk};
 use crate::state::StateWrite;
 use crate::store::{
     Catalog, CatalogChanges, CF_ARCHIVE, CF_CATALOG, CF_CONTINUOUS, CF_GROUPS, CF_LOG, CF_TABLES, CF_TIME_INDEX,
@@ -703,24 +705,27 @@ fn cf<'a>(catalog: &'a Catalog, name: &str) -> &'a rocksdb::ColumnFamily {
     catalog.db.cf_handle(name).expect("column family opened at startup")
 }
 
+/// What the committer thread works on: the database, the state it
+/// publishes to readers, and the id the next new stream gets.
+pub(crate) struct Committer {
+    pub db: Arc<DB>,
+    pub catalog: Arc<RwLock<Arc<Catalog>>>,
+    pub groups: Arc<Groups>,
+    pub watermark: Arc<AtomicI64>,
+    pub rows: Arc<RowCache>,
+    pub tail: TailBudget,
+    pub next_stream_id: u64,
+}
+
 /// The committer thread's main loop. Returns when every sender is gone,
 /// after answering every request it received.
-pub(crate) fn run(
-    db: Arc<DB>,
-    catalog: Arc<RwLock<Arc<Catalog>>>,
-    groups: Arc<Groups>,
-    watermark: Arc<AtomicI64>,
-    cache: Arc<RowCache>,
-    next_stream_id: u64,
-    rx: Receiver<Request>,
-) {
-    let mut next_stream_id = next_stream_id;
+pub(crate) fn run(committer: Committer, rx: Receiver<Request>) {
+    let Committer { db, catalog, groups, watermark, rows: cache, mut tail, mut next_stream_id } = committer;
     // Group timestamps strictly increase (even if the clock steps back), so
     // a timestamp orders records across streams and partitions.
     let mut last_now = watermark.load(Ordering::Acquire);
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
-    let mut tail = TailBudget::new(TAIL_CACHE_BYTES);
     while let Some(first) = next_request(&rx) {
         let mut requests = vec![first];
         while requests.len() < MAX_GROUP {
@@ -866,8 +871,8 @@ pub(crate) fn run(
                 h.add_live_bytes(p, bytes, 0);
             }
         }
-        // Cached before the heads move: a reader that sees an offset finds
-        // it in the tail cache or in RocksDB, never in neither.
+        // Cached before the heads move, so the tail cache of a partition
+        // reaches the head a reader sees (which its chunks are read up to).
         for ((id, p), chunk) in written_chunks {
             if let Some(h) = touched.get(&id) {
                 tail.push(h, p, chunk);

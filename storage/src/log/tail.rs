@@ -24,9 +24,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::log::stream::StreamHandle;
 
-/// Bytes of encoded chunks the tail cache holds at most, over all streams:
-/// at the 100-byte records of the benchmarks, the last ≈600k records.
-pub(crate) const TAIL_CACHE_BYTES: usize = 64 << 20;
+/// Bytes of encoded chunks the tail cache holds by default, over all
+/// streams: at the 100-byte records of the benchmarks, the last ≈600k
+/// records (`brikk serve --tail-cache-mb`, [`crate::store::StoreOptions`]).
+pub const DEFAULT_TAIL_CACHE_BYTES: usize = 64 << 20;
 
 /// One cached chunk: its first offset, record count and encoded bytes (as
 /// stored under its log key, see [`crate::codec`]).
