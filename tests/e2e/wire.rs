@@ -793,3 +793,43 @@ async fn statement_timeout_cancels_long_statements_and_fails_their_transaction()
         assert!(["250ms", "1min"].contains(&shown.get::<_, &str>(0)), "{extra}");
     }
 }
+
+/// `brikk_partitions.cached_start_offset` says from where a partition is
+/// read from memory: from its first record while the server has run since,
+/// NULL after a restart until the next append, and NULL throughout with
+/// `--tail-cache-mb 0`. Reads return the same records either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brikk_partitions_shows_what_the_tail_cache_holds() {
+    async fn cached(c: &tokio_postgres::Client) -> Vec<Option<i64>> {
+        let sql = "SELECT cached_start_offset FROM brikk_partitions WHERE stream = 't' ORDER BY partition";
+        c.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+    }
+    async fn values(c: &tokio_postgres::Client) -> Vec<i64> {
+        let rows = c.query("SELECT v FROM t ORDER BY v", &[]).await.unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path()).unwrap();
+    let c = server.client().await.unwrap();
+    c.batch_execute("CREATE STREAM t (v BIGINT) WITH (partitions = 2); INSERT INTO t VALUES (1), (2), (3), (4)")
+        .await
+        .unwrap();
+    assert_eq!(cached(&c).await, vec![Some(0), Some(0)]);
+    drop(c);
+    server.terminate().unwrap();
+
+    let mut server = Server::start(dir.path()).unwrap();
+    let c = server.client().await.unwrap();
+    assert_eq!(cached(&c).await, vec![None, None]);
+    c.batch_execute("INSERT INTO t VALUES (5), (6)").await.unwrap();
+    assert_eq!(cached(&c).await, vec![Some(2), Some(2)]);
+    assert_eq!(values(&c).await, vec![1, 2, 3, 4, 5, 6]);
+    drop(c);
+    server.terminate().unwrap();
+
+    let server = Server::start_with(dir.path(), &["--tail-cache-mb", "0"]).unwrap();
+    let c = server.client().await.unwrap();
+    c.batch_execute("INSERT INTO t VALUES (7), (8)").await.unwrap();
+    assert_eq!(cached(&c).await, vec![None, None]);
+    assert_eq!(values(&c).await, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+}

@@ -4,7 +4,8 @@
 //!   retention, records, created_at).
 //! - `brikk_partitions`: one row per stream partition (start offset = the
 //!   oldest offset retention has kept, end offset = the next offset to be
-//!   written, last commit timestamp).
+//!   written, last commit timestamp, first offset in the live log and in
+//!   the tail cache).
 //! - `brikk_groups`: one row per group and partition (owner, committed
 //!   offset, end offset, lag, generation).
 //! - `brikk_members`: one row per member of a consumer group (partitions it
@@ -98,15 +99,17 @@ pub fn table(store: &Store, live: &LiveSubscriptions, name: &str) -> Result<Opti
                 ts_field("last_timestamp", true),
                 Field::new("live_start_offset", DataType::Int64, false),
                 Field::new("live_bytes", DataType::Int64, false),
+                Field::new("cached_start_offset", DataType::Int64, true),
             ]));
             let (mut names, mut parts, mut starts, mut ends, mut stamps) = (vec![], vec![], vec![], vec![], vec![]);
-            let (mut live_starts, mut live_bytes) = (vec![], vec![]);
+            let (mut live_starts, mut live_bytes, mut cached) = (vec![], vec![], vec![]);
             for s in catalog.streams() {
                 for p in 0..s.def.partitions {
                     names.push(s.def.name.clone());
                     parts.push(p as i32);
                     live_starts.push(s.live_low(p) as i64);
                     live_bytes.push(s.live_bytes(p) as i64);
+                    cached.push(s.cached_start(p).map(|o| o as i64));
                     starts.push(s.low(p) as i64);
                     ends.push(s.head(p) as i64);
                     let ts = s.last_timestamp(p);
@@ -121,6 +124,7 @@ pub fn table(store: &Store, live: &LiveSubscriptions, name: &str) -> Result<Opti
                 Arc::new(TimestampMicrosecondArray::from(stamps).with_timezone(UTC)),
                 Arc::new(Int64Array::from(live_starts)),
                 Arc::new(Int64Array::from(live_bytes)),
+                Arc::new(Int64Array::from(cached)),
             ];
             RecordBatch::try_new(schema, columns)?
         }

@@ -174,6 +174,12 @@ impl StreamHandle {
         self.state.heads[partition as usize].store(head, Ordering::Release);
     }
 
+    /// The first offset of `partition` held by the tail cache (read from
+    /// memory from there to the head), if it holds any.
+    pub fn cached_start(&self, partition: u32) -> Option<u64> {
+        self.tail(partition).first()
+    }
+
     /// The cached tail of `partition` (see [`crate::log::tail`]).
     pub(crate) fn tail(&self, partition: u32) -> &Tail {
         &self.state.tails[partition as usize]

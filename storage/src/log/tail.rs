@@ -81,6 +81,11 @@ impl Tail {
         }
     }
 
+    /// The first cached offset, if any chunk is cached.
+    pub fn first(&self) -> Option<u64> {
+        self.chunks.lock().expect("tail lock").front().map(|c| c.first)
+    }
+
     /// Drops every chunk.
     pub fn clear(&self) {
         self.chunks.lock().expect("tail lock").clear();
