@@ -61,19 +61,19 @@ impl Store {
         hint: &mut ChunkHint,
     ) -> Result<Vec<Record>> {
         let to = to.min(stream.head(partition));
-        let mut out: Vec<Record> = Vec::new();
-        let mut from = from;
-        while from < to && out.len() < limit {
+        let mut take = Take::new(stream.layout(), from, to, limit);
+        while !take.done() {
+            let from = take.next;
             let live_low = stream.live_low(partition);
             if from < live_low {
                 let Some(file) = stream.archived_file(partition, from) else {
                     // Dropped by retention: continue at the next stored offset.
                     let files = stream.archived(partition);
-                    from = files.iter().map(|f| f.first).find(|f| *f > from).unwrap_or(live_low).min(live_low);
+                    take.next = files.iter().map(|f| f.first).find(|f| *f > from).unwrap_or(live_low).min(live_low);
                     continue;
                 };
                 let end = to.min(file.last + 1);
-                let want = (limit - out.len()).min((end - from) as usize);
+                let want = (limit - take.out.len()).min((end - from) as usize);
                 let reader = self.archive_reader().ok_or_else(|| {
                     Error::ArchiveUnavailable(format!(
                         "offsets {}..={} of stream \"{}\" are archived and no archive reader is installed",
@@ -89,42 +89,34 @@ impl Store {
                         detail: format!("expected offsets {from}..{} of partition {partition}", from + want as u64),
                     });
                 }
-                from += want as u64;
-                out.extend(records);
+                take.next += want as u64;
+                take.out.extend(records);
                 continue;
             }
-            let records = self.read_live(stream, partition, from, to, limit - out.len(), hint)?;
-            let moved = records.first().is_none_or(|r| r.offset > from)
+            let before = take.out.len();
+            self.read_live(stream, partition, &mut take, hint)?;
+            let moved = take.out.get(before).is_none_or(|r| r.offset > from)
                 && stream.live_low(partition) > from
                 && stream.archived_file(partition, from).is_some();
             if moved {
-                continue; // handed over meanwhile: read it from its file
+                // Handed over meanwhile: read it from its file.
+                take.out.truncate(before);
+                take.next = from;
+                continue;
             }
-            out.extend(records);
             break;
         }
-        Ok(out)
+        Ok(take.out)
     }
 
-    /// [`Store::read`] of the live log only: from the tail cache as far as
-    /// it holds the offsets asked for, the rest from RocksDB.
-    fn read_live(
-        &self,
-        stream: &StreamHandle,
-        partition: u32,
-        from: u64,
-        to: u64,
-        limit: usize,
-        hint: &mut ChunkHint,
-    ) -> Result<Vec<Record>> {
-        if from >= to || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut take = Take::new(stream.layout(), from, to, limit);
-        for chunk in stream.tail(partition).covering(from, to) {
+    /// Goes on with `take` in the live log: from the tail cache as far as it
+    /// holds the offsets wanted, the rest from RocksDB.
+    fn read_live(&self, stream: &StreamHandle, partition: u32, take: &mut Take, hint: &mut ChunkHint) -> Result<()> {
+        let from = take.next;
+        for chunk in stream.tail(partition).covering(from, take.to) {
             if let Some(stop) = take.chunk(chunk.first, &chunk.bytes)? {
                 *hint = ChunkHint { next: Some(stop), chunk: chunk.first };
-                return Ok(take.out);
+                return Ok(());
             }
         }
         if take.next > from {
@@ -132,9 +124,9 @@ impl Store {
             *hint = ChunkHint { next: Some(take.next), chunk: take.next };
         }
         if !take.done() {
-            self.read_log(stream, partition, &mut take, hint)?;
+            self.read_log(stream, partition, take, hint)?;
         }
-        Ok(take.out)
+        Ok(())
     }
 
     /// Goes on with `take` from RocksDB, entering the log where `hint` says
@@ -218,7 +210,7 @@ impl Store {
 }
 
 /// A read in progress: records with offsets from `next` up to `to`, until
-/// `out` holds `limit`.
+/// `out` holds `limit`; whoever adds records to `out` moves `next` past them.
 struct Take<'a> {
     layout: &'a RowLayout,
     next: u64,
@@ -229,7 +221,7 @@ struct Take<'a> {
 
 impl<'a> Take<'a> {
     fn new(layout: &'a RowLayout, from: u64, to: u64, limit: usize) -> Take<'a> {
-        Take { layout, next: from, to, limit, out: Vec::with_capacity(limit.min((to - from) as usize)) }
+        Take { layout, next: from, to, limit, out: Vec::with_capacity(limit.min(to.saturating_sub(from) as usize)) }
     }
 
     /// Whether the read has all it asked for.
