@@ -9,6 +9,7 @@ pub(crate) mod leaf;
 pub mod pg;
 pub mod scan;
 pub mod schema;
+pub mod stream_columns;
 pub mod stream_table;
 pub mod system;
 pub mod time_windows;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use brikk_storage::{numeric, ColumnType, Value};
+use brikk_storage::{numeric, ColumnType, FieldRef, Value};
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
     Int16Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
@@ -605,56 +605,114 @@ pub fn value_of_scalar(s: &ScalarValue) -> Option<Value> {
     })
 }
 
-/// Builds one Arrow column from storage values of column type `ty`.
+/// Builds the Arrow column of one [`ColumnType`] value by value, from
+/// values borrowed out of encoded records ([`FieldRef`]) or owned ones.
+/// A value that does not fit the column (which the storage layer's checks
+/// rule out) becomes NULL.
+pub enum ColumnBuilder {
+    Boolean(BooleanBuilder),
+    SmallInt(Int16Builder),
+    Integer(Int32Builder),
+    BigInt(Int64Builder),
+    Real(Float32Builder),
+    Double(Float64Builder),
+    Text(StringBuilder),
+    Bytea(BinaryBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+    Numeric(Decimal128Builder, u8),
+}
+
+impl ColumnBuilder {
+    /// A builder for `ty`, with room for `len` values.
+    pub fn new(ty: ColumnType, len: usize) -> ColumnBuilder {
+        match ty {
+            ColumnType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(len)),
+            ColumnType::SmallInt => ColumnBuilder::SmallInt(Int16Builder::with_capacity(len)),
+            ColumnType::Integer => ColumnBuilder::Integer(Int32Builder::with_capacity(len)),
+            ColumnType::BigInt => ColumnBuilder::BigInt(Int64Builder::with_capacity(len)),
+            ColumnType::Real => ColumnBuilder::Real(Float32Builder::with_capacity(len)),
+            ColumnType::Double => ColumnBuilder::Double(Float64Builder::with_capacity(len)),
+            ColumnType::Text | ColumnType::Json | ColumnType::Jsonb | ColumnType::Uuid => {
+                ColumnBuilder::Text(StringBuilder::with_capacity(len, len * 16))
+            }
+            ColumnType::Bytea => ColumnBuilder::Bytea(BinaryBuilder::with_capacity(len, len * 16)),
+            ColumnType::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(len)),
+            ColumnType::TimestampTz => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(len).with_timezone(UTC))
+            }
+            ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(len)),
+            ColumnType::Numeric { precision, scale } => ColumnBuilder::Numeric(
+                Decimal128Builder::with_capacity(len)
+                    .with_precision_and_scale(precision, scale as i8)
+                    .expect("a column's precision and scale are valid for Arrow"),
+                scale,
+            ),
+        }
+    }
+
+    /// Appends one value.
+    pub fn append(&mut self, v: FieldRef<'_>) {
+        match (self, v) {
+            (ColumnBuilder::Boolean(b), FieldRef::Boolean(x)) => b.append_value(x),
+            (ColumnBuilder::SmallInt(b), FieldRef::Int(x)) => b.append_value(x as i16),
+            (ColumnBuilder::Integer(b), FieldRef::Int(x)) => b.append_value(x as i32),
+            (ColumnBuilder::BigInt(b), FieldRef::Int(x)) => b.append_value(x),
+            (ColumnBuilder::Real(b), FieldRef::Float(x)) => b.append_value(x as f32),
+            (ColumnBuilder::Double(b), FieldRef::Float(x)) => b.append_value(x),
+            (ColumnBuilder::Text(b), FieldRef::Text(x)) => b.append_value(x),
+            (ColumnBuilder::Bytea(b), FieldRef::Bytes(x)) => b.append_value(x),
+            (ColumnBuilder::Timestamp(b), FieldRef::Timestamp(x)) => b.append_value(x),
+            (ColumnBuilder::Date(b), FieldRef::Date(x)) => b.append_value(x),
+            (ColumnBuilder::Numeric(b, scale), FieldRef::Numeric { units, scale: s }) if s == *scale => {
+                b.append_value(units)
+            }
+            (b, _) => b.append_null(),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            ColumnBuilder::Boolean(b) => b.append_null(),
+            ColumnBuilder::SmallInt(b) => b.append_null(),
+            ColumnBuilder::Integer(b) => b.append_null(),
+            ColumnBuilder::BigInt(b) => b.append_null(),
+            ColumnBuilder::Real(b) => b.append_null(),
+            ColumnBuilder::Double(b) => b.append_null(),
+            ColumnBuilder::Text(b) => b.append_null(),
+            ColumnBuilder::Bytea(b) => b.append_null(),
+            ColumnBuilder::Timestamp(b) => b.append_null(),
+            ColumnBuilder::Date(b) => b.append_null(),
+            ColumnBuilder::Numeric(b, _) => b.append_null(),
+        }
+    }
+
+    /// The column of the values appended so far; the builder starts over
+    /// empty.
+    pub fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Boolean(b) => Arc::new(b.finish()),
+            ColumnBuilder::SmallInt(b) => Arc::new(b.finish()),
+            ColumnBuilder::Integer(b) => Arc::new(b.finish()),
+            ColumnBuilder::BigInt(b) => Arc::new(b.finish()),
+            ColumnBuilder::Real(b) => Arc::new(b.finish()),
+            ColumnBuilder::Double(b) => Arc::new(b.finish()),
+            ColumnBuilder::Text(b) => Arc::new(b.finish()),
+            ColumnBuilder::Bytea(b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
+            ColumnBuilder::Date(b) => Arc::new(b.finish()),
+            ColumnBuilder::Numeric(b, _) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// The Arrow column of `len` values of type `ty` ([`ColumnBuilder`]).
 pub fn build_array(ty: ColumnType, values: impl Iterator<Item = Value>, len: usize) -> ArrayRef {
-    macro_rules! build {
-        ($builder:expr, $pat:pat => $val:expr) => {{
-            let mut b = $builder;
-            for v in values {
-                match v {
-                    $pat => b.append_value($val),
-                    _ => b.append_null(),
-                }
-            }
-            Arc::new(b.finish()) as ArrayRef
-        }};
+    let mut b = ColumnBuilder::new(ty, len);
+    for v in values {
+        b.append(v.as_field());
     }
-    match ty {
-        ColumnType::Boolean => build!(BooleanBuilder::with_capacity(len), Value::Boolean(x) => x),
-        ColumnType::SmallInt => build!(Int16Builder::with_capacity(len), Value::Int(x) => x as i16),
-        ColumnType::Integer => build!(Int32Builder::with_capacity(len), Value::Int(x) => x as i32),
-        ColumnType::BigInt => build!(Int64Builder::with_capacity(len), Value::Int(x) => x),
-        ColumnType::Real => build!(Float32Builder::with_capacity(len), Value::Float(x) => x as f32),
-        ColumnType::Double => build!(Float64Builder::with_capacity(len), Value::Float(x) => x),
-        ColumnType::Text | ColumnType::Json | ColumnType::Jsonb | ColumnType::Uuid => {
-            build!(StringBuilder::with_capacity(len, len * 16), Value::Text(x) => x)
-        }
-        ColumnType::Bytea => build!(BinaryBuilder::with_capacity(len, len * 16), Value::Bytes(x) => x),
-        ColumnType::Timestamp => build!(TimestampMicrosecondBuilder::with_capacity(len), Value::Timestamp(x) => x),
-        ColumnType::TimestampTz => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(len).with_timezone(UTC);
-            for v in values {
-                match v {
-                    Value::Timestamp(x) => b.append_value(x),
-                    _ => b.append_null(),
-                }
-            }
-            Arc::new(b.finish())
-        }
-        ColumnType::Date => build!(Date32Builder::with_capacity(len), Value::Date(x) => x),
-        ColumnType::Numeric { precision, scale } => {
-            let mut b = Decimal128Builder::with_capacity(len)
-                .with_precision_and_scale(precision, scale as i8)
-                .expect("a column's precision and scale are valid for Arrow");
-            for v in values {
-                match v {
-                    Value::Numeric { units, scale: s } if s == scale => b.append_value(units),
-                    _ => b.append_null(),
-                }
-            }
-            Arc::new(b.finish())
-        }
-    }
+    b.finish()
 }
 
 #[cfg(test)]

@@ -317,11 +317,77 @@ impl RowLayout {
     }
 }
 
+/// One value of a record as it lies in the encoded bytes: text and bytes
+/// borrowed, not copied. What [`decode_fields`] hands out, so a reader can
+/// build its own representation (the query layer's Arrow columns) without
+/// an owned [`Value`] per field in between.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldRef<'a> {
+    Null,
+    Boolean(bool),
+    Int(i64),
+    Float(f64),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+    Timestamp(i64),
+    Date(i32),
+    Numeric { units: i128, scale: u8 },
+}
+
+impl Value {
+    /// This value, borrowed as a [`FieldRef`].
+    pub fn as_field(&self) -> FieldRef<'_> {
+        match self {
+            Value::Null => FieldRef::Null,
+            Value::Boolean(b) => FieldRef::Boolean(*b),
+            Value::Int(i) => FieldRef::Int(*i),
+            Value::Float(f) => FieldRef::Float(*f),
+            Value::Text(s) => FieldRef::Text(s),
+            Value::Bytes(b) => FieldRef::Bytes(b),
+            Value::Timestamp(t) => FieldRef::Timestamp(*t),
+            Value::Date(d) => FieldRef::Date(*d),
+            Value::Numeric { units, scale } => FieldRef::Numeric { units: *units, scale: *scale },
+        }
+    }
+}
+
+impl FieldRef<'_> {
+    /// An owned copy of this value.
+    pub fn to_value(self) -> Value {
+        match self {
+            FieldRef::Null => Value::Null,
+            FieldRef::Boolean(b) => Value::Boolean(b),
+            FieldRef::Int(i) => Value::Int(i),
+            FieldRef::Float(f) => Value::Float(f),
+            FieldRef::Text(s) => Value::Text(s.to_owned()),
+            FieldRef::Bytes(b) => Value::Bytes(b.to_vec()),
+            FieldRef::Timestamp(t) => Value::Timestamp(t),
+            FieldRef::Date(d) => Value::Date(d),
+            FieldRef::Numeric { units, scale } => Value::Numeric { units, scale },
+        }
+    }
+}
+
+/// What every record has besides its columns, as [`decode_fields`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordHead<'a> {
+    pub timestamp_micros: i64,
+    pub key: Option<&'a [u8]>,
+}
+
 /// Decodes a record written by [`encode_row`] and stamped by the committer,
-/// as a row of `layout`: columns the record lacks get their missing value,
-/// columns beyond the layout (added after the reader's definition was taken)
-/// are left out.
-pub fn decode_record(layout: &RowLayout, offset: u64, buf: &[u8]) -> Result<Record> {
+/// as a row of `layout`: calls `field(i, value)` once for every column `i`
+/// of the layout, in order, then returns the record's timestamp and key.
+/// Columns the record lacks get their missing value; columns beyond the
+/// layout (added after the reader's definition was taken) are left out.
+/// Text is handed out only once checked to be UTF-8. A malformed record
+/// fails with [`Error::Corrupt`], possibly after `field` saw some of its
+/// columns: the caller drops what it built from it.
+pub fn decode_fields<'a>(
+    layout: &'a RowLayout,
+    buf: &'a [u8],
+    mut field: impl FnMut(usize, FieldRef<'a>),
+) -> Result<RecordHead<'a>> {
     let types = &layout.types;
     let mut r = Reader { buf, pos: 0 };
     let version = r.array::<1>()?[0];
@@ -329,44 +395,53 @@ pub fn decode_record(layout: &RowLayout, offset: u64, buf: &[u8]) -> Result<Reco
         return Err(Error::Corrupt(format!("unknown record format {version}")));
     }
     let timestamp_micros = i64::from_le_bytes(r.array()?);
-    let key = r.bytes()?.map(<[u8]>::to_vec);
+    let key = r.bytes()?;
     let ncols = match version {
         FORMAT_VERSION => u16::from_le_bytes(r.array()?) as usize,
         _ => layout.uncounted,
     };
     let bitmap = r.take(ncols.div_ceil(8))?;
-    let mut values = Vec::with_capacity(types.len());
     for (i, ty) in types.iter().enumerate() {
         if i >= ncols {
-            values.push(layout.missing.get(i).cloned().unwrap_or(Value::Null));
+            field(i, layout.missing.get(i).map_or(FieldRef::Null, Value::as_field));
             continue;
         }
         if bitmap[i / 8] & (1 << (i % 8)) != 0 {
-            values.push(Value::Null);
+            field(i, FieldRef::Null);
             continue;
         }
-        values.push(match ty {
-            ColumnType::Boolean => Value::Boolean(r.array::<1>()?[0] != 0),
-            ColumnType::SmallInt => Value::Int(i16::from_le_bytes(r.array()?) as i64),
-            ColumnType::Integer => Value::Int(i32::from_le_bytes(r.array()?) as i64),
-            ColumnType::BigInt => Value::Int(i64::from_le_bytes(r.array()?)),
-            ColumnType::Real => Value::Float(f32::from_le_bytes(r.array()?) as f64),
-            ColumnType::Double => Value::Float(f64::from_le_bytes(r.array()?)),
-            ColumnType::Text | ColumnType::Json | ColumnType::Jsonb | ColumnType::Uuid => {
-                let b = r.bytes()?.ok_or_else(|| Error::Corrupt("null text length".into()))?;
-                Value::Text(String::from_utf8(b.to_vec()).map_err(|_| Error::Corrupt("text is not UTF-8".into()))?)
-            }
-            ColumnType::Bytea => {
-                Value::Bytes(r.bytes()?.ok_or_else(|| Error::Corrupt("null bytea length".into()))?.to_vec())
-            }
-            ColumnType::Timestamp | ColumnType::TimestampTz => Value::Timestamp(i64::from_le_bytes(r.array()?)),
-            ColumnType::Date => Value::Date(i32::from_le_bytes(r.array()?)),
-            ColumnType::Numeric { scale, .. } => {
-                Value::Numeric { units: i128::from_le_bytes(r.array()?), scale: *scale }
-            }
-        });
+        field(
+            i,
+            match ty {
+                ColumnType::Boolean => FieldRef::Boolean(r.array::<1>()?[0] != 0),
+                ColumnType::SmallInt => FieldRef::Int(i16::from_le_bytes(r.array()?) as i64),
+                ColumnType::Integer => FieldRef::Int(i32::from_le_bytes(r.array()?) as i64),
+                ColumnType::BigInt => FieldRef::Int(i64::from_le_bytes(r.array()?)),
+                ColumnType::Real => FieldRef::Float(f32::from_le_bytes(r.array()?) as f64),
+                ColumnType::Double => FieldRef::Float(f64::from_le_bytes(r.array()?)),
+                ColumnType::Text | ColumnType::Json | ColumnType::Jsonb | ColumnType::Uuid => {
+                    let b = r.bytes()?.ok_or_else(|| Error::Corrupt("null text length".into()))?;
+                    FieldRef::Text(std::str::from_utf8(b).map_err(|_| Error::Corrupt("text is not UTF-8".into()))?)
+                }
+                ColumnType::Bytea => {
+                    FieldRef::Bytes(r.bytes()?.ok_or_else(|| Error::Corrupt("null bytea length".into()))?)
+                }
+                ColumnType::Timestamp | ColumnType::TimestampTz => FieldRef::Timestamp(i64::from_le_bytes(r.array()?)),
+                ColumnType::Date => FieldRef::Date(i32::from_le_bytes(r.array()?)),
+                ColumnType::Numeric { scale, .. } => {
+                    FieldRef::Numeric { units: i128::from_le_bytes(r.array()?), scale: *scale }
+                }
+            },
+        );
     }
-    Ok(Record { offset, timestamp_micros, key, values })
+    Ok(RecordHead { timestamp_micros, key })
+}
+
+/// [`decode_fields`] into an owned [`Record`] at `offset`.
+pub fn decode_record(layout: &RowLayout, offset: u64, buf: &[u8]) -> Result<Record> {
+    let mut values = Vec::with_capacity(layout.types.len());
+    let head = decode_fields(layout, buf, |_, v| values.push(v.to_value()))?;
+    Ok(Record { offset, timestamp_micros: head.timestamp_micros, key: head.key.map(<[u8]>::to_vec), values })
 }
 
 #[cfg(test)]

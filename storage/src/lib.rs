@@ -73,10 +73,10 @@ pub use catalog::{
     changelog_name, AlterColumns, ArchiveDef, ColumnDef, ColumnType, Identity, StreamDef, StreamId, TableDef, TableId,
     ViewDef, MAX_PARTITIONS,
 };
-pub use codec::{Record, RowLayout, Value};
+pub use codec::{FieldRef, Record, RecordHead, RowLayout, Value};
 pub use error::{Error, Result};
 pub use groups::{Group, GroupDef, GroupMode, GroupWrite, Groups, MemberId, StartAt};
-pub use log::read::ChunkHint;
+pub use log::read::{ChunkHint, RecordSink};
 pub use log::tail::DEFAULT_TAIL_CACHE_BYTES;
 pub use log::{now_micros, Append, CommitReceipt, StreamHandle, WriteSet};
 pub use state::StateWrite;

@@ -11,10 +11,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use brikk_storage::{Record, Store, StreamHandle, Value};
-use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use brikk_storage::{ChunkHint, Record, RecordSink, Store, StreamHandle};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Statistics;
@@ -32,7 +31,7 @@ use datafusion::physical_plan::{
 use datafusion::scalar::ScalarValue;
 
 use crate::catalog::archive::{ArchiveScan, PartitionArchive};
-use crate::types::{build_array, UTC};
+use crate::catalog::stream_columns::StreamColumns;
 use futures::StreamExt;
 
 /// Records read per RocksDB pass; one Arrow batch each.
@@ -376,6 +375,7 @@ impl ExecutionPlan for StreamScanExec {
             schema: schema.clone(),
             projection: self.projection.clone(),
             next: range.from.max(archive.live_from),
+            hint: ChunkHint::default(),
             range,
             remaining: limit,
         };
@@ -384,15 +384,22 @@ impl ExecutionPlan for StreamScanExec {
                 return Ok(None);
             }
             let (store, stream, range, from) = (r.store.clone(), r.stream.clone(), r.range, r.next);
+            let (schema, projection, mut hint) = (r.schema.clone(), r.projection.clone(), r.hint);
             let n = CHUNK.min(r.remaining);
-            let records = tokio::task::spawn_blocking(move || store.read(&stream, range.partition, from, range.to, n))
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?
-                .map_err(ext)?;
-            let Some(last) = records.last() else { return Ok(None) };
-            r.next = last.offset + 1;
-            r.remaining = r.remaining.saturating_sub(records.len());
-            let batch = to_batch(&r.schema, &r.projection, range.partition, &r.stream, records)?;
+            let (batch, last, hint) = tokio::task::spawn_blocking(move || -> Result<_> {
+                let capacity = n.min(range.to.min(stream.head(range.partition)).saturating_sub(from) as usize);
+                let mut columns = StreamColumns::new(&schema, &projection, range.partition, &stream, capacity);
+                let last = store
+                    .read_into(&stream, range.partition, from, range.to, n, &mut hint, &mut columns)
+                    .map_err(ext)?;
+                Ok((columns.finish()?, last, hint))
+            })
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+            let Some(last) = last else { return Ok(None) };
+            r.next = last + 1;
+            r.hint = hint;
+            r.remaining = r.remaining.saturating_sub(batch.num_rows());
             Ok(Some((batch, r)))
         });
         let all = archived.chain(batches).scan(limit, |left, batch| {
@@ -422,6 +429,8 @@ struct ChunkReader {
     projection: Vec<usize>,
     range: PartitionRange,
     next: u64,
+    /// Where the last read stopped in the log.
+    hint: ChunkHint,
     remaining: usize,
 }
 
@@ -432,28 +441,9 @@ pub fn to_batch(
     projection: &[usize],
     partition: u32,
     stream: &StreamHandle,
-    mut records: Vec<Record>,
+    records: Vec<Record>,
 ) -> Result<RecordBatch> {
-    let n = records.len();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(projection.len());
-    for &i in projection {
-        let col: ArrayRef = match i {
-            0 => Arc::new(Int32Array::from(vec![partition as i32; n])),
-            1 => Arc::new(Int64Array::from_iter_values(records.iter().map(|r| r.offset as i64))),
-            2 => Arc::new(
-                TimestampMicrosecondArray::from_iter_values(records.iter().map(|r| r.timestamp_micros))
-                    .with_timezone(UTC),
-            ),
-            3 => {
-                Arc::new(StringArray::from_iter(records.iter().map(|r| r.key.as_deref().map(String::from_utf8_lossy))))
-            }
-            j => {
-                let c = j - 4;
-                let ty = stream.types()[c];
-                build_array(ty, records.iter_mut().map(|r| std::mem::replace(&mut r.values[c], Value::Null)), n)
-            }
-        };
-        columns.push(col);
-    }
-    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(n)))?)
+    let mut columns = StreamColumns::new(schema, projection, partition, stream, records.len());
+    columns.push_records(records);
+    columns.finish()
 }

@@ -25,6 +25,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::scalar::ScalarValue;
 
 use crate::catalog::scan::to_batch;
+use crate::catalog::stream_columns::StreamColumns;
 use crate::catalog::stream_table::stream_schema;
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::exec::{command, Session};
@@ -390,13 +391,15 @@ impl Session {
                 break;
             }
             let hint = self.groups.hints.entry((s.def.id, p)).or_default();
-            let records = store.read_at(s, p, from, u64::MAX, left, hint)?;
-            let Some(last) = records.last().map(|r| r.offset) else { continue };
+            let capacity = left.min(s.head(p).saturating_sub(from) as usize);
+            let mut columns = StreamColumns::new(schema, &projection, p, s, capacity);
+            let Some(last) = store.read_into(s, p, from, u64::MAX, left, hint, &mut columns)? else { continue };
             if !g.advance(member, p, epoch, last + 1) {
                 continue; // reassigned meanwhile: not ours to deliver
             }
-            left -= records.len();
-            batches.push(to_batch(schema, &projection, p, s, records)?);
+            let batch = columns.finish()?;
+            left -= batch.num_rows();
+            batches.push(batch);
         }
         Ok(batches)
     }

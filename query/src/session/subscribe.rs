@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use brikk_storage::{now_micros, Store, StreamHandle};
+use brikk_storage::{now_micros, ChunkHint, Store, StreamHandle};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::catalog::scan::to_batch;
+use crate::catalog::stream_columns::StreamColumns;
 use crate::catalog::stream_table::stream_schema;
 use crate::error::{Error, ObjectKind, Result};
 use crate::sql::subscribe::{CopyFormat, CopySubscribe, StartFrom};
@@ -144,14 +144,18 @@ impl Subscription {
         for p in 0..self.stream.def.partitions {
             let i = p as usize;
             let from = self.next[i].max(self.stream.low(p));
-            let records = self.store.read(&self.stream, p, from, u64::MAX, READ_BATCH)?;
-            let Some(last) = records.last().map(|r| r.offset) else {
+            let capacity = READ_BATCH.min(self.stream.head(p).saturating_sub(from) as usize);
+            let mut columns = StreamColumns::new(&self.schema, &self.projection, p, &self.stream, capacity);
+            let mut hint = ChunkHint::default();
+            let read = self.store.read_into(&self.stream, p, from, u64::MAX, READ_BATCH, &mut hint, &mut columns)?;
+            let Some(last) = read else {
                 self.next[i] = from;
                 continue;
             };
+            let batch = columns.finish()?;
             self.next[i] = last + 1;
-            self.live.progress.delivered(p, last + 1, records.len());
-            batches.push(to_batch(&self.schema, &self.projection, p, &self.stream, records)?);
+            self.live.progress.delivered(p, last + 1, batch.num_rows());
+            batches.push(batch);
         }
         Ok(batches)
     }

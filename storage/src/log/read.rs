@@ -60,8 +60,28 @@ impl Store {
         limit: usize,
         hint: &mut ChunkHint,
     ) -> Result<Vec<Record>> {
+        let mut out = Vec::with_capacity(limit.min(to.min(stream.head(partition)).saturating_sub(from) as usize));
+        self.read_into(stream, partition, from, to, limit, hint, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Store::read_at`] into `sink`, which takes each record as the log
+    /// holds it (or, from an archive file, decoded) instead of as a
+    /// [`Record`]. Returns the offset of the last record taken, if any. On
+    /// error the sink may hold part of the read.
+    #[allow(clippy::too_many_arguments)] // read_at's range, plus where to put it
+    pub fn read_into(
+        &self,
+        stream: &StreamHandle,
+        partition: u32,
+        from: u64,
+        to: u64,
+        limit: usize,
+        hint: &mut ChunkHint,
+        sink: &mut impl RecordSink,
+    ) -> Result<Option<u64>> {
         let to = to.min(stream.head(partition));
-        let mut take = Take::new(stream.layout(), from, to, limit);
+        let mut take = Take::new(stream.layout(), from, to, limit, sink);
         while !take.done() {
             let from = take.next;
             let live_low = stream.live_low(partition);
@@ -73,7 +93,7 @@ impl Store {
                     continue;
                 };
                 let end = to.min(file.last + 1);
-                let want = (limit - take.out.len()).min((end - from) as usize);
+                let want = (limit - take.taken).min((end - from) as usize);
                 let reader = self.archive_reader().ok_or_else(|| {
                     Error::ArchiveUnavailable(format!(
                         "offsets {}..={} of stream \"{}\" are archived and no archive reader is installed",
@@ -90,28 +110,38 @@ impl Store {
                     });
                 }
                 take.next += want as u64;
-                take.out.extend(records);
+                take.taken += want;
+                take.last = records.last().map(|r| r.offset);
+                take.out.push_records(records);
                 continue;
             }
-            let before = take.out.len();
+            let (before, last) = (take.taken, take.last);
+            take.first = None;
             self.read_live(stream, partition, &mut take, hint)?;
-            let moved = take.out.get(before).is_none_or(|r| r.offset > from)
+            let moved = take.first.is_none_or(|o| o > from)
                 && stream.live_low(partition) > from
                 && stream.archived_file(partition, from).is_some();
             if moved {
                 // Handed over meanwhile: read it from its file.
-                take.out.truncate(before);
+                take.out.drop_last(take.taken - before);
+                (take.taken, take.last) = (before, last);
                 take.next = from;
                 continue;
             }
             break;
         }
-        Ok(take.out)
+        Ok(take.last)
     }
 
     /// Goes on with `take` in the live log: from the tail cache as far as it
     /// holds the offsets wanted, the rest from RocksDB.
-    fn read_live(&self, stream: &StreamHandle, partition: u32, take: &mut Take, hint: &mut ChunkHint) -> Result<()> {
+    fn read_live<S: RecordSink>(
+        &self,
+        stream: &StreamHandle,
+        partition: u32,
+        take: &mut Take<'_, S>,
+        hint: &mut ChunkHint,
+    ) -> Result<()> {
         let from = take.next;
         for chunk in stream.tail(partition).covering(from, take.to) {
             if let Some(stop) = take.chunk(chunk.first, &chunk.bytes)? {
@@ -131,7 +161,13 @@ impl Store {
 
     /// Goes on with `take` from RocksDB, entering the log where `hint` says
     /// if it is for `take.next`.
-    fn read_log(&self, stream: &StreamHandle, partition: u32, take: &mut Take, hint: &mut ChunkHint) -> Result<()> {
+    fn read_log<S: RecordSink>(
+        &self,
+        stream: &StreamHandle,
+        partition: u32,
+        take: &mut Take<'_, S>,
+        hint: &mut ChunkHint,
+    ) -> Result<()> {
         let (id, from) = (stream.def.id, take.next);
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(keys::log_key(id, partition, take.to).to_vec());
@@ -209,39 +245,79 @@ impl Store {
     }
 }
 
+/// Where a read puts the records it finds ([`Store::read_into`]): a
+/// `Vec<Record>`, or a reader that builds its own representation straight
+/// from the encoded bytes (the query layer's Arrow columns).
+pub trait RecordSink {
+    /// Takes the record at `offset`, encoded as the log holds it: decode it
+    /// with [`codec::decode_fields`] and `layout`.
+    fn push_encoded(&mut self, layout: &RowLayout, offset: u64, record: &[u8]) -> Result<()>;
+    /// Takes records read, already decoded, from an archive file.
+    fn push_records(&mut self, records: Vec<Record>);
+    /// Forgets the last `n` records it took (part of a read that is redone
+    /// from elsewhere).
+    fn drop_last(&mut self, n: usize);
+}
+
+impl RecordSink for Vec<Record> {
+    fn push_encoded(&mut self, layout: &RowLayout, offset: u64, record: &[u8]) -> Result<()> {
+        self.push(codec::decode_record(layout, offset, record)?);
+        Ok(())
+    }
+
+    fn push_records(&mut self, records: Vec<Record>) {
+        self.extend(records);
+    }
+
+    fn drop_last(&mut self, n: usize) {
+        self.truncate(self.len() - n);
+    }
+}
+
 /// A read in progress: records with offsets from `next` up to `to`, until
-/// `out` holds `limit`; whoever adds records to `out` moves `next` past them.
-struct Take<'a> {
+/// `limit` are taken; whoever adds records to `out` moves `next` past them
+/// and counts them in `taken`.
+struct Take<'a, S> {
     layout: &'a RowLayout,
     next: u64,
     to: u64,
     limit: usize,
-    out: Vec<Record>,
+    out: &'a mut S,
+    /// Records given to `out` by this read.
+    taken: usize,
+    /// The offset of the last of them.
+    last: Option<u64>,
+    /// The offset of the first record taken from the live log since this
+    /// was last cleared.
+    first: Option<u64>,
 }
 
-impl<'a> Take<'a> {
-    fn new(layout: &'a RowLayout, from: u64, to: u64, limit: usize) -> Take<'a> {
-        Take { layout, next: from, to, limit, out: Vec::with_capacity(limit.min(to.saturating_sub(from) as usize)) }
+impl<'a, S: RecordSink> Take<'a, S> {
+    fn new(layout: &'a RowLayout, from: u64, to: u64, limit: usize, out: &'a mut S) -> Take<'a, S> {
+        Take { layout, next: from, to, limit, out, taken: 0, last: None, first: None }
     }
 
     /// Whether the read has all it asked for.
     fn done(&self) -> bool {
-        self.next >= self.to || self.out.len() >= self.limit
+        self.next >= self.to || self.taken >= self.limit
     }
 
-    /// Decodes the records the read wants from the chunk starting at
-    /// `first`. Returns the offset it stopped at when the chunk still holds
-    /// the read's next record (the read is done inside it), else `None`.
+    /// Takes the records the read wants from the chunk starting at `first`.
+    /// Returns the offset it stopped at when the chunk still holds the
+    /// read's next record (the read is done inside it), else `None`.
     fn chunk(&mut self, first: u64, chunk: &[u8]) -> Result<Option<u64>> {
         for item in codec::chunk_iter(first, chunk)? {
             let (offset, rec) = item?;
             if offset < self.next {
                 continue;
             }
-            if offset >= self.to || self.out.len() >= self.limit {
+            if offset >= self.to || self.taken >= self.limit {
                 return Ok(Some(offset));
             }
-            self.out.push(codec::decode_record(self.layout, offset, rec)?);
+            self.out.push_encoded(self.layout, offset, rec)?;
+            self.first.get_or_insert(offset);
+            self.last = Some(offset);
+            self.taken += 1;
             self.next = offset + 1;
         }
         Ok(None)
