@@ -60,6 +60,21 @@ fn table_def(value: ColumnType) -> crate::catalog::TableDef {
     }
 }
 
+/// [`Store::read_into`] a `Vec`.
+fn read_at(
+    store: &Store,
+    s: &crate::StreamHandle,
+    p: u32,
+    from: u64,
+    to: u64,
+    limit: usize,
+    hint: &mut ChunkHint,
+) -> crate::Result<Vec<Record>> {
+    let mut out = Vec::new();
+    store.read_into(s, p, from, to, limit, hint, &mut out)?;
+    Ok(out)
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap()
 }
@@ -120,19 +135,23 @@ fn hinted_reads_match_plain_reads() {
             let mut hint = ChunkHint::default();
             let mut from = 0;
             while from < 8 {
-                let hinted = offsets(store.read_at(&s, 0, from, u64::MAX, step, &mut hint).unwrap());
+                let hinted = offsets(read_at(&store, &s, 0, from, u64::MAX, step, &mut hint).unwrap());
                 assert_eq!(hinted, offsets(store.read(&s, 0, from, u64::MAX, step).unwrap()), "from {from}");
                 assert_eq!(hinted.first(), Some(&from));
                 from = hinted.last().unwrap() + 1;
             }
             // A hint for another offset (a rewind) is ignored.
-            assert_eq!(offsets(store.read_at(&s, 0, 1, 3, 10, &mut hint).unwrap()), vec![1, 2]);
-            assert_eq!(offsets(store.read_at(&s, 0, 0, 2, 10, &mut hint).unwrap()), vec![0, 1]);
+            assert_eq!(offsets(read_at(&store, &s, 0, 1, 3, 10, &mut hint).unwrap()), vec![1, 2]);
+            assert_eq!(offsets(read_at(&store, &s, 0, 0, 2, 10, &mut hint).unwrap()), vec![0, 1]);
         }
         // A hint naming the wrong chunk for its offset falls back to the search.
         for chunk in [0, 3, 4, 6, 9] {
             let mut hint = ChunkHint { next: Some(5), chunk };
-            assert_eq!(offsets(store.read_at(&s, 0, 5, u64::MAX, 2, &mut hint).unwrap()), vec![5, 6], "chunk {chunk}");
+            assert_eq!(
+                offsets(read_at(&store, &s, 0, 5, u64::MAX, 2, &mut hint).unwrap()),
+                vec![5, 6],
+                "chunk {chunk}"
+            );
             assert_eq!(hint, ChunkHint { next: Some(7), chunk: 4 });
         }
     });
@@ -182,9 +201,9 @@ fn tail_cache_reads_match_log_reads() {
         assert_eq!(across.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![8, 9, 10, 11]);
         assert_eq!(across[2].values, vec![Value::Int(7)]);
         let mut hint = ChunkHint::default();
-        let first = store.read_at(&s, 0, 9, 12, 2, &mut hint).unwrap();
+        let first = read_at(&store, &s, 0, 9, 12, 2, &mut hint).unwrap();
         assert_eq!(first.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![9, 10]);
-        let rest = store.read_at(&s, 0, 11, 12, 2, &mut hint).unwrap();
+        let rest = read_at(&store, &s, 0, 11, 12, 2, &mut hint).unwrap();
         assert_eq!(rest.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![11]);
     });
 }

@@ -220,7 +220,7 @@ mod tests {
                 "| 2       | c    | c  | -3 | 0.01  |      | false |",
                 "+---------+------+----+----+-------+------+-------+",
             ];
-            assert_eq!(pretty_format_batches(&[batch.clone()]).unwrap().to_string(), expected.join("\n"));
+            assert_eq!(pretty_format_batches(std::slice::from_ref(&batch)).unwrap().to_string(), expected.join("\n"));
             // Row 1 is NULL in every column; row 2's blob is empty, not NULL.
             assert!(batch.columns().iter().skip(1).all(|c| c.null_count() == 1 && c.is_null(1)));
             db.close();

@@ -11,7 +11,7 @@ use crate::log::stream::StreamHandle;
 use crate::store::{Store, CF_LOG, CF_TIME_INDEX};
 
 /// Which chunk of a partition holds a reader's next offset, kept between
-/// reads ([`Store::read_at`]).
+/// reads ([`Store::read_into`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ChunkHint {
     /// The offset the hint is for.
@@ -42,34 +42,22 @@ impl Store {
     /// naming it. This is a blocking call (RocksDB and file I/O); async
     /// callers run it on a blocking thread.
     pub fn read(&self, stream: &StreamHandle, partition: u32, from: u64, to: u64, limit: usize) -> Result<Vec<Record>> {
-        self.read_at(stream, partition, from, to, limit, &mut ChunkHint::default())
-    }
-
-    /// [`Store::read`] for a reader that goes on where its last read
-    /// stopped: `hint` (from that read) says which chunk holds `from`, so
-    /// the live log is entered with a forward seek instead of a backward
-    /// one; a stale or empty hint only costs the backward seek. On return
-    /// `hint` points at the chunk holding the offset after the last record
-    /// read.
-    pub fn read_at(
-        &self,
-        stream: &StreamHandle,
-        partition: u32,
-        from: u64,
-        to: u64,
-        limit: usize,
-        hint: &mut ChunkHint,
-    ) -> Result<Vec<Record>> {
         let mut out = Vec::with_capacity(limit.min(to.min(stream.head(partition)).saturating_sub(from) as usize));
-        self.read_into(stream, partition, from, to, limit, hint, &mut out)?;
+        self.read_into(stream, partition, from, to, limit, &mut ChunkHint::default(), &mut out)?;
         Ok(out)
     }
 
-    /// [`Store::read_at`] into `sink`, which takes each record as the log
-    /// holds it (or, from an archive file, decoded) instead of as a
-    /// [`Record`]. Returns the offset of the last record taken, if any. On
-    /// error the sink may hold part of the read.
-    #[allow(clippy::too_many_arguments)] // read_at's range, plus where to put it
+    /// [`Store::read`] for a reader that goes on where its last read
+    /// stopped, into `sink`, which takes each record as the log holds it
+    /// (or, from an archive file, decoded) instead of as a [`Record`].
+    /// Returns the offset of the last record taken, if any; on error the
+    /// sink may hold part of the read.
+    ///
+    /// `hint` (from the last read) says which chunk holds `from`, so the
+    /// live log is entered with a forward seek instead of a backward one; a
+    /// stale or empty hint only costs the backward seek. On return `hint`
+    /// points at the chunk holding the offset after the last record read.
+    #[allow(clippy::too_many_arguments)] // a range, where it starts in the log, where it goes
     pub fn read_into(
         &self,
         stream: &StreamHandle,
