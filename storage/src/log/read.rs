@@ -69,7 +69,8 @@ impl Store {
         sink: &mut impl RecordSink,
     ) -> Result<Option<u64>> {
         let to = to.min(stream.head(partition));
-        let mut take = Take::new(stream.layout(), from, to, limit, sink);
+        let mut take =
+            Take { stream, partition, hint, next: from, to, limit, out: sink, taken: 0, last: None, first: None };
         while !take.done() {
             let from = take.next;
             let live_low = stream.live_low(partition);
@@ -105,7 +106,7 @@ impl Store {
             }
             let (before, last) = (take.taken, take.last);
             take.first = None;
-            self.read_live(stream, partition, &mut take, hint)?;
+            self.read_live(&mut take)?;
             let moved = take.first.is_none_or(|o| o > from)
                 && stream.live_low(partition) > from
                 && stream.archived_file(partition, from).is_some();
@@ -123,49 +124,38 @@ impl Store {
 
     /// Goes on with `take` in the live log: from the tail cache as far as it
     /// holds the offsets wanted, the rest from RocksDB.
-    fn read_live<S: RecordSink>(
-        &self,
-        stream: &StreamHandle,
-        partition: u32,
-        take: &mut Take<'_, S>,
-        hint: &mut ChunkHint,
-    ) -> Result<()> {
-        let from = take.next;
+    fn read_live<S: RecordSink>(&self, take: &mut Take<'_, S>) -> Result<()> {
+        let (stream, partition, from) = (take.stream, take.partition, take.next);
         for chunk in stream.tail(partition).covering(from, take.to) {
             if let Some(stop) = take.chunk(chunk.first, &chunk.bytes)? {
-                *hint = ChunkHint { next: Some(stop), chunk: chunk.first };
+                *take.hint = ChunkHint { next: Some(stop), chunk: chunk.first };
                 return Ok(());
             }
         }
         if take.next > from {
             // Chunks are dense: the next record starts the next chunk.
-            *hint = ChunkHint { next: Some(take.next), chunk: take.next };
+            *take.hint = ChunkHint { next: Some(take.next), chunk: take.next };
         }
         if !take.done() {
-            self.read_log(stream, partition, take, hint)?;
+            self.read_log(take)?;
         }
         Ok(())
     }
 
     /// Goes on with `take` from RocksDB, entering the log where `hint` says
     /// if it is for `take.next`.
-    fn read_log<S: RecordSink>(
-        &self,
-        stream: &StreamHandle,
-        partition: u32,
-        take: &mut Take<'_, S>,
-        hint: &mut ChunkHint,
-    ) -> Result<()> {
-        let (id, from) = (stream.def.id, take.next);
+    fn read_log<S: RecordSink>(&self, take: &mut Take<'_, S>) -> Result<()> {
+        let (stream, partition, from) = (take.stream, take.partition, take.next);
+        let id = stream.def.id;
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(keys::log_key(id, partition, take.to).to_vec());
         let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_LOG), opts);
         // Start at the chunk that holds `from`, which may begin before it:
         // where the hint says, else found looking backwards. One iterator
         // serves both the look and the scan.
-        let hinted = hint.next == Some(from) && hint.chunk <= from;
+        let hinted = take.hint.next == Some(from) && take.hint.chunk <= from;
         if hinted {
-            it.seek(keys::log_key(id, partition, hint.chunk));
+            it.seek(keys::log_key(id, partition, take.hint.chunk));
         }
         if !hinted || chunk_holding(&it, stream, partition, from)?.is_none() {
             it.seek_for_prev(keys::log_key(id, partition, from));
@@ -176,13 +166,13 @@ impl Store {
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
             let (_, _, first) = keys::parse_log_key(key).ok_or_else(|| Error::Corrupt("malformed log key".into()))?;
             if let Some(stop) = take.chunk(first, value)? {
-                *hint = ChunkHint { next: Some(stop), chunk: first };
+                *take.hint = ChunkHint { next: Some(stop), chunk: first };
                 return Ok(());
             }
             it.next();
         }
         if take.next > from {
-            *hint = ChunkHint { next: Some(take.next), chunk: take.next };
+            *take.hint = ChunkHint { next: Some(take.next), chunk: take.next };
         }
         it.status()?;
         Ok(())
@@ -262,11 +252,14 @@ impl RecordSink for Vec<Record> {
     }
 }
 
-/// A read in progress: records with offsets from `next` up to `to`, until
-/// `limit` are taken; whoever adds records to `out` moves `next` past them
-/// and counts them in `taken`.
+/// A read in progress: records of one partition with offsets from `next`
+/// up to `to`, until `limit` are taken; whoever adds records to `out` moves
+/// `next` past them and counts them in `taken`, and leaves `hint` at the
+/// chunk holding `next`.
 struct Take<'a, S> {
-    layout: &'a RowLayout,
+    stream: &'a StreamHandle,
+    partition: u32,
+    hint: &'a mut ChunkHint,
     next: u64,
     to: u64,
     limit: usize,
@@ -281,10 +274,6 @@ struct Take<'a, S> {
 }
 
 impl<'a, S: RecordSink> Take<'a, S> {
-    fn new(layout: &'a RowLayout, from: u64, to: u64, limit: usize, out: &'a mut S) -> Take<'a, S> {
-        Take { layout, next: from, to, limit, out, taken: 0, last: None, first: None }
-    }
-
     /// Whether the read has all it asked for.
     fn done(&self) -> bool {
         self.next >= self.to || self.taken >= self.limit
@@ -302,7 +291,7 @@ impl<'a, S: RecordSink> Take<'a, S> {
             if offset >= self.to || self.taken >= self.limit {
                 return Ok(Some(offset));
             }
-            self.out.push_encoded(self.layout, offset, rec)?;
+            self.out.push_encoded(self.stream.layout(), offset, rec)?;
             self.first.get_or_insert(offset);
             self.last = Some(offset);
             self.taken += 1;
