@@ -24,9 +24,9 @@ pub struct StreamColumns {
     schema: SchemaRef,
     projection: Vec<usize>,
     partition: u32,
-    offsets: Int64Builder,
-    timestamps: TimestampMicrosecondBuilder,
-    /// Built only when `_key` is projected.
+    /// `_offset`, `_timestamp` and `_key`, each built only when projected.
+    offsets: Option<Int64Builder>,
+    timestamps: Option<TimestampMicrosecondBuilder>,
     keys: Option<StringBuilder>,
     /// Per column of the stream, its builder when projected.
     columns: Vec<Option<ColumnBuilder>>,
@@ -58,8 +58,10 @@ impl StreamColumns {
             schema: schema.clone(),
             projection: projection.to_vec(),
             partition,
-            offsets: Int64Builder::with_capacity(capacity),
-            timestamps: TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone(UTC),
+            offsets: projection.contains(&1).then(|| Int64Builder::with_capacity(capacity)),
+            timestamps: projection
+                .contains(&2)
+                .then(|| TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone(UTC)),
             keys: projection.contains(&3).then(|| StringBuilder::with_capacity(capacity, capacity * 8)),
             columns,
             rows: 0,
@@ -68,17 +70,17 @@ impl StreamColumns {
     }
 
     /// Rows taken so far.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.rows + self.done.iter().map(RecordBatch::num_rows).sum::<usize>()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn push_head(&mut self, offset: u64, timestamp_micros: i64, key: Option<&[u8]>) {
-        self.offsets.append_value(offset as i64);
-        self.timestamps.append_value(timestamp_micros);
+        if let Some(offsets) = &mut self.offsets {
+            offsets.append_value(offset as i64);
+        }
+        if let Some(timestamps) = &mut self.timestamps {
+            timestamps.append_value(timestamp_micros);
+        }
         if let Some(keys) = &mut self.keys {
             keys.append_option(key.map(String::from_utf8_lossy));
         }
@@ -88,8 +90,8 @@ impl StreamColumns {
     /// The rows of the builders as one batch; the builders start over.
     fn finish_builders(&mut self) -> Result<RecordBatch> {
         let n = std::mem::take(&mut self.rows);
-        let offsets = Arc::new(self.offsets.finish()) as ArrayRef;
-        let timestamps = Arc::new(self.timestamps.finish()) as ArrayRef;
+        let offsets = self.offsets.as_mut().map(|b| Arc::new(b.finish()) as ArrayRef);
+        let timestamps = self.timestamps.as_mut().map(|b| Arc::new(b.finish()) as ArrayRef);
         let keys = self.keys.as_mut().map(|k| Arc::new(k.finish()) as ArrayRef);
         let mut columns: Vec<Option<ArrayRef>> =
             self.columns.iter_mut().map(|c| c.as_mut().map(ColumnBuilder::finish)).collect();
@@ -98,8 +100,8 @@ impl StreamColumns {
             .iter()
             .map(|&i| match i {
                 0 => Arc::new(Int32Array::from(vec![self.partition as i32; n])) as ArrayRef,
-                1 => offsets.clone(),
-                2 => timestamps.clone(),
+                1 => offsets.clone().expect("_offset is built when projected"),
+                2 => timestamps.clone().expect("_timestamp is built when projected"),
                 3 => keys.clone().expect("_key is built when projected"),
                 i => columns[i - 4].take().expect("a projected column is built"),
             })
