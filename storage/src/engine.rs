@@ -126,3 +126,41 @@ pub(crate) fn prepare_wal(db: &DB) -> Result<()> {
     }
     Ok(())
 }
+
+/// Approximate bytes of the keys in `start..end` of column family `cf`, in
+/// its table files (compressed, as on disk) and in its memtables (not yet
+/// flushed). `rocksdb` wraps only the table-file half
+/// (`get_approximate_sizes_cf`), so this calls the C API.
+pub(crate) fn approximate_size(db: &DB, cf: &rocksdb::ColumnFamily, start: &[u8], end: &[u8]) -> Result<u64> {
+    use librocksdb_sys as ffi;
+    use rocksdb::{AsColumnFamilyRef, AsRawPtr};
+    let flags = (ffi::rocksdb_size_approximation_flags_include_memtable
+        | ffi::rocksdb_size_approximation_flags_include_files) as u8;
+    let (start_ptr, end_ptr) = (start.as_ptr().cast::<std::ffi::c_char>(), end.as_ptr().cast::<std::ffi::c_char>());
+    let mut size = 0u64;
+    let mut err: *mut std::ffi::c_char = std::ptr::null_mut();
+    // SAFETY: `db` and `cf` are live handles for the whole call (borrowed),
+    // the one range's keys and lengths point at the borrowed slices, and
+    // RocksDB writes one size into `size` and, on failure, a message it
+    // allocated into `err`, which is freed below.
+    unsafe {
+        ffi::rocksdb_approximate_sizes_cf_with_flags(
+            db.as_raw_ptr(),
+            cf.inner(),
+            1,
+            &start_ptr,
+            &start.len(),
+            &end_ptr,
+            &end.len(),
+            flags,
+            &mut size,
+            &mut err,
+        );
+        if !err.is_null() {
+            let message = std::ffi::CStr::from_ptr(err).to_string_lossy().into_owned();
+            ffi::rocksdb_free(err.cast());
+            return Err(crate::error::Error::Engine(message));
+        }
+    }
+    Ok(size)
+}

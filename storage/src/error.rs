@@ -46,6 +46,10 @@ pub enum Error {
     /// this error was not applied.
     #[error("storage error: {0}")]
     Storage(#[from] rocksdb::Error),
+    /// RocksDB reported an error through a call of its C API that
+    /// `rocksdb` does not wrap (see the `engine` module).
+    #[error("storage error: {0}")]
+    Engine(String),
     /// The group write this request was part of failed; nothing of it was
     /// applied.
     #[error("write failed: {0}")]

@@ -64,6 +64,7 @@ pub mod groups;
 pub mod keys;
 pub mod log;
 pub mod numeric;
+mod sizes;
 pub mod state;
 pub mod store;
 pub mod tables;

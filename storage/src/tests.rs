@@ -803,3 +803,59 @@ fn renames_keep_rows_and_changelog_across_reopen() {
         store.create_table(table_def(ColumnType::BigInt), false).await.unwrap().unwrap();
     });
 }
+
+/// A relation's size counts its own data, in memtables and flushed
+/// (compressed, as on disk), and nothing of its neighbours'; the
+/// database's counts every file.
+#[test]
+fn relation_sizes_count_their_own_data() {
+    use crate::store::{CF_LOG, CF_TABLES, CF_TIME_INDEX};
+    use crate::tables::{Expect, RowWrite};
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.create_table(table_def(ColumnType::Text), false).await.unwrap().unwrap();
+        let s = store.create_stream(def("s", 2), false).await.unwrap().unwrap();
+        let mut other = table_def(ColumnType::Text);
+        other.name = "empty".into();
+        store.create_table(other, false).await.unwrap().unwrap();
+        assert_eq!(store.relation_size("nothing").unwrap(), None);
+        // 2,000 rows of 1,000 pseudo-random hex digits: ≈2 MB that LZ4
+        // cannot shrink much below half.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for batch in 0..20 {
+            let rows = (0..100)
+                .map(|i| {
+                    let text: String = (0..1000)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            char::from_digit((x % 16) as u32, 16).unwrap()
+                        })
+                        .collect();
+                    RowWrite::put(&t, "insert", Expect::Any, &[Value::Int(batch * 100 + i), Value::Text(text)]).unwrap()
+                })
+                .collect();
+            store.commit(WriteSet { rows, ..Default::default() }).await.unwrap();
+        }
+        let appends = (0..10_000).map(|v| append(s.def.id, (v % 2) as u32, v)).collect();
+        store.commit(WriteSet::of_appends(appends)).await.unwrap();
+        let size = |name: &str| store.relation_size(name).unwrap().unwrap();
+        // In the memtables: the estimate is of the raw bytes.
+        assert!((1_500_000..4_000_000).contains(&size("t")), "table t in memory: {} bytes", size("t"));
+        assert!(size("s") > 0, "stream s in memory");
+        for cf in [CF_TABLES, CF_LOG, CF_TIME_INDEX] {
+            store.db().flush_cf(store.cf(cf)).unwrap();
+        }
+        let table = size("t");
+        assert!((700_000..2_500_000).contains(&table), "table t: {table} bytes");
+        let stream = size("s");
+        assert!((1..1_000_000).contains(&stream), "stream s: {stream} bytes");
+        assert_eq!(size("empty"), 0);
+        // The table's changelog holds every row too.
+        assert!(size(&crate::changelog_name("t")) > 700_000);
+        assert!(store.database_size() > table + stream);
+        store.close();
+    });
+}

@@ -159,6 +159,54 @@ fn meta_commands_describe_streams_tables_and_the_connection() {
     );
 }
 
+/// `\dt+` and `\l+` show sizes: each relation's own data (in memtables
+/// until flushed) and the data directory's files; the size functions take an
+/// oid or a name and print as Postgres prints them.
+#[test]
+fn sizes_of_relations_and_the_database() {
+    let (_dir, server) = fresh();
+    let psql = |cmd: &str| server.psql(&["-v", "ON_ERROR_STOP=1", "-c", cmd]).unwrap();
+    psql("CREATE TABLE board (topic TEXT PRIMARY KEY, fact TEXT)");
+    psql("CREATE STREAM events (note TEXT) WITH (partitions = 2)");
+    psql("CREATE TABLE empty (k BIGINT PRIMARY KEY)");
+    psql("INSERT INTO board SELECT 'k' || v, repeat('x', 100) FROM generate_series(1, 20000) t(v)");
+    psql("INSERT INTO events SELECT 'e' || v FROM generate_series(1, 20000) t(v)");
+
+    let dt = psql("\\dt+");
+    let size = |name: &str| {
+        let line = dt.lines().find(|l| l.contains(&format!(" {name} "))).unwrap_or_else(|| panic!("\\dt+:\n{dt}"));
+        line.split('|').nth(6).unwrap_or_default().trim().to_string()
+    };
+    // ≈2.2 MB of rows, ≈0.3 MB of records: sizes in kB or MB, not 0.
+    for name in ["board", "events"] {
+        assert!(size(name).ends_with(" kB") || size(name).ends_with(" MB"), "{name}: {}\n{dt}", size(name));
+    }
+    assert_eq!(size("empty"), "0 bytes", "{dt}");
+
+    let one = |sql: &str| server.psql(&["-v", "ON_ERROR_STOP=1", "-At", "-c", sql]).unwrap().trim().to_string();
+    let board: i64 = one("SELECT pg_table_size('board')").parse().unwrap();
+    assert!((1_000_000..10_000_000).contains(&board), "board: {board} bytes");
+    // By oid as by name; the other functions agree; other forks are empty.
+    assert_eq!(one("SELECT pg_relation_size(oid) FROM pg_class WHERE relname = 'board'"), board.to_string());
+    assert_eq!(one("SELECT pg_total_relation_size('board'::regclass)"), board.to_string());
+    assert_eq!(one("SELECT pg_relation_size('board', 'fsm')"), "0");
+    // An index (the table is its primary key's index) and a catalog table
+    // take no space of their own; an oid no relation has is NULL.
+    assert_eq!(one("SELECT pg_relation_size(oid) FROM pg_class WHERE relname = 'board_pkey'"), "0");
+    assert_eq!(one("SELECT pg_table_size(999999) IS NULL"), "t");
+    let db: i64 = one("SELECT pg_database_size('brikk')").parse().unwrap();
+    assert!(db > board, "database {db} bytes, board {board}");
+    assert_eq!(one("SELECT pg_database_size('other') IS NULL"), "t");
+    assert!(psql("\\l+").contains("| brikk |"), "\\l+ runs");
+    assert_eq!(
+        one("SELECT pg_size_pretty(10485248) || ', ' || pg_size_pretty(-10240) || ', ' || pg_size_pretty(0)"),
+        "10 MB, -10 kB, 0 bytes"
+    );
+    let err = server.psql(&["-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-c", "SELECT pg_size_pretty('abc')"]);
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("42883") && err.contains("pg_size_pretty(text)"), "{err}");
+}
+
 #[test]
 fn notices_and_warnings_reach_psql_with_their_sqlstate() {
     let (dir, server) = fresh();

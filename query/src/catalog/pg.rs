@@ -25,11 +25,14 @@
 //!   `current_setting`.
 //! - `pg_database` lists `brikk` only: the one database a client can
 //!   connect to; `pg_roles` lists the one role, `brikk` (psql's `\du`).
+//! - `pg_table_size`, `pg_relation_size`, `pg_total_relation_size`,
+//!   `pg_database_size` and `pg_size_pretty` measure Brikk's files (psql's
+//!   `\dt+` and `\l+`): see [`sizes`].
 //! - `pg_get_userbyid`, `current_user` and `session_user` name `brikk`, the
 //!   only role; `pg_typeof(x)` names the type of `x` as Postgres does;
 //!   `gen_random_uuid()` is DataFusion's `uuid()` (as text); `pg_get_serial_sequence`
-//!   is NULL (identity columns' sequences are not catalog objects); `col_description` and
-//!   `obj_description` are NULL (nor comments); `pg_collation_is_visible`
+//!   is NULL (identity columns' sequences are not catalog objects); `col_description`,
+//!   `obj_description` and `shobj_description` are NULL (nor comments); `pg_collation_is_visible`
 //!   and `pg_function_is_visible` are true; `pg_get_function_result` and
 //!   `pg_get_function_arguments` are NULL (psql's `\df` asks; Brikk has no
 //!   user-defined functions).
@@ -61,6 +64,7 @@ use datafusion::scalar::ScalarValue;
 use crate::db::DATABASE;
 
 mod keys;
+mod sizes;
 
 /// Replaces the `pg_catalog` schema of `ctx`'s catalog [`DATABASE`] (set up
 /// by `datafusion_pg_catalog::setup_pg_catalog`) with the amended one, and
@@ -81,6 +85,12 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
         let udf = keys::KeyDefinition::new(definition, store.downgrade(), oids.clone());
         ctx.register_udf(ScalarUDF::new_from_impl(udf));
     }
+    // The crate's `pg_relation_size` and `pg_total_relation_size` are 0
+    // for everything.
+    for of in sizes::SizeOf::ALL {
+        ctx.register_udf(ScalarUDF::new_from_impl(sizes::Size::new(of, store.downgrade(), oids.clone())));
+    }
+    ctx.register_udf(ScalarUDF::new_from_impl(sizes::SizePretty::new()));
     ctx.register_udf(constant_udf("pg_get_userbyid", 1, ScalarValue::from("brikk")));
     // The crate's `current_user` (which it renames `session_user`) says
     // `postgres`.
@@ -100,6 +110,7 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
     ctx.register_udf(constant_udf("pg_get_function_arguments", 1, ScalarValue::Utf8(None)));
     ctx.register_udf(constant_udf("col_description", 2, ScalarValue::Utf8(None)));
     ctx.register_udf(constant_udf("obj_description", 2, ScalarValue::Utf8(None)));
+    ctx.register_udf(constant_udf("shobj_description", 2, ScalarValue::Utf8(None)));
     Ok(())
 }
 

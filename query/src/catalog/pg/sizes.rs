@@ -1,0 +1,282 @@
+//! The Postgres size functions, on Brikk's storage (psql's `\dt+`, `\l+`):
+//!
+//! - `pg_table_size(rel)`, `pg_relation_size(rel [, fork])`,
+//!   `pg_total_relation_size(rel)`: bytes of a table or stream (see
+//!   `Store::relation_size`: RocksDB's estimate of its key ranges, on disk
+//!   and in memtables, plus a stream's archived Parquet files). `rel` is an oid
+//!   from `pg_class` (or `'name'::regclass`) or a name. A primary key's
+//!   index is the table itself, so it, the catalog's own tables and any
+//!   fork other than `main` take 0 bytes; an oid nothing has is NULL.
+//! - `pg_database_size('brikk')`: every file under the data directory.
+//! - `pg_size_pretty(bytes)`: Postgres' own rendering (`8192 bytes`,
+//!   `12 kB`, `1234 MB`, … up to `PB`), rounding halves away from zero.
+
+use std::sync::Arc;
+
+use brikk_storage::WeakStore;
+use datafusion::arrow::array::{Array, Int64Array, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+};
+use datafusion::scalar::ScalarValue;
+
+use super::keys::INDEX_OID_OFFSET;
+use super::RelationOids;
+use crate::db::DATABASE;
+use crate::error::{Error, ObjectKind};
+
+/// Which size function a [`Size`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum SizeOf {
+    /// `pg_table_size`
+    Table,
+    /// `pg_relation_size`, whose second argument names a fork.
+    Relation,
+    /// `pg_total_relation_size`
+    TotalRelation,
+    /// `pg_database_size`
+    Database,
+}
+
+impl SizeOf {
+    pub(super) const ALL: [SizeOf; 4] = [SizeOf::Table, SizeOf::Relation, SizeOf::TotalRelation, SizeOf::Database];
+
+    fn name(self) -> &'static str {
+        match self {
+            SizeOf::Table => "pg_table_size",
+            SizeOf::Relation => "pg_relation_size",
+            SizeOf::TotalRelation => "pg_total_relation_size",
+            SizeOf::Database => "pg_database_size",
+        }
+    }
+}
+
+/// A size function: bytes (BIGINT) of the relation or database named by
+/// its first argument.
+#[derive(Debug)]
+pub(super) struct Size {
+    of: SizeOf,
+    signature: Signature,
+    store: WeakStore,
+    oids: RelationOids,
+}
+
+impl Size {
+    pub(super) fn new(of: SizeOf, store: WeakStore, oids: RelationOids) -> Size {
+        let arities = match of {
+            SizeOf::Relation => vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+            _ => vec![TypeSignature::Any(1)],
+        };
+        Size { of, signature: Signature::one_of(arities, Volatility::Volatile), store, oids }
+    }
+
+    /// The relation or database an argument names: a name as is, an oid
+    /// through the oids `pg_class` gave out.
+    fn names(&self, arg: &dyn Array) -> Result<Vec<Option<String>>> {
+        Ok(match arg.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                let text = cast(arg, &DataType::Utf8)?;
+                let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+                text.iter().map(|n| n.map(str::to_string)).collect()
+            }
+            _ => {
+                let ids = cast(arg, &DataType::Int64)?;
+                let ids = ids.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
+                let oids = self.oids.read().unwrap_or_else(|e| e.into_inner());
+                let name = |oid: i32| match oids.get(&oid) {
+                    Some(name) => Some(name.clone()),
+                    // A primary key's index (see `keys`).
+                    None => Some(format!("{}_pkey", oids.get(&oid.checked_sub(INDEX_OID_OFFSET)?)?)),
+                };
+                ids.iter().map(|id| name(i32::try_from(id?).ok()?)).collect()
+            }
+        })
+    }
+
+    fn size(&self, name: &str) -> Result<Option<i64>> {
+        let Some(store) = self.store.upgrade() else { return Ok(None) };
+        let bytes = match self.of {
+            SizeOf::Database if name == DATABASE => store.database_size(),
+            SizeOf::Database => return Ok(None),
+            // A name `pg_class` lists that is neither (an index, a catalog
+            // table) takes no space of its own.
+            _ => store
+                .relation_size(name)
+                .map_err(|e| DataFusionError::External(Box::new(Error::Storage(e))))?
+                .unwrap_or(0),
+        };
+        Ok(Some(i64::try_from(bytes).unwrap_or(i64::MAX)))
+    }
+}
+
+impl PartialEq for Size {
+    fn eq(&self, other: &Self) -> bool {
+        self.of == other.of
+    }
+}
+
+impl Eq for Size {}
+
+impl std::hash::Hash for Size {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.of.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Size {
+    fn name(&self) -> &str {
+        self.of.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let names = self.names(&args.args[0].to_array(args.number_rows)?)?;
+        let forks: Vec<Option<String>> = match args.args.get(1) {
+            Some(fork) => {
+                let fork = cast(&fork.to_array(args.number_rows)?, &DataType::Utf8)?;
+                let fork = fork.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+                fork.iter().map(|f| f.map(str::to_string)).collect()
+            }
+            None => vec![Some("main".to_string()); names.len()],
+        };
+        let sizes: Int64Array = names
+            .iter()
+            .zip(&forks)
+            .map(|(name, fork)| match (name, fork.as_deref()) {
+                (Some(name), Some("main")) => self.size(name),
+                (Some(_), Some(_)) => Ok(Some(0)),
+                _ => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        Ok(match scalar {
+            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&sizes, 0)?),
+            false => ColumnarValue::Array(Arc::new(sizes)),
+        })
+    }
+}
+
+/// `pg_size_pretty(bytes)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(super) struct SizePretty {
+    signature: Signature,
+}
+
+impl SizePretty {
+    pub(super) fn new() -> SizePretty {
+        SizePretty { signature: Signature::any(1, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for SizePretty {
+    fn name(&self) -> &str {
+        "pg_size_pretty"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match &args[0] {
+            t if t.is_integer() || t.is_null() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) => {
+                Ok(DataType::Utf8)
+            }
+            t => Err(DataFusionError::External(Box::new(Error::NotFound {
+                kind: ObjectKind::Function,
+                name: format!("pg_size_pretty({})", crate::types::pg_name_of(t)),
+            }))),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let bytes = cast(&args.args[0].to_array(args.number_rows)?, &DataType::Int64)?;
+        let bytes = bytes.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
+        let text: StringArray = bytes.iter().map(|b| b.map(size_pretty)).collect();
+        Ok(match scalar {
+            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&text, 0)?),
+            false => ColumnarValue::Array(Arc::new(text)),
+        })
+    }
+}
+
+/// Postgres' `pg_size_pretty(bigint)`: bytes below 10240 as `n bytes`;
+/// otherwise the largest unit (kB, MB, GB, TB, PB, powers of 1024) in which
+/// the value stays below 20480, rounded half away from zero.
+pub(super) fn size_pretty(bytes: i64) -> String {
+    /// Each unit: name, limit below which it is used, whether it rounds,
+    /// and its power of two (Postgres' `size_pretty_units`).
+    const UNITS: [(&str, i64, bool, u32); 6] = [
+        ("bytes", 10 * 1024, false, 0),
+        ("kB", 20 * 1024 - 1, true, 10),
+        ("MB", 20 * 1024 - 1, true, 20),
+        ("GB", 20 * 1024 - 1, true, 30),
+        ("TB", 20 * 1024 - 1, true, 40),
+        ("PB", 20 * 1024 - 1, true, 50),
+    ];
+    let mut size = bytes;
+    for (i, &(name, limit, round, bits)) in UNITS.iter().enumerate() {
+        let Some(&(_, _, next_round, next_bits)) = UNITS.get(i + 1) else {
+            return format!("{} {name}", half_rounded(size));
+        };
+        if size.unsigned_abs() < limit as u64 {
+            let size = if round { half_rounded(size) } else { size };
+            return format!("{size} {name}");
+        }
+        // Divide rather than shift, so negative sizes round like positive
+        // ones; keep one more bit when the next unit rounds by halves.
+        let shift = next_bits - bits - u32::from(next_round) + u32::from(round);
+        size /= 1i64 << shift;
+    }
+    unreachable!("the last unit returns")
+}
+
+/// Halves `x`, rounding away from zero (Postgres' `half_rounded`).
+fn half_rounded(x: i64) -> i64 {
+    (x + if x < 0 { -1 } else { 1 }) / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_pretty;
+
+    /// Expected values from PostgreSQL 15's `pg_size_pretty(bigint)`.
+    #[test]
+    fn sizes_print_as_postgres_prints_them() {
+        let cases: &[(i64, &str)] = &[
+            (0, "0 bytes"),
+            (1, "1 bytes"),
+            (10239, "10239 bytes"),
+            (10240, "10 kB"),
+            (-10239, "-10239 bytes"),
+            (-10240, "-10 kB"),
+            (10751, "10 kB"),
+            (10752, "11 kB"),
+            (10_485_247, "10239 kB"),
+            (10_485_248, "10 MB"),
+            (-10_485_248, "-10 MB"),
+            (20_971_008, "20 MB"),
+            (1_000_000, "977 kB"),
+            (1_500_000_000, "1431 MB"),
+            (1 << 40, "1024 GB"),
+            (20 << 40, "20 TB"),
+            (20 << 50, "20 PB"),
+            (i64::MAX, "8192 PB"),
+            (i64::MIN, "-8192 PB"),
+        ];
+        for &(bytes, want) in cases {
+            assert_eq!(size_pretty(bytes), want, "pg_size_pretty({bytes})");
+        }
+    }
+}
