@@ -41,6 +41,20 @@ fn readme_walkthrough_with_psql() {
     assert!(df.contains("List of functions"), "\\df runs (no user functions):\n{df}");
     let du = server.psql(&["-v", "ON_ERROR_STOP=1", "-c", "\\du"]).unwrap();
     assert!(du.contains(" brikk "), "\\du lists the one role:\n{du}");
+    // Listings of what Brikk has none of (or only Postgres' own) run too.
+    let listings = [
+        ("\\dT", "List of data types"),
+        ("\\dD", "List of domains"),
+        ("\\do", "List of operators"),
+        ("\\dc", "List of conversions"),
+        ("\\dC", "List of casts"),
+        ("\\dF", "List of text search configurations"),
+        ("\\db", "pg_default"),
+    ];
+    for (cmd, title) in listings {
+        let out = server.psql(&["-v", "ON_ERROR_STOP=1", "-c", cmd]).unwrap();
+        assert!(out.contains(title), "{cmd}:\n{out}");
+    }
 
     // Errors come back as psql prints them, and the session goes on.
     let err = server.psql(&["-v", "ON_ERROR_STOP=1", "-c", "SELECT * FROM nope"]).unwrap_err().to_string();

@@ -30,10 +30,12 @@
 //!   `\dt+` and `\l+`): see [`sizes`].
 //! - `pg_get_userbyid`, `current_user` and `session_user` name `brikk`, the
 //!   only role; `pg_typeof(x)` names the type of `x` as Postgres does;
-//!   `gen_random_uuid()` is DataFusion's `uuid()` (as text); `pg_get_serial_sequence`
-//!   is NULL (identity columns' sequences are not catalog objects); `col_description`,
-//!   `obj_description` and `shobj_description` are NULL (nor comments); `pg_collation_is_visible`
-//!   and `pg_function_is_visible` are true; `pg_get_function_result` and
+//!   `gen_random_uuid()` is DataFusion's `uuid()` (as text);
+//!   `pg_get_serial_sequence` is NULL (identity columns' sequences are not
+//!   catalog objects); `col_description`, `obj_description` and
+//!   `shobj_description` are NULL (nor comments); the `pg_*_is_visible`
+//!   functions (collations, functions, types, operators, …) are true;
+//!   `pg_tablespace_location` is ''; `pg_get_function_result` and
 //!   `pg_get_function_arguments` are NULL (psql's `\df` asks; Brikk has no
 //!   user-defined functions).
 //!
@@ -103,8 +105,27 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
     ctx.register_udf(ScalarUDF::new_from_impl(TypeOf { signature: Signature::any(1, Volatility::Immutable) }));
     ctx.register_udf(datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid"]));
     ctx.register_udf(constant_udf("pg_get_serial_sequence", 2, ScalarValue::Utf8(None)));
-    ctx.register_udf(constant_udf("pg_collation_is_visible", 1, ScalarValue::Boolean(Some(true))));
-    ctx.register_udf(constant_udf("pg_function_is_visible", 1, ScalarValue::Boolean(Some(true))));
+    // Every object is in a schema on the search path (`public`,
+    // `pg_catalog`), so every object is visible.
+    for what in [
+        "collation",
+        "function",
+        "type",
+        "operator",
+        "opclass",
+        "opfamily",
+        "conversion",
+        "statistics_obj",
+        "ts_config",
+        "ts_dict",
+        "ts_parser",
+        "ts_template",
+    ] {
+        ctx.register_udf(constant_udf(&format!("pg_{what}_is_visible"), 1, ScalarValue::Boolean(Some(true))));
+    }
+    // The one tablespace is the data directory; Postgres names the default
+    // ones' location ''.
+    ctx.register_udf(constant_udf("pg_tablespace_location", 1, ScalarValue::from("")));
     // Brikk has no user-defined functions for `\df` to describe.
     ctx.register_udf(constant_udf("pg_get_function_result", 1, ScalarValue::Utf8(None)));
     ctx.register_udf(constant_udf("pg_get_function_arguments", 1, ScalarValue::Utf8(None)));
