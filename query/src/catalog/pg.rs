@@ -78,19 +78,18 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
     let oids = RelationOids::default();
     catalog
         .register_schema("pg_catalog", Arc::new(PgCatalog { inner, store: store.downgrade(), oids: oids.clone() }))?;
+    let handles = Handles { store: store.downgrade(), oids: oids.clone() };
     ctx.register_udf(ScalarUDF::new_from_impl(ViewDefinition {
         signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
-        store: store.downgrade(),
-        oids: oids.clone(),
+        handles: handles.clone(),
     }));
     for definition in [keys::Definition::Index, keys::Definition::Constraint] {
-        let udf = keys::KeyDefinition::new(definition, store.downgrade(), oids.clone());
-        ctx.register_udf(ScalarUDF::new_from_impl(udf));
+        ctx.register_udf(ScalarUDF::new_from_impl(keys::KeyDefinition::new(definition, handles.clone())));
     }
     // The crate's `pg_relation_size` and `pg_total_relation_size` are 0
     // for everything.
     for of in sizes::SizeOf::ALL {
-        ctx.register_udf(ScalarUDF::new_from_impl(sizes::Size::new(of, store.downgrade(), oids.clone())));
+        ctx.register_udf(ScalarUDF::new_from_impl(sizes::Size::new(of, handles.clone())));
     }
     ctx.register_udf(ScalarUDF::new_from_impl(sizes::SizePretty::new()));
     ctx.register_udf(constant_udf("pg_get_userbyid", 1, ScalarValue::from("brikk")));
@@ -213,6 +212,52 @@ struct PgCatalog {
 /// pass it to a function of it (`pg_get_viewdef(c.oid)`,
 /// `pg_get_constraintdef(con.oid)`), so it is known by then.
 type RelationOids = Arc<std::sync::RwLock<HashMap<i32, String>>>;
+
+/// What a catalog function reads: the store and the oids `pg_class` gave
+/// out. They are not part of the function's identity (its name and
+/// signature), so every `Handles` equals every other.
+#[derive(Debug, Clone)]
+struct Handles {
+    store: WeakStore,
+    oids: RelationOids,
+}
+
+impl Handles {
+    /// The relation each value of `arg` names: a name as is, an oid as
+    /// `pg_class` listed it (a primary key's index oid too, see [`keys`]);
+    /// NULL for an oid it never gave out.
+    fn relation_names(&self, arg: &dyn Array) -> Result<Vec<Option<String>>> {
+        Ok(match arg.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                let text = datafusion::arrow::compute::cast(arg, &DataType::Utf8)?;
+                let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+                text.iter().map(|n| n.map(str::to_string)).collect()
+            }
+            _ => {
+                let ids = datafusion::arrow::compute::cast(arg, &DataType::Int64)?;
+                let ids = ids.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
+                let oids = self.oids.read().unwrap_or_else(|e| e.into_inner());
+                let name = |oid: i32| match oids.get(&oid) {
+                    Some(name) => Some(name.clone()),
+                    None => Some(format!("{}_pkey", oids.get(&oid.checked_sub(keys::INDEX_OID_OFFSET)?)?)),
+                };
+                ids.iter().map(|id| name(i32::try_from(id?).ok()?)).collect()
+            }
+        })
+    }
+}
+
+impl PartialEq for Handles {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Handles {}
+
+impl std::hash::Hash for Handles {
+    fn hash<H: std::hash::Hasher>(&self, _state: &mut H) {}
+}
 
 #[async_trait]
 impl SchemaProvider for PgCatalog {
@@ -590,25 +635,10 @@ fn view_definition(view: &ViewDef) -> String {
 
 /// `pg_get_viewdef(view [, pretty])`: the definition of the view with oid
 /// `view` (as `pg_class` lists it) or named `view`; NULL for anything else.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct ViewDefinition {
     signature: Signature,
-    store: WeakStore,
-    oids: RelationOids,
-}
-
-impl PartialEq for ViewDefinition {
-    fn eq(&self, other: &Self) -> bool {
-        self.signature == other.signature
-    }
-}
-
-impl Eq for ViewDefinition {}
-
-impl std::hash::Hash for ViewDefinition {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.signature.hash(state);
-    }
+    handles: Handles,
 }
 
 impl ScalarUDFImpl for ViewDefinition {
@@ -626,21 +656,8 @@ impl ScalarUDFImpl for ViewDefinition {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let views = args.args[0].to_array(args.number_rows)?;
-        let names: Vec<Option<String>> = match views.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                let text = datafusion::arrow::compute::cast(&views, &DataType::Utf8)?;
-                let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
-                text.iter().map(|n| n.map(|n| n.to_string())).collect()
-            }
-            _ => {
-                let ids = datafusion::arrow::compute::cast(&views, &DataType::Int64)?;
-                let ids = ids.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
-                let oids = self.oids.read().unwrap_or_else(|e| e.into_inner());
-                ids.iter().map(|id| oids.get(&i32::try_from(id?).ok()?).cloned()).collect()
-            }
-        };
-        let store = self.store.upgrade();
+        let names = self.handles.relation_names(&args.args[0].to_array(args.number_rows)?)?;
+        let store = self.handles.store.upgrade();
         let definitions: StringArray =
             names.iter().map(|n| Some(view_definition(&*store.as_ref()?.view(n.as_deref()?)?))).collect();
         Ok(match scalar {

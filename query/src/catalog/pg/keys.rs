@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use brikk_storage::{Store, WeakStore};
+use brikk_storage::Store;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int16Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, UInt32Array,
 };
@@ -35,7 +35,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::scalar::ScalarValue;
 
-use super::{batch_of, column, int_column, string_column, RelationOids};
+use super::{batch_of, column, int_column, string_column, Handles, RelationOids};
 use crate::sql::parser::display_ident;
 
 /// Added to a table's oid: the oid of its primary key's index.
@@ -341,52 +341,37 @@ pub(super) enum Definition {
 
 /// `pg_get_indexdef` / `pg_get_constraintdef` of primary keys; NULL for
 /// any other oid.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(super) struct KeyDefinition {
     pub definition: Definition,
     pub signature: Signature,
-    pub store: WeakStore,
-    pub oids: RelationOids,
+    handles: Handles,
 }
 
 impl KeyDefinition {
-    pub fn new(definition: Definition, store: WeakStore, oids: RelationOids) -> KeyDefinition {
+    pub fn new(definition: Definition, handles: Handles) -> KeyDefinition {
         let arities = match definition {
             Definition::Index => [1, 3],
             Definition::Constraint => [1, 2],
         };
         let signature = Signature::one_of(arities.map(TypeSignature::Any).to_vec(), Volatility::Stable);
-        KeyDefinition { definition, signature, store, oids }
+        KeyDefinition { definition, signature, handles }
     }
 
     fn describe(&self, store: &Store, oid: i64, column: Option<i64>) -> Option<String> {
         match self.definition {
             Definition::Constraint => {
-                let key = PrimaryKey::by_oid(store, &self.oids, oid, CONSTRAINT_OID_OFFSET)?;
+                let key = PrimaryKey::by_oid(store, &self.handles.oids, oid, CONSTRAINT_OID_OFFSET)?;
                 Some(format!("PRIMARY KEY ({})", key.column_list()))
             }
             Definition::Index => {
-                let key = PrimaryKey::by_oid(store, &self.oids, oid, INDEX_OID_OFFSET)?;
+                let key = PrimaryKey::by_oid(store, &self.handles.oids, oid, INDEX_OID_OFFSET)?;
                 match column.unwrap_or(0) {
                     0 => Some(key.index_definition()),
                     n => Some(display_ident(&key.columns.get(usize::try_from(n - 1).ok()?)?.1)),
                 }
             }
         }
-    }
-}
-
-impl PartialEq for KeyDefinition {
-    fn eq(&self, other: &Self) -> bool {
-        self.definition == other.definition
-    }
-}
-
-impl Eq for KeyDefinition {}
-
-impl std::hash::Hash for KeyDefinition {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.definition.hash(state);
     }
 }
 
@@ -422,7 +407,7 @@ impl ScalarUDFImpl for KeyDefinition {
             Definition::Constraint => None,
         };
         let columns = columns.as_ref().map(|c| c.as_any().downcast_ref::<Int64Array>().expect("cast to Int64"));
-        let store = self.store.upgrade();
+        let store = self.handles.store.upgrade();
         let texts: StringArray = (0..oids.len())
             .map(|i| {
                 let column = match columns {

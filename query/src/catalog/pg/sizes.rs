@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use brikk_storage::WeakStore;
 use datafusion::arrow::array::{Array, Int64Array, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -23,8 +22,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::scalar::ScalarValue;
 
-use super::keys::INDEX_OID_OFFSET;
-use super::RelationOids;
+use super::Handles;
 use crate::db::DATABASE;
 use crate::error::{Error, ObjectKind};
 
@@ -56,48 +54,24 @@ impl SizeOf {
 
 /// A size function: bytes (BIGINT) of the relation or database named by
 /// its first argument.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(super) struct Size {
     of: SizeOf,
     signature: Signature,
-    store: WeakStore,
-    oids: RelationOids,
+    handles: Handles,
 }
 
 impl Size {
-    pub(super) fn new(of: SizeOf, store: WeakStore, oids: RelationOids) -> Size {
+    pub(super) fn new(of: SizeOf, handles: Handles) -> Size {
         let arities = match of {
             SizeOf::Relation => vec![TypeSignature::Any(1), TypeSignature::Any(2)],
             _ => vec![TypeSignature::Any(1)],
         };
-        Size { of, signature: Signature::one_of(arities, Volatility::Volatile), store, oids }
-    }
-
-    /// The relation or database an argument names: a name as is, an oid
-    /// through the oids `pg_class` gave out.
-    fn names(&self, arg: &dyn Array) -> Result<Vec<Option<String>>> {
-        Ok(match arg.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                let text = cast(arg, &DataType::Utf8)?;
-                let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
-                text.iter().map(|n| n.map(str::to_string)).collect()
-            }
-            _ => {
-                let ids = cast(arg, &DataType::Int64)?;
-                let ids = ids.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
-                let oids = self.oids.read().unwrap_or_else(|e| e.into_inner());
-                let name = |oid: i32| match oids.get(&oid) {
-                    Some(name) => Some(name.clone()),
-                    // A primary key's index (see `keys`).
-                    None => Some(format!("{}_pkey", oids.get(&oid.checked_sub(INDEX_OID_OFFSET)?)?)),
-                };
-                ids.iter().map(|id| name(i32::try_from(id?).ok()?)).collect()
-            }
-        })
+        Size { of, signature: Signature::one_of(arities, Volatility::Volatile), handles }
     }
 
     fn size(&self, name: &str) -> Result<Option<i64>> {
-        let Some(store) = self.store.upgrade() else { return Ok(None) };
+        let Some(store) = self.handles.store.upgrade() else { return Ok(None) };
         let bytes = match self.of {
             SizeOf::Database if name == DATABASE => store.database_size(),
             SizeOf::Database => return Ok(None),
@@ -109,20 +83,6 @@ impl Size {
                 .unwrap_or(0),
         };
         Ok(Some(i64::try_from(bytes).unwrap_or(i64::MAX)))
-    }
-}
-
-impl PartialEq for Size {
-    fn eq(&self, other: &Self) -> bool {
-        self.of == other.of
-    }
-}
-
-impl Eq for Size {}
-
-impl std::hash::Hash for Size {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.of.hash(state);
     }
 }
 
@@ -141,7 +101,7 @@ impl ScalarUDFImpl for Size {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let names = self.names(&args.args[0].to_array(args.number_rows)?)?;
+        let names = self.handles.relation_names(&args.args[0].to_array(args.number_rows)?)?;
         let forks: Vec<Option<String>> = match args.args.get(1) {
             Some(fork) => {
                 let fork = cast(&fork.to_array(args.number_rows)?, &DataType::Utf8)?;
