@@ -50,6 +50,8 @@ fn readme_walkthrough_with_psql() {
         ("\\dC", "List of casts"),
         ("\\dF", "List of text search configurations"),
         ("\\db", "pg_default"),
+        ("\\dn+", "Access privileges"),
+        ("\\dT+", "Access privileges"),
     ];
     for (cmd, title) in listings {
         let out = server.psql(&["-v", "ON_ERROR_STOP=1", "-c", cmd]).unwrap();

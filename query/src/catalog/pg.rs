@@ -287,6 +287,8 @@ impl SchemaProvider for PgCatalog {
                 None => return Ok(Some(table)),
             },
             "pg_database" => Amendment::OnlyBrikk,
+            "pg_namespace" => Amendment::AclLists(&[("nspacl", DataType::Utf8)]),
+            "pg_type" => Amendment::AclLists(&[("typacl", DataType::Utf8)]),
             "pg_roles" => Amendment::OneRole,
             "pg_settings" => Amendment::ServerSettings,
             _ => return Ok(Some(table)),
@@ -318,6 +320,9 @@ enum Amendment {
     /// Types `indkey` `int2[]` and adds the primary keys' indexes to
     /// `pg_index`.
     Indexes(WeakStore, Arc<dyn TableProvider>),
+    /// Types the access-privilege columns (`nspacl`, `typacl`) `text[]`,
+    /// as psql's `\dn+` and `\dT+` read them.
+    AclLists(&'static [(&'static str, DataType)]),
     /// Keeps the rows of `pg_database` named [`DATABASE`].
     OnlyBrikk,
     /// `pg_roles` is the one role, `brikk` (oid 10, a superuser that can
@@ -337,6 +342,7 @@ impl std::fmt::Debug for Amendment {
             Amendment::Constraints(..) => "Constraints",
             Amendment::Indexes(..) => "Indexes",
             Amendment::OnlyBrikk => "OnlyBrikk",
+            Amendment::AclLists(_) => "AclLists",
             Amendment::OneRole => "OneRole",
             Amendment::ServerSettings => "ServerSettings",
         })
@@ -364,6 +370,7 @@ impl Amended {
             }
             Amendment::Constraints(..) => keys::with_lists(&inner.schema(), keys::CONSTRAINT_LISTS),
             Amendment::Indexes(..) => keys::with_lists(&inner.schema(), keys::INDEX_LISTS),
+            Amendment::AclLists(lists) => keys::with_lists(&inner.schema(), lists),
             Amendment::JsonTypes(..)
             | Amendment::Defaults(..)
             | Amendment::Views(_)
@@ -467,7 +474,9 @@ impl Amended {
                     None => Ok(batch),
                 }
             }
-            Amendment::Constraints(..) | Amendment::Indexes(..) => keys::parse_lists(&batch, &self.schema),
+            Amendment::Constraints(..) | Amendment::Indexes(..) | Amendment::AclLists(_) => {
+                keys::parse_lists(&batch, &self.schema)
+            }
             // Generated whole in `scan`.
             Amendment::Defaults(..) | Amendment::Views(_) | Amendment::OneRole | Amendment::ServerSettings => Ok(batch),
             Amendment::OnlyBrikk => {

@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use brikk_storage::Store;
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Int16Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, UInt32Array,
+    Array, ArrayRef, BooleanArray, Int16Array, Int32Array, Int64Array, ListArray, ListBuilder, RecordBatch,
+    StringArray, StringBuilder, UInt32Array,
 };
 use datafusion::arrow::compute::{cast, concat_batches, take};
 use datafusion::arrow::datatypes::{DataType, Field, Int16Type, Int64Type, Schema, SchemaRef};
@@ -145,13 +146,29 @@ pub(super) fn with_lists(schema: &Schema, lists: &[(&str, DataType)]) -> SchemaR
 
 /// One of the crate's batches in `schema` (see [`with_lists`]): each text
 /// column that `schema` types as an array parsed into the numbers it holds
-/// (`[1, 2]`, or `1 2` as an `int2vector` prints).
+/// (`[1, 2]`, or `1 2` as an `int2vector` prints), or into its texts
+/// (`{a,b}`, as Postgres prints a `text[]` or an `aclitem[]`).
 pub(super) fn parse_lists(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let columns = batch
         .columns()
         .iter()
         .zip(schema.fields())
         .map(|(column, field)| match (column.data_type(), field.data_type()) {
+            (DataType::Utf8, DataType::List(element)) if element.data_type() == &DataType::Utf8 => {
+                let text = column.as_any().downcast_ref::<StringArray>().expect("a Utf8 column");
+                let mut lists = ListBuilder::new(StringBuilder::new());
+                for t in text.iter() {
+                    match t {
+                        Some(t) => {
+                            let inner = t.trim().trim_start_matches('{').trim_end_matches('}');
+                            inner.split(',').filter(|e| !e.is_empty()).for_each(|e| lists.values().append_value(e));
+                            lists.append(true);
+                        }
+                        None => lists.append(false),
+                    }
+                }
+                Ok(Arc::new(lists.finish()) as ArrayRef)
+            }
             (DataType::Utf8, DataType::List(element)) => {
                 let text = column.as_any().downcast_ref::<StringArray>().expect("a Utf8 column");
                 let lists = text.iter().map(|t| {
