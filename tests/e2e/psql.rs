@@ -148,15 +148,24 @@ fn meta_commands_describe_streams_tables_and_the_connection() {
     assert!(v.contains("View \"public.long_tasks\""), "{v}");
     assert!(v.contains("View definition:\n SELECT task_id, n FROM tasks WHERE n > 100;"), "{v}");
 
-    // \d and \dt list streams and tables (owned by brikk, the one role).
+    // \d and \dt list streams and tables (owned by brikk, the one role);
+    // Brikk's system tables are with Postgres' catalogs, listed by \dtS.
     for cmd in ["\\d", "\\dt"] {
         let list = psql(cmd);
-        for name in ["tasks", "plain", "board", "brikk_streams"] {
+        for name in ["tasks", "plain", "board"] {
             let line =
                 list.lines().find(|l| l.contains(&format!(" {name} "))).unwrap_or_else(|| panic!("{cmd}:\n{list}"));
             assert!(line.contains("| brikk"), "owner of {name}: {line}");
         }
+        assert!(!list.contains("brikk_"), "{cmd} lists no system table:\n{list}");
     }
+    let system = psql("\\dtS brikk_*");
+    for name in brikk_query::catalog::system::NAMES {
+        let line = system.lines().find(|l| l.contains(&format!(" {name} "))).unwrap_or_else(|| panic!("{system}"));
+        assert!(line.trim_start().starts_with("pg_catalog |"), "{line}");
+    }
+    let d = psql("\\d+ brikk_groups");
+    assert!(d.contains("Table \"pg_catalog.brikk_groups\"") && !d.contains("Replica Identity"), "{d}");
 
     // \l: the one database.
     let l = psql("\\l");

@@ -2,6 +2,9 @@
 //! builds (`pg_catalog.*` and its functions), so that psql's meta-commands
 //! and drivers' reflection queries describe Brikk truthfully:
 //!
+//! - `pg_class.relnamespace` of Brikk's system tables (`brikk_streams`, …)
+//!   is `pg_catalog`'s, as for Postgres' own catalogs: psql's `\dt` lists
+//!   the user's streams and tables, `\dtS` the system tables too.
 //! - `pg_class.reloptions`: a stream's options (`partitions=8`,
 //!   `key=task_id`, `retention=7 days`) and a table's changelog
 //!   (`changelog=board$changes`); psql's `\d+` prints them as "Options".
@@ -212,6 +215,9 @@ struct PgCatalog {
 /// pass it to a function of it (`pg_get_viewdef(c.oid)`,
 /// `pg_get_constraintdef(con.oid)`), so it is known by then.
 type RelationOids = Arc<std::sync::RwLock<HashMap<i32, String>>>;
+
+/// The oid of the `pg_catalog` namespace.
+const PG_CATALOG_OID: i32 = 11;
 
 /// What a catalog function reads: the store and the oids `pg_class` gave
 /// out. They are not part of the function's identity (its name and
@@ -468,6 +474,28 @@ impl Amended {
                 }
                 let mut columns = batch.columns().to_vec();
                 columns.push(Arc::new(options.finish()) as ArrayRef);
+                // Brikk's system tables sit with Postgres' own catalogs:
+                // psql's `\dt` leaves them out, `\dtS` lists them.
+                let spaces = int_column(&batch, "relnamespace")?;
+                let spaces: Int32Array = (0..names.len())
+                    .map(|i| match crate::catalog::system::NAMES.contains(&names.value(i)) {
+                        true => Some(PG_CATALOG_OID),
+                        false => spaces.is_valid(i).then(|| spaces.value(i)),
+                    })
+                    .collect();
+                // Catalogs have no replica identity (psql's `\d+` says
+                // "???" for anything else there).
+                if let Ok(at) = batch.schema().index_of("relreplident") {
+                    let identities = string_column(&batch, "relreplident")?;
+                    let identities: StringArray = (0..names.len())
+                        .map(|i| match spaces.value(i) == PG_CATALOG_OID {
+                            true => Some("n"),
+                            false => identities.is_valid(i).then(|| identities.value(i)),
+                        })
+                        .collect();
+                    columns[at] = Arc::new(identities);
+                }
+                columns[batch.schema().index_of("relnamespace")?] = Arc::new(spaces);
                 let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
                 match store {
                     Some(store) => keys::with_index_rows(&store, batch),
