@@ -171,6 +171,10 @@ impl Brikk {
         ctx.register_udf(version_udf());
         ctx.register_udf(crate::sleep::pg_sleep_udf());
         ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(crate::format::Format::default()));
+        for nullable in [false, true] {
+            let quote = crate::format::QuoteLiteral::new(nullable);
+            ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(quote));
+        }
         ctx.register_udf(to_regtype_udf());
         ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
             crate::datetime::to_char::ToChar::default(),

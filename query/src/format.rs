@@ -8,6 +8,8 @@
 //! the left (`-`: on the right). Values are written as Postgres writes
 //! them (`t`/`f`, ISO timestamps; see [`crate::copy::text_cell`]).
 //! A NULL template gives NULL.
+//!
+//! `quote_literal(x)` and `quote_nullable(x)` quote one value as `%L` does.
 
 use std::sync::Arc;
 
@@ -69,6 +71,66 @@ impl ScalarUDFImpl for Format {
             out.append_value(format(&template, &cells).map_err(external)?);
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
+    }
+}
+
+/// `quote_literal(x)` and `quote_nullable(x)`: `x` as text (what `x::text`
+/// gives) quoted as an SQL literal, as `format`'s `%L` quotes it. A NULL is
+/// NULL for `quote_literal` and the text `NULL` for `quote_nullable`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct QuoteLiteral {
+    signature: Signature,
+    /// `quote_nullable`
+    nullable: bool,
+}
+
+impl QuoteLiteral {
+    pub fn new(nullable: bool) -> QuoteLiteral {
+        QuoteLiteral { signature: Signature::any(1, Volatility::Stable), nullable }
+    }
+}
+
+impl ScalarUDFImpl for QuoteLiteral {
+    fn name(&self) -> &str {
+        match self.nullable {
+            true => "quote_nullable",
+            false => "quote_literal",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let values = args.args[0].to_array(args.number_rows)?;
+        let nulls = values.logical_nulls();
+        let mut out = StringBuilder::new();
+        for row in 0..values.len() {
+            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                match self.nullable {
+                    true => out.append_value("NULL"),
+                    false => out.append_null(),
+                }
+                continue;
+            }
+            // `x::text` of a boolean is `true`/`false` (COPY's text is `t`/`f`).
+            let text = match values.as_any().downcast_ref::<datafusion::arrow::array::BooleanArray>() {
+                Some(b) => b.value(row).to_string(),
+                None => crate::copy::text_cell(&values, row).map_err(external)?,
+            };
+            out.append_value(quote_literal(&text));
+        }
+        let out: ArrayRef = Arc::new(out.finish());
+        Ok(match scalar {
+            true => ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&out, 0)?),
+            false => ColumnarValue::Array(out),
+        })
     }
 }
 
