@@ -186,3 +186,35 @@ async fn pg_notify_sends_one_notification_per_row_with_parameters() {
     admin.query("SELECT pg_notify('jobs', $1)", &[&none]).await.unwrap();
     assert_eq!(next(&mut rx).await, ("jobs".into(), String::new()));
 }
+
+/// A notification names the session that sent it by the process id
+/// `pg_backend_pid()` gives that session (and its client got at start-up),
+/// so an agent listening on a channel it also notifies can skip its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_name_the_session_that_sent_them() {
+    let (_dir, server) = fresh();
+    let (client, mut connection) = tokio_postgres::connect(&server.conn_str(), tokio_postgres::NoTls).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let AsyncMessage::Notification(n) = m {
+                let _ = tx.send((n.process_id(), n.payload().to_string()));
+            }
+        }
+    });
+    let other = server.client().await.unwrap();
+    let mine: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let theirs: i32 = other.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    assert_ne!(mine, theirs, "each session has its own");
+    let prepared = client.prepare("SELECT pg_backend_pid() AS pid").await.unwrap();
+    assert_eq!(client.query_one(&prepared, &[]).await.unwrap().get::<_, i32>(0), mine);
+
+    client.batch_execute("LISTEN chat; NOTIFY chat, 'mine'").await.unwrap();
+    other.batch_execute("BEGIN; NOTIFY chat, 'theirs'; COMMIT").await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap());
+    }
+    assert_eq!(got, vec![(mine, "mine".to_string()), (theirs, "theirs".to_string())]);
+}

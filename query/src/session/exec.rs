@@ -947,7 +947,7 @@ impl Session {
             self.vars.restore(&session);
         }
         for (channel, payload) in notifies {
-            self.db.shared().hub.notify(&channel, &payload);
+            self.db.shared().hub.notify(&channel, &payload, self.vars.backend_pid());
         }
         Ok(())
     }
@@ -966,7 +966,7 @@ impl Session {
         check_notification(&channel, &payload)?;
         match self.txn {
             Txn::Active { .. } => self.listening.pending.push((channel, payload)),
-            _ => self.db.shared().hub.notify(&channel, &payload),
+            _ => self.db.shared().hub.notify(&channel, &payload, self.vars.backend_pid()),
         }
         Ok(())
     }

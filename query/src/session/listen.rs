@@ -40,7 +40,9 @@ const READ_BATCH: usize = 256;
 /// One notification for a client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
-    /// The process that sent it (this server's, as Brikk has no backends).
+    /// The session that sent it (its `pg_backend_pid()`, the process id
+    /// its client got at start-up); for a stream's records, the server's
+    /// own process id.
     pub pid: i32,
     pub channel: String,
     pub payload: String,
@@ -58,10 +60,11 @@ impl Hub {
         map.entry(channel.to_string()).or_insert_with(|| broadcast::channel(CHANNEL_QUEUE).0).subscribe()
     }
 
-    pub(crate) fn notify(&self, channel: &str, payload: &str) {
+    /// Sends `payload` on `channel` from the session with process id `pid`.
+    pub(crate) fn notify(&self, channel: &str, payload: &str, pid: i32) {
         let mut map = self.channels.lock().expect("hub lock");
         if let Some(tx) = map.get(channel) {
-            let n = Notification { pid: std::process::id() as i32, channel: channel.into(), payload: payload.into() };
+            let n = Notification { pid, channel: channel.into(), payload: payload.into() };
             if tx.send(n).is_err() {
                 map.remove(channel); // nobody listens any more
             }

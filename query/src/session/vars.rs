@@ -62,7 +62,15 @@ pub struct Vars {
     changed: Vec<(&'static str, String)>,
     /// `statement_timeout` in milliseconds (0: none), kept with the value.
     timeout_ms: u64,
+    /// The session's process id as clients know it: the one the server
+    /// sent in its BackendKeyData (and cancels by), or a number of its own
+    /// for a session opened in-process. `pg_backend_pid()` returns it, and
+    /// the session's notifications carry it.
+    backend_pid: i32,
 }
+
+/// The next process id of a session opened in-process.
+static NEXT_LOCAL_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
 
 impl Default for Vars {
     fn default() -> Vars {
@@ -71,11 +79,22 @@ impl Default for Vars {
             started: BTreeMap::new(),
             changed: Vec::new(),
             timeout_ms: 0,
+            backend_pid: NEXT_LOCAL_PID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
 
 impl Vars {
+    /// The session's process id (see the field).
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
+    }
+
+    /// Sets the process id the server gave the session's connection.
+    pub fn set_backend_pid(&mut self, pid: i32) {
+        self.backend_pid = pid;
+    }
+
     /// The value of `name`; `transaction_isolation` follows the default.
     pub fn get(&self, name: &str) -> Option<String> {
         let name = name.to_ascii_lowercase();

@@ -8,6 +8,8 @@
 //! SQLAlchemy sends it) becomes a `CASE` over the names the session knows,
 //! NULL for any other. A prepared statement reads the settings when it is
 //! prepared (Postgres reads them at each execution).
+//!
+//! `pg_backend_pid()` becomes the session's process id the same way.
 
 use std::ops::ControlFlow;
 
@@ -20,14 +22,28 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::session::vars::Vars;
 
 /// Replaces every `current_setting('name')` in `stmt` with its value in
-/// `vars`.
+/// `vars`, and every `pg_backend_pid()` with the session's process id.
 pub fn rewrite(stmt: &mut Statement, vars: &Vars) -> Result<()> {
     // Headed as the call, as Postgres heads it, not as the literal.
-    crate::sql::pg_compat::name_select_items(stmt, |e| call(e).map(|_| "current_setting".to_string()));
+    crate::sql::pg_compat::name_select_items(stmt, |e| match (call(e), is_backend_pid(e)) {
+        (Some(_), _) => Some("current_setting".to_string()),
+        (None, true) => Some("pg_backend_pid".to_string()),
+        (None, false) => None,
+    });
     struct Pass<'a>(&'a Vars);
     impl VisitorMut for Pass<'_> {
         type Break = Error;
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Error> {
+            if is_backend_pid(expr) {
+                *expr = Expr::Cast {
+                    kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                    expr: Box::new(Expr::value(Value::Number(self.0.backend_pid().to_string(), false))),
+                    data_type: datafusion::sql::sqlparser::ast::DataType::Int(None),
+                    array: false,
+                    format: None,
+                };
+                return ControlFlow::Continue(());
+            }
             let Some((name, missing_ok)) = call(expr) else { return ControlFlow::Continue(()) };
             let name = match name {
                 Name::Literal(name) => name,
@@ -87,6 +103,19 @@ fn by_name(name: Box<Expr>, vars: &Vars) -> Expr {
         conditions,
         else_result: None,
     }
+}
+
+/// Whether `expr` is `pg_backend_pid()`.
+fn is_backend_pid(expr: &Expr) -> bool {
+    let Expr::Function(f) = expr else { return false };
+    let named =
+        f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case("pg_backend_pid"));
+    let no_args = match &f.args {
+        FunctionArguments::None => true,
+        FunctionArguments::List(l) => l.args.is_empty(),
+        FunctionArguments::Subquery(_) => false,
+    };
+    named && no_args
 }
 
 /// `current_setting(name [, true|false])`: the name and `missing_ok`.

@@ -82,7 +82,7 @@ impl StartupHandler for Startup {
         save_startup_parameters_to_metadata(client, &startup);
         let mut zone = DEFAULT_ZONE.to_string();
         let session = client.session_extensions().get::<Arc<tokio::sync::Mutex<Session>>>();
-        if let Some(session) = session {
+        if let Some(session) = &session {
             let mut session = session.lock().await;
             if let Some(v) = &zone_asked {
                 let set = session.vars().start_with("TimeZone", v);
@@ -99,6 +99,9 @@ impl StartupHandler for Startup {
         let (pid, secret) = self.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret);
         let (pid, secret) = client.pid_and_secret_key();
+        if let Some(session) = session {
+            session.lock().await.vars().set_backend_pid(pid);
+        }
         let (handle, guard) = self.connections.register(pid, secret);
         client.session_extensions().insert(handle);
         client.session_extensions().insert(guard);
