@@ -25,6 +25,8 @@ pub enum ObjectKind {
     Query,
     /// A cursor (`DECLARE`).
     Cursor,
+    /// A database other than `brikk` (`pg_database_size('other')`).
+    Database,
 }
 
 impl std::fmt::Display for ObjectKind {
@@ -38,6 +40,7 @@ impl std::fmt::Display for ObjectKind {
             ObjectKind::Group => "group",
             ObjectKind::Query => "continuous query",
             ObjectKind::Cursor => "cursor",
+            ObjectKind::Database => "database",
         })
     }
 }

@@ -57,6 +57,7 @@ pub mod code {
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const INVALID_AUTHORIZATION: &str = "28000";
     pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const DUPLICATE_DATABASE: &str = "42P04";
 }
 
 /// The severity and SQLSTATE of a notice.
@@ -84,12 +85,14 @@ pub fn sqlstate(e: &Error) -> &'static str {
             ObjectKind::Parameter | ObjectKind::Group | ObjectKind::Query => UNDEFINED_OBJECT,
             ObjectKind::Statement => UNDEFINED_PSTATEMENT,
             ObjectKind::Cursor => INVALID_CURSOR_NAME,
+            ObjectKind::Database => INVALID_CATALOG_NAME,
         },
         Error::AlreadyExists { kind, .. } => match kind {
             ObjectKind::Relation => DUPLICATE_TABLE,
             ObjectKind::Column => DUPLICATE_COLUMN,
             ObjectKind::Cursor => DUPLICATE_CURSOR,
             ObjectKind::Statement => DUPLICATE_PSTATEMENT,
+            ObjectKind::Database => DUPLICATE_DATABASE,
             ObjectKind::Function | ObjectKind::Parameter | ObjectKind::Group | ObjectKind::Query => DUPLICATE_OBJECT,
         },
         Error::TypeMismatch(_) => DATATYPE_MISMATCH,
@@ -153,6 +156,7 @@ mod tests {
             (nf(ObjectKind::Group), "42704"),
             (nf(ObjectKind::Query), "42704"),
             (nf(ObjectKind::Cursor), "34000"),
+            (nf(ObjectKind::Database), "3D000"),
             (Error::AlreadyExists { kind: ObjectKind::Query, name: "x".into() }, "42710"),
             (Error::AlreadyExists { kind: ObjectKind::Group, name: "x".into() }, "42710"),
             (Error::Conflict("x".into()), "40001"),

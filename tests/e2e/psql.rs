@@ -221,7 +221,16 @@ fn sizes_of_relations_and_the_database() {
     assert_eq!(one("SELECT pg_table_size(999999) IS NULL"), "t");
     let db: i64 = one("SELECT pg_database_size('brikk')").parse().unwrap();
     assert!(db > board, "database {db} bytes, board {board}");
-    assert_eq!(one("SELECT pg_database_size('other') IS NULL"), "t");
+    // A name that names nothing is an error, as in Postgres.
+    let fails = |sql: &str, code: &str| {
+        let err =
+            server.psql(&["-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-c", sql]).unwrap_err().to_string();
+        assert!(err.contains(code), "{sql}: {err}");
+    };
+    fails("SELECT pg_database_size('other')", "3D000");
+    fails("SELECT pg_table_size('nothing')", "42P01");
+    fails("SELECT pg_relation_size('board', 'heap')", "22023");
+    assert_eq!(one("SELECT pg_table_size('brikk_streams') + pg_table_size('board_pkey')"), "0");
     assert!(psql("\\l+").contains("| brikk |"), "\\l+ runs");
     assert_eq!(
         one("SELECT pg_size_pretty(10485248) || ', ' || pg_size_pretty(-10240) || ', ' || pg_size_pretty(0)"),

@@ -253,6 +253,21 @@ impl Handles {
     }
 }
 
+impl Handles {
+    /// Whether `name` is a relation the catalog lists: a stream, table,
+    /// view or system table, a primary key's index, or one of those
+    /// `pg_class` has given an oid (Postgres' catalogs).
+    fn is_relation(&self, store: &Store, name: &str) -> bool {
+        let index_of = |n: &str| n.strip_suffix("_pkey").is_some_and(|t| store.table(t).is_some());
+        store.stream(name).is_some()
+            || store.table(name).is_some()
+            || store.view(name).is_some()
+            || crate::catalog::system::NAMES.contains(&name)
+            || index_of(name)
+            || self.oids.read().unwrap_or_else(|e| e.into_inner()).values().any(|n| n == name)
+    }
+}
+
 impl PartialEq for Handles {
     fn eq(&self, _other: &Self) -> bool {
         true

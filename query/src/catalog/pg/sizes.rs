@@ -5,9 +5,11 @@
 //!   `Store::relation_size`: RocksDB's estimate of its key ranges, on disk
 //!   and in memtables, plus a stream's archived Parquet files). `rel` is an oid
 //!   from `pg_class` (or `'name'::regclass`) or a name. A primary key's
-//!   index is the table itself, so it, the catalog's own tables and any
-//!   fork other than `main` take 0 bytes; an oid nothing has is NULL.
-//! - `pg_database_size('brikk')`: every file under the data directory.
+//!   index is the table itself, so it, the catalog's own tables and the
+//!   forks `fsm`, `vm` and `init` take 0 bytes; an oid nothing has is NULL,
+//!   a name nothing has `42P01` (another fork name `22023`).
+//! - `pg_database_size('brikk')`: every file under the data directory
+//!   (another name is `3D000`).
 //! - `pg_size_pretty(bytes)`: Postgres' own rendering (`8192 bytes`,
 //!   `12 kB`, `1234 MB`, … up to `PB`), rounding halves away from zero.
 
@@ -70,17 +72,21 @@ impl Size {
         Size { of, signature: Signature::one_of(arities, Volatility::Volatile), handles }
     }
 
-    fn size(&self, name: &str) -> Result<Option<i64>> {
+    /// The size of `name`. `by_name`: the caller wrote the name (not an
+    /// oid), so one that names nothing is an error, as in Postgres.
+    fn size(&self, name: &str, by_name: bool) -> Result<Option<i64>> {
         let Some(store) = self.handles.store.upgrade() else { return Ok(None) };
+        let missing = |kind| DataFusionError::External(Box::new(Error::NotFound { kind, name: name.to_string() }));
         let bytes = match self.of {
             SizeOf::Database if name == DATABASE => store.database_size(),
-            SizeOf::Database => return Ok(None),
-            // A name `pg_class` lists that is neither (an index, a catalog
-            // table) takes no space of its own.
-            _ => store
-                .relation_size(name)
-                .map_err(|e| DataFusionError::External(Box::new(Error::Storage(e))))?
-                .unwrap_or(0),
+            SizeOf::Database => return Err(missing(ObjectKind::Database)),
+            _ => match store.relation_size(name).map_err(|e| DataFusionError::External(Box::new(Error::Storage(e))))? {
+                Some(bytes) => bytes,
+                // A relation that is neither a table nor a stream (a view,
+                // an index, a catalog table) takes no space of its own.
+                None if !by_name || self.handles.is_relation(&store, name) => 0,
+                None => return Err(missing(ObjectKind::Relation)),
+            },
         };
         Ok(Some(i64::try_from(bytes).unwrap_or(i64::MAX)))
     }
@@ -101,6 +107,7 @@ impl ScalarUDFImpl for Size {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let by_name = matches!(args.args[0].data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
         let names = self.handles.relation_names(&args.args[0].to_array(args.number_rows)?)?;
         let forks: Vec<Option<String>> = match args.args.get(1) {
             Some(fork) => {
@@ -114,9 +121,12 @@ impl ScalarUDFImpl for Size {
             .iter()
             .zip(&forks)
             .map(|(name, fork)| match (name, fork.as_deref()) {
-                (Some(name), Some("main")) => self.size(name),
-                (Some(_), Some(_)) => Ok(Some(0)),
-                _ => Ok(None),
+                (None, _) | (_, None) => Ok(None),
+                (Some(name), Some("main")) => self.size(name, by_name),
+                (Some(name), Some("fsm" | "vm" | "init")) => self.size(name, by_name).map(|s| s.map(|_| 0)),
+                (_, Some(fork)) => Err(DataFusionError::External(Box::new(Error::InvalidParameter(format!(
+                    "invalid fork name \"{fork}\": the fork names are main, fsm, vm and init"
+                ))))),
             })
             .collect::<Result<_>>()?;
         Ok(match scalar {
