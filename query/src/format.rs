@@ -126,11 +126,7 @@ impl ScalarUDFImpl for QuoteLiteral {
             };
             out.append_value(quote_literal(&text));
         }
-        let out: ArrayRef = Arc::new(out.finish());
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&out, 0)?),
-            false => ColumnarValue::Array(out),
-        })
+        crate::udf::columnar(Arc::new(out.finish()), scalar)
     }
 }
 

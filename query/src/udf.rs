@@ -65,3 +65,12 @@ impl ScalarUDFImpl for TextOf {
         })
     }
 }
+
+/// A function's result `values` as the caller expects it: one value when
+/// every argument was a scalar (`scalar`), else the array.
+pub(crate) fn columnar(values: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    Ok(match scalar {
+        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&values, 0)?),
+        false => ColumnarValue::Array(values),
+    })
+}

@@ -712,10 +712,7 @@ impl ScalarUDFImpl for ViewDefinition {
         let store = self.handles.store.upgrade();
         let definitions: StringArray =
             names.iter().map(|n| Some(view_definition(&*store.as_ref()?.view(n.as_deref()?)?))).collect();
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&definitions, 0)?),
-            false => ColumnarValue::Array(Arc::new(definitions)),
-        })
+        crate::udf::columnar(Arc::new(definitions), scalar)
     }
 }
 

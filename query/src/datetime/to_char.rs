@@ -17,7 +17,7 @@ use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 /// `to_char(t, pattern)` for timestamps and dates; see the module docs.
@@ -82,10 +82,7 @@ impl ScalarUDFImpl for ToChar {
             out.append_value(text);
         }
         let array: ArrayRef = Arc::new(out.finish());
-        Ok(match scalars {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?),
-            false => ColumnarValue::Array(array),
-        })
+        crate::udf::columnar(array, scalars)
     }
 }
 

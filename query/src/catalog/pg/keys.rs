@@ -438,9 +438,6 @@ impl ScalarUDFImpl for KeyDefinition {
                 }
             })
             .collect();
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&texts, 0)?),
-            false => ColumnarValue::Array(Arc::new(texts)),
-        })
+        crate::udf::columnar(Arc::new(texts), scalar)
     }
 }

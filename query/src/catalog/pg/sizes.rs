@@ -22,7 +22,6 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
-use datafusion::scalar::ScalarValue;
 
 use super::Handles;
 use crate::db::DATABASE;
@@ -129,10 +128,7 @@ impl ScalarUDFImpl for Size {
                 ))))),
             })
             .collect::<Result<_>>()?;
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&sizes, 0)?),
-            false => ColumnarValue::Array(Arc::new(sizes)),
-        })
+        crate::udf::columnar(Arc::new(sizes), scalar)
     }
 }
 
@@ -174,10 +170,7 @@ impl ScalarUDFImpl for SizePretty {
         let bytes = cast(&args.args[0].to_array(args.number_rows)?, &DataType::Int64)?;
         let bytes = bytes.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
         let text: StringArray = bytes.iter().map(|b| b.map(size_pretty)).collect();
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&text, 0)?),
-            false => ColumnarValue::Array(Arc::new(text)),
-        })
+        crate::udf::columnar(Arc::new(text), scalar)
     }
 }
 
