@@ -245,25 +245,22 @@ impl Handles {
                 let oids = self.oids.read().unwrap_or_else(|e| e.into_inner());
                 let name = |oid: i32| match oids.get(&oid) {
                     Some(name) => Some(name.clone()),
-                    None => Some(format!("{}_pkey", oids.get(&oid.checked_sub(keys::INDEX_OID_OFFSET)?)?)),
+                    None => Some(keys::key_name(oids.get(&oid.checked_sub(keys::INDEX_OID_OFFSET)?)?)),
                 };
                 ids.iter().map(|id| name(i32::try_from(id?).ok()?)).collect()
             }
         })
     }
-}
 
-impl Handles {
     /// Whether `name` is a relation the catalog lists: a stream, table,
     /// view or system table, a primary key's index, or one of those
     /// `pg_class` has given an oid (Postgres' catalogs).
     fn is_relation(&self, store: &Store, name: &str) -> bool {
-        let index_of = |n: &str| n.strip_suffix("_pkey").is_some_and(|t| store.table(t).is_some());
         store.stream(name).is_some()
             || store.table(name).is_some()
             || store.view(name).is_some()
             || crate::catalog::system::NAMES.contains(&name)
-            || index_of(name)
+            || keys::table_of_key(store, name).is_some()
             || self.oids.read().unwrap_or_else(|e| e.into_inner()).values().any(|n| n == name)
     }
 }

@@ -55,6 +55,18 @@ struct PrimaryKey {
     columns: Vec<(i16, String)>,
 }
 
+/// `{table}_pkey`: the name of table `table`'s primary key constraint and
+/// of its index.
+pub(super) fn key_name(table: &str) -> String {
+    format!("{table}_pkey")
+}
+
+/// The table whose primary key's index is called `index`, if it is one.
+pub(super) fn table_of_key(store: &Store, index: &str) -> Option<String> {
+    let table = index.strip_suffix("_pkey")?;
+    store.table(table).map(|_| table.to_string())
+}
+
 impl PrimaryKey {
     /// The key of the Brikk table `name` with oid `table_oid`, if it is one.
     fn of(store: &Store, table_oid: i32, name: &str) -> Option<PrimaryKey> {
@@ -77,9 +89,9 @@ impl PrimaryKey {
         PrimaryKey::of(store, table_oid, &name)
     }
 
-    /// `{table}_pkey`: the name of the constraint and of its index.
+    /// The name of the constraint and of its index.
     fn name(&self) -> String {
-        format!("{}_pkey", self.table)
+        key_name(&self.table)
     }
 
     fn index_oid(&self) -> i32 {
