@@ -82,6 +82,10 @@ fn to_regtype_udf() -> datafusion::logical_expr::ScalarUDF {
 /// The name of Brikk's one database (DataFusion catalog).
 pub const DATABASE: &str = "brikk";
 
+/// The name of Brikk's one role: every client connects as `brikk` until
+/// roles arrive.
+pub const USER: &str = "brikk";
+
 /// An open Brikk database. Cheap to clone; all clones share the storage,
 /// the committer and the DataFusion context.
 ///
@@ -113,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) hub: crate::session::listen::Hub,
     /// Live `COPY (SUBSCRIBE …)`s, for `brikk_subscriptions`.
     pub(crate) subscriptions: Arc<LiveSubscriptions>,
+    /// The open sessions, for `pg_stat_activity`.
+    pub(crate) backends: Arc<crate::activity::Backends>,
 }
 
 impl Brikk {
@@ -163,7 +169,8 @@ impl Brikk {
         ctx.register_catalog(DATABASE, catalog);
         datafusion_pg_catalog::setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
             .map_err(|e| Error::from_datafusion(*e))?;
-        crate::catalog::pg::amend(&ctx, &store)?;
+        let backends = Arc::new(crate::activity::Backends::default());
+        crate::catalog::pg::amend(&ctx, &store, &backends)?;
         // The table function a series in FROM runs on, under a name the
         // rewrite of set-returning functions leaves alone.
         let series = ctx.table_function("generate_series").map_err(Error::from_datafusion)?;
@@ -205,6 +212,7 @@ impl Brikk {
                 compat: PostgresCompatibilityParser::new(),
                 hub: Default::default(),
                 subscriptions,
+                backends,
             }),
         };
         schema.plan_views_in(Arc::downgrade(&brikk.shared));

@@ -43,6 +43,7 @@
 //!   ^ system columns (not in SELECT *)      ^ user columns
 //! ```
 
+pub mod activity;
 pub mod catalog;
 pub mod checked;
 pub mod continuous;
@@ -64,7 +65,7 @@ pub mod types;
 mod udf;
 pub mod zone;
 
-pub use db::{Brikk, DATABASE};
+pub use db::{Brikk, DATABASE, USER};
 pub use error::{Error, ObjectKind, Result};
 pub use session::{Notice, NoticeKind, Notification, Output, Prepared, Session, Subscription, TxnStatus};
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use brikk_query::Notification;
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, PgWireConnectionState};
-use pgwire::error::PgWireError;
+use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::response::{NotificationResponse, TransactionStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message, MaybeTls};
@@ -27,6 +27,7 @@ use tokio_util::codec::{Framed, FramedParts};
 
 use crate::handler::{Handlers, LogErrors, WireStatement};
 use crate::peer::{PeerWatch, WriteThrough};
+use crate::sqlstate::code;
 
 /// A client that has not finished start-up within this time is dropped.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -54,6 +55,9 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
     socket.session_extensions().insert(write_through);
     // For start-up parameters that set the session's (TimeZone).
     socket.session_extensions().insert(handlers.connection.session.clone());
+    // For the session's `Control` (`pg_terminate_backend`).
+    let termination = handlers.connection.termination.clone();
+    socket.session_extensions().insert(termination.clone());
 
     let startup = handlers.startup.clone();
     let simple = handlers.connection.clone();
@@ -79,6 +83,16 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, handlers: Arc
             let idle = matches!(socket.state(), PgWireConnectionState::ReadyForQuery)
                 && matches!(socket.transaction_status(), TransactionStatus::Idle);
             tokio::select! {
+                biased;
+                _ = termination.asked() => {
+                    let info = ErrorInfo::new(
+                        "FATAL".into(),
+                        code::ADMIN_SHUTDOWN.into(),
+                        "terminating connection due to administrator command".into(),
+                    );
+                    socket.send(PgWireBackendMessage::ErrorResponse(info.into())).await?;
+                    break;
+                }
                 m = socket.next() => m,
                 Some(n) = recv(&mut notifications), if idle => {
                     let n = NotificationResponse::new(n.pid, n.channel, n.payload);

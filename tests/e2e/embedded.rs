@@ -57,3 +57,26 @@ async fn embedded_live_subscription() {
     drop(sub);
     assert!(db.execute("SELECT * FROM brikk_subscriptions").await.unwrap().iter().all(|b| b.num_rows() == 0));
 }
+
+#[tokio::test]
+async fn embedded_sessions_are_listed_in_pg_stat_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Brikk::open(dir.path()).unwrap();
+    db.execute("CREATE STREAM events (kind TEXT)").await.unwrap();
+    let mut watcher = db.session();
+    let output = watcher.execute("COPY (SUBSCRIBE events) TO STDOUT").await.pop().unwrap().unwrap();
+    let brikk_query::Output::Subscription(sub) = output else { panic!("{output:?}") };
+    let pid = watcher.vars().backend_pid();
+    let row = format!(
+        "SELECT state, query, client_addr IS NULL, pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = {pid}"
+    );
+    let text = pretty_format_batches(&db.execute(&row).await.unwrap()).unwrap().to_string();
+    // Active while its subscription lives; no client to signal.
+    assert!(text.contains("| active | COPY (SUBSCRIBE events) TO STDOUT | true "), "{text}");
+    assert!(text.contains("| false "), "{text}");
+    drop(sub);
+    let text = pretty_format_batches(&db.execute(&row).await.unwrap()).unwrap().to_string();
+    assert!(text.contains("| idle "), "{text}");
+    drop(watcher);
+    assert!(db.execute(&row).await.unwrap().iter().all(|b| b.num_rows() == 0));
+}

@@ -2,6 +2,7 @@
 //!
 //! Each test starts its own server on a free port in its own temp dir.
 
+mod activity;
 mod archive;
 mod continuous;
 mod copy;

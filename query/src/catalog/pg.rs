@@ -74,13 +74,17 @@ mod sizes;
 /// Replaces the `pg_catalog` schema of `ctx`'s catalog [`DATABASE`] (set up
 /// by `datafusion_pg_catalog::setup_pg_catalog`) with the amended one, and
 /// registers the functions above.
-pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
+pub fn amend(ctx: &SessionContext, store: &Store, backends: &Arc<crate::activity::Backends>) -> Result<()> {
     let catalog = ctx.catalog(DATABASE).ok_or_else(|| DataFusionError::Internal(format!("no catalog {DATABASE}")))?;
     let inner =
         catalog.schema("pg_catalog").ok_or_else(|| DataFusionError::Internal("pg_catalog is not set up".into()))?;
     let oids = RelationOids::default();
-    catalog
-        .register_schema("pg_catalog", Arc::new(PgCatalog { inner, store: store.downgrade(), oids: oids.clone() }))?;
+    let pg_catalog =
+        PgCatalog { inner, store: store.downgrade(), oids: oids.clone(), backends: Arc::downgrade(backends) };
+    catalog.register_schema("pg_catalog", Arc::new(pg_catalog))?;
+    for terminate in [false, true] {
+        ctx.register_udf(ScalarUDF::new_from_impl(crate::activity::Signal::new(terminate, backends)));
+    }
     let handles = Handles { store: store.downgrade(), oids: oids.clone() };
     ctx.register_udf(ScalarUDF::new_from_impl(ViewDefinition {
         signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
@@ -95,10 +99,10 @@ pub fn amend(ctx: &SessionContext, store: &Store) -> Result<()> {
         ctx.register_udf(ScalarUDF::new_from_impl(sizes::Size::new(of, handles.clone())));
     }
     ctx.register_udf(ScalarUDF::new_from_impl(sizes::SizePretty::new()));
-    ctx.register_udf(constant_udf("pg_get_userbyid", 1, ScalarValue::from("brikk")));
+    ctx.register_udf(constant_udf("pg_get_userbyid", 1, ScalarValue::from(crate::USER)));
     // The crate's `current_user` (which it renames `session_user`) says
     // `postgres`.
-    ctx.register_udf(constant_udf("session_user", 0, ScalarValue::from("brikk")));
+    ctx.register_udf(constant_udf("session_user", 0, ScalarValue::from(crate::USER)));
     // The crate's returns '' for every expression; Brikk's `adbin` is the
     // expression's SQL text already.
     ctx.register_udf(crate::udf::TextOf::udf("pg_get_expr", true, |a| {
@@ -207,7 +211,12 @@ struct PgCatalog {
     inner: Arc<dyn SchemaProvider>,
     store: WeakStore,
     oids: RelationOids,
+    /// For `pg_stat_activity`, which the crate does not have.
+    backends: std::sync::Weak<crate::activity::Backends>,
 }
+
+/// The view of the open sessions ([`crate::activity`]).
+const PG_STAT_ACTIVITY: &str = "pg_stat_activity";
 
 /// The relation oids the crate gave out, as `pg_class` last listed them:
 /// oid → name. Clients take an oid from a catalog table (`pg_class`, or
@@ -280,10 +289,20 @@ impl std::hash::Hash for Handles {
 #[async_trait]
 impl SchemaProvider for PgCatalog {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.push(PG_STAT_ACTIVITY.to_string());
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if name.eq_ignore_ascii_case(PG_STAT_ACTIVITY) {
+            let backends = self.backends.clone();
+            let read = move || match backends.upgrade() {
+                Some(backends) => backends.snapshot(),
+                None => Err(DataFusionError::Execution("the database is closed".into())),
+            };
+            return Ok(Some(Arc::new(super::system::Snapshot::new(crate::activity::schema(), read))));
+        }
         let Some(table) = self.inner.table(name).await? else { return Ok(None) };
         let amendment = match name.to_ascii_lowercase().as_str() {
             "pg_class" => Amendment::RelOptions(self.store.clone()),
@@ -315,7 +334,7 @@ impl SchemaProvider for PgCatalog {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        name.eq_ignore_ascii_case(PG_STAT_ACTIVITY) || self.inner.table_exist(name)
     }
 }
 
@@ -533,7 +552,7 @@ impl Amended {
 fn role_batch(schema: SchemaRef) -> Result<RecordBatch> {
     let yes = || ScalarValue::Boolean(Some(true));
     let row = vec![
-        ("rolname", ScalarValue::from("brikk")),
+        ("rolname", ScalarValue::from(crate::USER)),
         ("oid", ScalarValue::Int32(Some(10))),
         ("rolsuper", yes()),
         ("rolinherit", yes()),
@@ -670,7 +689,7 @@ fn views_batch(store: &Store, schema: SchemaRef) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec!["public"; n])),
         Arc::new(StringArray::from_iter_values(views.iter().map(|v| v.name.as_str()))),
-        Arc::new(StringArray::from(vec!["brikk"; n])),
+        Arc::new(StringArray::from(vec![crate::USER; n])),
         Arc::new(StringArray::from_iter_values(views.iter().map(|v| view_definition(v)))),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)

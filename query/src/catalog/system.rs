@@ -23,11 +23,12 @@ use std::sync::Arc;
 
 use brikk_storage::Store;
 use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
-use datafusion::datasource::MemTable;
+use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::Result;
+use datafusion::physical_plan::ExecutionPlan;
 
 use crate::session::subscribe::LiveSubscriptions;
 use crate::types::UTC;
@@ -55,8 +56,63 @@ fn ts_field(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())), nullable)
 }
 
-/// A snapshot of system table `name`, or `None` if there is no such table.
-pub fn table(store: &Store, live: &LiveSubscriptions, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+/// System table `name`, or `None` if there is no such table. Its rows are
+/// read when a plan over it runs: a prepared statement sees them as they
+/// are at each execution, not as they were when it was prepared.
+pub fn table(store: &Store, live: &Arc<LiveSubscriptions>, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+    let Some(first) = rows(store, live, name)? else { return Ok(None) };
+    let schema = first.schema();
+    let (store, live, name, empty) = (store.downgrade(), live.clone(), name.to_string(), schema.clone());
+    let read = move || match store.upgrade() {
+        Some(store) => Ok(rows(&store, &live, &name)?.unwrap_or_else(|| RecordBatch::new_empty(empty.clone()))),
+        None => Err(datafusion::error::DataFusionError::Execution("the database is closed".into())),
+    };
+    Ok(Some(Arc::new(Snapshot::new(schema, read))))
+}
+
+/// A table whose rows are computed each time a plan over it is run
+/// (`scan`), by `read`.
+pub struct Snapshot {
+    schema: SchemaRef,
+    read: Box<dyn Fn() -> Result<RecordBatch> + Send + Sync>,
+}
+
+impl Snapshot {
+    pub fn new(schema: SchemaRef, read: impl Fn() -> Result<RecordBatch> + Send + Sync + 'static) -> Snapshot {
+        Snapshot { schema, read: Box::new(read) }
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("schema", &self.schema).finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for Snapshot {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = (self.read)()?;
+        MemTable::try_new(self.schema.clone(), vec![vec![batch]])?.scan(state, projection, filters, limit).await
+    }
+}
+
+/// The rows of system table `name` now, or `None` if there is no such table.
+fn rows(store: &Store, live: &LiveSubscriptions, name: &str) -> Result<Option<RecordBatch>> {
     let catalog = store.catalog();
     let batch = match name {
         "brikk_streams" => {
@@ -299,8 +355,7 @@ pub fn table(store: &Store, live: &LiveSubscriptions, name: &str) -> Result<Opti
         "brikk_subscriptions" => subscriptions(live)?,
         _ => return Ok(None),
     };
-    let schema = batch.schema();
-    Ok(Some(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?)))
+    Ok(Some(batch))
 }
 
 fn subscriptions(live: &LiveSubscriptions) -> Result<RecordBatch> {

@@ -128,11 +128,13 @@ pub struct CopyIn {
     line: usize,
     ended: bool,
     error: Option<Error>,
+    /// Kept until the copy is finished ([`crate::Output::holding`]).
+    pub(crate) kept: Option<crate::session::output::Kept>,
 }
 
 impl CopyIn {
     pub(crate) fn new(sink: RowSink, format: CopyFormat) -> CopyIn {
-        CopyIn { sink, format, buf: Vec::new(), line: 0, ended: false, error: None }
+        CopyIn { sink, format, buf: Vec::new(), line: 0, ended: false, error: None, kept: None }
     }
 
     /// Columns the client sends.

@@ -191,7 +191,8 @@ impl Session {
     /// Finishes a `COPY … FROM STDIN` after the client's `CopyDone`: every
     /// row is written in one atomic write (or joins the open transaction),
     /// or none is and the transaction is failed, as for any statement.
-    pub async fn copy_in_done(&mut self, copy: CopyIn) -> Result<Output> {
+    pub async fn copy_in_done(&mut self, mut copy: CopyIn) -> Result<Output> {
+        let _running = copy.kept.take();
         let r = match copy.finish() {
             Ok(decoded) => self.copy_decoded(decoded).await,
             Err(e) => Err(e),

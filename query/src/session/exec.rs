@@ -20,6 +20,7 @@ use super::notice::{Notice, NoticeKind};
 use super::output::{Output, TxnStatus};
 use super::prepared::{self, Prepared, PreparedKind};
 use super::vars::Vars;
+use crate::activity::{Control, Registration, Running, State};
 use crate::db::Brikk;
 use crate::error::{Error, ObjectKind, Result};
 use crate::session::listen::MAX_PAYLOAD;
@@ -115,6 +116,8 @@ pub struct Session {
     replanned: HashMap<String, Arc<Prepared>>,
     /// `PREPARE`d statements by name ([`super::statements`]).
     pub(crate) statements: HashMap<String, Arc<Prepared>>,
+    /// The session's row in `pg_stat_activity`.
+    activity: Registration,
 }
 
 /// How often an autocommit statement on a table runs again when a row it
@@ -123,10 +126,12 @@ const MAX_ROW_RETRIES: usize = 64;
 
 impl Session {
     pub(crate) fn new(db: Brikk) -> Session {
+        let vars = Vars::default();
         Session {
+            activity: db.shared().backends.register(vars.backend_pid()),
             db,
             txn: Txn::Idle,
-            vars: Vars::default(),
+            vars,
             groups: SessionGroups::new(),
             listening: Listening::default(),
             rows: Arc::new(TxnRows::default()),
@@ -224,6 +229,18 @@ impl Session {
     /// error stops the rest. A single statement's rows are streamed; an
     /// error while streaming them aborts an open transaction.
     pub async fn execute(&mut self, sql: &str) -> Vec<Result<Output>> {
+        let mut running = self.activity.start(&Arc::from(sql), self.status() != TxnStatus::Idle);
+        let mut results = self.execute_all(sql).await;
+        self.finished(&mut running);
+        if let [Ok(output)] = results.as_mut_slice() {
+            // Streamed: running until its rows are done with.
+            *output = std::mem::replace(output, Output::Empty).holding(running);
+        }
+        results
+    }
+
+    /// [`Session::execute`], the statement run, bar `pg_stat_activity`.
+    async fn execute_all(&mut self, sql: &str) -> Vec<Result<Output>> {
         self.settle();
         let statements = match sql::parse(sql, &self.db.shared().compat) {
             Ok(s) => s,
@@ -282,14 +299,40 @@ impl Session {
     /// The rows are streamed; an error while streaming them aborts an open
     /// transaction.
     pub async fn execute_prepared(&mut self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
+        let mut running = self.activity.start(&prepared.sql, self.status() != TxnStatus::Idle);
         self.settle();
-        match self.run_current(prepared, params).await {
+        let result = match self.run_current(prepared, params).await {
             Ok(output) => Ok(self.watched(output)),
             Err(e) => {
                 self.fail();
                 Err(e)
             }
-        }
+        };
+        self.finished(&mut running);
+        result.map(|output| output.holding(running))
+    }
+
+    /// Notes in `pg_stat_activity` what a statement that has run leaves
+    /// the session as: idle, or idle in a (failed) transaction, and under
+    /// which `application_name`.
+    fn finished(&self, running: &mut Running) {
+        running.leaves(match self.status() {
+            TxnStatus::Idle => State::Idle,
+            TxnStatus::InTransaction => State::IdleInTransaction,
+            TxnStatus::Failed => State::IdleInFailedTransaction,
+        });
+        self.activity.name(self.vars.application_name());
+    }
+
+    /// The session now serves a client over the wire: it takes the process
+    /// id the server gave the connection (`pg_backend_pid()`, and what
+    /// `pg_cancel_backend` and `pg_terminate_backend` are given), and
+    /// `pg_stat_activity` shows the client's address; `control` is how
+    /// those functions reach the connection.
+    pub fn connected(&mut self, pid: i32, client: Option<std::net::SocketAddr>, control: Arc<dyn Control>) {
+        self.vars.set_backend_pid(pid);
+        self.activity.connected(pid, client, control);
+        self.activity.name(self.vars.application_name());
     }
 
     /// Runs `prepared`, planned again first if an `ALTER` changed a
@@ -308,13 +351,13 @@ impl Session {
     /// would take other parameters or give other columns is refused, as
     /// Postgres refuses it: `cached plan must not change result type`.
     async fn current_plan(&mut self, prepared: &Prepared) -> Result<Arc<Prepared>> {
-        let cached = self.replanned.get(&prepared.sql).filter(|p| p.is_current(&self.db)).cloned();
+        let cached = self.replanned.get(&*prepared.sql).filter(|p| p.is_current(&self.db)).cloned();
         let fresh = match cached {
             Some(p) => p,
             None => {
                 let declared: Vec<Option<DataType>> = prepared.param_types().iter().cloned().map(Some).collect();
                 let fresh = Arc::new(self.prepare(&prepared.sql, &declared).await?);
-                self.replanned.insert(prepared.sql.clone(), fresh.clone());
+                self.replanned.insert(prepared.sql.to_string(), fresh.clone());
                 fresh
             }
         };

@@ -9,6 +9,9 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::zone::{zoned_batch, zoned_schema};
 
+/// Something an output keeps alive while it is in use ([`Output::holding`]).
+pub(crate) type Kept = Box<dyn std::any::Any + Send + Sync>;
+
 /// What one statement produced.
 pub enum Output {
     /// Rows, streamed as Arrow batches.
@@ -67,6 +70,33 @@ impl Output {
             Output::Returning { tag, rows } => Output::Returning { tag, rows: watch(rows) },
             Output::CopyOut { columns, rows } => {
                 Output::CopyOut { columns, rows: rows.inspect_err(move |_| on_error()).boxed() }
+            }
+            other => other,
+        }
+    }
+
+    /// This output, keeping `kept` until it is done with: when its rows
+    /// (or COPY lines) have been read or dropped, when a `COPY FROM STDIN`
+    /// has finished, when a subscription ends; for any other output, now.
+    pub(crate) fn holding(self, kept: impl Send + Sync + 'static) -> Output {
+        fn keep(rows: SendableRecordBatchStream, kept: Kept) -> SendableRecordBatchStream {
+            let schema = rows.schema();
+            Box::pin(RecordBatchStreamAdapter::new(schema, rows.map(move |b| (&kept, b).1)))
+        }
+        let kept: Kept = Box::new(kept);
+        match self {
+            Output::Rows(rows) => Output::Rows(keep(rows, kept)),
+            Output::Returning { tag, rows } => Output::Returning { tag, rows: keep(rows, kept) },
+            Output::CopyOut { columns, rows } => {
+                Output::CopyOut { columns, rows: rows.map(move |l| (&kept, l).1).boxed() }
+            }
+            Output::CopyIn(mut c) => {
+                c.kept = Some(kept);
+                Output::CopyIn(c)
+            }
+            Output::Subscription(mut s) => {
+                s.kept = Some(kept);
+                Output::Subscription(s)
             }
             other => other,
         }

@@ -4,6 +4,8 @@
 //! parameters into the kept plan. INSERTs keep an [`InsertPlan`] and never
 //! touch DataFusion again; queries keep their logical plan.
 
+use std::sync::Arc;
+
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::DFSchema;
@@ -27,7 +29,8 @@ use crate::types::{compares, is_uuid_column};
 /// A statement ready to execute many times.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub sql: String,
+    /// The statement's text, as the client sent it.
+    pub sql: Arc<str>,
     pub(crate) kind: PreparedKind,
     param_types: Vec<DataType>,
     /// Parameters (zero-based, ascending) bound to a `uuid` column.
@@ -96,7 +99,7 @@ impl Prepared {
             _ => Vec::new(),
         };
         let oid_params = oid_params(&sql);
-        Ok(Prepared { sql, kind, param_types, uuid_params, alterations: 0, oid_params })
+        Ok(Prepared { sql: sql.into(), kind, param_types, uuid_params, alterations: 0, oid_params })
     }
 
     /// Whether no definition has been altered since this was planned (a
@@ -195,6 +198,18 @@ fn inferred_param_types(plan: &LogicalPlan) -> Result<std::collections::HashMap<
                             }
                         }
                     }
+                    // `pg_terminate_backend($1)`: the one type the
+                    // function takes there.
+                    Expr::ScalarFunction(f) => {
+                        for (at, arg) in f.args.iter().enumerate() {
+                            if let Expr::Placeholder(p) = arg {
+                                let taken = argument_type(&f.func.signature().type_signature, f.args.len(), at);
+                                if let Some(t) = taken.filter(described_by_cast) {
+                                    open(p, t);
+                                }
+                            }
+                        }
+                    }
                     // `$1::int`, `$1::timestamptz`: the type it is cast to,
                     // as Postgres describes it; `$1::text[]`: the array
                     // itself, not text made a list of one.
@@ -211,6 +226,22 @@ fn inferred_param_types(plan: &LogicalPlan) -> Result<std::collections::HashMap<
         Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(inferred)
+}
+
+/// The type a function with signature `signature`, called with `arity`
+/// arguments, takes as argument `at`, when its signature allows only one.
+fn argument_type(signature: &datafusion::logical_expr::TypeSignature, arity: usize, at: usize) -> Option<DataType> {
+    use datafusion::logical_expr::TypeSignature;
+    match signature {
+        TypeSignature::Exact(types) if types.len() == arity => types.get(at).cloned(),
+        TypeSignature::Uniform(n, types) if *n == arity && types.len() == 1 => types.first().cloned(),
+        TypeSignature::OneOf(forms) => {
+            let mut taken = forms.iter().filter_map(|f| argument_type(f, arity, at));
+            let first = taken.next()?;
+            taken.all(|t| t == first).then_some(first)
+        }
+        _ => None,
+    }
 }
 
 /// Whether a parameter cast to `t` (`$1::t`) is described as `t`: the

@@ -42,6 +42,8 @@ pub struct Subscription {
     /// The next offset to deliver, per partition.
     next: Vec<u64>,
     live: Live,
+    /// Kept while the subscription lives ([`Output::holding`]).
+    pub(crate) kept: Option<crate::session::output::Kept>,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -81,6 +83,7 @@ impl Subscription {
             header: stmt.header,
             next,
             live,
+            kept: None,
         })
     }
 

@@ -91,8 +91,13 @@ impl Vars {
     }
 
     /// Sets the process id the server gave the session's connection.
-    pub fn set_backend_pid(&mut self, pid: i32) {
+    pub(crate) fn set_backend_pid(&mut self, pid: i32) {
         self.backend_pid = pid;
+    }
+
+    /// The session's `application_name` ('' unless set).
+    pub fn application_name(&self) -> &str {
+        self.values.get("application_name").map_or("", String::as_str)
     }
 
     /// The value of `name`; `transaction_isolation` follows the default.
@@ -111,7 +116,7 @@ impl Vars {
             "transaction_isolation" => self.values.get("default_transaction_isolation").cloned(),
             "server_version_num" => Some(crate::SERVER_VERSION_NUM.into()),
             "is_superuser" => Some("on".into()),
-            "session_authorization" => Some("brikk".into()),
+            "session_authorization" => Some(crate::USER.into()),
             _ => None,
         }
     }

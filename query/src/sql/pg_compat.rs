@@ -42,6 +42,9 @@
 //!   leaves out a table's inheritance children in Postgres, and Brikk's
 //!   relations have none. (`only` is reserved in Postgres: no relation is
 //!   named so unquoted.)
+//! - An unqualified `pg_stat_activity` (a view Brikk adds to `pg_catalog`,
+//!   which the crate does not qualify as it does its own tables) becomes
+//!   `pg_catalog.pg_stat_activity`, as Postgres finds it on its search path.
 //! - A field of a parenthesized composite value, `(e).name`, becomes `(e)['name']`,
 //!   which DataFusion reads as the struct's field (`name` folded to lower
 //!   case unless quoted, as identifiers are).
@@ -125,14 +128,24 @@ pub fn rewrite(stmt: &mut Statement) {
     crate::sql::row_limits::rewrite(stmt);
 }
 
-/// `FROM ONLY t` is `FROM t` (see the module docs).
+/// `FROM ONLY t` is `FROM t`, and `pg_stat_activity` is in `pg_catalog`
+/// (see the module docs).
 struct OnlyRelation;
 
 impl VisitorMut for OnlyRelation {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        let TableFactor::Table { name, alias, .. } = factor else { return ControlFlow::Continue(()) };
+        let TableFactor::Table { name, alias, args: None, .. } = factor else { return ControlFlow::Continue(()) };
+        if let [part] = name.0.as_slice() {
+            if part
+                .as_ident()
+                .is_some_and(|i| i.quote_style.is_none() && i.value.eq_ignore_ascii_case("pg_stat_activity"))
+            {
+                *name = ObjectName::from(vec![Ident::new("pg_catalog"), Ident::new("pg_stat_activity")]);
+                return ControlFlow::Continue(());
+            }
+        }
         let only = matches!(name.0.as_slice(), [part] if part.as_ident().is_some_and(|i| i.quote_style.is_none() && i.value.eq_ignore_ascii_case("only")));
         if only && alias.as_ref().is_some_and(|a| !a.explicit && a.columns.is_empty()) {
             let relation = alias.take().expect("checked").name;

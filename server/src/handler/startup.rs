@@ -27,10 +27,11 @@ use pgwire::api::{ClientInfo, ConnectionManager, PidSecretKeyGenerator, RandomPi
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use super::connection::{Signals, Termination};
 use crate::sqlstate::code;
 
-/// The only user and database name Brikk accepts.
-pub const USER: &str = "brikk";
+/// The only user name Brikk accepts.
+pub use brikk_query::USER;
 
 /// Accepts user `brikk` on database `brikk`.
 pub struct Startup {
@@ -99,10 +100,12 @@ impl StartupHandler for Startup {
         let (pid, secret) = self.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret);
         let (pid, secret) = client.pid_and_secret_key();
-        if let Some(session) = session {
-            session.lock().await.vars().set_backend_pid(pid);
-        }
         let (handle, guard) = self.connections.register(pid, secret);
+        if let Some(session) = session {
+            let termination = client.session_extensions().get::<Arc<Termination>>().map(|t| (*t).clone());
+            let signals = Signals { handle: handle.clone(), termination: termination.unwrap_or_default() };
+            session.lock().await.connected(pid, Some(client.socket_addr()), Arc::new(signals));
+        }
         client.session_extensions().insert(handle);
         client.session_extensions().insert(guard);
         finish_authentication(client, &Reported { params: &self.params, zone }).await?;
