@@ -100,7 +100,12 @@ async fn activity_lists_each_session_and_what_it_runs() {
 async fn an_orchestrator_cancels_and_terminates_a_worker() {
     let (_dir, server) = fresh();
     let orchestrator = server.client().await.unwrap();
-    orchestrator.batch_execute("CREATE TABLE board (k TEXT PRIMARY KEY, v TEXT)").await.unwrap();
+    orchestrator
+        .batch_execute(
+            "CREATE TABLE board (k TEXT PRIMARY KEY, v TEXT); CREATE STREAM tasks (id TEXT) WITH (partitions = 2)",
+        )
+        .await
+        .unwrap();
     let (worker, connection) = tokio_postgres::connect(&server.conn_str(), NoTls).await.unwrap();
     let connection = tokio::spawn(connection);
     let worker = std::sync::Arc::new(worker);
@@ -127,7 +132,11 @@ async fn an_orchestrator_cancels_and_terminates_a_worker() {
     assert_eq!((r.get::<_, bool>(0), r.get::<_, bool>(1), r.get::<_, Option<bool>>(2)), (false, false, None));
 
     // Terminate a worker idle in a transaction: the client is told 57P01,
-    // the connection ends, and what it had not committed is gone.
+    // the connection ends, what it had not committed is gone, and it has
+    // left its group.
+    worker.batch_execute("SUBSCRIBE tasks GROUP workers MEMBER 'w1'").await.unwrap();
+    let members = "SELECT count(*) FROM brikk_members WHERE group_name = 'workers'";
+    assert_eq!(orchestrator.query_one(members, &[]).await.unwrap().get::<_, i64>(0), 1);
     worker.batch_execute("BEGIN; INSERT INTO board VALUES ('half', 'written')").await.unwrap();
     let terminate = orchestrator.prepare("SELECT pg_terminate_backend($1)").await.unwrap();
     assert!(orchestrator.query_one(&terminate, &[&(them as i64)]).await.unwrap().get::<_, bool>(0));
@@ -137,6 +146,11 @@ async fn an_orchestrator_cancels_and_terminates_a_worker() {
     assert!(worker.query("SELECT 1", &[]).await.is_err());
     let left = orchestrator.query_one("SELECT count(*) FROM board", &[]).await.unwrap();
     assert_eq!(left.get::<_, i64>(0), 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while orchestrator.query_one(members, &[]).await.unwrap().get::<_, i64>(0) != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "a terminated worker is still a member");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while orchestrator.query_one("SELECT pg_terminate_backend($1)", &[&(them as i64)]).await.unwrap().get::<_, bool>(0)
     {

@@ -30,7 +30,13 @@
 //!   connect to; `pg_roles` lists the one role, `brikk` (psql's `\du`).
 //! - `pg_table_size`, `pg_relation_size`, `pg_total_relation_size`,
 //!   `pg_database_size` and `pg_size_pretty` measure Brikk's files (psql's
-//!   `\dt+` and `\l+`): see [`sizes`].
+//!   `\dt+` and `\l+`): see [`sizes`]; `pg_size_bytes` reads a size back.
+//! - `regclass_of(oid, name)`, what `'name'::regclass` becomes (see
+//!   [`crate::sql::pg_compat`]): `42P01` for a name no relation has.
+//! - `pg_is_in_recovery()` is false; `pg_postmaster_start_time()` and
+//!   `pg_conf_load_time()` are when the database was opened.
+//! - `pg_cancel_backend`, `pg_terminate_backend` and the view
+//!   `pg_stat_activity`: see [`crate::activity`].
 //! - `pg_get_userbyid`, `current_user` and `session_user` name `brikk`, the
 //!   only role; `pg_typeof(x)` names the type of `x` as Postgres does;
 //!   `gen_random_uuid()` is DataFusion's `uuid()` (as text);
@@ -99,6 +105,14 @@ pub fn amend(ctx: &SessionContext, store: &Store, backends: &Arc<crate::activity
         ctx.register_udf(ScalarUDF::new_from_impl(sizes::Size::new(of, handles.clone())));
     }
     ctx.register_udf(ScalarUDF::new_from_impl(sizes::SizePretty::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(sizes::SizeBytes::new()));
+    // A Brikk server is never a standby; it started when the database was
+    // opened.
+    ctx.register_udf(constant_udf("pg_is_in_recovery", 0, ScalarValue::Boolean(Some(false))));
+    let started = ScalarValue::TimestampMicrosecond(Some(brikk_storage::now_micros()), Some(crate::types::UTC.into()));
+    ctx.register_udf(constant_udf("pg_postmaster_start_time", 0, started.clone()));
+    ctx.register_udf(constant_udf("pg_conf_load_time", 0, started));
+    ctx.register_udf(ScalarUDF::new_from_impl(RegclassOf { signature: Signature::any(2, Volatility::Immutable) }));
     ctx.register_udf(constant_udf("pg_get_userbyid", 1, ScalarValue::from(crate::USER)));
     // The crate's `current_user` (which it renames `session_user`) says
     // `postgres`.
@@ -149,6 +163,41 @@ fn constant_udf(name: &str, arity: usize, value: ScalarValue) -> ScalarUDF {
         n => Signature::any(n, Volatility::Immutable),
     };
     ScalarUDF::new_from_impl(Constant { name: name.to_string(), signature, value })
+}
+
+/// `regclass_of(oid, name)`: `oid`, the relation `name` was looked up as
+/// (the rewrite of `'name'::regclass`, see [`crate::sql::pg_compat`]);
+/// `42P01` where the lookup found none.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RegclassOf {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for RegclassOf {
+    fn name(&self) -> &str {
+        "regclass_of"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let names = datafusion::arrow::compute::cast(&arrays[1], &DataType::Utf8)?;
+        let names = names.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+        if let Some(i) = (0..names.len()).find(|&i| arrays[0].is_null(i) && names.is_valid(i)) {
+            let kind = crate::error::ObjectKind::Relation;
+            let missing = crate::Error::NotFound { kind, name: names.value(i).to_string() };
+            return Err(DataFusionError::External(Box::new(missing)));
+        }
+        crate::udf::columnar(arrays[0].clone(), scalar)
+    }
 }
 
 /// `pg_typeof(x)`: the Postgres name of `x`'s type (`integer`, `text`,

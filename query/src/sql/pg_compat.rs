@@ -45,6 +45,13 @@
 //! - An unqualified `pg_stat_activity` (a view Brikk adds to `pg_catalog`,
 //!   which the crate does not qualify as it does its own tables) becomes
 //!   `pg_catalog.pg_stat_activity`, as Postgres finds it on its search path.
+//! - `'name'::regclass`, which the crate turns into a lookup in `pg_class`
+//!   (`(SELECT c.oid FROM pg_catalog.pg_class c … parse_ident('name') …)`),
+//!   becomes `regclass_of((SELECT max(c.oid) …), 'name')`: an unqualified
+//!   name is looked up in `pg_catalog` and the current schema (Postgres's
+//!   search path), and a name no relation has is `42P01` (DataFusion
+//!   refused the empty lookup with an internal error); `to_regclass('name')`
+//!   is the lookup alone, NULL for such a name.
 //! - A field of a parenthesized composite value, `(e).name`, becomes `(e)['name']`,
 //!   which DataFusion reads as the struct's field (`name` folded to lower
 //!   case unless quoted, as identifiers are).
@@ -125,7 +132,106 @@ pub fn rewrite(stmt: &mut Statement) {
     let _ = stmt.visit(&mut FieldAccess);
     let _ = stmt.visit(&mut RegprocName);
     let _ = stmt.visit(&mut OnlyRelation);
+    let _ = stmt.visit(&mut RegclassLookup);
     crate::sql::row_limits::rewrite(stmt);
+}
+
+/// `'name'::regclass` and `to_regclass('name')` (see the module docs).
+struct RegclassLookup;
+
+impl VisitorMut for RegclassLookup {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Some(name) = crate_regclass_operand(expr) {
+            *expr = call("regclass_of", vec![relation_oid(&name), name], vec![]);
+        } else if let Some([name]) = function_args(expr, "to_regclass") {
+            *expr = relation_oid(&name);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The oid of the relation `name` (text: `rel` or `schema.rel`) names, a
+/// scalar subquery that is NULL when none has that name.
+fn relation_oid(name: &Expr) -> Expr {
+    static LOOKUP: std::sync::LazyLock<Box<Query>> = std::sync::LazyLock::new(|| {
+        let sql = "SELECT max(c.oid) FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
+             CROSS JOIN (SELECT parse_ident($1) AS parts) p \
+             WHERE (array_length(p.parts, 1) = 1 AND n.nspname IN ('pg_catalog', current_schema()) \
+                    AND c.relname = p.parts[1]) \
+                OR (array_length(p.parts, 1) = 2 AND n.nspname = p.parts[1] AND c.relname = p.parts[2])";
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        match datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql).map(|mut s| s.remove(0)) {
+            Ok(Statement::Query(q)) => q,
+            other => unreachable!("the relation lookup parses: {other:?}"),
+        }
+    });
+    struct Bind<'a>(&'a Expr);
+    impl VisitorMut for Bind<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if matches!(expr, Expr::Value(v) if matches!(&v.value, Value::Placeholder(p) if p == "$1")) {
+                *expr = Expr::Cast {
+                    kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
+                    expr: Box::new(self.0.clone()),
+                    data_type: DataType::Text,
+                    array: false,
+                    format: None,
+                };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut query = LOOKUP.clone();
+    let _ = VisitMut::visit(&mut *query, &mut Bind(name));
+    Expr::Subquery(query)
+}
+
+/// The name the crate's rewrite of `name::regclass` looks up, if `expr` is
+/// that rewrite: the operand of its `parse_ident(name::TEXT)`.
+fn crate_regclass_operand(expr: &Expr) -> Option<Expr> {
+    let Expr::Subquery(q) = expr else { return None };
+    if !q.to_string().starts_with("SELECT c.oid FROM pg_catalog.pg_class") {
+        return None;
+    }
+    struct Find(Option<Expr>);
+    impl Visitor for Find {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Some([arg]) = function_args(expr, "parse_ident") {
+                self.0 = Some(match arg {
+                    Expr::Cast { expr, data_type: DataType::Text, .. } => *expr,
+                    other => other,
+                });
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut find = Find(None);
+    let _ = q.visit(&mut find);
+    find.0
+}
+
+/// The `N` plain arguments of a call of function `name`, if `expr` is one.
+fn function_args<const N: usize>(expr: &Expr, name: &str) -> Option<[Expr; N]> {
+    let Expr::Function(f) = expr else { return None };
+    let last = f.name.0.last()?.as_ident()?;
+    if !last.value.eq_ignore_ascii_case(name) {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else { return None };
+    let args: Vec<Expr> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    args.try_into().ok()
 }
 
 /// `FROM ONLY t` is `FROM t`, and `pg_stat_activity` is in `pg_catalog`

@@ -174,6 +174,118 @@ impl ScalarUDFImpl for SizePretty {
     }
 }
 
+/// `pg_size_bytes(text)`: the bytes a size in `pg_size_pretty`'s units
+/// stands for.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(super) struct SizeBytes {
+    signature: Signature,
+}
+
+impl SizeBytes {
+    pub(super) fn new() -> SizeBytes {
+        SizeBytes { signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for SizeBytes {
+    fn name(&self) -> &str {
+        "pg_size_bytes"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let text = cast(&args.args[0].to_array(args.number_rows)?, &DataType::Utf8)?;
+        let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+        let bytes = text
+            .iter()
+            .map(|t| t.map(size_bytes).transpose())
+            .collect::<std::result::Result<Int64Array, Error>>()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        crate::udf::columnar(Arc::new(bytes), scalar)
+    }
+}
+
+/// Postgres' `pg_size_bytes(text)`: a number (sign, digits, a fraction, an
+/// exponent) and a unit (`bytes`, `kB`, `MB`, `GB`, `TB`, `PB`, any case,
+/// powers of 1024; none is bytes), rounded half away from zero. Text that
+/// does not start with a number, or names another unit, is `22023`; a
+/// size beyond a bigint `22003`.
+pub(super) fn size_bytes(text: &str) -> std::result::Result<i64, Error> {
+    let invalid = |detail: Option<&str>| {
+        let detail = detail.map_or(String::new(), |unit| {
+            format!(
+                " (invalid size unit: \"{unit}\"; valid units are \"bytes\", \"kB\", \"MB\", \"GB\", \"TB\", and \"PB\")"
+            )
+        });
+        Error::InvalidParameter(format!("invalid size: \"{text}\"{detail}"))
+    };
+    let s = text.trim_start();
+    let b = s.as_bytes();
+    let at = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    let digits = |from: usize| from + b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let whole_end = digits(at);
+    let mut end = whole_end;
+    if b.get(end) == Some(&b'.') {
+        end = digits(end + 1);
+    }
+    // At least one digit, before or after the point.
+    if end - at - usize::from(end > whole_end) == 0 {
+        return Err(invalid(None));
+    }
+    if matches!(b.get(end), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(b.get(end + 1), Some(b'+' | b'-')));
+        let exp_end = digits(end + 1 + sign);
+        if exp_end > end + 1 + sign {
+            end = exp_end;
+        }
+    }
+    let (number, unit) = s.split_at(end);
+    let unit = unit.trim();
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "bytes" => 0,
+        "kb" => 10,
+        "mb" => 20,
+        "gb" => 30,
+        "tb" => 40,
+        "pb" => 50,
+        _ => return Err(invalid(Some(unit))),
+    };
+    // Exactly, as Postgres' numeric does: digits × 10^exponent × 2^shift.
+    let (mantissa, exponent) = match number.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().map_err(|_| invalid(None))?),
+        None => (number, 0),
+    };
+    let negative = mantissa.starts_with('-');
+    let mantissa = mantissa.trim_start_matches(['+', '-']);
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let out_of_range = || Error::OutOfRange("bigint out of range".into());
+    let digits = format!("{whole}{fraction}");
+    let scale = fraction.len() as i32 - exponent;
+    let mut value: i128 = 0;
+    for d in digits.trim_start_matches('0').bytes() {
+        value = value.checked_mul(10).and_then(|v| v.checked_add(i128::from(d - b'0'))).ok_or_else(out_of_range)?;
+    }
+    value = value.checked_mul(1i128 << shift).ok_or_else(out_of_range)?;
+    let value = match scale {
+        s if s <= 0 => value.checked_mul(10i128.checked_pow(s.unsigned_abs()).ok_or_else(out_of_range)?),
+        s => {
+            let divisor = 10i128.checked_pow(s as u32);
+            Some(divisor.map_or(0, |d| (value + d / 2) / d))
+        }
+    }
+    .ok_or_else(out_of_range)?;
+    let value = if negative { -value } else { value };
+    i64::try_from(value).map_err(|_| out_of_range())
+}
+
 /// Postgres' `pg_size_pretty(bigint)`: bytes below 10240 as `n bytes`;
 /// otherwise the largest unit (kB, MB, GB, TB, PB, powers of 1024) in which
 /// the value stays below 20480, rounded half away from zero.
@@ -212,7 +324,39 @@ fn half_rounded(x: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::size_pretty;
+    use super::{size_bytes, size_pretty};
+
+    /// Expected values from PostgreSQL 15's `pg_size_bytes(text)`.
+    #[test]
+    fn sizes_read_as_postgres_reads_them() {
+        let cases: &[(&str, i64)] = &[
+            ("1", 1),
+            ("100 bytes", 100),
+            ("10kB", 10240),
+            (" 10 kb ", 10240),
+            ("1.5 KB", 1536),
+            ("0.1 kB", 102),
+            ("-1.5 MB", -1_572_864),
+            ("+3 MB", 3_145_728),
+            ("1e3", 1000),
+            ("2.5e1 kB", 25600),
+            (".5 kB", 512),
+            ("5. kB", 5120),
+            ("0.0005 kB", 1),
+            ("0.00049 kB", 1),
+            ("1 TB", 1_099_511_627_776),
+            ("1 PB", 1_125_899_906_842_624),
+            ("8191 PB", 9_222_246_136_947_933_184),
+        ];
+        for &(text, bytes) in cases {
+            assert_eq!(size_bytes(text).ok(), Some(bytes), "{text}");
+        }
+        for text in ["abc", "", "- 1 kB", "10 XB", "1e3 B", "1 b", "1 kB x", "1e", "."] {
+            assert!(matches!(size_bytes(text), Err(crate::Error::InvalidParameter(_))), "{text}");
+        }
+        assert!(matches!(size_bytes("8193 PB"), Err(crate::Error::OutOfRange(_))));
+        assert!(size_bytes("10 XB").unwrap_err().to_string().contains("invalid size unit: \"XB\""));
+    }
 
     /// Expected values from PostgreSQL 15's `pg_size_pretty(bigint)`.
     #[test]
