@@ -74,6 +74,7 @@ pub struct Backend {
     now: Mutex<Doing>,
 }
 
+#[derive(Clone)]
 struct Doing {
     pid: i32,
     client: Option<SocketAddr>,
@@ -139,12 +140,12 @@ impl Backends {
     /// `pg_stat_activity`'s rows: one per registered session, by process id.
     pub fn snapshot(&self) -> DfResult<RecordBatch> {
         let backends: Vec<Arc<Backend>> = lock(&self.by_pid).values().cloned().collect();
-        let rows: Vec<(i64, Row)> = backends.iter().map(|b| (b.started, Row::of(&lock(&b.now)))).collect();
+        let rows: Vec<(i64, Doing)> = backends.iter().map(|b| (b.started, lock(&b.now).clone())).collect();
         let n = rows.len();
-        let text = |f: &dyn Fn(&Row) -> Option<String>| -> ArrayRef {
+        let text = |f: &dyn Fn(&Doing) -> Option<String>| -> ArrayRef {
             Arc::new(rows.iter().map(|(_, r)| f(r)).collect::<StringArray>())
         };
-        let time = |f: &dyn Fn(i64, &Row) -> Option<i64>| -> ArrayRef {
+        let time = |f: &dyn Fn(i64, &Doing) -> Option<i64>| -> ArrayRef {
             Arc::new(rows.iter().map(|(s, r)| f(*s, r)).collect::<TimestampMicrosecondArray>().with_timezone(UTC))
         };
         let nulls = |ty: &DataType| datafusion::arrow::array::new_null_array(ty, n);
@@ -173,33 +174,6 @@ impl Backends {
             text(&|_| Some("client backend".to_string())),
         ];
         Ok(RecordBatch::try_new(schema(), columns)?)
-    }
-}
-
-/// What a snapshot reads of one backend.
-struct Row {
-    pid: i32,
-    client: Option<SocketAddr>,
-    application_name: String,
-    state: State,
-    query: Arc<str>,
-    query_start: Option<i64>,
-    xact_start: Option<i64>,
-    state_change: i64,
-}
-
-impl Row {
-    fn of(d: &Doing) -> Row {
-        Row {
-            pid: d.pid,
-            client: d.client,
-            application_name: d.application_name.clone(),
-            state: d.state,
-            query: d.query.clone(),
-            query_start: d.query_start,
-            xact_start: d.xact_start,
-            state_change: d.state_change,
-        }
     }
 }
 
