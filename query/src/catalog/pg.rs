@@ -193,11 +193,22 @@ impl ScalarUDFImpl for RegclassOf {
         let names = names.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
         if let Some(i) = (0..names.len()).find(|&i| arrays[0].is_null(i) && names.is_valid(i)) {
             let kind = crate::error::ObjectKind::Relation;
-            let missing = crate::Error::NotFound { kind, name: names.value(i).to_string() };
+            let missing = crate::Error::NotFound { kind, name: identifier_text(names.value(i)) };
             return Err(DataFusionError::External(Box::new(missing)));
         }
         crate::udf::columnar(arrays[0].clone(), scalar)
     }
+}
+
+/// A possibly qualified name as Postgres reads it and names it in errors:
+/// each part lower-cased unless it is double-quoted (`Tasks` is `tasks`,
+/// `"Tasks"` is `Tasks`).
+fn identifier_text(name: &str) -> String {
+    let part = |p: &str| match p.trim().strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => p.trim().to_lowercase(),
+    };
+    name.split('.').map(part).collect::<Vec<_>>().join(".")
 }
 
 /// `pg_typeof(x)`: the Postgres name of `x`'s type (`integer`, `text`,
@@ -876,5 +887,17 @@ impl TableProvider for Amended {
             _ => batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?,
         };
         MemTable::try_new(self.schema.clone(), vec![batches])?.scan(state, projection, filters, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identifier_text;
+
+    #[test]
+    fn names_in_errors_read_as_postgres_reads_them() {
+        assert_eq!(identifier_text("Tasks"), "tasks");
+        assert_eq!(identifier_text("\"Tasks\""), "Tasks");
+        assert_eq!(identifier_text("Public.\"My \"\"Board\"\"\""), "public.My \"Board\"");
     }
 }
