@@ -52,6 +52,7 @@ fn readme_walkthrough_with_psql() {
         ("\\db", "pg_default"),
         ("\\dn+", "Access privileges"),
         ("\\dT+", "Access privileges"),
+        ("\\dconfig", "application_name"),
     ];
     for (cmd, title) in listings {
         let out = server.psql(&["-v", "ON_ERROR_STOP=1", "-c", cmd]).unwrap();

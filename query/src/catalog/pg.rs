@@ -24,8 +24,10 @@
 //!   view's query (psql's `\d+`, SQLAlchemy's `get_view_definition`).
 //! - `pg_settings` lists the server's read-only parameters
 //!   (`max_index_keys`, `server_version_num`, …; context `internal`), which
-//!   pgjdbc's metadata reads; a session's settings are read with `SHOW` or
-//!   `current_setting`.
+//!   pgjdbc's metadata reads, and the reading session's own (`TimeZone`,
+//!   `statement_timeout`, …; context `user`) with their `source`,
+//!   `boot_val` (which the crate spells `bool_val`) and `reset_val`: psql's
+//!   `\dconfig` lists those changed.
 //! - `pg_database` lists `brikk` only: the one database a client can
 //!   connect to; `pg_roles` lists the one role, `brikk` (psql's `\du`).
 //! - `pg_table_size`, `pg_relation_size`, `pg_total_relation_size`,
@@ -425,7 +427,8 @@ enum Amendment {
     /// `pg_roles` is the one role, `brikk` (oid 10, a superuser that can
     /// log in), which psql's `\du` lists.
     OneRole,
-    /// `pg_settings` lists [`SERVER_SETTINGS`].
+    /// `pg_settings` lists [`SERVER_SETTINGS`] and the session's
+    /// parameters ([`SessionSettings`]).
     ServerSettings,
 }
 
@@ -468,12 +471,20 @@ impl Amended {
             Amendment::Constraints(..) => keys::with_lists(&inner.schema(), keys::CONSTRAINT_LISTS),
             Amendment::Indexes(..) => keys::with_lists(&inner.schema(), keys::INDEX_LISTS),
             Amendment::AclLists(lists) => keys::with_lists(&inner.schema(), lists),
+            // The crate spells `boot_val` `bool_val`.
+            Amendment::ServerSettings => {
+                let schema = inner.schema();
+                let fields = schema.fields().iter().map(|f| match f.name().as_str() {
+                    "bool_val" => f.as_ref().clone().with_name("boot_val"),
+                    _ => f.as_ref().clone(),
+                });
+                Arc::new(Schema::new(fields.collect::<Vec<_>>()))
+            }
             Amendment::JsonTypes(..)
             | Amendment::Defaults(..)
             | Amendment::Views(_)
             | Amendment::OnlyBrikk
-            | Amendment::OneRole
-            | Amendment::ServerSettings => inner.schema(),
+            | Amendment::OneRole => inner.schema(),
         };
         Amended { inner, schema, amendment, oids }
     }
@@ -640,14 +651,17 @@ const SERVER_SETTINGS: [(&str, &str, &str); 9] = [
     ("standard_conforming_strings", "on", "bool"),
 ];
 
-/// `pg_settings`' rows (schema `schema`): [`SERVER_SETTINGS`].
-fn settings_batch(schema: &SchemaRef) -> Result<RecordBatch> {
-    let rows: Vec<_> = SERVER_SETTINGS
+/// `pg_settings`' rows (schema `schema`): [`SERVER_SETTINGS`], then the
+/// session's parameters (`session`, when the statement runs in a session)
+/// that are not among them, by name.
+fn settings_batch(schema: &SchemaRef, session: Option<&SessionSettings>) -> Result<RecordBatch> {
+    let mut rows: Vec<_> = SERVER_SETTINGS
         .iter()
         .map(|(name, value, vartype)| {
             vec![
                 ("name", ScalarValue::from(*name)),
                 ("setting", ScalarValue::from(*value)),
+                ("boot_val", ScalarValue::from(*value)),
                 ("reset_val", ScalarValue::from(*value)),
                 ("vartype", ScalarValue::from(*vartype)),
                 ("context", ScalarValue::from("internal")),
@@ -656,8 +670,32 @@ fn settings_batch(schema: &SchemaRef) -> Result<RecordBatch> {
             ]
         })
         .collect();
+    let settings = session.map_or(&[][..], |s| s.0.as_slice());
+    for s in settings.iter().filter(|s| !SERVER_SETTINGS.iter().any(|(name, ..)| *name == s.name)) {
+        let vartype = match s.name.as_str() {
+            "extra_float_digits" | "statement_timeout" => "integer",
+            _ => "string",
+        };
+        rows.push(vec![
+            ("name", ScalarValue::from(s.name.as_str())),
+            ("setting", ScalarValue::from(s.setting.as_str())),
+            ("boot_val", ScalarValue::Utf8(s.boot_val.clone())),
+            ("reset_val", ScalarValue::Utf8(s.reset_val.clone())),
+            ("vartype", ScalarValue::from(vartype)),
+            ("context", ScalarValue::from("user")),
+            ("source", ScalarValue::from(s.source)),
+            ("pending_restart", ScalarValue::Boolean(Some(false))),
+        ]);
+    }
+    rows.sort_by_key(|r| r[0].1.to_string());
     batch_of(schema, &rows)
 }
+
+/// A session's own parameters, for its scans of `pg_settings` (a
+/// DataFusion config extension the session sets on the state a statement
+/// over `pg_settings` runs in).
+#[derive(Debug)]
+pub struct SessionSettings(pub Vec<crate::session::vars::Setting>);
 
 /// A batch of `schema` with one row per entry of `rows`, which gives
 /// values by column name (cast to the column's type). A column a row does
@@ -858,7 +896,9 @@ impl TableProvider for Amended {
                 None => batches,
             },
             Amendment::OneRole => vec![role_batch(self.schema.clone())?],
-            Amendment::ServerSettings => vec![settings_batch(&self.schema)?],
+            Amendment::ServerSettings => {
+                vec![settings_batch(&self.schema, state.config().get_extension::<SessionSettings>().as_deref())?]
+            }
             Amendment::Constraints(store, _) | Amendment::Indexes(store, _) => {
                 let mut batches = batches.into_iter().map(|b| self.apply(b, &relations)).collect::<Result<Vec<_>>>()?;
                 if let Some(store) = store.upgrade() {

@@ -1052,6 +1052,15 @@ impl Session {
     }
 
     async fn run_plan(&self, plan: LogicalPlan) -> Result<Output> {
+        if scans_settings(&plan) {
+            // `pg_settings` lists this session's parameters too.
+            let mut state = (*self.state()).clone();
+            let settings = crate::catalog::pg::SessionSettings(self.vars.settings());
+            state.config_mut().set_extension(Arc::new(settings));
+            state.mark_start_execution();
+            let physical = state.create_physical_plan(&plan).await?;
+            return Ok(Output::Rows(datafusion::physical_plan::execute_stream(physical, state.task_ctx())?));
+        }
         if self.rows.is_empty() && is_utc(self.vars.zone()) {
             let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
             return Ok(Output::Rows(df.execute_stream().await?));
@@ -1475,4 +1484,11 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether `plan` reads `pg_settings`.
+fn scans_settings(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNode;
+    plan.exists(|node| Ok(matches!(node, LogicalPlan::TableScan(t) if t.table_name.table() == "pg_settings")))
+        .unwrap_or(false)
 }

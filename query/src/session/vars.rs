@@ -51,6 +51,16 @@ const REPORTED: [(&str, &str); 2] = [("timezone", "TimeZone"), ("application_nam
 /// server ([`Vars::get`] answers them, `SET` does not change them).
 const DERIVED: [&str; 4] = ["server_version_num", "is_superuser", "session_authorization", "transaction_isolation"];
 
+/// One parameter of a session, as `pg_settings` shows it ([`Vars::settings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub name: String,
+    pub setting: String,
+    pub source: &'static str,
+    pub boot_val: Option<String>,
+    pub reset_val: Option<String>,
+}
+
 /// One session's parameters.
 #[derive(Debug, Clone)]
 pub struct Vars {
@@ -249,6 +259,26 @@ impl Vars {
     pub fn known(&self) -> Vec<(String, String)> {
         let names = self.values.keys().map(String::as_str).chain(DERIVED);
         names.filter_map(|n| Some((n.to_string(), self.get(n)?))).collect()
+    }
+
+    /// The session's parameters as `pg_settings` lists them: value, where
+    /// it came from (`default`, `client` at start-up, `session` by `SET`),
+    /// the value before start-up (`boot_val`) and the one `RESET` returns
+    /// to (`reset_val`).
+    pub fn settings(&self) -> Vec<Setting> {
+        let boot = |name: &str| DEFAULTS.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        self.values
+            .iter()
+            .map(|(name, value)| {
+                let reset_val = self.started.get(name).cloned().or_else(|| boot(name));
+                let source = match (reset_val.as_deref() == Some(value.as_str()), self.started.contains_key(name)) {
+                    (true, true) => "client",
+                    (true, false) => "default",
+                    (false, _) => "session",
+                };
+                Setting { name: name.clone(), setting: value.clone(), source, boot_val: boot(name), reset_val }
+            })
+            .collect()
     }
 
     /// All parameters, for `SHOW ALL`.
