@@ -1052,22 +1052,19 @@ impl Session {
     }
 
     async fn run_plan(&self, plan: LogicalPlan) -> Result<Output> {
-        if scans_settings(&plan) {
-            // `pg_settings` lists this session's parameters too.
-            let mut state = (*self.state()).clone();
-            let settings = crate::catalog::pg::SessionSettings(self.vars.settings());
-            state.config_mut().set_extension(Arc::new(settings));
-            state.mark_start_execution();
-            let physical = state.create_physical_plan(&plan).await?;
-            return Ok(Output::Rows(datafusion::physical_plan::execute_stream(physical, state.task_ctx())?));
-        }
-        if self.rows.is_empty() && is_utc(self.vars.zone()) {
+        let settings = scans_settings(&plan);
+        if !settings && self.rows.is_empty() && is_utc(self.vars.zone()) {
             let df = self.db.shared().ctx.execute_logical_plan(plan).await?;
             return Ok(Output::Rows(df.execute_stream().await?));
         }
         // In the session's zone; inside a transaction that wrote table
-        // rows, scans see them. `now()` is the time of this statement.
+        // rows, scans see them; `pg_settings` lists the session's
+        // parameters too. `now()` is the time of this statement.
         let mut state = (*self.state()).clone();
+        if settings {
+            let settings = crate::catalog::pg::SessionSettings(self.vars.settings());
+            state.config_mut().set_extension(Arc::new(settings));
+        }
         state.mark_start_execution();
         let physical = state.create_physical_plan(&plan).await?;
         Ok(Output::Rows(datafusion::physical_plan::execute_stream(physical, state.task_ctx())?))
@@ -1486,9 +1483,13 @@ impl Session {
     }
 }
 
-/// Whether `plan` reads `pg_settings`.
+/// Whether `plan` (or a subquery of it) reads `pg_settings`.
 fn scans_settings(plan: &LogicalPlan) -> bool {
-    use datafusion::common::tree_node::TreeNode;
-    plan.exists(|node| Ok(matches!(node, LogicalPlan::TableScan(t) if t.table_name.table() == "pg_settings")))
-        .unwrap_or(false)
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        found = matches!(node, LogicalPlan::TableScan(t) if t.table_name.table() == "pg_settings");
+        Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    });
+    found
 }
