@@ -25,6 +25,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::async_udf::AsyncScalarUDFImpl;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
@@ -66,6 +67,8 @@ impl State {
 #[derive(Default)]
 pub struct Backends {
     by_pid: Mutex<BTreeMap<i32, Arc<Backend>>>,
+    /// Woken whenever a session unregisters.
+    gone: tokio::sync::Notify,
 }
 
 /// One session, as `pg_stat_activity` shows it.
@@ -135,6 +138,23 @@ impl Backends {
             false => control.cancel(),
         }
         true
+    }
+
+    /// Waits until no session has process id `pid`, for at most `limit`;
+    /// false if one still has it then.
+    pub async fn gone(&self, pid: i64, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let gone = self.gone.notified();
+            tokio::pin!(gone);
+            gone.as_mut().enable();
+            if self.get(pid).is_none() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, gone).await.is_err() {
+                return self.get(pid).is_none();
+            }
+        }
     }
 
     /// `pg_stat_activity`'s rows: one per registered session, by process id.
@@ -221,6 +241,8 @@ impl Drop for Registration {
         if by_pid.get(&pid).is_some_and(|b| Arc::ptr_eq(b, &self.backend)) {
             by_pid.remove(&pid);
         }
+        drop(by_pid);
+        self.backends.gone.notify_waiters();
     }
 }
 
@@ -350,15 +372,53 @@ impl ScalarUDFImpl for Signal {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let backends = self.backends.upgrade().ok_or_else(|| DataFusionError::Execution("database closed".into()))?;
+        let backends = self.backends()?;
         let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let pids = arrays[0]
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| DataFusionError::Internal(format!("{} expects an integer", self.name())))?;
         let signalled: BooleanArray =
-            pids.iter().map(|pid| pid.map(|pid| backends.signal(pid, self.terminate))).collect();
+            integers(&arrays[0])?.iter().map(|pid| pid.map(|pid| backends.signal(pid, self.terminate))).collect();
         crate::udf::columnar(Arc::new(signalled), scalar)
     }
+}
+
+/// `pg_terminate_backend(pid, timeout)` waits, without holding a thread.
+#[async_trait::async_trait]
+impl AsyncScalarUDFImpl for Signal {
+    async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let backends = self.backends()?;
+        let pids = args.args[0].to_array(args.number_rows)?;
+        let timeouts = match args.args.get(1) {
+            Some(t) => Some(t.to_array(args.number_rows)?),
+            None => None,
+        };
+        let timeouts = timeouts.as_ref().map(integers).transpose()?;
+        let mut out = datafusion::arrow::array::BooleanBuilder::with_capacity(args.number_rows);
+        for (i, pid) in integers(&pids)?.iter().enumerate() {
+            let timeout =
+                timeouts.map_or(Some(0), |t| datafusion::arrow::array::Array::is_valid(t, i).then(|| t.value(i)));
+            let (Some(pid), Some(timeout)) = (pid, timeout) else {
+                out.append_null();
+                continue;
+            };
+            if timeout < 0 {
+                let negative = crate::Error::InvalidParameter("\"timeout\" must not be negative".into());
+                return Err(DataFusionError::External(Box::new(negative)));
+            }
+            let signalled = backends.signal(pid, self.terminate);
+            let limit = std::time::Duration::from_millis(timeout as u64);
+            out.append_value(signalled && (timeout == 0 || backends.gone(pid, limit).await));
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+impl Signal {
+    fn backends(&self) -> DfResult<Arc<Backends>> {
+        self.backends.upgrade().ok_or_else(|| DataFusionError::Execution("the database is closed".into()))
+    }
+}
+
+/// An argument as the signature coerced it (`bigint`).
+fn integers(array: &ArrayRef) -> DfResult<&Int64Array> {
+    array.as_any().downcast_ref::<Int64Array>().ok_or_else(|| DataFusionError::Internal("expected a bigint".into()))
 }

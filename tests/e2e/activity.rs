@@ -138,8 +138,11 @@ async fn an_orchestrator_cancels_and_terminates_a_worker() {
     let members = "SELECT count(*) FROM brikk_members WHERE group_name = 'workers'";
     assert_eq!(orchestrator.query_one(members, &[]).await.unwrap().get::<_, i64>(0), 1);
     worker.batch_execute("BEGIN; INSERT INTO board VALUES ('half', 'written')").await.unwrap();
-    let terminate = orchestrator.prepare("SELECT pg_terminate_backend($1)").await.unwrap();
+    // With a timeout it returns once the session is gone.
+    let terminate = orchestrator.prepare("SELECT pg_terminate_backend($1, 10000)").await.unwrap();
     assert!(orchestrator.query_one(&terminate, &[&(them as i64)]).await.unwrap().get::<_, bool>(0));
+    let listed = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1";
+    assert_eq!(orchestrator.query_one(listed, &[&them]).await.unwrap().get::<_, i64>(0), 0);
     let ended = tokio::time::timeout(Duration::from_secs(10), connection).await.unwrap().unwrap();
     let err = ended.expect_err("the connection ends with an error");
     assert_eq!(sqlstate(&err).as_deref(), Some("57P01"), "{err}");
@@ -151,12 +154,9 @@ async fn an_orchestrator_cancels_and_terminates_a_worker() {
         assert!(tokio::time::Instant::now() < deadline, "a terminated worker is still a member");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while orchestrator.query_one("SELECT pg_terminate_backend($1)", &[&(them as i64)]).await.unwrap().get::<_, bool>(0)
-    {
-        assert!(tokio::time::Instant::now() < deadline, "a terminated session is still there");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(!orchestrator.query_one(&terminate, &[&(them as i64)]).await.unwrap().get::<_, bool>(0), "no such pid now");
+    let err = orchestrator.query_one("SELECT pg_terminate_backend(1, -1)", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err).as_deref(), Some("22023"), "{err}");
 }
 
 #[tokio::test]

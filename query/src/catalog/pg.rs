@@ -90,9 +90,10 @@ pub fn amend(ctx: &SessionContext, store: &Store, backends: &Arc<crate::activity
     let pg_catalog =
         PgCatalog { inner, store: store.downgrade(), oids: oids.clone(), backends: Arc::downgrade(backends) };
     catalog.register_schema("pg_catalog", Arc::new(pg_catalog))?;
-    for terminate in [false, true] {
-        ctx.register_udf(ScalarUDF::new_from_impl(crate::activity::Signal::new(terminate, backends)));
-    }
+    ctx.register_udf(ScalarUDF::new_from_impl(crate::activity::Signal::new(false, backends)));
+    // It may wait for the session to end (its `timeout`).
+    let terminate = Arc::new(crate::activity::Signal::new(true, backends));
+    ctx.register_udf(datafusion::logical_expr::async_udf::AsyncScalarUDF::new(terminate).into_scalar_udf());
     let handles = Handles { store: store.downgrade(), oids: oids.clone() };
     ctx.register_udf(ScalarUDF::new_from_impl(ViewDefinition {
         signature: Signature::one_of(vec![TypeSignature::Any(1), TypeSignature::Any(2)], Volatility::Stable),
