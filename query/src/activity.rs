@@ -120,7 +120,7 @@ impl Backends {
             }),
         });
         lock(&self.by_pid).insert(pid, backend.clone());
-        Registration { backends: self.clone(), backend }
+        Registration { backends: self.clone(), backend, noted_name: String::new() }
     }
 
     fn get(&self, pid: i64) -> Option<Arc<Backend>> {
@@ -232,6 +232,9 @@ pub fn schema() -> SchemaRef {
 pub(crate) struct Registration {
     backends: Arc<Backends>,
     backend: Arc<Backend>,
+    /// The `application_name` last noted, so that a statement that does
+    /// not change it takes no lock for it.
+    noted_name: String,
 }
 
 impl Drop for Registration {
@@ -280,10 +283,10 @@ impl Registration {
     }
 
     /// Notes the session's `application_name`, if it changed.
-    pub(crate) fn name(&self, application_name: &str) {
-        let mut now = lock(&self.backend.now);
-        if now.application_name != application_name {
-            now.application_name = application_name.to_string();
+    pub(crate) fn name(&mut self, application_name: &str) {
+        if self.noted_name != application_name {
+            self.noted_name = application_name.to_string();
+            lock(&self.backend.now).application_name = application_name.to_string();
         }
     }
 }

@@ -315,7 +315,7 @@ impl Session {
     /// Notes in `pg_stat_activity` what a statement that has run leaves
     /// the session as: idle, or idle in a (failed) transaction, and under
     /// which `application_name`.
-    fn finished(&self, running: &mut Running) {
+    fn finished(&mut self, running: &mut Running) {
         running.leaves(match self.status() {
             TxnStatus::Idle => State::Idle,
             TxnStatus::InTransaction => State::IdleInTransaction,

@@ -193,7 +193,12 @@ fn relation_oid(name: &Expr) -> Expr {
 /// that rewrite: the operand of its `parse_ident(name::TEXT)`.
 fn crate_regclass_operand(expr: &Expr) -> Option<Expr> {
     let Expr::Subquery(q) = expr else { return None };
-    if !q.to_string().starts_with("SELECT c.oid FROM pg_catalog.pg_class") {
+    let SetExpr::Select(select) = q.body.as_ref() else { return None };
+    let selects_oid = matches!(select.projection.as_slice(), [SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p))]
+        if p.len() == 2 && p[0].value == "c" && p[1].value == "oid");
+    let from_pg_class = matches!(select.from.first().map(|t| &t.relation),
+        Some(TableFactor::Table { name, .. }) if name.to_string() == "pg_catalog.pg_class");
+    if !selects_oid || !from_pg_class {
         return None;
     }
     struct Find(Option<Expr>);
